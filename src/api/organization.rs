@@ -1,0 +1,290 @@
+//! The `Organization` custom resource: one organization at one vendor.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{DeletionPolicy, Vendor};
+
+/// Desired state of one organization at one vendor.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "orgops.io",
+    version = "v1alpha1",
+    kind = "Organization",
+    namespaced,
+    status = "OrganizationStatus",
+    derive = "PartialEq",
+    shortname = "org",
+    category = "orgops",
+    doc = "One organization at one SaaS vendor, created or adopted by orgops and set up like a template org.",
+    printcolumn(name = "Vendor", type_ = "string", json_path = ".spec.vendor"),
+    printcolumn(name = "External-ID", type_ = "string", json_path = ".status.externalId"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Progress", type_ = "string", json_path = ".status.progress"),
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct OrganizationSpec {
+    /// The SaaS vendor that holds the organization. Immutable.
+    #[x_kube(validation = Rule::new("self == oldSelf").message("vendor is immutable"))]
+    pub vendor: Vendor,
+
+    /// Human-readable name of the organization at the vendor.
+    #[schemars(length(min = 1, max = 255))]
+    pub display_name: String,
+
+    /// How to reach the vendor and with which credentials.
+    pub connection: Connection,
+
+    /// Adopt this existing organization instead of creating one. Absent: orgops creates one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub external_id: Option<String>,
+
+    /// Deep-copy the setup of this template organization. Absent: nothing is copied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<TemplateRef>,
+
+    /// Vendor-specific settings; only the block of the chosen vendor is read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<VendorSettings>,
+
+    /// What happens at the vendor when this resource is deleted. Default: Orphan.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+
+    /// Observe and report only; change nothing at the vendor.
+    #[serde(default)]
+    pub suspend: bool,
+
+    /// How often to re-check the vendor for drift, e.g. `10m`, `1h30m`. Default: 10m.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    pub sync_interval: Option<String>,
+}
+
+/// Endpoint and credentials of a vendor.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Connection {
+    /// Base URL of the vendor API. Absent: the vendor's public API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^https?://"))]
+    pub endpoint: Option<String>,
+    /// Secret in the same namespace holding the credentials; its keys are per vendor.
+    pub credentials_secret_ref: SecretRef,
+}
+
+/// A reference to a Secret in the same namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+pub struct SecretRef {
+    /// Name of the Secret.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// Which organization to copy the setup from, and which kinds of objects.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.externalId) != has(self.displayName)").message("set exactly one of externalId or displayName"))]
+pub struct TemplateRef {
+    /// The template organization's id at the vendor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    /// The template organization's name at the vendor (must be unique among visible orgs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// Kinds to copy, e.g. `[schemas, workspaces, queues]`. Absent: every kind the vendor supports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include: Option<Vec<String>>,
+}
+
+/// Vendor-specific settings. One block per vendor.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VendorSettings {
+    /// Rossum settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rossum: Option<RossumSettings>,
+    /// Dataloop settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataloop: Option<DataloopSettings>,
+    /// Rendered.ai settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renderedai: Option<RenderedAiSettings>,
+    /// OpenLattice settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub openlattice: Option<OpenLatticeSettings>,
+}
+
+/// Rossum settings.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RossumSettings {
+    /// First user of a newly created organization. Absent: `<admin>+<org name>@<admin domain>`
+    /// derived from the Secret's username (plus-addressing, so mail reaches the admin).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_user: Option<FirstUser>,
+    /// `template_name` for `organizations/create`. Default: `Empty Organization Template`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creation_template: Option<String>,
+    /// `ui_settings` of the organization, kept in sync when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
+    pub ui_settings: Option<serde_json::Value>,
+}
+
+/// The first user Rossum creates with a new organization.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FirstUser {
+    /// E-mail, which is also the user's global Rossum login.
+    #[schemars(regex(pattern = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"))]
+    pub email: String,
+    /// Full name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_name: Option<String>,
+}
+
+/// Dataloop settings.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+pub struct DataloopSettings {
+    /// Billing plan, e.g. `premium`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<String>,
+}
+
+/// Rendered.ai settings.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+pub struct RenderedAiSettings {
+    /// Organization limits by setting name, e.g. `Workspaces: 3`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub limits: BTreeMap<String, i64>,
+    /// Workspaces the organization should have.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workspaces: Vec<NamedItem>,
+}
+
+/// An item identified by its name.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+pub struct NamedItem {
+    /// Name of the item.
+    pub name: String,
+}
+
+/// OpenLattice settings.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OpenLatticeSettings {
+    /// Organization description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// E-mail domains whose users are approved automatically.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub auto_approved_email_domains: Vec<String>,
+    /// Roles the organization should have.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<RoleSpec>,
+}
+
+/// A role identified by its title.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+pub struct RoleSpec {
+    /// Title of the role.
+    pub title: String,
+    /// Description of the role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// Observed state of an organization, written by orgops.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrganizationStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// The organization's id at the vendor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    /// Coarse lifecycle phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<OrgPhase>,
+    /// Template copy progress as `done/total`, for `kubectl get`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<String>,
+    /// `Ready`, `CredentialsValid`, `Created`, `SettingsSynced`, `TemplateCopied`, `Unsupported`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// Deep-copy progress per kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy: Option<CopyStatus>,
+    /// Usage, limits or billing snapshot where the vendor reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
+    pub usage: Option<serde_json::Value>,
+    /// When the vendor was last compared with the spec (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sync_time: Option<String>,
+}
+
+/// Coarse lifecycle phase of an organization.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum OrgPhase {
+    /// Accepted, nothing done yet.
+    Pending,
+    /// Creating or adopting the organization and applying settings.
+    Provisioning,
+    /// Copying the template.
+    Copying,
+    /// Everything matches the spec.
+    Ready,
+    /// Exists but something failed or drifted and could not be repaired.
+    Degraded,
+    /// Cannot proceed until the spec, the Secret or the vendor changes.
+    Failed,
+    /// Being deleted.
+    Deleting,
+}
+
+/// Deep-copy progress.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CopyStatus {
+    /// Template objects to copy.
+    pub total: u32,
+    /// Copies that exist and match their template object.
+    pub done: u32,
+    /// Copies that failed in the last pass.
+    pub failed: u32,
+    /// Progress per kind.
+    #[serde(default)]
+    pub kinds: BTreeMap<String, KindStatus>,
+    /// When the current copy pass started (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    /// When the last copy pass finished (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<String>,
+}
+
+/// Progress of one kind.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+pub struct KindStatus {
+    /// Template objects of this kind.
+    pub total: u32,
+    /// Copies that exist and match.
+    pub done: u32,
+    /// Copies that failed.
+    #[serde(default)]
+    pub failed: u32,
+}
+
+/// Used when `syncInterval` is absent.
+pub const DEFAULT_SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);

@@ -1,0 +1,320 @@
+//! `orgops apply`: the engine without a cluster.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+
+use super::manifests::{self, Manifests, Origin};
+use super::progress::{CliSink, Display};
+use crate::api::{OrgMembershipStatus, MembershipPhase, Organization, Vendor};
+use crate::api::conditions::{ConditionSpec, merge, types};
+use crate::engine::status::organization_status;
+use crate::engine::{DesiredOrg, EngineOptions, OrgReport, OrgState, Requeue, reconcile_org};
+use crate::simulator::ServeOptions;
+use crate::simulator::rossum::{Admin, RossumSimulator, Seed, TEMPLATE_ORG};
+use crate::vendors::{Endpoints, HttpConfig, VendorClient, connect, default_rate};
+
+/// Output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    /// Columns, as `kubectl get orgs`.
+    Table,
+    /// The resources with their status.
+    Yaml,
+}
+
+/// Options of `orgops apply`.
+#[derive(Debug, clap::Args)]
+pub struct ApplyArgs {
+    /// Manifest files or directories (multi-document YAML).
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub files: Vec<PathBuf>,
+    /// Run against an embedded Rossum simulator seeded with a template org; the manifests'
+    /// Secrets become its admin credentials.
+    #[arg(long)]
+    pub simulate: bool,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value = "table")]
+    pub output: Output,
+    /// Vendor requests in flight per organization.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Requests per second per vendor endpoint (default: the vendor's documented limit;
+    /// 100 with --simulate).
+    #[arg(long)]
+    pub rate_limit: Option<u32>,
+    /// Reconcile attempts per organization while failures are transient.
+    #[arg(long, default_value_t = 3)]
+    pub attempts: u32,
+    /// No progress output.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Why apply stopped before touching any vendor.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// A manifest is invalid.
+    #[error(transparent)]
+    Manifest(#[from] manifests::ManifestError),
+    /// The simulator could not start.
+    #[error("simulator: {0}")]
+    Simulator(String),
+}
+
+struct Planned {
+    origin: Origin,
+    org: Organization,
+    desired: DesiredOrg,
+    client: Arc<dyn VendorClient>,
+}
+
+/// Runs apply; `Ok(true)` when every resource is Ready.
+pub async fn run(args: ApplyArgs) -> Result<bool, ApplyError> {
+    let m = manifests::load(&args.files)?;
+    let display = Display::detect(args.quiet || args.output == Output::Yaml);
+    let endpoints = Endpoints::default();
+
+    let simulator = if args.simulate {
+        let sim = start_simulator(&m).await?;
+        display.println(&format!(
+            "Simulated Rossum at {} (template org {TEMPLATE_ORG:?}); the manifests' Secrets are its admins",
+            sim.base_url
+        ));
+        Some(sim)
+    } else {
+        None
+    };
+
+    // Everything is checked before the first request: bad input touches no vendor.
+    let mut planned = Vec::new();
+    for (origin, org) in &m.organizations {
+        let desired = DesiredOrg::from_resource(org).map_err(|e| at(origin, org, &e.field, e.message))?;
+        let ns = org.metadata.namespace.as_deref().unwrap_or("default");
+        let secret_key = format!("{ns}/{}", org.spec.connection.credentials_secret_ref.name);
+        let credentials = manifests::credentials(&secret_key, &m.secrets[&secret_key].1);
+        let endpoint = match &simulator {
+            Some(sim) if org.spec.vendor == Vendor::Rossum => Some(sim.base_url.clone()),
+            _ => org.spec.connection.endpoint.clone(),
+        };
+        let rate = args
+            .rate_limit
+            .unwrap_or(if simulator.is_some() { 100 } else { default_rate(org.spec.vendor) });
+        let config = HttpConfig {
+            rate_per_second: rate,
+            ..HttpConfig::default()
+        };
+        let client = connect(org.spec.vendor, endpoint.as_deref(), credentials, config, &endpoints).map_err(|e| {
+            let field = match &e {
+                crate::vendors::VendorError::Unsupported { .. } => "spec.vendor",
+                _ => "spec.connection.credentialsSecretRef",
+            };
+            at(origin, org, field, e.to_string())
+        })?;
+        planned.push(Planned {
+            origin: origin.clone(),
+            org: org.clone(),
+            desired,
+            client,
+        });
+    }
+
+    let options = EngineOptions {
+        concurrency: args.concurrency.max(1),
+        ..EngineOptions::default()
+    };
+    let results = futures::future::join_all(planned.iter().map(|p| {
+        let display = display.clone();
+        let options = options.clone();
+        async move { reconcile_until_settled(p, display, &options, args.attempts.max(1)).await }
+    }))
+    .await;
+
+    let mut all_ready = true;
+    let mut orgs_out = Vec::new();
+    for (p, report) in planned.iter().zip(&results) {
+        all_ready &= report.ready;
+        display.println(&summary(p, report));
+        let mut org = p.org.clone();
+        org.status = Some(organization_status(report, None, org.metadata.generation, jiff::Timestamp::now()));
+        orgs_out.push((p.origin.clone(), org));
+    }
+    let mut memberships_out = Vec::new();
+    for (_, mem) in &m.memberships {
+        // OrgMembership reconcile is its own issue; report it honestly as not done.
+        all_ready = false;
+        let mut mem = mem.clone();
+        mem.status = Some(OrgMembershipStatus {
+            observed_generation: mem.metadata.generation,
+            external_id: None,
+            phase: Some(MembershipPhase::Pending),
+            conditions: merge(
+                &[],
+                &[ConditionSpec::new(types::READY, false, "NotImplemented", "this orgops build does not reconcile OrgMemberships yet")],
+                mem.metadata.generation,
+                jiff::Timestamp::now(),
+            ),
+        });
+        memberships_out.push(mem);
+    }
+    match args.output {
+        Output::Table => print!("{}", table(&orgs_out, &memberships_out)),
+        Output::Yaml => {
+            for (_, o) in &orgs_out {
+                println!("---\n{}", serde_saphyr::to_string(o).unwrap_or_default());
+            }
+            for mem in &memberships_out {
+                println!("---\n{}", serde_saphyr::to_string(mem).unwrap_or_default());
+            }
+        }
+    }
+    drop(simulator);
+    Ok(all_ready)
+}
+
+fn at(origin: &Origin, org: &Organization, field: &str, message: impl Into<String>) -> ApplyError {
+    ApplyError::Manifest(manifests::ManifestError {
+        location: format!(
+            "{origin} Organization/{}: {field}",
+            org.metadata.name.as_deref().unwrap_or("")
+        ),
+        message: message.into(),
+    })
+}
+
+async fn reconcile_until_settled(
+    p: &Planned,
+    display: Display,
+    options: &EngineOptions,
+    attempts: u32,
+) -> OrgReport {
+    let name = p.org.metadata.name.clone().unwrap_or_default();
+    let sink = CliSink::new(&name, display);
+    let mut state = OrgState::default();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let report = reconcile_org(p.client.as_ref(), &p.desired, &state, &sink, options).await;
+        state = OrgState {
+            external_id: sink.external_id().or(report.external_id.clone()),
+            pending_create: sink.pending_create(),
+        };
+        if report.requeue != Requeue::Backoff || attempt >= attempts {
+            sink.finish();
+            return report;
+        }
+        tracing::info!(org = %name, reason = report.ready_reason(), "transient failure; reconciling again");
+        tokio::time::sleep(Duration::from_secs(1) * attempt).await;
+    }
+}
+
+fn summary(p: &Planned, r: &OrgReport) -> String {
+    let name = p.org.metadata.name.as_deref().unwrap_or("");
+    let id = r.external_id.as_deref().unwrap_or("-");
+    let (created, updated, failed) = r
+        .copy
+        .as_ref()
+        .map(|c| (c.created, c.updated, c.totals().failed))
+        .unwrap_or_default();
+    let org_part = if r.org_created {
+        format!("created organization {id}")
+    } else {
+        format!("organization {id}")
+    };
+    if !r.ready {
+        return format!("{name}: {org_part}; NOT READY ({}): {}", r.ready_reason(), r.ready_message());
+    }
+    if !r.org_created && !r.settings_updated && created == 0 && updated == 0 {
+        return format!("{name}: {org_part} unchanged: nothing to create or update");
+    }
+    let settings = if r.settings_updated { ", settings updated" } else { "" };
+    format!("{name}: {org_part}{settings}; copies created: {created}, updated: {updated}, failed: {failed}")
+}
+
+fn table(orgs: &[(Origin, Organization)], memberships: &[crate::api::OrgMembership]) -> String {
+    let mut rows = vec![vec!["NAME", "VENDOR", "EXTERNAL-ID", "PHASE", "PROGRESS", "READY", "AGE"]
+        .into_iter()
+        .map(str::to_string)
+        .collect::<Vec<_>>()];
+    for (_, o) in orgs {
+        let s = o.status.clone().unwrap_or_default();
+        rows.push(vec![
+            o.metadata.name.clone().unwrap_or_default(),
+            o.spec.vendor.to_string(),
+            s.external_id.unwrap_or_default(),
+            s.phase.map(|p| format!("{p:?}")).unwrap_or_default(),
+            s.progress.unwrap_or_default(),
+            crate::api::conditions::status_of(&s.conditions, types::READY).unwrap_or("").to_string(),
+            "<unknown>".to_string(),
+        ]);
+    }
+    let mut out = columns(&rows);
+    if !memberships.is_empty() {
+        let mut rows = vec![vec!["NAME", "ORG", "EMAIL", "ROLE", "PHASE", "AGE"]
+            .into_iter()
+            .map(str::to_string)
+            .collect::<Vec<_>>()];
+        for m in memberships {
+            let s = m.status.clone().unwrap_or_default();
+            rows.push(vec![
+                m.metadata.name.clone().unwrap_or_default(),
+                m.spec.organization_ref.name.clone(),
+                m.spec.user.email.clone(),
+                m.spec.role.clone(),
+                s.phase.map(|p| format!("{p:?}")).unwrap_or_default(),
+                "<unknown>".to_string(),
+            ]);
+        }
+        out.push('\n');
+        out.push_str(&columns(&rows));
+    }
+    out
+}
+
+fn columns(rows: &[Vec<String>]) -> String {
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let line: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(i, cell)| format!("{cell:<w$}", w = widths[i]))
+            .collect();
+        out.push_str(line.join("   ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+async fn start_simulator(m: &Manifests) -> Result<RossumSimulator, ApplyError> {
+    let mut admins = BTreeMap::new();
+    for (origin, org) in &m.organizations {
+        if org.spec.vendor != Vendor::Rossum {
+            continue;
+        }
+        let ns = org.metadata.namespace.as_deref().unwrap_or("default");
+        let key = format!("{ns}/{}", org.spec.connection.credentials_secret_ref.name);
+        let creds = manifests::credentials(&key, &m.secrets[&key].1);
+        let get = |k: &str| creds.get(k).map(|v| v.expose_secret().to_string());
+        let (Some(username), Some(password)) = (get("username"), get("password")) else {
+            return Err(at(origin, org, "spec.connection.credentialsSecretRef", format!(
+                "with --simulate, Secret {key} needs the keys username and password (they become the simulator's admin)"
+            )));
+        };
+        admins.insert(username.clone(), Admin {
+            username,
+            password,
+            create_key: get("createKey").unwrap_or_else(|| "simulator-create-key".into()),
+        });
+    }
+    let admins: Vec<Admin> = admins.into_values().collect();
+    let seed = Seed::template().map_err(ApplyError::Simulator)?;
+    RossumSimulator::start(0, &seed, &admins, ServeOptions::default())
+        .await
+        .map_err(ApplyError::Simulator)
+}

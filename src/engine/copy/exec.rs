@@ -1,0 +1,375 @@
+//! The thin executor of copy plans: lists, runs creates/updates concurrently under the
+//! vendor's rate limit, re-observes after unknown outcomes, and reports progress.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use futures::{StreamExt, stream};
+use serde_json::Value;
+use tokio::sync::Semaphore;
+
+use super::graph;
+use super::plan::{Action, CopyContext, IdMap, Pass, Planned, plan_kind};
+use crate::engine::Mode;
+use crate::vendors::{KindSpec, VendorClient, VendorError};
+
+/// Rounds of observe → act per kind before giving up on objects whose outcome stays unknown.
+const MAX_ROUNDS: usize = 5;
+/// Failure messages kept for the status message.
+const MAX_FAILURE_MESSAGES: usize = 5;
+
+/// Progress of one kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KindProgress {
+    /// Template objects of this kind.
+    pub total: u32,
+    /// Copies that exist and match.
+    pub done: u32,
+    /// Copies that failed (or cannot be made).
+    pub failed: u32,
+}
+
+/// Receives progress while a copy runs. Called often; implementations throttle.
+pub trait ProgressSink: Send + Sync {
+    /// The current progress of every kind.
+    fn copy_progress(&self, kinds: &BTreeMap<&'static str, KindProgress>);
+}
+
+/// What a copy pass did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CopyReport {
+    /// Final progress per kind.
+    pub kinds: BTreeMap<&'static str, KindProgress>,
+    /// Copies created.
+    pub created: u32,
+    /// Copies patched (drift repaired or template change propagated).
+    pub updated: u32,
+    /// Observe-only: copies missing or differing.
+    pub drifted: u32,
+    /// The first failure messages, `kind/id: reason`.
+    pub failures: Vec<String>,
+}
+
+impl CopyReport {
+    /// Sum over kinds.
+    pub fn totals(&self) -> KindProgress {
+        self.kinds.values().fold(KindProgress::default(), |a, k| KindProgress {
+            total: a.total + k.total,
+            done: a.done + k.done,
+            failed: a.failed + k.failed,
+        })
+    }
+}
+
+#[derive(Clone, Debug)]
+enum State {
+    Pending,
+    Done,
+    Failed(String),
+}
+
+struct Shared<'a> {
+    vendor: &'a dyn VendorClient,
+    template_org: &'a str,
+    target_org: &'a str,
+    owner: &'a str,
+    mode: Mode,
+    permits: Semaphore,
+    concurrency: usize,
+    progress: Mutex<BTreeMap<&'static str, KindProgress>>,
+    sink: &'a dyn ProgressSink,
+}
+
+impl Shared<'_> {
+    fn publish(&self, kind: &'static str, states: &HashMap<String, State>) {
+        let p = KindProgress {
+            total: states.len() as u32,
+            done: states.values().filter(|s| matches!(s, State::Done)).count() as u32,
+            failed: states
+                .values()
+                .filter(|s| matches!(s, State::Failed(_)))
+                .count() as u32,
+        };
+        let snapshot = match self.progress.lock() {
+            Ok(mut all) => {
+                all.insert(kind, p);
+                all.clone()
+            }
+            Err(_) => return,
+        };
+        self.sink.copy_progress(&snapshot);
+    }
+}
+
+/// Copies the setup of `template_org` into `target_org`: every selected kind, wave by wave.
+#[allow(clippy::too_many_arguments)]
+pub async fn copy_template(
+    vendor: &dyn VendorClient,
+    template_org: &str,
+    target_org: &str,
+    owner: &str,
+    kinds: &[&'static KindSpec],
+    mode: Mode,
+    concurrency: usize,
+    sink: &dyn ProgressSink,
+) -> Result<CopyReport, VendorError> {
+    let shared = Shared {
+        vendor,
+        template_org,
+        target_org,
+        owner,
+        mode,
+        permits: Semaphore::new(concurrency.max(1)),
+        concurrency: concurrency.max(1),
+        progress: Mutex::new(BTreeMap::new()),
+        sink,
+    };
+    // List the template first so every kind's total is known from the start.
+    let sources: Vec<(&'static KindSpec, Vec<Value>)> = stream::iter(kinds.iter().copied())
+        .map(|k| async move { vendor.list_objects(template_org, k).await.map(|v| (k, v)) })
+        .buffered(4)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+    let sources: HashMap<&'static str, Vec<Value>> = sources
+        .into_iter()
+        .map(|(k, v)| {
+            let live: Vec<Value> = v
+                .into_iter()
+                .filter(|o| k.skip.is_none_or(|skip| !skip(o)))
+                .collect();
+            (k.name, live)
+        })
+        .collect();
+    for k in kinds {
+        let states: HashMap<String, State> = sources[k.name]
+            .iter()
+            .filter_map(|o| vendor.object_id(o))
+            .map(|id| (id, State::Pending))
+            .collect();
+        shared.publish(k.name, &states);
+    }
+
+    let mut ids = IdMap::default();
+    let mut report = CopyReport::default();
+    for wave in graph::waves(kinds) {
+        let snapshot = ids.clone();
+        let results = futures::future::join_all(
+            wave.iter()
+                .map(|k| copy_kind(&shared, k, &sources[k.name], &snapshot)),
+        )
+        .await;
+        for result in results {
+            let kind = result?;
+            for (s, t) in kind.mapped {
+                ids.insert(kind.name, s, t);
+            }
+            report.created += kind.created;
+            report.updated += kind.updated;
+            report.drifted += kind.drifted;
+            for f in kind.failures {
+                if report.failures.len() < MAX_FAILURE_MESSAGES {
+                    report.failures.push(f);
+                }
+            }
+        }
+    }
+    report.kinds = shared
+        .progress
+        .lock()
+        .map(|p| p.clone())
+        .unwrap_or_default();
+    Ok(report)
+}
+
+struct KindResult {
+    name: &'static str,
+    mapped: Vec<(String, String)>,
+    created: u32,
+    updated: u32,
+    drifted: u32,
+    failures: Vec<String>,
+}
+
+enum ExecOutcome {
+    Done(Value),
+    Retry,
+    Failed(String),
+}
+
+async fn copy_kind(
+    shared: &Shared<'_>,
+    kind: &'static KindSpec,
+    sources: &[Value],
+    known: &IdMap,
+) -> Result<KindResult, VendorError> {
+    let vendor = shared.vendor;
+    let mut ids = known.clone();
+    let mut targets = vendor.list_objects(shared.target_org, kind).await?;
+    let mut states: HashMap<String, State> = sources
+        .iter()
+        .filter_map(|o| vendor.object_id(o))
+        .map(|id| (id, State::Pending))
+        .collect();
+    let mut result = KindResult {
+        name: kind.name,
+        mapped: Vec::new(),
+        created: 0,
+        updated: 0,
+        drifted: 0,
+        failures: Vec::new(),
+    };
+    let has_deferred = kind.refs.iter().any(|r| r.deferred);
+    let passes: &[Pass] = if has_deferred {
+        &[Pass::First, Pass::Deferred]
+    } else {
+        &[Pass::First]
+    };
+    for &pass in passes {
+        for round in 0..MAX_ROUNDS {
+            if round > 0 {
+                // Some outcomes are unknown: observe again before deciding anything.
+                targets = vendor.list_objects(shared.target_org, kind).await?;
+            }
+            let ctx = CopyContext {
+                codec: vendor,
+                owner: shared.owner,
+                template_org: shared.template_org,
+                target_org: shared.target_org,
+                ids: &ids,
+            };
+            let plan = plan_kind(kind, sources, &targets, &ctx, pass);
+            let mut work: Vec<Planned> = Vec::new();
+            for p in plan {
+                match &p.action {
+                    Action::InSync { target_id } => {
+                        ids.insert(kind.name, p.source_id.clone(), target_id.clone());
+                        states.insert(p.source_id.clone(), State::Done);
+                    }
+                    Action::Blocked(reason) => {
+                        states.insert(p.source_id.clone(), State::Failed(reason.clone()));
+                    }
+                    Action::Update { target_id, .. } => {
+                        ids.insert(kind.name, p.source_id.clone(), target_id.clone());
+                        work.push(p);
+                    }
+                    Action::Create(_) => work.push(p),
+                }
+            }
+            shared.publish(kind.name, &states);
+            if shared.mode == Mode::ObserveOnly {
+                result.drifted += work.len() as u32;
+                for p in &work {
+                    states.insert(
+                        p.source_id.clone(),
+                        State::Failed("drifted (suspended: not repaired)".into()),
+                    );
+                }
+                break;
+            }
+            if work.is_empty() {
+                break;
+            }
+            let outcomes: Vec<(Planned, ExecOutcome)> = stream::iter(work)
+                .map(|p| async move {
+                    let outcome = execute(shared, kind, &p.action).await;
+                    (p, outcome)
+                })
+                .buffer_unordered(shared.concurrency)
+                .collect()
+                .await;
+            let mut retry = false;
+            for (p, outcome) in outcomes {
+                match outcome {
+                    ExecOutcome::Done(object) => {
+                        let target_id = vendor.object_id(&object).unwrap_or_default();
+                        match p.action {
+                            Action::Create(_) => result.created += 1,
+                            _ => result.updated += 1,
+                        }
+                        ids.insert(kind.name, p.source_id.clone(), target_id.clone());
+                        match targets
+                            .iter_mut()
+                            .find(|t| vendor.object_id(t).as_deref() == Some(&target_id))
+                        {
+                            Some(slot) => *slot = object,
+                            None => targets.push(object),
+                        }
+                        states.insert(p.source_id, State::Done);
+                    }
+                    ExecOutcome::Retry => {
+                        retry = true;
+                        states.insert(p.source_id, State::Pending);
+                    }
+                    ExecOutcome::Failed(reason) => {
+                        states.insert(p.source_id, State::Failed(reason));
+                    }
+                }
+                shared.publish(kind.name, &states);
+            }
+            if !retry {
+                break;
+            }
+        }
+    }
+    for (source, state) in &states {
+        match state {
+            State::Failed(reason) => {
+                if result.failures.len() < MAX_FAILURE_MESSAGES {
+                    result.failures.push(format!("{}/{source}: {reason}", kind.name));
+                }
+            }
+            State::Pending => {
+                if result.failures.len() < MAX_FAILURE_MESSAGES {
+                    result.failures.push(format!(
+                        "{}/{source}: vendor kept failing; will retry on the next reconcile",
+                        kind.name
+                    ));
+                }
+            }
+            State::Done => {}
+        }
+    }
+    let pending_as_failed: HashMap<String, State> = states
+        .into_iter()
+        .map(|(k, s)| match s {
+            State::Pending => (k, State::Failed("unresolved".into())),
+            other => (k, other),
+        })
+        .collect();
+    shared.publish(kind.name, &pending_as_failed);
+    result.mapped = ids
+        .get_kind(kind.name)
+        .map(|m| m.iter().map(|(s, t)| (s.clone(), t.clone())).collect())
+        .unwrap_or_default();
+    Ok(result)
+}
+
+async fn execute(shared: &Shared<'_>, kind: &'static KindSpec, action: &Action) -> ExecOutcome {
+    let Ok(_permit) = shared.permits.acquire().await else {
+        return ExecOutcome::Retry;
+    };
+    let vendor = shared.vendor;
+    let result = match action {
+        Action::Create(body) => {
+            vendor
+                .create_object(shared.target_org, kind, body.clone())
+                .await
+        }
+        Action::Update { target_id, patch } => {
+            vendor
+                .update_object(shared.target_org, kind, target_id, patch.clone())
+                .await
+        }
+        Action::InSync { .. } | Action::Blocked(_) => return ExecOutcome::Retry,
+    };
+    match result {
+        Ok(object) => ExecOutcome::Done(object),
+        Err(e) if e.is_outcome_unknown() || e.is_transient() => {
+            tracing::debug!(kind = kind.name, error = %e, "will observe and retry");
+            ExecOutcome::Retry
+        }
+        Err(e) => ExecOutcome::Failed(e.to_string()),
+    }
+}

@@ -1,0 +1,8 @@
+//! Deep copy of a template organization: kind selection and ordering ([`graph`]), pure
+//! per-object decisions ([`plan`]), and the executor ([`exec`]).
+
+pub mod exec;
+pub mod graph;
+pub mod plan;
+
+pub use exec::{CopyReport, KindProgress, ProgressSink, copy_template};

@@ -1,0 +1,488 @@
+//! Organization reconcile: observe → create or adopt → apply settings → deep copy → report.
+//!
+//! Decisions ([`locate`], [`choose_existing`]) are pure; [`reconcile_org`] is the executor.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::copy::{self, CopyReport, ProgressSink, graph};
+use super::desired::{DesiredOrg, Mode, TemplateSelector};
+use super::report::{OrgReport, Requeue, Step};
+use crate::vendors::{OrgInfo, VendorClient, VendorError};
+
+/// Intent to create, recorded (and persisted by the caller) *before* the create request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingCreate {
+    /// The name the org is created with.
+    pub name: String,
+    /// When the create request was about to be sent.
+    pub started_at: jiff::Timestamp,
+}
+
+/// What the caller persisted from earlier reconciles.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OrgState {
+    /// The vendor id recorded in status.
+    pub external_id: Option<String>,
+    /// An unresolved create.
+    pub pending_create: Option<PendingCreate>,
+}
+
+/// Where the engine persists its state and reports progress.
+#[async_trait::async_trait]
+pub trait Sink: ProgressSink {
+    /// Persists (or clears) the create intent. An error aborts the create.
+    async fn save_pending_create(&self, pending: Option<&PendingCreate>) -> Result<(), String>;
+    /// Persists the vendor id as soon as it is known.
+    async fn save_external_id(&self, id: &str) -> Result<(), String>;
+}
+
+/// Engine tuning.
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    /// Copy requests in flight per reconcile (the vendor rate limit still applies).
+    pub concurrency: usize,
+    /// A vendor-reported creation time this much earlier than the recorded intent still
+    /// counts as ours (clock skew between us and the vendor).
+    pub clock_skew: Duration,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            concurrency: 16,
+            clock_skew: Duration::from_secs(120),
+        }
+    }
+}
+
+/// How to find the organization.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Locate {
+    /// By id; `adopt` = named in the spec (not created by us).
+    ById {
+        /// The vendor id.
+        id: String,
+        /// Named in the spec.
+        adopt: bool,
+    },
+    /// Among all visible orgs, by ownership marker (or by name for a pending create).
+    Search,
+}
+
+/// Decides how to find the organization. Pure.
+pub fn locate(desired: &DesiredOrg, state: &OrgState) -> Locate {
+    if let Some(id) = &desired.external_id {
+        return Locate::ById {
+            id: id.clone(),
+            adopt: true,
+        };
+    }
+    match &state.external_id {
+        Some(id) => Locate::ById {
+            id: id.clone(),
+            adopt: false,
+        },
+        None => Locate::Search,
+    }
+}
+
+/// Picks our organization among `candidates`: the one carrying our ownership marker, or —
+/// when a create was pending — an unmarked one with the pending name created after the
+/// intent was recorded (its marker was never written because the response was lost). Pure.
+pub fn choose_existing<'a>(
+    desired: &DesiredOrg,
+    pending: Option<&PendingCreate>,
+    candidates: &'a [OrgInfo],
+    clock_skew: Duration,
+) -> Option<&'a OrgInfo> {
+    let mut owned: Vec<&OrgInfo> = candidates
+        .iter()
+        .filter(|o| o.owner.as_deref() == Some(desired.owner.key.as_str()))
+        .collect();
+    owned.sort_by_key(|o| o.id.parse::<u64>().unwrap_or(u64::MAX));
+    if let Some(first) = owned.first() {
+        return Some(first);
+    }
+    let pending = pending?;
+    let earliest = pending.started_at - jiff::SignedDuration::try_from(clock_skew).ok()?;
+    candidates
+        .iter()
+        .filter(|o| o.owner.is_none() && o.name == pending.name)
+        .filter(|o| o.created_at.is_some_and(|t| t >= earliest))
+        .min_by_key(|o| o.created_at)
+}
+
+/// Reconciles one organization. Never panics; every failure ends up in the report.
+pub async fn reconcile_org(
+    vendor: &dyn VendorClient,
+    desired: &DesiredOrg,
+    state: &OrgState,
+    sink: &dyn Sink,
+    options: &EngineOptions,
+) -> OrgReport {
+    let mut report = OrgReport::new(desired);
+    match run(vendor, desired, state, sink, options, &mut report).await {
+        Ok(()) => report.finish_ok(),
+        Err(failure) => report.finish_err(failure),
+    }
+    report
+}
+
+/// Why a reconcile stopped, and which step it stopped at.
+#[derive(Debug)]
+pub struct Failure {
+    /// The step that failed.
+    pub step: Step,
+    /// CamelCase reason.
+    pub reason: String,
+    /// Human-actionable message.
+    pub message: String,
+    /// Retry with backoff (true) or wait for a change (false).
+    pub transient: bool,
+}
+
+impl Failure {
+    fn vendor(step: Step, e: &VendorError) -> Self {
+        Self {
+            step,
+            reason: e.category().to_string(),
+            message: e.to_string(),
+            transient: e.is_transient(),
+        }
+    }
+
+    fn permanent(step: Step, reason: &str, message: impl Into<String>) -> Self {
+        Self {
+            step,
+            reason: reason.to_string(),
+            message: message.into(),
+            transient: false,
+        }
+    }
+}
+
+async fn run(
+    vendor: &dyn VendorClient,
+    desired: &DesiredOrg,
+    state: &OrgState,
+    sink: &dyn Sink,
+    options: &EngineOptions,
+    report: &mut OrgReport,
+) -> Result<(), Failure> {
+    vendor
+        .verify_credentials()
+        .await
+        .map_err(|e| Failure::vendor(Step::Credentials, &e))?;
+    report.credentials_ok();
+
+    let org = observe_or_create(vendor, desired, state, sink, options, report).await?;
+    report.external_id = Some(org.id.clone());
+    report.usage = org.usage.clone();
+
+    // Settings (name, ownership marker, vendor block).
+    match vendor.org_patch(&desired.org_desired(), &org) {
+        None => report.settings_in_sync(false),
+        Some(_) if desired.mode == Mode::ObserveOnly => report.settings_drifted(),
+        Some(patch) => {
+            vendor
+                .patch_org(&org.id, patch)
+                .await
+                .map_err(|e| Failure::vendor(Step::Settings, &e))?;
+            report.settings_in_sync(true);
+        }
+    }
+
+    let Some(template) = &desired.template else {
+        report.no_template();
+        return Ok(());
+    };
+    let template_org = match &template.selector {
+        TemplateSelector::Id(id) => vendor
+            .get_org(id)
+            .await
+            .map_err(|e| Failure::vendor(Step::Copy, &e))?
+            .ok_or_else(|| {
+                Failure::permanent(
+                    Step::Copy,
+                    "TemplateNotFound",
+                    format!(
+                        "template organization {id} does not exist or is not visible to these \
+                         credentials (spec.template.externalId)"
+                    ),
+                )
+            })?,
+        TemplateSelector::Name(name) => {
+            let all = vendor
+                .list_orgs()
+                .await
+                .map_err(|e| Failure::vendor(Step::Copy, &e))?;
+            let matching: Vec<&OrgInfo> = all.iter().filter(|o| &o.name == name).collect();
+            match matching.as_slice() {
+                [one] => (*one).clone(),
+                [] => {
+                    return Err(Failure::permanent(
+                        Step::Copy,
+                        "TemplateNotFound",
+                        format!("no organization named {name:?} is visible (spec.template.displayName)"),
+                    ));
+                }
+                many => {
+                    return Err(Failure::permanent(
+                        Step::Copy,
+                        "TemplateAmbiguous",
+                        format!(
+                            "{} organizations are named {name:?} (ids {}); set spec.template.externalId",
+                            many.len(),
+                            many.iter().map(|o| o.id.as_str()).collect::<Vec<_>>().join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+    };
+    if template_org.id == org.id {
+        return Err(Failure::permanent(
+            Step::Copy,
+            "TemplateIsTarget",
+            "the template is this organization itself; choose another template",
+        ));
+    }
+    let caps = vendor.capabilities();
+    let kinds = graph::selected(caps.kinds, template.include.as_deref())
+        .map_err(|e| Failure::permanent(Step::Copy, "Unsupported", format!("spec.template.include: {e}")))?;
+    let copy: CopyReport = copy::copy_template(
+        vendor,
+        &template_org.id,
+        &org.id,
+        &desired.owner.key,
+        &kinds,
+        desired.mode,
+        options.concurrency,
+        sink,
+    )
+    .await
+    .map_err(|e| Failure::vendor(Step::Copy, &e))?;
+    report.copied(copy);
+    Ok(())
+}
+
+async fn observe_or_create(
+    vendor: &dyn VendorClient,
+    desired: &DesiredOrg,
+    state: &OrgState,
+    sink: &dyn Sink,
+    options: &EngineOptions,
+    report: &mut OrgReport,
+) -> Result<OrgInfo, Failure> {
+    match locate(desired, state) {
+        Locate::ById { id, adopt } => {
+            let org = vendor
+                .get_org(&id)
+                .await
+                .map_err(|e| Failure::vendor(Step::Create, &e))?;
+            let Some(org) = org else {
+                let field = if adopt { "spec.externalId" } else { "status.externalId" };
+                return Err(Failure::permanent(
+                    Step::Create,
+                    "OrganizationNotFound",
+                    format!(
+                        "organization {id} ({field}) does not exist or is not visible to these credentials"
+                    ),
+                ));
+            };
+            if let Some(other) = &org.owner
+                && other != &desired.owner.key
+            {
+                return Err(Failure::permanent(
+                    Step::Create,
+                    "OwnedByAnother",
+                    format!("organization {id} is managed by orgops resource {other}"),
+                ));
+            }
+            if adopt {
+                report.adopted();
+            } else {
+                report.found();
+            }
+            if state.external_id.as_deref() != Some(org.id.as_str()) {
+                sink.save_external_id(&org.id)
+                    .await
+                    .map_err(|e| Failure::permanent(Step::Create, "StatusWriteFailed", e))?;
+            }
+            Ok(org)
+        }
+        Locate::Search => {
+            let all = vendor
+                .list_orgs()
+                .await
+                .map_err(|e| Failure::vendor(Step::Create, &e))?;
+            if let Some(org) =
+                choose_existing(desired, state.pending_create.as_ref(), &all, options.clock_skew)
+            {
+                report.found();
+                record_found(sink, &org.id, state.pending_create.is_some()).await?;
+                return Ok(org.clone());
+            }
+            if desired.mode == Mode::ObserveOnly {
+                return Err(Failure::permanent(
+                    Step::Create,
+                    "Suspended",
+                    "the organization does not exist yet and suspend is true: nothing is created",
+                ));
+            }
+            if !vendor.capabilities().create_org {
+                return Err(Failure::permanent(
+                    Step::Create,
+                    "Unsupported",
+                    format!(
+                        "{} organizations cannot be created through the API; set spec.externalId to adopt an existing one",
+                        vendor.vendor()
+                    ),
+                ));
+            }
+            create(vendor, desired, sink, options, report).await
+        }
+    }
+}
+
+async fn record_found(sink: &dyn Sink, id: &str, had_pending: bool) -> Result<(), Failure> {
+    sink.save_external_id(id)
+        .await
+        .map_err(|e| Failure::permanent(Step::Create, "StatusWriteFailed", e))?;
+    if had_pending {
+        sink.save_pending_create(None)
+            .await
+            .map_err(|e| Failure::permanent(Step::Create, "StatusWriteFailed", e))?;
+    }
+    Ok(())
+}
+
+async fn create(
+    vendor: &dyn VendorClient,
+    desired: &DesiredOrg,
+    sink: &dyn Sink,
+    options: &EngineOptions,
+    report: &mut OrgReport,
+) -> Result<OrgInfo, Failure> {
+    let pending = PendingCreate {
+        name: desired.display_name.clone(),
+        started_at: jiff::Timestamp::now(),
+    };
+    // The intent must be durable before the request leaves: a crash after the vendor created
+    // the org but before we learned its id is then resolved by `choose_existing`.
+    sink.save_pending_create(Some(&pending))
+        .await
+        .map_err(|e| Failure::permanent(Step::Create, "StatusWriteFailed", e))?;
+    match vendor.create_org(&desired.org_desired()).await {
+        Ok(org) => {
+            report.created();
+            record_found(sink, &org.id, true).await?;
+            Ok(org)
+        }
+        Err(e) if e.is_outcome_unknown() || e.is_transient() => {
+            // Observe before anything else: the org may exist.
+            tracing::info!(owner = %desired.owner.key, error = %e, "create outcome unknown; observing");
+            let all = vendor
+                .list_orgs()
+                .await
+                .map_err(|e| Failure::vendor(Step::Create, &e))?;
+            match choose_existing(desired, Some(&pending), &all, options.clock_skew) {
+                Some(org) => {
+                    report.created();
+                    record_found(sink, &org.id, true).await?;
+                    Ok(org.clone())
+                }
+                None => Err(Failure::vendor(Step::Create, &e)),
+            }
+        }
+        Err(e) => Err(Failure::vendor(Step::Create, &e)),
+    }
+}
+
+impl Requeue {
+    /// The default wait after a transient failure (the controller applies its own backoff).
+    pub const TRANSIENT: Duration = Duration::from_secs(5);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Vendor;
+    use crate::vendors::Owner;
+    use serde_json::Value;
+
+    fn desired() -> DesiredOrg {
+        DesiredOrg {
+            owner: Owner { key: "ns/de".into(), uid: None },
+            generation: Some(1),
+            vendor: Vendor::Rossum,
+            display_name: "German department".into(),
+            external_id: None,
+            template: None,
+            settings: Value::Null,
+            mode: Mode::Apply,
+            sync_interval: Duration::from_secs(600),
+        }
+    }
+
+    fn org(id: &str, name: &str, owner: Option<&str>, created: i64) -> OrgInfo {
+        OrgInfo {
+            id: id.into(),
+            name: name.into(),
+            owner: owner.map(str::to_string),
+            created_at: Some(jiff::Timestamp::from_second(created).unwrap()),
+            usage: None,
+            raw: Value::Null,
+        }
+    }
+
+    #[test]
+    fn locate_prefers_spec_then_status() {
+        let mut d = desired();
+        let s = OrgState { external_id: Some("5".into()), pending_create: None };
+        assert_eq!(locate(&d, &s), Locate::ById { id: "5".into(), adopt: false });
+        d.external_id = Some("9".into());
+        assert_eq!(locate(&d, &s), Locate::ById { id: "9".into(), adopt: true });
+        assert_eq!(locate(&desired(), &OrgState::default()), Locate::Search);
+    }
+
+    #[test]
+    fn marker_wins_even_after_a_rename() {
+        let d = desired();
+        let orgs = vec![
+            org("1", "German department", None, 10),
+            org("2", "Old name", Some("ns/de"), 5),
+        ];
+        assert_eq!(choose_existing(&d, None, &orgs, Duration::ZERO).unwrap().id, "2");
+    }
+
+    #[test]
+    fn unmarked_same_name_org_is_not_ours_without_pending_create() {
+        let d = desired();
+        let orgs = vec![org("1", "German department", None, 10)];
+        assert!(choose_existing(&d, None, &orgs, Duration::ZERO).is_none());
+    }
+
+    #[test]
+    fn pending_create_adopts_the_org_created_after_the_intent() {
+        let d = desired();
+        let pending = PendingCreate {
+            name: "German department".into(),
+            started_at: jiff::Timestamp::from_second(100).unwrap(),
+        };
+        let orgs = vec![
+            org("1", "German department", None, 50),  // older: someone else's
+            org("2", "German department", Some("other/x"), 120),
+            org("3", "German department", None, 101), // ours, marker never written
+        ];
+        assert_eq!(
+            choose_existing(&d, Some(&pending), &orgs, Duration::from_secs(10)).unwrap().id,
+            "3"
+        );
+        let only_old = vec![orgs[0].clone()];
+        assert!(choose_existing(&d, Some(&pending), &only_old, Duration::from_secs(10)).is_none());
+    }
+}

@@ -1,0 +1,265 @@
+//! The result of a reconcile, as conditions, a phase and a requeue decision.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::copy::CopyReport;
+use super::desired::{DesiredOrg, Mode};
+use super::org::Failure;
+use crate::api::OrgPhase;
+use crate::api::conditions::{ConditionSpec, types};
+
+/// Reconcile steps, each with its own condition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Reading and checking credentials.
+    Credentials,
+    /// Finding, adopting or creating the organization.
+    Create,
+    /// Name, marker and vendor settings.
+    Settings,
+    /// Template deep copy.
+    Copy,
+}
+
+impl Step {
+    fn condition_type(self) -> &'static str {
+        match self {
+            Step::Credentials => types::CREDENTIALS_VALID,
+            Step::Create => types::CREATED,
+            Step::Settings => types::SETTINGS_SYNCED,
+            Step::Copy => types::TEMPLATE_COPIED,
+        }
+    }
+}
+
+/// When to look again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Requeue {
+    /// Everything settled: re-check for drift after this long.
+    After(Duration),
+    /// A transient failure: retry with backoff.
+    Backoff,
+    /// A failure only a human can fix: wait for a change to the spec or Secret.
+    OnChange,
+}
+
+/// Everything a reconcile learned and decided.
+#[derive(Clone, Debug)]
+pub struct OrgReport {
+    /// The organization's vendor id, once known.
+    pub external_id: Option<String>,
+    /// Coarse phase.
+    pub phase: OrgPhase,
+    /// Conditions to merge into status.
+    pub conditions: Vec<ConditionSpec>,
+    /// Copy result, when a template is set.
+    pub copy: Option<CopyReport>,
+    /// The vendor's usage snapshot.
+    pub usage: Option<Value>,
+    /// This reconcile created the organization.
+    pub org_created: bool,
+    /// This reconcile patched the organization's settings.
+    pub settings_updated: bool,
+    /// When to reconcile again.
+    pub requeue: Requeue,
+    /// True when Ready.
+    pub ready: bool,
+    sync_interval: Duration,
+    mode: Mode,
+}
+
+impl OrgReport {
+    /// An empty report for `desired`.
+    pub fn new(desired: &DesiredOrg) -> Self {
+        Self {
+            external_id: None,
+            phase: OrgPhase::Provisioning,
+            conditions: Vec::new(),
+            copy: None,
+            usage: None,
+            org_created: false,
+            settings_updated: false,
+            requeue: Requeue::Backoff,
+            ready: false,
+            sync_interval: desired.sync_interval,
+            mode: desired.mode,
+        }
+    }
+
+    fn set(&mut self, c: ConditionSpec) {
+        self.conditions.retain(|x| x.type_ != c.type_);
+        self.conditions.push(c);
+    }
+
+    pub(crate) fn credentials_ok(&mut self) {
+        self.set(ConditionSpec::new(
+            types::CREDENTIALS_VALID,
+            true,
+            "Authenticated",
+            "the vendor accepted the credentials",
+        ));
+    }
+
+    pub(crate) fn created(&mut self) {
+        self.org_created = true;
+        self.set(ConditionSpec::new(types::CREATED, true, "Created", "orgops created the organization"));
+    }
+
+    pub(crate) fn adopted(&mut self) {
+        self.set(ConditionSpec::new(types::CREATED, true, "Adopted", "adopted the organization named by spec.externalId"));
+    }
+
+    pub(crate) fn found(&mut self) {
+        self.set(ConditionSpec::new(types::CREATED, true, "Exists", "the organization exists at the vendor"));
+    }
+
+    pub(crate) fn settings_in_sync(&mut self, updated: bool) {
+        self.settings_updated = updated;
+        let (reason, message) = if updated {
+            ("Updated", "updated name and settings at the vendor to match the spec")
+        } else {
+            ("InSync", "name and settings match the spec")
+        };
+        self.set(ConditionSpec::new(types::SETTINGS_SYNCED, true, reason, message));
+    }
+
+    pub(crate) fn settings_drifted(&mut self) {
+        self.set(ConditionSpec::new(
+            types::SETTINGS_SYNCED,
+            false,
+            "DriftDetected",
+            "name or settings differ from the spec; not repaired because suspend is true",
+        ));
+    }
+
+    pub(crate) fn no_template(&mut self) {
+        self.set(ConditionSpec::new(types::TEMPLATE_COPIED, true, "NoTemplate", "spec.template is not set"));
+    }
+
+    pub(crate) fn copied(&mut self, copy: CopyReport) {
+        let t = copy.totals();
+        let condition = if t.failed == 0 && t.done == t.total {
+            ConditionSpec::new(
+                types::TEMPLATE_COPIED,
+                true,
+                "Copied",
+                format!("{}/{} template objects copied", t.done, t.total),
+            )
+        } else if copy.drifted > 0 && self.mode == Mode::ObserveOnly {
+            ConditionSpec::new(
+                types::TEMPLATE_COPIED,
+                false,
+                "DriftDetected",
+                format!(
+                    "{} copies are missing or differ from the template; not repaired because suspend is true",
+                    copy.drifted
+                ),
+            )
+        } else {
+            ConditionSpec::new(
+                types::TEMPLATE_COPIED,
+                false,
+                "CopyIncomplete",
+                format!(
+                    "{}/{} copied, {} failed: {}",
+                    t.done,
+                    t.total,
+                    t.failed,
+                    copy.failures.join("; ")
+                ),
+            )
+        };
+        self.set(condition);
+        self.copy = Some(copy);
+    }
+
+    pub(crate) fn finish_ok(&mut self) {
+        let not_ok: Vec<ConditionSpec> = self
+            .conditions
+            .iter()
+            .filter(|c| !c.status)
+            .cloned()
+            .collect();
+        self.set(ConditionSpec::new(types::UNSUPPORTED, false, "Supported", "the vendor supports everything the spec asks"));
+        match not_ok.first() {
+            None => {
+                self.ready = true;
+                self.phase = OrgPhase::Ready;
+                self.requeue = Requeue::After(self.sync_interval);
+                let message = match &self.copy {
+                    Some(c) => {
+                        let t = c.totals();
+                        format!("organization {} matches the spec; {}/{} template objects copied", self.external_id.as_deref().unwrap_or("?"), t.done, t.total)
+                    }
+                    None => format!("organization {} matches the spec", self.external_id.as_deref().unwrap_or("?")),
+                };
+                self.set(ConditionSpec::new(types::READY, true, "Ready", message));
+            }
+            Some(first) => {
+                self.phase = OrgPhase::Degraded;
+                // Drift under suspend waits for the next sync; failed copies retry sooner.
+                self.requeue = if self.mode == Mode::ObserveOnly {
+                    Requeue::After(self.sync_interval)
+                } else {
+                    Requeue::Backoff
+                };
+                self.set(ConditionSpec::new(types::READY, false, first.reason.clone(), first.message.clone()));
+            }
+        }
+    }
+
+    pub(crate) fn finish_err(&mut self, failure: Failure) {
+        self.set(ConditionSpec::new(
+            failure.step.condition_type(),
+            false,
+            failure.reason.clone(),
+            failure.message.clone(),
+        ));
+        let unsupported = failure.reason == "Unsupported";
+        self.set(if unsupported {
+            ConditionSpec::new(types::UNSUPPORTED, true, "Unsupported", failure.message.clone())
+        } else {
+            ConditionSpec::new(types::UNSUPPORTED, false, "Supported", "the vendor supports everything the spec asks")
+        });
+        self.set(ConditionSpec::new(types::READY, false, failure.reason.clone(), failure.message.clone()));
+        if failure.transient {
+            self.requeue = Requeue::Backoff;
+            self.phase = match failure.step {
+                Step::Copy => OrgPhase::Copying,
+                _ if self.external_id.is_some() => OrgPhase::Degraded,
+                _ => OrgPhase::Provisioning,
+            };
+        } else {
+            self.requeue = Requeue::OnChange;
+            self.phase = OrgPhase::Failed;
+        }
+    }
+
+    /// `done/total` of the copy, for the printer column.
+    pub fn progress(&self) -> Option<String> {
+        self.copy.as_ref().map(|c| {
+            let t = c.totals();
+            format!("{}/{}", t.done, t.total)
+        })
+    }
+
+    /// The reason of the Ready condition.
+    pub fn ready_reason(&self) -> &str {
+        self.conditions
+            .iter()
+            .find(|c| c.type_ == types::READY)
+            .map(|c| c.reason.as_str())
+            .unwrap_or("")
+    }
+
+    /// The message of the Ready condition.
+    pub fn ready_message(&self) -> &str {
+        self.conditions
+            .iter()
+            .find(|c| c.type_ == types::READY)
+            .map(|c| c.message.as_str())
+            .unwrap_or("")
+    }
+}

@@ -1,0 +1,57 @@
+//! Turns an [`OrgReport`] into the `Organization` status the API serves.
+
+use crate::api::conditions::merge;
+use crate::api::{CopyStatus, KindStatus, OrganizationStatus};
+
+use super::OrgReport;
+
+/// The status after a reconcile, keeping `lastTransitionTime` of unchanged conditions and the
+/// copy's `startedAt` of `previous`.
+pub fn organization_status(
+    report: &OrgReport,
+    previous: Option<&OrganizationStatus>,
+    generation: Option<i64>,
+    now: jiff::Timestamp,
+) -> OrganizationStatus {
+    let old_conditions = previous.map(|p| p.conditions.as_slice()).unwrap_or(&[]);
+    let copy = report.copy.as_ref().map(|c| {
+        let t = c.totals();
+        CopyStatus {
+            total: t.total,
+            done: t.done,
+            failed: t.failed,
+            kinds: c
+                .kinds
+                .iter()
+                .map(|(k, p)| {
+                    (
+                        (*k).to_string(),
+                        KindStatus {
+                            total: p.total,
+                            done: p.done,
+                            failed: p.failed,
+                        },
+                    )
+                })
+                .collect(),
+            started_at: previous
+                .and_then(|p| p.copy.as_ref())
+                .and_then(|c| c.started_at.clone())
+                .or_else(|| Some(now.to_string())),
+            completed_at: (t.done == t.total && t.failed == 0).then(|| now.to_string()),
+        }
+    });
+    OrganizationStatus {
+        observed_generation: generation,
+        external_id: report
+            .external_id
+            .clone()
+            .or_else(|| previous.and_then(|p| p.external_id.clone())),
+        phase: Some(report.phase),
+        progress: report.progress(),
+        conditions: merge(old_conditions, &report.conditions, generation, now),
+        copy,
+        usage: report.usage.clone(),
+        last_sync_time: Some(now.to_string()),
+    }
+}

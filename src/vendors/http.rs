@@ -1,0 +1,728 @@
+//! The HTTP layer every vendor client shares.
+//!
+//! - **Rate limit**: one token bucket per vendor endpoint ([`Endpoints`]), shared by every
+//!   reconcile that talks to it; a `429` pauses the whole endpoint for `Retry-After`.
+//! - **Retries** with exponential backoff and jitter, *only where repeating is safe*: reads and
+//!   idempotent writes (PUT, PATCH, DELETE) are retried after 5xx, timeouts and resets; a POST is
+//!   retried only when the server provably did not process it (connect error, 429). A POST whose
+//!   response was lost surfaces as [`HttpError::OutcomeUnknown`] so the engine observes first.
+//! - **Auth**: [`TokenCache`] logs in once per scope and re-logs-in once on a 401.
+//! - **Pagination**: [`Transport::get_all_pages`] follows a vendor's "next" link.
+//! - **Credentials** live in [`SecretString`]s; the `Authorization` header is marked sensitive,
+//!   and no error carries a request body.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::Hash;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use governor::{DefaultDirectRateLimiter, Quota};
+use reqwest::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER};
+use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+use url::Url;
+
+/// Tuning of the transport. `Default` suits a production SaaS API.
+#[derive(Clone, Debug)]
+pub struct HttpConfig {
+    /// Whole-request timeout.
+    pub timeout: Duration,
+    /// TCP connect timeout.
+    pub connect_timeout: Duration,
+    /// Retries after the first attempt for transient failures of safe requests.
+    pub max_retries: u32,
+    /// Retries after `429 Too Many Requests` (any method: the server did not process it).
+    pub max_throttle_retries: u32,
+    /// First backoff delay; doubles per retry.
+    pub backoff_base: Duration,
+    /// Upper bound of one backoff delay.
+    pub backoff_max: Duration,
+    /// Requests per second allowed to one endpoint.
+    pub rate_per_second: u32,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(5),
+            max_retries: 5,
+            max_throttle_retries: 20,
+            backoff_base: Duration::from_millis(200),
+            backoff_max: Duration::from_secs(10),
+            rate_per_second: 10,
+        }
+    }
+}
+
+/// Errors of the HTTP layer. None of them carries a credential or a request body.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// The vendor answered with an error status.
+    #[error("{method} {path}: HTTP {status}: {detail}")]
+    Status {
+        /// Request method.
+        method: Method,
+        /// Request path (no query, no host).
+        path: String,
+        /// HTTP status code.
+        status: u16,
+        /// The vendor's error message, shortened.
+        detail: String,
+    },
+    /// A non-idempotent request was sent and its outcome is unknown (response lost, 5xx or
+    /// timeout). The caller must observe before trying again.
+    #[error("{method} {path}: outcome unknown ({cause}); observe before retrying")]
+    OutcomeUnknown {
+        /// Request method.
+        method: Method,
+        /// Request path.
+        path: String,
+        /// What went wrong.
+        cause: String,
+    },
+    /// The request failed in transport after every retry.
+    #[error("{method} {path}: {cause}")]
+    Transport {
+        /// Request method.
+        method: Method,
+        /// Request path.
+        path: String,
+        /// What went wrong.
+        cause: String,
+    },
+    /// The response body was not what the vendor documents.
+    #[error("{path}: unexpected response: {cause}")]
+    Decode {
+        /// Request path.
+        path: String,
+        /// What did not parse.
+        cause: String,
+    },
+    /// A URL could not be built.
+    #[error("invalid URL {0}")]
+    Url(String),
+}
+
+impl HttpError {
+    /// HTTP status, when the vendor answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            HttpError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// True when trying again later may succeed without any change by a human.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            HttpError::Status { status, .. } => *status == 429 || *status >= 500 || *status == 408,
+            HttpError::OutcomeUnknown { .. } | HttpError::Transport { .. } => true,
+            HttpError::Decode { .. } | HttpError::Url(_) => false,
+        }
+    }
+}
+
+/// A request body.
+#[derive(Clone, Debug)]
+pub enum Body {
+    /// No body.
+    Empty,
+    /// `application/json`.
+    Json(Value),
+    /// `application/x-www-form-urlencoded`.
+    Form(Vec<(String, String)>),
+}
+
+/// Whether a request may be sent again after an unknown outcome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Repeat {
+    /// Reads and idempotent writes, and POSTs that have no lasting effect (login).
+    Safe,
+    /// Creates: sent again only when the server provably did not process it.
+    Unsafe,
+}
+
+/// One HTTP request.
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// Method.
+    pub method: Method,
+    /// Absolute URL.
+    pub url: Url,
+    /// Body.
+    pub body: Body,
+    /// `Authorization` header value, e.g. `Bearer <key>`.
+    pub authorization: Option<SecretString>,
+    /// Whether repeating is safe.
+    pub repeat: Repeat,
+}
+
+impl Request {
+    /// A request with the default repeat policy of its method (POST unsafe, others safe).
+    pub fn new(method: Method, url: Url) -> Self {
+        let repeat = if method == Method::POST {
+            Repeat::Unsafe
+        } else {
+            Repeat::Safe
+        };
+        Self {
+            method,
+            url,
+            body: Body::Empty,
+            authorization: None,
+            repeat,
+        }
+    }
+
+    /// Sets a JSON body.
+    pub fn json(mut self, body: Value) -> Self {
+        self.body = Body::Json(body);
+        self
+    }
+
+    /// Sets a form body.
+    pub fn form(mut self, fields: Vec<(String, String)>) -> Self {
+        self.body = Body::Form(fields);
+        self
+    }
+
+    /// Overrides the repeat policy.
+    pub fn repeat(mut self, repeat: Repeat) -> Self {
+        self.repeat = repeat;
+        self
+    }
+
+    /// Sets the `Authorization` header.
+    pub fn authorization(mut self, value: SecretString) -> Self {
+        self.authorization = Some(value);
+        self
+    }
+}
+
+/// A response whose status is below 400 (errors become [`HttpError::Status`]).
+#[derive(Clone, Debug)]
+pub struct Response {
+    /// Status code.
+    pub status: StatusCode,
+    /// Body bytes.
+    pub body: bytes::Bytes,
+    path: String,
+}
+
+impl Response {
+    /// The body as JSON (`{}` for an empty body, as `204 No Content` has).
+    pub fn json(&self) -> Result<Value, HttpError> {
+        if self.body.is_empty() {
+            return Ok(Value::Object(Default::default()));
+        }
+        serde_json::from_slice(&self.body).map_err(|e| HttpError::Decode {
+            path: self.path.clone(),
+            cause: e.to_string(),
+        })
+    }
+}
+
+/// Counts of requests by method and status, for benchmarks, tests and metrics.
+#[derive(Debug, Default)]
+pub struct RequestStats {
+    counts: Mutex<BTreeMap<(String, u16), u64>>,
+}
+
+impl RequestStats {
+    fn record(&self, method: &Method, status: u16) {
+        if let Ok(mut counts) = self.counts.lock() {
+            *counts.entry((method.to_string(), status)).or_default() += 1;
+        }
+    }
+
+    /// Every attempt sent, retries included (status 0 = no response).
+    pub fn total(&self) -> u64 {
+        self.counts
+            .lock()
+            .map(|c| c.values().sum())
+            .unwrap_or_default()
+    }
+
+    /// Attempts with a method other than GET.
+    pub fn writes(&self) -> u64 {
+        self.counts
+            .lock()
+            .map(|c| {
+                c.iter()
+                    .filter(|((m, _), _)| m != "GET")
+                    .map(|(_, n)| n)
+                    .sum()
+            })
+            .unwrap_or_default()
+    }
+
+    /// A copy of all counts.
+    pub fn snapshot(&self) -> BTreeMap<(String, u16), u64> {
+        self.counts.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+}
+
+/// The shared state of one vendor endpoint: its token bucket, a 429 pause, and request counts.
+#[derive(Debug)]
+pub struct Endpoint {
+    limiter: DefaultDirectRateLimiter,
+    paused_until: Mutex<Option<Instant>>,
+    /// Requests sent to this endpoint.
+    pub stats: RequestStats,
+}
+
+impl Endpoint {
+    fn new(rate_per_second: u32) -> Self {
+        let rate = NonZeroU32::new(rate_per_second.max(1)).unwrap_or(NonZeroU32::MIN);
+        // A burst of one keeps the average at the documented limit even right after idling,
+        // so a vendor that counts per second never sees more than `rate` requests in one.
+        let quota = Quota::per_second(rate).allow_burst(NonZeroU32::MIN);
+        Self {
+            limiter: DefaultDirectRateLimiter::direct(quota),
+            paused_until: Mutex::new(None),
+            stats: RequestStats::default(),
+        }
+    }
+
+    async fn admit(&self) {
+        loop {
+            let pause = self
+                .paused_until
+                .lock()
+                .ok()
+                .and_then(|p| *p)
+                .and_then(|until| until.checked_duration_since(Instant::now()));
+            match pause {
+                Some(wait) => tokio::time::sleep(wait).await,
+                None => break,
+            }
+        }
+        self.limiter.until_ready().await;
+    }
+
+    fn pause_for(&self, wait: Duration) {
+        if let Ok(mut p) = self.paused_until.lock() {
+            let until = Instant::now() + wait;
+            if p.is_none_or(|current| current < until) {
+                *p = Some(until);
+            }
+        }
+    }
+}
+
+/// Registry of endpoints, so that every client of one vendor URL shares one rate limit.
+#[derive(Debug, Default)]
+pub struct Endpoints {
+    map: Mutex<HashMap<String, Arc<Endpoint>>>,
+}
+
+impl Endpoints {
+    /// The endpoint for `key` (vendor + base URL), created with `rate_per_second` on first use.
+    pub fn get(&self, key: &str, rate_per_second: u32) -> Arc<Endpoint> {
+        let mut map = match self.map.lock() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        map.entry(key.to_string())
+            .or_insert_with(|| Arc::new(Endpoint::new(rate_per_second)))
+            .clone()
+    }
+}
+
+/// Sends requests to one vendor endpoint under its rate limit and retry policy.
+#[derive(Clone, Debug)]
+pub struct Transport {
+    http: reqwest::Client,
+    endpoint: Arc<Endpoint>,
+    config: HttpConfig,
+}
+
+impl Transport {
+    /// A transport for the endpoint of `base_url`, sharing its limiter through `endpoints`.
+    pub fn new(
+        vendor: &str,
+        base_url: &Url,
+        config: HttpConfig,
+        endpoints: &Endpoints,
+    ) -> Result<Self, HttpError> {
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.connect_timeout)
+            .user_agent(concat!("orgops/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| HttpError::Transport {
+                method: Method::GET,
+                path: String::new(),
+                cause: format!("cannot build HTTP client: {e}"),
+            })?;
+        let key = format!("{vendor} {}", base_url.origin().ascii_serialization());
+        let endpoint = endpoints.get(&key, config.rate_per_second);
+        Ok(Self {
+            http,
+            endpoint,
+            config,
+        })
+    }
+
+    /// Request counts of this endpoint (shared with every transport of the same endpoint).
+    pub fn stats(&self) -> &RequestStats {
+        &self.endpoint.stats
+    }
+
+    /// Sends `req`, retrying where that is safe. Statuses ≥ 400 become [`HttpError::Status`].
+    pub async fn send(&self, req: &Request) -> Result<Response, HttpError> {
+        let path = req.url.path().to_string();
+        let mut transient_attempt = 0u32;
+        let mut throttle_attempt = 0u32;
+        loop {
+            self.endpoint.admit().await;
+            let outcome = self.attempt(req).await;
+            let status = match &outcome {
+                Attempt::Answered { status, .. } => status.as_u16(),
+                _ => 0,
+            };
+            self.endpoint.stats.record(&req.method, status);
+            let retry = match outcome {
+                Attempt::Answered { status, body, .. } if status.as_u16() < 400 => {
+                    return Ok(Response { status, body, path });
+                }
+                Attempt::Answered {
+                    status: StatusCode::TOO_MANY_REQUESTS,
+                    retry_after,
+                    ..
+                } => {
+                    let wait = retry_after.unwrap_or(Duration::from_secs(1));
+                    self.endpoint.pause_for(wait);
+                    throttle_attempt += 1;
+                    if throttle_attempt > self.config.max_throttle_retries {
+                        return Err(HttpError::Status {
+                            method: req.method.clone(),
+                            path,
+                            status: 429,
+                            detail: "rate limited on every retry".into(),
+                        });
+                    }
+                    tracing::debug!(%path, ?wait, "throttled by the vendor");
+                    continue;
+                }
+                Attempt::Answered { status, body, .. } => {
+                    let retryable = matches!(status.as_u16(), 408 | 500 | 502 | 503 | 504);
+                    if !retryable {
+                        return Err(HttpError::Status {
+                            method: req.method.clone(),
+                            path,
+                            status: status.as_u16(),
+                            detail: error_detail(&body),
+                        });
+                    }
+                    if req.repeat == Repeat::Unsafe {
+                        return Err(HttpError::OutcomeUnknown {
+                            method: req.method.clone(),
+                            path,
+                            cause: format!("HTTP {}", status.as_u16()),
+                        });
+                    }
+                    RetryCause::Status(status.as_u16(), error_detail(&body))
+                }
+                Attempt::NotSent(cause) => RetryCause::Transport(cause),
+                Attempt::Lost(cause) => {
+                    if req.repeat == Repeat::Unsafe {
+                        return Err(HttpError::OutcomeUnknown {
+                            method: req.method.clone(),
+                            path,
+                            cause,
+                        });
+                    }
+                    RetryCause::Transport(cause)
+                }
+            };
+            transient_attempt += 1;
+            if transient_attempt > self.config.max_retries {
+                return Err(match retry {
+                    RetryCause::Status(status, detail) => HttpError::Status {
+                        method: req.method.clone(),
+                        path,
+                        status,
+                        detail,
+                    },
+                    RetryCause::Transport(cause) => HttpError::Transport {
+                        method: req.method.clone(),
+                        path,
+                        cause,
+                    },
+                });
+            }
+            let delay = backoff(
+                self.config.backoff_base,
+                self.config.backoff_max,
+                transient_attempt,
+            );
+            tracing::debug!(%path, attempt = transient_attempt, ?delay, "retrying");
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    async fn attempt(&self, req: &Request) -> Attempt {
+        let mut builder = self.http.request(req.method.clone(), req.url.clone());
+        if let Some(auth) = &req.authorization {
+            match HeaderValue::from_str(auth.expose_secret()) {
+                Ok(mut value) => {
+                    value.set_sensitive(true);
+                    builder = builder.header(AUTHORIZATION, value);
+                }
+                Err(_) => return Attempt::NotSent("credential is not a valid header value".into()),
+            }
+        }
+        builder = match &req.body {
+            Body::Empty => builder,
+            Body::Json(v) => builder.json(v),
+            Body::Form(fields) => builder.form(fields),
+        };
+        let response = match builder.send().await {
+            Ok(r) => r,
+            Err(e) if e.is_connect() => return Attempt::NotSent(describe(&e)),
+            Err(e) if e.is_builder() => return Attempt::NotSent(describe(&e)),
+            Err(e) => return Attempt::Lost(describe(&e)),
+        };
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(|s| Duration::from_secs_f64(s.min(300.0)));
+        match response.bytes().await {
+            Ok(body) => Attempt::Answered {
+                status,
+                body,
+                retry_after,
+            },
+            Err(e) => Attempt::Lost(describe(&e)),
+        }
+    }
+
+    /// GETs `first` and every page after it. `split` returns a page's items and its next URL.
+    pub async fn get_all_pages<F>(
+        &self,
+        first: Url,
+        authorization: Option<SecretString>,
+        split: F,
+    ) -> Result<Vec<Value>, HttpError>
+    where
+        F: Fn(Value) -> Result<(Vec<Value>, Option<String>), String>,
+    {
+        let mut items = Vec::new();
+        let mut next = Some(first);
+        let mut pages = 0usize;
+        while let Some(url) = next.take() {
+            pages += 1;
+            if pages > 10_000 {
+                return Err(HttpError::Decode {
+                    path: url.path().to_string(),
+                    cause: "more than 10000 pages; the next link loops".into(),
+                });
+            }
+            let mut req = Request::new(Method::GET, url.clone());
+            req.authorization = authorization.clone();
+            let page = self.send(&req).await?.json()?;
+            let (mut page_items, next_url) = split(page).map_err(|cause| HttpError::Decode {
+                path: url.path().to_string(),
+                cause,
+            })?;
+            items.append(&mut page_items);
+            next = match next_url {
+                Some(n) => Some(Url::parse(&n).map_err(|_| HttpError::Url(n))?),
+                None => None,
+            };
+        }
+        Ok(items)
+    }
+}
+
+enum Attempt {
+    Answered {
+        status: StatusCode,
+        body: bytes::Bytes,
+        retry_after: Option<Duration>,
+    },
+    /// The request never reached the server.
+    NotSent(String),
+    /// The request may have reached the server; its response did not arrive.
+    Lost(String),
+}
+
+enum RetryCause {
+    Status(u16, String),
+    Transport(String),
+}
+
+/// Exponential backoff with "equal jitter": half the delay is fixed, half random.
+pub fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
+    let exp = base.saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1).min(16)));
+    let capped = exp.min(max);
+    let half = capped / 2;
+    half + half.mul_f64(fastrand::f64())
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    // Our URLs never carry credentials (tokens go in headers), so the URL may show.
+    let mut out = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// Extracts a short message from a vendor error body (DRF `detail`, field errors, or text).
+fn error_detail(body: &[u8]) -> String {
+    let text = match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => {
+            if let Some(Value::String(d)) = map.get("detail") {
+                d.clone()
+            } else {
+                map.iter()
+                    .map(|(k, v)| match v {
+                        Value::Array(msgs) => format!(
+                            "{k}: {}",
+                            msgs.iter()
+                                .map(|m| m.as_str().map(str::to_string).unwrap_or(m.to_string()))
+                                .collect::<Vec<_>>()
+                                .join(" ")
+                        ),
+                        other => format!("{k}: {other}"),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            }
+        }
+        Ok(other) => other.to_string(),
+        Err(_) => String::from_utf8_lossy(body).to_string(),
+    };
+    truncate(&text, 300)
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// A cache of bearer tokens per scope (e.g. per organization) with single-flight login.
+#[derive(Debug)]
+pub struct TokenCache<K> {
+    slots: Mutex<HashMap<K, Arc<tokio::sync::Mutex<Option<SecretString>>>>>,
+}
+
+impl<K> Default for TokenCache<K> {
+    fn default() -> Self {
+        Self {
+            slots: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<K: Eq + Hash + Clone> TokenCache<K> {
+    fn slot(&self, key: &K) -> Arc<tokio::sync::Mutex<Option<SecretString>>> {
+        let mut slots = match self.slots.lock() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        slots.entry(key.clone()).or_default().clone()
+    }
+
+    /// The cached token of `key`, or the result of `login` (run once even if many ask at once).
+    pub async fn get<F, Fut, E>(&self, key: &K, login: F) -> Result<SecretString, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<SecretString, E>>,
+    {
+        let slot = self.slot(key);
+        let mut guard = slot.lock().await;
+        if let Some(token) = guard.as_ref() {
+            return Ok(token.clone());
+        }
+        let token = login().await?;
+        *guard = Some(token.clone());
+        Ok(token)
+    }
+
+    /// Forgets `stale` for `key` (unless another caller already replaced it).
+    pub async fn invalidate(&self, key: &K, stale: &SecretString) {
+        let slot = self.slot(key);
+        let mut guard = slot.lock().await;
+        if guard
+            .as_ref()
+            .is_some_and(|t| t.expose_secret() == stale.expose_secret())
+        {
+            *guard = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let base = Duration::from_millis(100);
+        let max = Duration::from_secs(2);
+        for attempt in 1..20 {
+            let d = backoff(base, max, attempt);
+            let full = base
+                .saturating_mul(2u32.saturating_pow(attempt - 1))
+                .min(max);
+            assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?}");
+        }
+        assert!(backoff(base, max, 30) <= max);
+    }
+
+    #[test]
+    fn error_detail_reads_drf_bodies() {
+        assert_eq!(error_detail(br#"{"detail":"Not found."}"#), "Not found.");
+        assert_eq!(
+            error_detail(br#"{"name":["This field is required."]}"#),
+            "name: This field is required."
+        );
+        assert_eq!(error_detail(b"oops"), "oops");
+        assert!(error_detail("x".repeat(1000).as_bytes()).len() < 320);
+    }
+
+    #[tokio::test]
+    async fn token_cache_logs_in_once_and_relogs_after_invalidate() {
+        let cache: TokenCache<u8> = TokenCache::default();
+        let logins = std::sync::atomic::AtomicU32::new(0);
+        let login = || async {
+            let n = logins.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok::<_, ()>(SecretString::from(format!("t{n}")))
+        };
+        let a = cache.get(&1, login).await.unwrap();
+        let b = cache.get(&1, login).await.unwrap();
+        assert_eq!(a.expose_secret(), b.expose_secret());
+        cache.invalidate(&1, &a).await;
+        let c = cache.get(&1, login).await.unwrap();
+        assert_eq!(c.expose_secret(), "t1");
+        // A stale invalidate does not drop the fresh token.
+        cache.invalidate(&1, &a).await;
+        assert_eq!(cache.get(&1, login).await.unwrap().expose_secret(), "t1");
+    }
+
+    #[test]
+    fn request_debug_hides_the_credential() {
+        let req = Request::new(Method::GET, Url::parse("http://x/").unwrap())
+            .authorization(SecretString::from("Bearer hunter2"));
+        assert!(!format!("{req:?}").contains("hunter2"));
+    }
+}

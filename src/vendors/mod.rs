@@ -1,0 +1,366 @@
+//! Vendor clients behind one vendor-neutral contract, [`VendorClient`].
+//!
+//! The contract follows Crossplane's external client: the engine *observes* (reads never
+//! change anything), then *creates*, *updates* or *deletes* what differs. Every write must be
+//! safe to repeat after observing: updates are idempotent, a delete of something already gone
+//! succeeds, and a create whose response was lost is never re-sent blindly — the engine first
+//! lists again and finds the object by the ownership marker it wrote into it.
+//!
+//! Deep copy is declarative: a vendor lists its copyable kinds as [`KindSpec`]s (which fields
+//! reference which kind, which fields never copy, how a copy is recognised), and only the
+//! wire details stay in the vendor: listing, creating and patching raw JSON objects, and
+//! encoding/decoding references. How each vendor fits:
+//!
+//! - **Rossum** (implemented): REST, integer ids, references are absolute URLs, objects carry a
+//!   free `metadata` object that holds the marker; email templates, labels and rules have none
+//!   and are matched by name + parent queue. Org creation needs a create_key.
+//! - **Dataloop**: REST with string ids; orgs cannot be created (adopt only, `create_org`
+//!   returns [`VendorError::Unsupported`]); projects, groups, integrations, drivers,
+//!   ontologies and recipes become kinds whose references are plain id strings; entities that
+//!   have a `metadata` map keep the marker there, the rest match on name + parent project.
+//! - **Rendered.ai**: GraphQL. The client maps `list_objects`/`create_object`/`update_object`
+//!   to queries and mutations per kind (workspaces, volumes, graphs, rules); ids are UUID
+//!   strings; no free metadata, so copies match on name + parent workspace; orgs are adopt-only.
+//! - **OpenLattice**: REST, UUID ids; `create_org` is `POST /datastore/organizations`; roles
+//!   and e-mail domains are org settings or kinds matched by title; no metadata on roles.
+//!
+//! A vendor that cannot do something returns [`VendorError::Unsupported`], which the engine
+//! turns into an `Unsupported` condition instead of retrying.
+
+pub mod http;
+pub mod rossum;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use secrecy::SecretString;
+use serde_json::Value;
+
+pub use http::{Endpoints, HttpConfig, HttpError};
+
+/// Credentials read from a Secret: the Secret's name (for messages) and its keys.
+#[derive(Clone)]
+pub struct Credentials {
+    /// `namespace/name` of the Secret, used in every message about these credentials.
+    pub secret: String,
+    values: BTreeMap<String, SecretString>,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("secret", &self.secret)
+            .field("keys", &self.values.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Credentials {
+    /// Credentials from a Secret's decoded key/value pairs.
+    pub fn new(secret: impl Into<String>, values: BTreeMap<String, SecretString>) -> Self {
+        Self {
+            secret: secret.into(),
+            values,
+        }
+    }
+
+    /// The value of `key`, if present.
+    pub fn get(&self, key: &str) -> Option<&SecretString> {
+        self.values.get(key)
+    }
+
+    /// The value of `key`, or an error naming the Secret and the key.
+    pub fn require(&self, key: &str) -> Result<&SecretString, VendorError> {
+        self.get(key).ok_or_else(|| VendorError::MissingCredential {
+            secret: self.secret.clone(),
+            key: key.to_string(),
+        })
+    }
+}
+
+/// Who owns an organization or a copy: written into the vendor object so it can be found again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Owner {
+    /// `namespace/name` of the Organization resource.
+    pub key: String,
+    /// The resource's uid, when it lives in a cluster.
+    pub uid: Option<String>,
+}
+
+/// An organization as the vendor reports it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OrgInfo {
+    /// The vendor's id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// The `owner` recorded in the org's ownership marker, if any.
+    pub owner: Option<String>,
+    /// When the vendor created it.
+    pub created_at: Option<jiff::Timestamp>,
+    /// Usage/limits snapshot, where the vendor reports one.
+    pub usage: Option<Value>,
+    /// The raw object, for vendor-specific settings comparison.
+    pub raw: Value,
+}
+
+/// What the engine wants the organization to look like (vendor-neutral plus one vendor block).
+#[derive(Clone, Debug, PartialEq)]
+pub struct OrgDesired {
+    /// Owner, written into the ownership marker.
+    pub owner: Owner,
+    /// Display name.
+    pub display_name: String,
+    /// The chosen vendor's settings block (`spec.settings.<vendor>`), or `null`.
+    pub settings: Value,
+}
+
+/// What a vendor can do.
+#[derive(Clone, Debug)]
+pub struct Capabilities {
+    /// Organizations can be created through the API.
+    pub create_org: bool,
+    /// Organizations can be deleted through the API.
+    pub delete_org: bool,
+    /// Kinds a template copy can carry, in no particular order.
+    pub kinds: &'static [KindSpec],
+}
+
+/// Where a reference field points.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefTarget {
+    /// The organization itself (template org → new org).
+    Organization,
+    /// Another copyable kind, by name.
+    Kind(&'static str),
+}
+
+/// A field that references other objects.
+#[derive(Clone, Copy, Debug)]
+pub struct RefField {
+    /// Dot path into the object; `*` walks every element of an array
+    /// (e.g. `queues.*`, `actions.*.payload.labels.*`).
+    pub path: &'static str,
+    /// What it references.
+    pub target: RefTarget,
+    /// Set in a second pass, once every object of the kind exists (self-references such as
+    /// Rossum's `hook.run_after`).
+    pub deferred: bool,
+}
+
+/// How a copy is recognised in the target organization.
+#[derive(Clone, Copy, Debug)]
+pub enum Identity {
+    /// A marker stored in the object's free-form metadata under the `orgops` key.
+    Marker,
+    /// A natural key computed from the (reference-rewritten) object, e.g. parent + name.
+    NaturalKey(fn(&Value) -> Option<String>),
+}
+
+/// Which fields of a template object a copy carries.
+#[derive(Clone, Copy, Debug)]
+pub enum CopyFields {
+    /// Exactly these top-level fields (when present).
+    Only(&'static [&'static str]),
+    /// Every field except these.
+    AllExcept(&'static [&'static str]),
+}
+
+/// Declaration of one copyable kind.
+#[derive(Clone, Copy, Debug)]
+pub struct KindSpec {
+    /// Plural name, as used in `include` and in status (`queues`).
+    pub name: &'static str,
+    /// Reference fields.
+    pub refs: &'static [RefField],
+    /// Which fields copy.
+    pub fields: CopyFields,
+    /// How an existing copy is found.
+    pub identity: Identity,
+    /// Whether a missing copy can be created (`None`: always), else why not.
+    pub creatable: Option<fn(&Value) -> Result<(), &'static str>>,
+    /// Template objects that are not copied at all (e.g. deleted or private ones).
+    pub skip: Option<fn(&Value) -> bool>,
+}
+
+impl KindSpec {
+    /// The kinds this one must wait for (non-deferred references to other kinds).
+    pub fn dependencies(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.refs.iter().filter_map(|r| match r.target {
+            RefTarget::Kind(k) if !r.deferred && k != self.name => Some(k),
+            _ => None,
+        })
+    }
+}
+
+/// Errors of vendor clients. `category()` is the bounded reason used in conditions and metrics.
+#[derive(Debug, thiserror::Error)]
+pub enum VendorError {
+    /// The Secret lacks a key the vendor needs.
+    #[error("Secret {secret} has no key {key:?}")]
+    MissingCredential {
+        /// `namespace/name` of the Secret.
+        secret: String,
+        /// The missing key.
+        key: String,
+    },
+    /// The vendor rejected the credentials.
+    #[error("the vendor rejected the credentials in Secret {secret}: {detail}")]
+    InvalidCredentials {
+        /// `namespace/name` of the Secret.
+        secret: String,
+        /// What the vendor said (never the credential).
+        detail: String,
+    },
+    /// The credentials are valid but lack a permission.
+    #[error("permission denied: {0}")]
+    Forbidden(String),
+    /// The vendor cannot do what the spec asks.
+    #[error("not supported by {vendor}: {what}")]
+    Unsupported {
+        /// Vendor name.
+        vendor: &'static str,
+        /// What is not supported and what to do instead.
+        what: String,
+    },
+    /// Something the spec names does not exist at the vendor.
+    #[error("{0}")]
+    NotFound(String),
+    /// The vendor rejected a request as invalid.
+    #[error("rejected by the vendor: {0}")]
+    Rejected(String),
+    /// Transport or server failure.
+    #[error(transparent)]
+    Http(#[from] HttpError),
+}
+
+impl VendorError {
+    /// A bounded, CamelCase reason for conditions, events and metric labels.
+    pub fn category(&self) -> &'static str {
+        match self {
+            VendorError::MissingCredential { .. } => "CredentialsMissing",
+            VendorError::InvalidCredentials { .. } => "CredentialsInvalid",
+            VendorError::Forbidden(_) => "PermissionDenied",
+            VendorError::Unsupported { .. } => "Unsupported",
+            VendorError::NotFound(_) => "NotFound",
+            VendorError::Rejected(_) => "VendorRejected",
+            VendorError::Http(HttpError::OutcomeUnknown { .. }) => "OutcomeUnknown",
+            VendorError::Http(e) if e.is_transient() => "VendorUnavailable",
+            VendorError::Http(_) => "VendorError",
+        }
+    }
+
+    /// True when retrying later may succeed without a human changing anything.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, VendorError::Http(e) if e.is_transient())
+    }
+
+    /// True when the outcome of a create is unknown and the engine must observe again.
+    pub fn is_outcome_unknown(&self) -> bool {
+        matches!(self, VendorError::Http(HttpError::OutcomeUnknown { .. }))
+    }
+}
+
+/// The vendor-neutral client contract (see the module docs).
+#[async_trait::async_trait]
+pub trait VendorClient: RefCodec {
+    /// Vendor name (`rossum`).
+    fn vendor(&self) -> &'static str;
+
+    /// What this vendor can do.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Checks the credentials (logs in); errors name the Secret.
+    async fn verify_credentials(&self) -> Result<(), VendorError>;
+
+    /// The organization with this id, or `None` when it does not exist (or is not visible).
+    async fn get_org(&self, id: &str) -> Result<Option<OrgInfo>, VendorError>;
+
+    /// Every organization visible to the credentials.
+    async fn list_orgs(&self) -> Result<Vec<OrgInfo>, VendorError>;
+
+    /// Creates an organization. Not idempotent: the engine records intent first and resolves
+    /// an unknown outcome with [`list_orgs`](Self::list_orgs).
+    async fn create_org(&self, desired: &OrgDesired) -> Result<OrgInfo, VendorError>;
+
+    /// The patch that makes `observed` match `desired` (name, ownership marker, vendor
+    /// settings), or `None` when nothing differs. Pure.
+    fn org_patch(&self, desired: &OrgDesired, observed: &OrgInfo) -> Option<Value>;
+
+    /// Applies a patch from [`org_patch`](Self::org_patch).
+    async fn patch_org(&self, id: &str, patch: Value) -> Result<OrgInfo, VendorError>;
+
+    /// Deletes the organization; a missing one counts as deleted.
+    async fn delete_org(&self, id: &str) -> Result<(), VendorError>;
+
+    /// Every object of `kind` in organization `org`.
+    async fn list_objects(&self, org: &str, kind: &KindSpec) -> Result<Vec<Value>, VendorError>;
+
+    /// Creates an object of `kind` in `org` from `body`; returns the created object.
+    async fn create_object(
+        &self,
+        org: &str,
+        kind: &KindSpec,
+        body: Value,
+    ) -> Result<Value, VendorError>;
+
+    /// Patches object `id` of `kind` in `org`; returns the updated object.
+    async fn update_object(
+        &self,
+        org: &str,
+        kind: &KindSpec,
+        id: &str,
+        patch: Value,
+    ) -> Result<Value, VendorError>;
+}
+
+/// How a vendor writes and reads references and ids. Pure, so copy plans are testable.
+pub trait RefCodec: Send + Sync {
+    /// The id of an object as returned by `list_objects`.
+    fn object_id(&self, object: &Value) -> Option<String> {
+        match object.get("id")? {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    }
+
+    /// The id a reference value points at (`https://…/queues/7` → `7` for Rossum).
+    fn decode_ref(&self, value: &Value) -> Option<String>;
+
+    /// The reference value for object `id` of `target` (organization refs name the org).
+    fn encode_ref(&self, target: RefTarget, id: &str) -> Value;
+}
+
+/// A client for `vendor` at `endpoint` (or the vendor's public API) with `credentials`.
+/// Checks the Secret's keys; makes no request.
+pub fn connect(
+    vendor: crate::api::Vendor,
+    endpoint: Option<&str>,
+    credentials: Credentials,
+    config: HttpConfig,
+    endpoints: &Endpoints,
+) -> Result<std::sync::Arc<dyn VendorClient>, VendorError> {
+    match vendor {
+        crate::api::Vendor::Rossum => Ok(std::sync::Arc::new(rossum::RossumClient::new(
+            endpoint,
+            credentials,
+            config,
+            endpoints,
+        )?)),
+        other => Err(VendorError::Unsupported {
+            vendor: other.as_str(),
+            what: format!(
+                "the {other} client is not part of this orgops build yet (see design/vendors/{other}.md)"
+            ),
+        }),
+    }
+}
+
+/// The documented request rate of a vendor's API, used as the default limit.
+pub fn default_rate(vendor: crate::api::Vendor) -> u32 {
+    match vendor {
+        crate::api::Vendor::Rossum => rossum::DOCUMENTED_RATE_LIMIT,
+        _ => 10,
+    }
+}
