@@ -92,6 +92,8 @@ pub struct Db {
     pub create_keys: HashMap<String, u64>,
     /// Write-only hook secrets by hook id (never served).
     pub hook_secrets: HashMap<u64, Value>,
+    /// Mutating requests handled (every method but GET, outside `auth/`).
+    pub writes: u64,
     token_counter: u64,
 }
 
@@ -107,6 +109,7 @@ impl Db {
             tokens: HashMap::new(),
             create_keys: HashMap::new(),
             hook_secrets: HashMap::new(),
+            writes: 0,
             token_counter: 0,
         }
     }

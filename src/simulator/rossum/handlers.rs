@@ -51,6 +51,9 @@ pub async fn api(
         Ok(db) => db,
         Err(poisoned) => poisoned.into_inner(),
     };
+    if method != Method::GET && segments.first() != Some(&"auth") {
+        db.writes += 1;
+    }
     let req = Req { method: &method, segments: &segments, query: &query, headers: &headers, body };
     match route(&mut db, &req) {
         Ok((status, value)) => {
