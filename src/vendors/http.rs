@@ -277,9 +277,11 @@ pub struct Endpoint {
 impl Endpoint {
     fn new(rate_per_second: u32) -> Self {
         let rate = NonZeroU32::new(rate_per_second.max(1)).unwrap_or(NonZeroU32::MIN);
-        // A burst of one keeps the average at the documented limit even right after idling,
-        // so a vendor that counts per second never sees more than `rate` requests in one.
-        let quota = Quota::per_second(rate).allow_burst(NonZeroU32::MIN);
+        // A token bucket holding half a second of requests: bursts after idle time use the
+        // allowance a per-second limit grants, while the other half stays as slack for
+        // arrival jitter at the vendor's own bucket.
+        let burst = NonZeroU32::new(rate.get() / 2).unwrap_or(NonZeroU32::MIN);
+        let quota = Quota::per_second(rate).allow_burst(burst);
         Self {
             limiter: DefaultDirectRateLimiter::direct(quota),
             paused_until: Mutex::new(None),

@@ -6,9 +6,8 @@ use std::sync::Mutex;
 
 use futures::{StreamExt, stream};
 use serde_json::Value;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 
-use super::graph;
 use super::plan::{Action, CopyContext, IdMap, Pass, Planned, plan_kind};
 use crate::engine::Mode;
 use crate::vendors::{KindSpec, VendorClient, VendorError};
@@ -81,6 +80,11 @@ struct Shared<'a> {
 }
 
 impl Shared<'_> {
+    async fn list_target(&self, kind: &KindSpec) -> Result<Vec<Value>, VendorError> {
+        let _permit = self.permits.acquire().await;
+        self.vendor.list_objects(self.target_org, kind).await
+    }
+
     fn publish(&self, kind: &'static str, states: &HashMap<String, State>) {
         let p = KindProgress {
             total: states.len() as u32,
@@ -125,9 +129,13 @@ pub async fn copy_template(
         sink,
     };
     // List the template first so every kind's total is known from the start.
+    let shared_ref = &shared;
     let sources: Vec<(&'static KindSpec, Vec<Value>)> = stream::iter(kinds.iter().copied())
-        .map(|k| async move { vendor.list_objects(template_org, k).await.map(|v| (k, v)) })
-        .buffered(4)
+        .map(|k| async move {
+            let _permit = shared_ref.permits.acquire().await;
+            vendor.list_objects(template_org, k).await.map(|v| (k, v))
+        })
+        .buffered(shared.concurrency.min(8))
         .collect::<Vec<_>>()
         .await
         .into_iter()
@@ -142,36 +150,60 @@ pub async fn copy_template(
             (k.name, live)
         })
         .collect();
-    for k in kinds {
-        let states: HashMap<String, State> = sources[k.name]
-            .iter()
-            .filter_map(|o| vendor.object_id(o))
-            .map(|id| (id, State::Pending))
-            .collect();
-        shared.publish(k.name, &states);
+    if let Ok(mut all) = shared.progress.lock() {
+        for k in kinds {
+            let total = sources[k.name].len() as u32;
+            all.insert(k.name, KindProgress { total, done: 0, failed: 0 });
+        }
+        sink.copy_progress(&all);
     }
 
-    let mut ids = IdMap::default();
-    let mut report = CopyReport::default();
-    for wave in graph::waves(kinds) {
-        let snapshot = ids.clone();
-        let results = futures::future::join_all(
-            wave.iter()
-                .map(|k| copy_kind(&shared, k, &sources[k.name], &snapshot)),
-        )
-        .await;
-        for result in results {
-            let kind = result?;
-            for (s, t) in kind.mapped {
-                ids.insert(kind.name, s, t);
+    // Each kind starts as soon as the kinds it references are done (no wave barriers), so the
+    // rate limit, not the slowest kind of a wave, sets the pace.
+    let ids = Mutex::new(IdMap::default());
+    let mut done_tx: HashMap<&'static str, watch::Sender<bool>> = HashMap::new();
+    let mut done_rx: HashMap<&'static str, watch::Receiver<bool>> = HashMap::new();
+    for k in kinds {
+        let (tx, rx) = watch::channel(false);
+        done_tx.insert(k.name, tx);
+        done_rx.insert(k.name, rx);
+    }
+    let selected: Vec<&'static str> = kinds.iter().map(|k| k.name).collect();
+    let results = futures::future::join_all(kinds.iter().map(|k| {
+        let deps: Vec<watch::Receiver<bool>> = k
+            .dependencies()
+            .filter(|d| selected.contains(d))
+            .filter_map(|d| done_rx.get(d).cloned())
+            .collect();
+        let tx = done_tx.remove(k.name);
+        let (shared, sources, ids) = (&shared, &sources, &ids);
+        async move {
+            for mut rx in deps {
+                let _ = rx.wait_for(|done| *done).await;
             }
-            report.created += kind.created;
-            report.updated += kind.updated;
-            report.drifted += kind.drifted;
-            for f in kind.failures {
-                if report.failures.len() < MAX_FAILURE_MESSAGES {
-                    report.failures.push(f);
+            let snapshot = ids.lock().map(|m| m.clone()).unwrap_or_default();
+            let result = copy_kind(shared, k, &sources[k.name], &snapshot).await;
+            if let (Ok(kind), Ok(mut all)) = (&result, ids.lock()) {
+                for (s, t) in &kind.mapped {
+                    all.insert(kind.name, s.clone(), t.clone());
                 }
+            }
+            if let Some(tx) = tx {
+                let _ = tx.send(true);
+            }
+            result
+        }
+    }))
+    .await;
+    let mut report = CopyReport::default();
+    for result in results {
+        let kind = result?;
+        report.created += kind.created;
+        report.updated += kind.updated;
+        report.drifted += kind.drifted;
+        for f in kind.failures {
+            if report.failures.len() < MAX_FAILURE_MESSAGES {
+                report.failures.push(f);
             }
         }
     }
@@ -206,7 +238,7 @@ async fn copy_kind(
 ) -> Result<KindResult, VendorError> {
     let vendor = shared.vendor;
     let mut ids = known.clone();
-    let mut targets = vendor.list_objects(shared.target_org, kind).await?;
+    let mut targets = shared.list_target(kind).await?;
     let mut states: HashMap<String, State> = sources
         .iter()
         .filter_map(|o| vendor.object_id(o))
@@ -230,7 +262,7 @@ async fn copy_kind(
         for round in 0..MAX_ROUNDS {
             if round > 0 {
                 // Some outcomes are unknown: observe again before deciding anything.
-                targets = vendor.list_objects(shared.target_org, kind).await?;
+                targets = shared.list_target(kind).await?;
             }
             let ctx = CopyContext {
                 codec: vendor,

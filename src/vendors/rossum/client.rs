@@ -202,8 +202,11 @@ impl RossumClient {
         unreachable!("the loop returns on its second attempt")
     }
 
-    /// Checks the credentials by logging in (or by using the token).
+    /// Checks the credentials: a login proves a password; a bare token is tried on `auth/user`.
     pub async fn verify(&self) -> Result<(), VendorError> {
+        if self.credentials.get("token").is_none() {
+            return self.token(Scope::Primary).await.map(|_| ());
+        }
         let req = Request::new(Method::GET, self.url("auth/user"));
         self.send_with(Scope::Primary, req).await.map(|_| ())
     }
