@@ -55,13 +55,16 @@ async fn run(scale: usize, latency: Duration, rate: u32, concurrency: usize) -> 
         latency,
         rate_limit: Some(rate),
     };
-    let sim = RossumSimulator::start(0, &seed, &[admin.clone()], options)
+    let sim = RossumSimulator::start(0, &seed, std::slice::from_ref(&admin), options)
         .await
         .expect("simulator");
     let mut values = BTreeMap::new();
     values.insert("username".to_string(), SecretString::from(admin.username));
     values.insert("password".to_string(), SecretString::from(admin.password));
-    values.insert("createKey".to_string(), SecretString::from(admin.create_key));
+    values.insert(
+        "createKey".to_string(),
+        SecretString::from(admin.create_key),
+    );
     let config = HttpConfig {
         rate_per_second: rate,
         ..HttpConfig::default()

@@ -3,7 +3,7 @@
 //! Data flows one way: `cli` (and later the controller) → [`engine`] → [`vendors`] → HTTP.
 
 pub mod api;
-pub mod vendors;
+pub mod cli;
 pub mod engine;
 pub mod simulator;
-pub mod cli;
+pub mod vendors;

@@ -53,14 +53,30 @@ fn writes(sim: &RossumSimulator) -> u64 {
 async fn demo_applies_the_examples_against_the_embedded_simulator() {
     let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/examples/");
     let run = orgops(&["apply", "--simulate", "-f", examples]).await;
-    assert_eq!(run.code, 0, "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    assert_eq!(
+        run.code, 0,
+        "stdout:\n{}\nstderr:\n{}",
+        run.stdout, run.stderr
+    );
     let lines: Vec<&str> = run.stdout.lines().collect();
-    assert!(lines[0].starts_with("NAME") && lines[0].contains("PROGRESS") && lines[0].contains("READY"));
+    assert!(
+        lines[0].starts_with("NAME") && lines[0].contains("PROGRESS") && lines[0].contains("READY")
+    );
     for name in ["german-department", "french-department"] {
-        let row = lines.iter().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} row"));
-        assert!(row.contains("rossum") && row.contains("Ready") && row.contains("True"), "{row}");
+        let row = lines
+            .iter()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{name} row"));
+        assert!(
+            row.contains("rossum") && row.contains("Ready") && row.contains("True"),
+            "{row}"
+        );
     }
-    assert!(run.stderr.contains("created organization"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("created organization"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -68,19 +84,42 @@ async fn a_second_apply_creates_nothing_and_says_so() {
     let sim = simulator("").await;
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "secret.yaml", &secret(PASSWORD));
-    write(dir.path(), "org.yaml", &org("nordics", "Nordics", &sim.base_url));
+    write(
+        dir.path(),
+        "org.yaml",
+        &org("nordics", "Nordics", &sim.base_url),
+    );
     let path = dir.path().display().to_string();
 
     let first = orgops(&["apply", "-f", &path, "--rate-limit", "200"]).await;
     assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
-    assert!(first.stderr.contains("created organization"), "{}", first.stderr);
+    assert!(
+        first.stderr.contains("created organization"),
+        "{}",
+        first.stderr
+    );
     let after_first = writes(&sim);
 
     let second = orgops(&["apply", "-f", &path, "--rate-limit", "200"]).await;
     assert_eq!(second.code, 0, "{}\n{}", second.stdout, second.stderr);
-    assert!(second.stderr.contains("unchanged: nothing to create or update"), "{}", second.stderr);
-    assert_eq!(writes(&sim), after_first, "the second apply wrote to the vendor");
-    let orgs = sim.with_db(|db| db.kinds["organizations"].values().filter(|o| o.value["name"] == "Nordics").count());
+    assert!(
+        second
+            .stderr
+            .contains("unchanged: nothing to create or update"),
+        "{}",
+        second.stderr
+    );
+    assert_eq!(
+        writes(&sim),
+        after_first,
+        "the second apply wrote to the vendor"
+    );
+    let orgs = sim.with_db(|db| {
+        db.kinds["organizations"]
+            .values()
+            .filter(|o| o.value["name"] == "Nordics")
+            .count()
+    });
     assert_eq!(orgs, 1);
 
     // -o yaml prints the resource with its status.
@@ -89,7 +128,12 @@ async fn a_second_apply_creates_nothing_and_says_so() {
     let docs: Vec<orgops::api::Organization> = serde_saphyr::from_multiple(&yaml.stdout).unwrap();
     let status = docs[0].status.as_ref().unwrap();
     assert_eq!(status.phase, Some(orgops::api::OrgPhase::Ready));
-    assert!(status.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+    assert!(
+        status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+    );
     assert_eq!(status.copy.as_ref().unwrap().failed, 0);
 }
 
@@ -99,15 +143,29 @@ async fn bad_credentials_name_the_secret_and_print_no_credential() {
     let dir = tempfile::tempdir().unwrap();
     let wrong = "wrong-password-7f3a9c";
     write(dir.path(), "secret.yaml", &secret(wrong));
-    write(dir.path(), "org.yaml", &org("bad", "Bad creds", &sim.base_url));
+    write(
+        dir.path(),
+        "org.yaml",
+        &org("bad", "Bad creds", &sim.base_url),
+    );
     for output in ["table", "yaml"] {
-        let run = orgops(&["apply", "-f", &dir.path().display().to_string(), "-o", output]).await;
+        let run = orgops(&[
+            "apply",
+            "-f",
+            &dir.path().display().to_string(),
+            "-o",
+            output,
+        ])
+        .await;
         assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
         let all = format!("{}{}", run.stdout, run.stderr);
         assert!(all.contains("tenants/rossum-admin"), "{all}");
         assert!(all.contains("CredentialsInvalid"), "{all}");
         for secret_text in [wrong, PASSWORD, CREATE_KEY] {
-            assert!(!all.contains(secret_text), "output contains a credential:\n{all}");
+            assert!(
+                !all.contains(secret_text),
+                "output contains a credential:\n{all}"
+            );
         }
     }
     assert_eq!(writes(&sim), 0);
@@ -121,29 +179,58 @@ async fn bad_input_names_file_document_and_field_and_touches_no_vendor() {
     let cases: Vec<(&str, String, &[&str])> = vec![
         (
             "unknown vendor",
-            format!("{}---\n{}", secret(PASSWORD), good_org.replace("vendor: rossum", "vendor: rossom")),
+            format!(
+                "{}---\n{}",
+                secret(PASSWORD),
+                good_org.replace("vendor: rossum", "vendor: rossom")
+            ),
             &["document 2", "Organization/x", "spec.vendor", "rossom"],
         ),
         (
             "vendor not in this build",
-            format!("{}---\n{}", secret(PASSWORD), good_org.replace("vendor: rossum", "vendor: dataloop")),
+            format!(
+                "{}---\n{}",
+                secret(PASSWORD),
+                good_org.replace("vendor: rossum", "vendor: dataloop")
+            ),
             &["document 2", "spec.vendor", "dataloop"],
         ),
         (
             "missing Secret key",
-            format!("{}---\n{}", secret(PASSWORD).replace(&format!("  password: {PASSWORD}\n"), ""), good_org),
-            &["document 2", "credentialsSecretRef", "tenants/rossum-admin", "\"password\""],
+            format!(
+                "{}---\n{}",
+                secret(PASSWORD).replace(&format!("  password: {PASSWORD}\n"), ""),
+                good_org
+            ),
+            &[
+                "document 2",
+                "credentialsSecretRef",
+                "tenants/rossum-admin",
+                "\"password\"",
+            ],
         ),
         (
             "wrong field type",
-            format!("{}---\n{}", secret(PASSWORD), good_org.replace("  vendor: rossum\n", "  vendor: rossum\n  suspend: maybe\n")),
+            format!(
+                "{}---\n{}",
+                secret(PASSWORD),
+                good_org.replace("  vendor: rossum\n", "  vendor: rossum\n  suspend: maybe\n")
+            ),
             &["document 2", "spec.suspend"],
         ),
-        ("invalid YAML", format!("{}---\nspec: [unclosed\n", secret(PASSWORD)), &["invalid YAML"]),
+        (
+            "invalid YAML",
+            format!("{}---\nspec: [unclosed\n", secret(PASSWORD)),
+            &["invalid YAML"],
+        ),
         (
             "Secret not given",
             good_org.clone(),
-            &["document 1", "credentialsSecretRef.name", "tenants/rossum-admin"],
+            &[
+                "document 1",
+                "credentialsSecretRef.name",
+                "tenants/rossum-admin",
+            ],
         ),
     ];
     for (case, text, needles) in cases {
@@ -151,11 +238,26 @@ async fn bad_input_names_file_document_and_field_and_touches_no_vendor() {
         let file = write(dir.path(), "manifests.yaml", &text);
         let run = orgops(&["apply", "-f", &file]).await;
         assert_eq!(run.code, 2, "{case}: {}\n{}", run.stdout, run.stderr);
-        assert!(run.stderr.contains("manifests.yaml"), "{case}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("manifests.yaml"),
+            "{case}: {}",
+            run.stderr
+        );
         for n in needles {
-            assert!(run.stderr.contains(n), "{case}: {n:?} not in {}", run.stderr);
+            assert!(
+                run.stderr.contains(n),
+                "{case}: {n:?} not in {}",
+                run.stderr
+            );
         }
-        assert!(!run.stderr.contains(PASSWORD), "{case}: leaked a credential");
+        assert!(
+            !run.stderr.contains(PASSWORD),
+            "{case}: leaked a credential"
+        );
     }
-    assert_eq!(sim.running.stats.requests.load(Ordering::Relaxed), 0, "bad input reached the vendor");
+    assert_eq!(
+        sim.running.stats.requests.load(Ordering::Relaxed),
+        0,
+        "bad input reached the vendor"
+    );
 }

@@ -14,8 +14,12 @@ fn crds_directory_matches_generated_yaml() {
             std::fs::write(&path, &yaml).unwrap();
             continue;
         }
-        let on_disk = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e}; run ORGOPS_UPDATE_CRDS=1 cargo test --test crds", path.display()));
+        let on_disk = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}; run ORGOPS_UPDATE_CRDS=1 cargo test --test crds",
+                path.display()
+            )
+        });
         assert!(
             on_disk == yaml,
             "{} differs from the generated CRD; run ORGOPS_UPDATE_CRDS=1 cargo test --test crds",

@@ -14,15 +14,54 @@ fn compared_fields(kind: &str) -> &'static [&'static str] {
         "labels" => &["name", "color"],
         "workspaces" => &["name", "metadata"],
         "schemas" => &["name", "content", "metadata"],
-        "connectors" => &["name", "service_url", "params", "authorization_type", "asynchronous", "metadata"],
-        "queues" => &[
-            "name", "workspace", "schema", "connector", "settings", "locale", "session_timeout",
-            "automation_enabled", "automation_level", "default_score_threshold", "use_confirmed_state",
-            "document_lifetime", "metadata", "hooks",
+        "connectors" => &[
+            "name",
+            "service_url",
+            "params",
+            "authorization_type",
+            "asynchronous",
+            "metadata",
         ],
-        "inboxes" => &["name", "queues", "email_prefix", "filters", "bounce_email_to", "dmarc_check_action", "metadata"],
-        "hooks" => &["name", "type", "queues", "run_after", "events", "config", "settings", "active", "metadata", "sideload"],
-        "email_templates" => &["name", "queue", "type", "subject", "message", "automate", "to"],
+        "queues" => &[
+            "name",
+            "workspace",
+            "schema",
+            "connector",
+            "settings",
+            "locale",
+            "session_timeout",
+            "automation_enabled",
+            "automation_level",
+            "default_score_threshold",
+            "use_confirmed_state",
+            "document_lifetime",
+            "metadata",
+            "hooks",
+        ],
+        "inboxes" => &[
+            "name",
+            "queues",
+            "email_prefix",
+            "filters",
+            "bounce_email_to",
+            "dmarc_check_action",
+            "metadata",
+        ],
+        "hooks" => &[
+            "name",
+            "type",
+            "queues",
+            "run_after",
+            "events",
+            "config",
+            "settings",
+            "active",
+            "metadata",
+            "sideload",
+        ],
+        "email_templates" => &[
+            "name", "queue", "type", "subject", "message", "automate", "to",
+        ],
         "rules" => &["name", "enabled", "queues", "trigger_condition", "actions"],
         _ => &[],
     }
@@ -49,8 +88,18 @@ async fn every_template_object_has_exactly_one_equal_copy_inside_the_new_org() {
     let endpoints = Endpoints::default();
     let client = client(&sim, &endpoints);
     let sink = MemorySink::default();
-    let report = reconcile(client.as_ref(), &desired("german", "German department"), &sink).await;
-    assert!(report.ready, "{}: {}", report.ready_reason(), report.ready_message());
+    let report = reconcile(
+        client.as_ref(),
+        &desired("german", "German department"),
+        &sink,
+    )
+    .await;
+    assert!(
+        report.ready,
+        "{}: {}",
+        report.ready_reason(),
+        report.ready_message()
+    );
     assert!(report.org_created);
 
     let template = sim.org_id("Template org").unwrap();
@@ -76,12 +125,18 @@ async fn every_template_object_has_exactly_one_equal_copy_inside_the_new_org() {
             let n = sources.len();
             sources.sort();
             sources.dedup();
-            assert_eq!(n, sources.len(), "{kind}: two copies of one template object");
+            assert_eq!(
+                n,
+                sources.len(),
+                "{kind}: two copies of one template object"
+            );
             assert_eq!(n, originals.len(), "{kind}: copies");
         }
         for t in &originals {
             let t_url = t["url"].as_str().unwrap();
-            let c_url = map.get(t_url).unwrap_or_else(|| panic!("{t_url} has no copy"));
+            let c_url = map
+                .get(t_url)
+                .unwrap_or_else(|| panic!("{t_url} has no copy"));
             let c = copies.iter().find(|c| c["url"] == *c_url).unwrap();
             for field in compared_fields(kind) {
                 let want = normalized(field, &rewrite(t.get(*field).unwrap_or(&Value::Null), &map));
@@ -95,11 +150,19 @@ async fn every_template_object_has_exactly_one_equal_copy_inside_the_new_org() {
     for inbox in sim.objects("inboxes", target) {
         let email = inbox["email"].as_str().unwrap();
         assert!(email.starts_with(inbox["email_prefix"].as_str().unwrap()));
-        assert!(sim.objects("inboxes", template).iter().all(|t| t["email"] != inbox["email"]));
+        assert!(
+            sim.objects("inboxes", template)
+                .iter()
+                .all(|t| t["email"] != inbox["email"])
+        );
     }
     // Hooks: run_after and hook↔queue links are preserved (also checked field by field above).
     let hooks = sim.objects("hooks", target);
-    assert!(hooks.iter().any(|h| h["run_after"].as_array().is_some_and(|a| a.len() == 2)));
+    assert!(
+        hooks
+            .iter()
+            .any(|h| h["run_after"].as_array().is_some_and(|a| a.len() == 2))
+    );
 
     // Every reference inside the new org points inside the new org.
     let owner_of = |url: &str| -> Option<u64> {
@@ -116,7 +179,12 @@ async fn every_template_object_has_exactly_one_equal_copy_inside_the_new_org() {
             let mut urls = Vec::new();
             urls_in(&c, &sim.base_url, &mut urls);
             for u in urls {
-                assert_eq!(owner_of(&u), Some(target), "{kind} {} references {u}", c["url"]);
+                assert_eq!(
+                    owner_of(&u),
+                    Some(target),
+                    "{kind} {} references {u}",
+                    c["url"]
+                );
             }
         }
     }
@@ -141,7 +209,11 @@ async fn reapply_changes_nothing_then_repairs_drift_and_propagates_template_chan
     assert!(!again.org_created && !again.settings_updated);
     let c = again.copy.as_ref().unwrap();
     assert_eq!((c.created, c.updated), (0, 0));
-    assert_eq!(client_writes(&sim), writes_before, "a re-apply must not write");
+    assert_eq!(
+        client_writes(&sim),
+        writes_before,
+        "a re-apply must not write"
+    );
 
     // A fresh process (no state) finds the org by its marker instead of creating another.
     let fresh = MemorySink::default();
@@ -153,12 +225,17 @@ async fn reapply_changes_nothing_then_repairs_drift_and_propagates_template_chan
     // Drift by hand at the vendor: a queue renamed, a hook's config edited, a label deleted.
     let queue = sim.objects("queues", target)[0].clone();
     let hook = sim.objects("hooks", target)[0].clone();
-    let label = sim.objects("labels", target).into_iter().find(|l| l["name"] == "Urgent").unwrap();
+    let label = sim
+        .objects("labels", target)
+        .into_iter()
+        .find(|l| l["name"] == "Urgent")
+        .unwrap();
     sim.with_db(|db| {
         let qid = queue["id"].as_u64().unwrap();
         db.table("queues").get_mut(&qid).unwrap().value["name"] = "renamed by hand".into();
         let hid = hook["id"].as_u64().unwrap();
-        db.table("hooks").get_mut(&hid).unwrap().value["config"] = serde_json::json!({"url": "https://evil.example"});
+        db.table("hooks").get_mut(&hid).unwrap().value["config"] =
+            serde_json::json!({"url": "https://evil.example"});
         db.table("labels").remove(&label["id"].as_u64().unwrap());
     });
     // A change to the template reaches its copy.
@@ -175,15 +252,44 @@ async fn reapply_changes_nothing_then_repairs_drift_and_propagates_template_chan
     // Queue name, hook config, schema name, and the rule that used the deleted label now
     // points at the label's new copy.
     assert_eq!(c.updated, 4);
-    let new_label = sim.objects("labels", target).into_iter().find(|l| l["name"] == label["name"]).unwrap();
-    let rule = sim.objects("rules", target).into_iter().find(|r| r["name"] == "Flag high amounts").unwrap();
-    assert!(rule["actions"][0]["payload"]["labels"].as_array().unwrap().contains(&new_label["url"]));
-    let q = sim.objects("queues", target).into_iter().find(|x| x["id"] == queue["id"]).unwrap();
+    let new_label = sim
+        .objects("labels", target)
+        .into_iter()
+        .find(|l| l["name"] == label["name"])
+        .unwrap();
+    let rule = sim
+        .objects("rules", target)
+        .into_iter()
+        .find(|r| r["name"] == "Flag high amounts")
+        .unwrap();
+    assert!(
+        rule["actions"][0]["payload"]["labels"]
+            .as_array()
+            .unwrap()
+            .contains(&new_label["url"])
+    );
+    let q = sim
+        .objects("queues", target)
+        .into_iter()
+        .find(|x| x["id"] == queue["id"])
+        .unwrap();
     assert_eq!(q["name"], queue["name"]);
-    let h = sim.objects("hooks", target).into_iter().find(|x| x["id"] == hook["id"]).unwrap();
+    let h = sim
+        .objects("hooks", target)
+        .into_iter()
+        .find(|x| x["id"] == hook["id"])
+        .unwrap();
     assert_eq!(h["config"], hook["config"]);
-    assert!(sim.objects("labels", target).iter().any(|l| l["name"] == label["name"]));
-    assert!(sim.objects("schemas", target).iter().any(|s| s["name"] == "Invoice (EU) v2"));
+    assert!(
+        sim.objects("labels", target)
+            .iter()
+            .any(|l| l["name"] == label["name"])
+    );
+    assert!(
+        sim.objects("schemas", target)
+            .iter()
+            .any(|s| s["name"] == "Invoice (EU) v2")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -197,7 +303,10 @@ async fn include_limits_the_kinds_and_pulls_in_dependencies() {
     let r = reconcile(client.as_ref(), &d, &sink).await;
     assert!(r.ready, "{}", r.ready_message());
     let kinds: BTreeSet<&str> = r.copy.as_ref().unwrap().kinds.keys().copied().collect();
-    assert_eq!(kinds, BTreeSet::from(["connectors", "inboxes", "queues", "schemas", "workspaces"]));
+    assert_eq!(
+        kinds,
+        BTreeSet::from(["connectors", "inboxes", "queues", "schemas", "workspaces"])
+    );
     let target: u64 = r.external_id.unwrap().parse().unwrap();
     assert!(sim.objects("hooks", target).is_empty());
     assert!(sim.objects("labels", target).is_empty());
@@ -231,8 +340,18 @@ async fn suspend_reports_drift_and_changes_nothing() {
     assert!(!r.ready);
     assert_eq!(client_writes(&sim), writes, "suspend must not write");
     assert_eq!(r.copy.as_ref().unwrap().drifted, 1);
-    assert_eq!(sim.objects("queues", target).iter().filter(|q| q["name"] == "drifted").count(), 1);
-    let reasons: HashMap<&str, &str> = r.conditions.iter().map(|c| (c.type_, c.reason.as_str())).collect();
+    assert_eq!(
+        sim.objects("queues", target)
+            .iter()
+            .filter(|q| q["name"] == "drifted")
+            .count(),
+        1
+    );
+    let reasons: HashMap<&str, &str> = r
+        .conditions
+        .iter()
+        .map(|c| (c.type_, c.reason.as_str()))
+        .collect();
     assert_eq!(reasons["SettingsSynced"], "DriftDetected");
     assert_eq!(reasons["TemplateCopied"], "DriftDetected");
 }

@@ -11,7 +11,8 @@ use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_never_duplicate_the_org_or_any_copy() {
-    let sim = simulator("5xx=0.05,429=0.04,reset=0.04,slow=0.01,drop=0.08,slow_ms=50,seed=42").await;
+    let sim =
+        simulator("5xx=0.05,429=0.04,reset=0.04,slow=0.01,drop=0.08,slow_ms=50,seed=42").await;
     let endpoints = Endpoints::default();
     let client = client(&sim, &endpoints);
     let sink = MemorySink::default();
@@ -22,7 +23,10 @@ async fn faults_never_duplicate_the_org_or_any_copy() {
     let requests = stats.requests.load(Ordering::Relaxed);
     let faults = stats.faults.load(Ordering::Relaxed);
     let dropped = stats.dropped.load(Ordering::Relaxed);
-    assert!(faults as f64 >= 0.18 * requests as f64, "{faults}/{requests} faults");
+    assert!(
+        faults as f64 >= 0.18 * requests as f64,
+        "{faults}/{requests} faults"
+    );
     assert!(dropped > 0, "no response was dropped");
 
     // Exactly one organization.
@@ -35,8 +39,13 @@ async fn faults_never_duplicate_the_org_or_any_copy() {
     });
     assert_eq!(orgs.len(), 1, "organizations: {orgs:?}");
     let target = orgs[0];
-    assert_eq!(report.external_id.as_deref(), Some(target.to_string().as_str()));
-    let org = sim.with_db(|db| db.render("organizations", target)).unwrap();
+    assert_eq!(
+        report.external_id.as_deref(),
+        Some(target.to_string().as_str())
+    );
+    let org = sim
+        .with_db(|db| db.render("organizations", target))
+        .unwrap();
     assert_eq!(org["metadata"]["orgops"]["owner"], "tenants/faulty");
 
     // Exactly one copy of every template object, of every kind.
@@ -46,11 +55,17 @@ async fn faults_never_duplicate_the_org_or_any_copy() {
         let copies = sim.objects(kind, target);
         // Marker kinds count marked copies (the vendor's own default workspace is not one).
         let live = if MARKER_KINDS.contains(kind) {
-            copies.iter().filter(|c| c.pointer("/metadata/orgops").is_some()).count()
+            copies
+                .iter()
+                .filter(|c| c.pointer("/metadata/orgops").is_some())
+                .count()
         } else {
             copies.len()
         };
-        assert_eq!(live, originals, "{kind}: {live} copies of {originals} template objects");
+        assert_eq!(
+            live, originals,
+            "{kind}: {live} copies of {originals} template objects"
+        );
         if MARKER_KINDS.contains(kind) {
             let mut sources: Vec<&str> = copies
                 .iter()
@@ -63,11 +78,22 @@ async fn faults_never_duplicate_the_org_or_any_copy() {
         }
     }
     // Natural-key kinds: no two copies with the same name in the same parent.
-    for (kind, parent) in [("labels", "organization"), ("rules", "organization"), ("email_templates", "queue")] {
+    for (kind, parent) in [
+        ("labels", "organization"),
+        ("rules", "organization"),
+        ("email_templates", "queue"),
+    ] {
         let mut keys: Vec<String> = sim
             .objects(kind, target)
             .iter()
-            .map(|c| format!("{}|{}|{}", c[parent], c["name"], c.get("type").unwrap_or(&Value::Null)))
+            .map(|c| {
+                format!(
+                    "{}|{}|{}",
+                    c[parent],
+                    c["name"],
+                    c.get("type").unwrap_or(&Value::Null)
+                )
+            })
             .collect();
         let n = keys.len();
         keys.sort();

@@ -165,7 +165,12 @@ mod tests {
 
     #[test]
     fn time_insensitive_comparison() {
-        let a = merge(&[], &[ConditionSpec::new(types::READY, true, "R", "m")], None, t(1));
+        let a = merge(
+            &[],
+            &[ConditionSpec::new(types::READY, true, "R", "m")],
+            None,
+            t(1),
+        );
         let mut b = a.clone();
         b[0].last_transition_time = Time(t(99));
         assert!(same_ignoring_time(&a, &b));

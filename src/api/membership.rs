@@ -19,11 +19,11 @@ use super::DeletionPolicy;
     shortname = "orgm",
     category = "orgops",
     doc = "One user in one orgops Organization with a vendor role.",
-    printcolumn(name = "Org", type_ = "string", json_path = ".spec.organizationRef.name"),
-    printcolumn(name = "Email", type_ = "string", json_path = ".spec.user.email"),
-    printcolumn(name = "Role", type_ = "string", json_path = ".spec.role"),
-    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn = r#"{"name":"Org","type":"string","jsonPath":".spec.organizationRef.name"}"#,
+    printcolumn = r#"{"name":"Email","type":"string","jsonPath":".spec.user.email"}"#,
+    printcolumn = r#"{"name":"Role","type":"string","jsonPath":".spec.role"}"#,
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct OrgMembershipSpec {

@@ -21,12 +21,12 @@ use super::{DeletionPolicy, Vendor};
     shortname = "org",
     category = "orgops",
     doc = "One organization at one SaaS vendor, created or adopted by orgops and set up like a template org.",
-    printcolumn(name = "Vendor", type_ = "string", json_path = ".spec.vendor"),
-    printcolumn(name = "External-ID", type_ = "string", json_path = ".status.externalId"),
-    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
-    printcolumn(name = "Progress", type_ = "string", json_path = ".status.progress"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn = r#"{"name":"Vendor","type":"string","jsonPath":".spec.vendor"}"#,
+    printcolumn = r#"{"name":"External-ID","type":"string","jsonPath":".status.externalId"}"#,
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Progress","type":"string","jsonPath":".status.progress"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct OrganizationSpec {

@@ -9,8 +9,8 @@ use secrecy::ExposeSecret;
 
 use super::manifests::{self, Manifests, Origin};
 use super::progress::{CliSink, Display};
-use crate::api::{OrgMembershipStatus, MembershipPhase, Organization, Vendor};
 use crate::api::conditions::{ConditionSpec, merge, types};
+use crate::api::{MembershipPhase, OrgMembershipStatus, Organization, Vendor};
 use crate::engine::status::organization_status;
 use crate::engine::{DesiredOrg, EngineOptions, OrgReport, OrgState, Requeue, reconcile_org};
 use crate::simulator::ServeOptions;
@@ -92,7 +92,8 @@ pub async fn run(args: ApplyArgs) -> Result<bool, ApplyError> {
     // Everything is checked before the first request: bad input touches no vendor.
     let mut planned = Vec::new();
     for (origin, org) in &m.organizations {
-        let desired = DesiredOrg::from_resource(org).map_err(|e| at(origin, org, &e.field, e.message))?;
+        let desired =
+            DesiredOrg::from_resource(org).map_err(|e| at(origin, org, &e.field, e.message))?;
         let ns = org.metadata.namespace.as_deref().unwrap_or("default");
         let secret_key = format!("{ns}/{}", org.spec.connection.credentials_secret_ref.name);
         let credentials = manifests::credentials(&secret_key, &m.secrets[&secret_key].1);
@@ -100,14 +101,23 @@ pub async fn run(args: ApplyArgs) -> Result<bool, ApplyError> {
             Some(sim) if org.spec.vendor == Vendor::Rossum => Some(sim.base_url.clone()),
             _ => org.spec.connection.endpoint.clone(),
         };
-        let rate = args
-            .rate_limit
-            .unwrap_or(if simulator.is_some() { 100 } else { default_rate(org.spec.vendor) });
+        let rate = args.rate_limit.unwrap_or(if simulator.is_some() {
+            100
+        } else {
+            default_rate(org.spec.vendor)
+        });
         let config = HttpConfig {
             rate_per_second: rate,
             ..HttpConfig::default()
         };
-        let client = connect(org.spec.vendor, endpoint.as_deref(), credentials, config, &endpoints).map_err(|e| {
+        let client = connect(
+            org.spec.vendor,
+            endpoint.as_deref(),
+            credentials,
+            config,
+            &endpoints,
+        )
+        .map_err(|e| {
             let field = match &e {
                 crate::vendors::VendorError::Unsupported { .. } => "spec.vendor",
                 _ => "spec.connection.credentialsSecretRef",
@@ -139,7 +149,12 @@ pub async fn run(args: ApplyArgs) -> Result<bool, ApplyError> {
         all_ready &= report.ready;
         display.println(&summary(p, report));
         let mut org = p.org.clone();
-        org.status = Some(organization_status(report, None, org.metadata.generation, jiff::Timestamp::now()));
+        org.status = Some(organization_status(
+            report,
+            None,
+            org.metadata.generation,
+            jiff::Timestamp::now(),
+        ));
         orgs_out.push((p.origin.clone(), org));
     }
     let mut memberships_out = Vec::new();
@@ -153,7 +168,12 @@ pub async fn run(args: ApplyArgs) -> Result<bool, ApplyError> {
             phase: Some(MembershipPhase::Pending),
             conditions: merge(
                 &[],
-                &[ConditionSpec::new(types::READY, false, "NotImplemented", "this orgops build does not reconcile OrgMemberships yet")],
+                &[ConditionSpec::new(
+                    types::READY,
+                    false,
+                    "NotImplemented",
+                    "this orgops build does not reconcile OrgMemberships yet",
+                )],
                 mem.metadata.generation,
                 jiff::Timestamp::now(),
             ),
@@ -225,20 +245,40 @@ fn summary(p: &Planned, r: &OrgReport) -> String {
         format!("organization {id}")
     };
     if !r.ready {
-        return format!("{name}: {org_part}; NOT READY ({}): {}", r.ready_reason(), r.ready_message());
+        return format!(
+            "{name}: {org_part}; NOT READY ({}): {}",
+            r.ready_reason(),
+            r.ready_message()
+        );
     }
     if !r.org_created && !r.settings_updated && created == 0 && updated == 0 {
         return format!("{name}: {org_part} unchanged: nothing to create or update");
     }
-    let settings = if r.settings_updated { ", settings updated" } else { "" };
-    format!("{name}: {org_part}{settings}; copies created: {created}, updated: {updated}, failed: {failed}")
+    let settings = if r.settings_updated {
+        ", settings updated"
+    } else {
+        ""
+    };
+    format!(
+        "{name}: {org_part}{settings}; copies created: {created}, updated: {updated}, failed: {failed}"
+    )
 }
 
 fn table(orgs: &[(Origin, Organization)], memberships: &[crate::api::OrgMembership]) -> String {
-    let mut rows = vec![vec!["NAME", "VENDOR", "EXTERNAL-ID", "PHASE", "PROGRESS", "READY", "AGE"]
+    let mut rows = vec![
+        vec![
+            "NAME",
+            "VENDOR",
+            "EXTERNAL-ID",
+            "PHASE",
+            "PROGRESS",
+            "READY",
+            "AGE",
+        ]
         .into_iter()
         .map(str::to_string)
-        .collect::<Vec<_>>()];
+        .collect::<Vec<_>>(),
+    ];
     for (_, o) in orgs {
         let s = o.status.clone().unwrap_or_default();
         rows.push(vec![
@@ -247,16 +287,20 @@ fn table(orgs: &[(Origin, Organization)], memberships: &[crate::api::OrgMembersh
             s.external_id.unwrap_or_default(),
             s.phase.map(|p| format!("{p:?}")).unwrap_or_default(),
             s.progress.unwrap_or_default(),
-            crate::api::conditions::status_of(&s.conditions, types::READY).unwrap_or("").to_string(),
+            crate::api::conditions::status_of(&s.conditions, types::READY)
+                .unwrap_or("")
+                .to_string(),
             "<unknown>".to_string(),
         ]);
     }
     let mut out = columns(&rows);
     if !memberships.is_empty() {
-        let mut rows = vec![vec!["NAME", "ORG", "EMAIL", "ROLE", "PHASE", "AGE"]
-            .into_iter()
-            .map(str::to_string)
-            .collect::<Vec<_>>()];
+        let mut rows = vec![
+            vec!["NAME", "ORG", "EMAIL", "ROLE", "PHASE", "AGE"]
+                .into_iter()
+                .map(str::to_string)
+                .collect::<Vec<_>>(),
+        ];
         for m in memberships {
             let s = m.status.clone().unwrap_or_default();
             rows.push(vec![
@@ -302,15 +346,23 @@ async fn start_simulator(m: &Manifests) -> Result<RossumSimulator, ApplyError> {
         let creds = manifests::credentials(&key, &m.secrets[&key].1);
         let get = |k: &str| creds.get(k).map(|v| v.expose_secret().to_string());
         let (Some(username), Some(password)) = (get("username"), get("password")) else {
-            return Err(at(origin, org, "spec.connection.credentialsSecretRef", format!(
-                "with --simulate, Secret {key} needs the keys username and password (they become the simulator's admin)"
-            )));
+            return Err(at(
+                origin,
+                org,
+                "spec.connection.credentialsSecretRef",
+                format!(
+                    "with --simulate, Secret {key} needs the keys username and password (they become the simulator's admin)"
+                ),
+            ));
         };
-        admins.insert(username.clone(), Admin {
-            username,
-            password,
-            create_key: get("createKey").unwrap_or_else(|| "simulator-create-key".into()),
-        });
+        admins.insert(
+            username.clone(),
+            Admin {
+                username,
+                password,
+                create_key: get("createKey").unwrap_or_else(|| "simulator-create-key".into()),
+            },
+        );
     }
     let admins: Vec<Admin> = admins.into_values().collect();
     let seed = Seed::template().map_err(ApplyError::Simulator)?;

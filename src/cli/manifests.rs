@@ -121,7 +121,10 @@ fn load_text(m: &mut Manifests, file: &Path, text: &str) -> Result<(), ManifestE
             .unwrap_or("<unnamed>")
             .to_string();
         if name == "<unnamed>" && !kind.is_empty() {
-            return Err(err(format!("{origin} {kind}: metadata.name"), "is required"));
+            return Err(err(
+                format!("{origin} {kind}: metadata.name"),
+                "is required",
+            ));
         }
         let prefix = format!("{origin} {kind}/{name}");
         let at = |field: &str| format!("{prefix}: {field}");
@@ -172,7 +175,11 @@ fn default_namespace(ns: &mut Option<String>) {
 fn typed<T: DeserializeOwned>(doc: Value, at: &dyn Fn(&str) -> String) -> Result<T, ManifestError> {
     serde_path_to_error::deserialize(doc).map_err(|e| {
         let path = e.path().to_string();
-        let field = if path == "." { "(document)".to_string() } else { path };
+        let field = if path == "." {
+            "(document)".to_string()
+        } else {
+            path
+        };
         err(at(&field), e.into_inner().to_string())
     })
 }
@@ -194,7 +201,8 @@ fn check_references(m: &Manifests) -> Result<(), ManifestError> {
         let name = mem.metadata.name.as_deref().unwrap_or("");
         let target = &mem.spec.organization_ref.name;
         let found = m.organizations.iter().any(|(_, o)| {
-            o.metadata.namespace.as_deref() == Some(ns) && o.metadata.name.as_deref() == Some(target)
+            o.metadata.namespace.as_deref() == Some(ns)
+                && o.metadata.name.as_deref() == Some(target)
         });
         if !found {
             return Err(err(
@@ -257,7 +265,10 @@ mod tests {
     fn missing_secret_is_named() {
         let text = "apiVersion: orgops.io/v1alpha1\nkind: Organization\nmetadata: {name: de}\nspec:\n  vendor: rossum\n  displayName: DE\n  connection: {credentialsSecretRef: {name: nope}}\n";
         let e = load_str(text).unwrap_err().to_string();
-        assert!(e.contains("credentialsSecretRef.name") && e.contains("default/nope"), "{e}");
+        assert!(
+            e.contains("credentialsSecretRef.name") && e.contains("default/nope"),
+            "{e}"
+        );
     }
 
     #[test]

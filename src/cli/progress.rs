@@ -105,8 +105,10 @@ impl ProgressSink for CliSink {
                     let bar = s.bars.entry(kind).or_insert_with(|| {
                         let bar = multi.add(ProgressBar::new(u64::from(p.total)));
                         bar.set_style(
-                            ProgressStyle::with_template("{prefix:>28} {bar:30} {pos:>4}/{len:4} {msg}")
-                                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                            ProgressStyle::with_template(
+                                "{prefix:>28} {bar:30} {pos:>4}/{len:4} {msg}",
+                            )
+                            .unwrap_or_else(|_| ProgressStyle::default_bar()),
                         );
                         bar.set_prefix(format!("{} {kind}", self.org));
                         bar
@@ -121,14 +123,22 @@ impl ProgressSink for CliSink {
             Display::Lines => {
                 let mut lines = Vec::new();
                 for (kind, p) in kinds {
-                    if p.total > 0 && p.done + p.failed == p.total && !s.finished_kinds.contains(kind) {
+                    if p.total > 0
+                        && p.done + p.failed == p.total
+                        && !s.finished_kinds.contains(kind)
+                    {
                         s.finished_kinds.push(kind);
-                        lines.push(format!("{}: {kind} {}/{} copied, {} failed", self.org, p.done, p.total, p.failed));
+                        lines.push(format!(
+                            "{}: {kind} {}/{} copied, {} failed",
+                            self.org, p.done, p.total, p.failed
+                        ));
                     }
                 }
                 let due = s.last_line.is_none_or(|t| t.elapsed() >= LINE_INTERVAL);
                 if lines.is_empty() && due {
-                    let (done, total) = kinds.values().fold((0, 0), |(d, t), p| (d + p.done, t + p.total));
+                    let (done, total) = kinds
+                        .values()
+                        .fold((0, 0), |(d, t), p| (d + p.done, t + p.total));
                     lines.push(format!("{}: copying {done}/{total}", self.org));
                 }
                 if !lines.is_empty() {
@@ -145,13 +155,19 @@ impl ProgressSink for CliSink {
 #[async_trait::async_trait]
 impl Sink for CliSink {
     async fn save_pending_create(&self, pending: Option<&PendingCreate>) -> Result<(), String> {
-        let mut s = self.state.lock().map_err(|_| "state lock poisoned".to_string())?;
+        let mut s = self
+            .state
+            .lock()
+            .map_err(|_| "state lock poisoned".to_string())?;
         s.pending = pending.cloned();
         Ok(())
     }
 
     async fn save_external_id(&self, id: &str) -> Result<(), String> {
-        let mut s = self.state.lock().map_err(|_| "state lock poisoned".to_string())?;
+        let mut s = self
+            .state
+            .lock()
+            .map_err(|_| "state lock poisoned".to_string())?;
         s.external_id = Some(id.to_string());
         Ok(())
     }

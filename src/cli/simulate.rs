@@ -53,7 +53,8 @@ pub async fn run(args: SimulateArgs) -> Result<(), String> {
     }
     let seed = match &args.seed {
         Some(p) => {
-            let text = std::fs::read_to_string(p).map_err(|e| format!("--seed {}: {e}", p.display()))?;
+            let text =
+                std::fs::read_to_string(p).map_err(|e| format!("--seed {}: {e}", p.display()))?;
             Seed::from_json(&text).map_err(|e| format!("--seed {}: {e}", p.display()))?
         }
         None => Seed::template()?,
@@ -76,7 +77,10 @@ pub async fn run(args: SimulateArgs) -> Result<(), String> {
     println!("  admin username: {}", args.admin_username);
     println!("  admin password: {}", args.admin_password);
     println!("  create key:     {}", args.create_key);
-    println!("  template org:   {}", crate::simulator::rossum::TEMPLATE_ORG);
+    println!(
+        "  template org:   {}",
+        crate::simulator::rossum::TEMPLATE_ORG
+    );
     shutdown_signal().await;
     Ok(())
 }
@@ -84,13 +88,14 @@ pub async fn run(args: SimulateArgs) -> Result<(), String> {
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}

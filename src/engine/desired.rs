@@ -155,7 +155,10 @@ impl DesiredOrg {
         let sync_interval = match &spec.sync_interval {
             None => api::DEFAULT_SYNC_INTERVAL,
             Some(s) => parse_duration(s).ok_or_else(|| {
-                invalid("spec.syncInterval", format!("{s:?} is not a duration like 10m or 1h30m"))
+                invalid(
+                    "spec.syncInterval",
+                    format!("{s:?} is not a duration like 10m or 1h30m"),
+                )
             })?,
         };
         let settings = spec

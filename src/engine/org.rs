@@ -226,7 +226,9 @@ async fn run(
                     return Err(Failure::permanent(
                         Step::Copy,
                         "TemplateNotFound",
-                        format!("no organization named {name:?} is visible (spec.template.displayName)"),
+                        format!(
+                            "no organization named {name:?} is visible (spec.template.displayName)"
+                        ),
                     ));
                 }
                 many => {
@@ -236,7 +238,10 @@ async fn run(
                         format!(
                             "{} organizations are named {name:?} (ids {}); set spec.template.externalId",
                             many.len(),
-                            many.iter().map(|o| o.id.as_str()).collect::<Vec<_>>().join(", ")
+                            many.iter()
+                                .map(|o| o.id.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         ),
                     ));
                 }
@@ -251,8 +256,13 @@ async fn run(
         ));
     }
     let caps = vendor.capabilities();
-    let kinds = graph::selected(caps.kinds, template.include.as_deref())
-        .map_err(|e| Failure::permanent(Step::Copy, "Unsupported", format!("spec.template.include: {e}")))?;
+    let kinds = graph::selected(caps.kinds, template.include.as_deref()).map_err(|e| {
+        Failure::permanent(
+            Step::Copy,
+            "Unsupported",
+            format!("spec.template.include: {e}"),
+        )
+    })?;
     let copy: CopyReport = copy::copy_template(
         vendor,
         &template_org.id,
@@ -284,7 +294,11 @@ async fn observe_or_create(
                 .await
                 .map_err(|e| Failure::vendor(Step::Create, &e))?;
             let Some(org) = org else {
-                let field = if adopt { "spec.externalId" } else { "status.externalId" };
+                let field = if adopt {
+                    "spec.externalId"
+                } else {
+                    "status.externalId"
+                };
                 return Err(Failure::permanent(
                     Step::Create,
                     "OrganizationNotFound",
@@ -319,9 +333,12 @@ async fn observe_or_create(
                 .list_orgs()
                 .await
                 .map_err(|e| Failure::vendor(Step::Create, &e))?;
-            if let Some(org) =
-                choose_existing(desired, state.pending_create.as_ref(), &all, options.clock_skew)
-            {
+            if let Some(org) = choose_existing(
+                desired,
+                state.pending_create.as_ref(),
+                &all,
+                options.clock_skew,
+            ) {
                 report.found();
                 record_found(sink, &org.id, state.pending_create.is_some()).await?;
                 return Ok(org.clone());
@@ -416,7 +433,10 @@ mod tests {
 
     fn desired() -> DesiredOrg {
         DesiredOrg {
-            owner: Owner { key: "ns/de".into(), uid: None },
+            owner: Owner {
+                key: "ns/de".into(),
+                uid: None,
+            },
             generation: Some(1),
             vendor: Vendor::Rossum,
             display_name: "German department".into(),
@@ -442,10 +462,25 @@ mod tests {
     #[test]
     fn locate_prefers_spec_then_status() {
         let mut d = desired();
-        let s = OrgState { external_id: Some("5".into()), pending_create: None };
-        assert_eq!(locate(&d, &s), Locate::ById { id: "5".into(), adopt: false });
+        let s = OrgState {
+            external_id: Some("5".into()),
+            pending_create: None,
+        };
+        assert_eq!(
+            locate(&d, &s),
+            Locate::ById {
+                id: "5".into(),
+                adopt: false
+            }
+        );
         d.external_id = Some("9".into());
-        assert_eq!(locate(&d, &s), Locate::ById { id: "9".into(), adopt: true });
+        assert_eq!(
+            locate(&d, &s),
+            Locate::ById {
+                id: "9".into(),
+                adopt: true
+            }
+        );
         assert_eq!(locate(&desired(), &OrgState::default()), Locate::Search);
     }
 
@@ -456,7 +491,10 @@ mod tests {
             org("1", "German department", None, 10),
             org("2", "Old name", Some("ns/de"), 5),
         ];
-        assert_eq!(choose_existing(&d, None, &orgs, Duration::ZERO).unwrap().id, "2");
+        assert_eq!(
+            choose_existing(&d, None, &orgs, Duration::ZERO).unwrap().id,
+            "2"
+        );
     }
 
     #[test]
@@ -474,12 +512,14 @@ mod tests {
             started_at: jiff::Timestamp::from_second(100).unwrap(),
         };
         let orgs = vec![
-            org("1", "German department", None, 50),  // older: someone else's
+            org("1", "German department", None, 50), // older: someone else's
             org("2", "German department", Some("other/x"), 120),
             org("3", "German department", None, 101), // ours, marker never written
         ];
         assert_eq!(
-            choose_existing(&d, Some(&pending), &orgs, Duration::from_secs(10)).unwrap().id,
+            choose_existing(&d, Some(&pending), &orgs, Duration::from_secs(10))
+                .unwrap()
+                .id,
             "3"
         );
         let only_old = vec![orgs[0].clone()];

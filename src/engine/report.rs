@@ -104,25 +104,48 @@ impl OrgReport {
 
     pub(crate) fn created(&mut self) {
         self.org_created = true;
-        self.set(ConditionSpec::new(types::CREATED, true, "Created", "orgops created the organization"));
+        self.set(ConditionSpec::new(
+            types::CREATED,
+            true,
+            "Created",
+            "orgops created the organization",
+        ));
     }
 
     pub(crate) fn adopted(&mut self) {
-        self.set(ConditionSpec::new(types::CREATED, true, "Adopted", "adopted the organization named by spec.externalId"));
+        self.set(ConditionSpec::new(
+            types::CREATED,
+            true,
+            "Adopted",
+            "adopted the organization named by spec.externalId",
+        ));
     }
 
     pub(crate) fn found(&mut self) {
-        self.set(ConditionSpec::new(types::CREATED, true, "Exists", "the organization exists at the vendor"));
+        self.set(ConditionSpec::new(
+            types::CREATED,
+            true,
+            "Exists",
+            "the organization exists at the vendor",
+        ));
     }
 
     pub(crate) fn settings_in_sync(&mut self, updated: bool) {
         self.settings_updated = updated;
         let (reason, message) = if updated {
-            ("Updated", "updated name and settings at the vendor to match the spec")
+            (
+                "Updated",
+                "updated name and settings at the vendor to match the spec",
+            )
         } else {
             ("InSync", "name and settings match the spec")
         };
-        self.set(ConditionSpec::new(types::SETTINGS_SYNCED, true, reason, message));
+        self.set(ConditionSpec::new(
+            types::SETTINGS_SYNCED,
+            true,
+            reason,
+            message,
+        ));
     }
 
     pub(crate) fn settings_drifted(&mut self) {
@@ -135,7 +158,12 @@ impl OrgReport {
     }
 
     pub(crate) fn no_template(&mut self) {
-        self.set(ConditionSpec::new(types::TEMPLATE_COPIED, true, "NoTemplate", "spec.template is not set"));
+        self.set(ConditionSpec::new(
+            types::TEMPLATE_COPIED,
+            true,
+            "NoTemplate",
+            "spec.template is not set",
+        ));
     }
 
     pub(crate) fn copied(&mut self, copy: CopyReport) {
@@ -182,7 +210,12 @@ impl OrgReport {
             .filter(|c| !c.status)
             .cloned()
             .collect();
-        self.set(ConditionSpec::new(types::UNSUPPORTED, false, "Supported", "the vendor supports everything the spec asks"));
+        self.set(ConditionSpec::new(
+            types::UNSUPPORTED,
+            false,
+            "Supported",
+            "the vendor supports everything the spec asks",
+        ));
         match not_ok.first() {
             None => {
                 self.ready = true;
@@ -191,9 +224,17 @@ impl OrgReport {
                 let message = match &self.copy {
                     Some(c) => {
                         let t = c.totals();
-                        format!("organization {} matches the spec; {}/{} template objects copied", self.external_id.as_deref().unwrap_or("?"), t.done, t.total)
+                        format!(
+                            "organization {} matches the spec; {}/{} template objects copied",
+                            self.external_id.as_deref().unwrap_or("?"),
+                            t.done,
+                            t.total
+                        )
                     }
-                    None => format!("organization {} matches the spec", self.external_id.as_deref().unwrap_or("?")),
+                    None => format!(
+                        "organization {} matches the spec",
+                        self.external_id.as_deref().unwrap_or("?")
+                    ),
                 };
                 self.set(ConditionSpec::new(types::READY, true, "Ready", message));
             }
@@ -205,7 +246,12 @@ impl OrgReport {
                 } else {
                     Requeue::Backoff
                 };
-                self.set(ConditionSpec::new(types::READY, false, first.reason.clone(), first.message.clone()));
+                self.set(ConditionSpec::new(
+                    types::READY,
+                    false,
+                    first.reason.clone(),
+                    first.message.clone(),
+                ));
             }
         }
     }
@@ -219,11 +265,26 @@ impl OrgReport {
         ));
         let unsupported = failure.reason == "Unsupported";
         self.set(if unsupported {
-            ConditionSpec::new(types::UNSUPPORTED, true, "Unsupported", failure.message.clone())
+            ConditionSpec::new(
+                types::UNSUPPORTED,
+                true,
+                "Unsupported",
+                failure.message.clone(),
+            )
         } else {
-            ConditionSpec::new(types::UNSUPPORTED, false, "Supported", "the vendor supports everything the spec asks")
+            ConditionSpec::new(
+                types::UNSUPPORTED,
+                false,
+                "Supported",
+                "the vendor supports everything the spec asks",
+            )
         });
-        self.set(ConditionSpec::new(types::READY, false, failure.reason.clone(), failure.message.clone()));
+        self.set(ConditionSpec::new(
+            types::READY,
+            false,
+            failure.reason.clone(),
+            failure.message.clone(),
+        ));
         if failure.transient {
             self.requeue = Requeue::Backoff;
             self.phase = match failure.step {

@@ -101,7 +101,9 @@ impl FaultSpec {
         }
         let total: f64 = out.rates.iter().map(|(_, p)| p).sum();
         if total > 1.0 {
-            return Err(format!("fault probabilities add up to {total}, more than 1"));
+            return Err(format!(
+                "fault probabilities add up to {total}, more than 1"
+            ));
         }
         Ok(out)
     }
@@ -140,7 +142,9 @@ fn check_probability(key: &str, p: f64) -> Result<(), String> {
     if (0.0..=1.0).contains(&p) {
         Ok(())
     } else {
-        Err(format!("probability of {key} must be between 0 and 1, got {p}"))
+        Err(format!(
+            "probability of {key} must be between 0 and 1, got {p}"
+        ))
     }
 }
 
@@ -151,7 +155,10 @@ mod tests {
     #[test]
     fn parses_named_and_even_specs() {
         let s = FaultSpec::parse("5xx=0.1,drop=0.2,seed=7").unwrap();
-        assert_eq!(s.rates, vec![(Fault::ServerError, 0.1), (Fault::DropResponse, 0.2)]);
+        assert_eq!(
+            s.rates,
+            vec![(Fault::ServerError, 0.1), (Fault::DropResponse, 0.2)]
+        );
         let even = FaultSpec::parse("0.25").unwrap();
         assert_eq!(even.rates.len(), 5);
         assert!((even.total() - 0.25).abs() < 1e-9);
@@ -163,7 +170,9 @@ mod tests {
     #[test]
     fn pick_follows_the_rates() {
         let s = FaultSpec::parse("drop=0.3,seed=3").unwrap();
-        let n = (0..10_000).filter(|_| s.pick() == Some(Fault::DropResponse)).count();
+        let n = (0..10_000)
+            .filter(|_| s.pick() == Some(Fault::DropResponse))
+            .count();
         assert!((2_700..3_300).contains(&n), "{n}");
         assert_eq!(FaultSpec::none().pick(), None);
     }

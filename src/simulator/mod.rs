@@ -77,13 +77,18 @@ impl Drop for Running {
 struct InjectedClose;
 
 /// Serves `app` on `listener` with `options` until the returned handle is dropped.
-pub fn serve(listener: TcpListener, app: Router, options: ServeOptions) -> std::io::Result<Running> {
+pub fn serve(
+    listener: TcpListener,
+    app: Router,
+    options: ServeOptions,
+) -> std::io::Result<Running> {
     let addr = listener.local_addr()?;
     let stats = Arc::new(ServeStats::default());
     let (stop, mut stopped) = watch::channel(false);
-    let limiter = options.rate_limit.and_then(NonZeroU32::new).map(|n| {
-        Arc::new(DefaultDirectRateLimiter::direct(Quota::per_second(n)))
-    });
+    let limiter = options
+        .rate_limit
+        .and_then(NonZeroU32::new)
+        .map(|n| Arc::new(DefaultDirectRateLimiter::direct(Quota::per_second(n))));
     let options = Arc::new(options);
     let loop_stats = stats.clone();
     tokio::spawn(async move {
@@ -164,7 +169,10 @@ async fn handle(
 }
 
 fn throttled() -> axum::response::Response {
-    let mut r = json_response(429, r#"{"detail":"Request was throttled. Expected available in 1 second."}"#);
+    let mut r = json_response(
+        429,
+        r#"{"detail":"Request was throttled. Expected available in 1 second."}"#,
+    );
     r.headers_mut()
         .insert("retry-after", axum::http::HeaderValue::from_static("1"));
     r

@@ -166,6 +166,9 @@ pub enum CopyFields {
     AllExcept(&'static [&'static str]),
 }
 
+/// Whether a missing copy can be created from this body, else why not.
+pub type CreatableCheck = fn(&Value) -> Result<(), &'static str>;
+
 /// Declaration of one copyable kind.
 #[derive(Clone, Copy, Debug)]
 pub struct KindSpec {
@@ -178,7 +181,7 @@ pub struct KindSpec {
     /// How an existing copy is found.
     pub identity: Identity,
     /// Whether a missing copy can be created (`None`: always), else why not.
-    pub creatable: Option<fn(&Value) -> Result<(), &'static str>>,
+    pub creatable: Option<CreatableCheck>,
     /// Template objects that are not copied at all (e.g. deleted or private ones).
     pub skip: Option<fn(&Value) -> bool>,
 }

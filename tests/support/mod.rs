@@ -58,7 +58,14 @@ pub fn client(sim: &RossumSimulator, endpoints: &Endpoints) -> Arc<dyn VendorCli
         timeout: Duration::from_secs(10),
         ..HttpConfig::default()
     };
-    connect(Vendor::Rossum, Some(&sim.base_url), credentials(PASSWORD), config, endpoints).unwrap()
+    connect(
+        Vendor::Rossum,
+        Some(&sim.base_url),
+        credentials(PASSWORD),
+        config,
+        endpoints,
+    )
+    .unwrap()
 }
 
 pub fn desired(name: &str, display: &str) -> DesiredOrg {
@@ -118,8 +125,19 @@ impl Sink for MemorySink {
     }
 }
 
-pub async fn reconcile(client: &dyn VendorClient, desired: &DesiredOrg, sink: &MemorySink) -> OrgReport {
-    reconcile_org(client, desired, &sink.state(), sink, &EngineOptions::default()).await
+pub async fn reconcile(
+    client: &dyn VendorClient,
+    desired: &DesiredOrg,
+    sink: &MemorySink,
+) -> OrgReport {
+    reconcile_org(
+        client,
+        desired,
+        &sink.state(),
+        sink,
+        &EngineOptions::default(),
+    )
+    .await
 }
 
 /// Reconciles like the controller does: again while failures are transient.
@@ -138,14 +156,33 @@ pub async fn reconcile_until_ready(
         last = Some(r);
     }
     let r = last.unwrap();
-    panic!("not Ready after {max} reconciles: {} {}", r.ready_reason(), r.ready_message());
+    panic!(
+        "not Ready after {max} reconciles: {} {}",
+        r.ready_reason(),
+        r.ready_message()
+    );
 }
 
 /// Kinds whose copies carry the `metadata.orgops` marker.
-pub const MARKER_KINDS: &[&str] = &["workspaces", "schemas", "connectors", "queues", "inboxes", "hooks"];
+pub const MARKER_KINDS: &[&str] = &[
+    "workspaces",
+    "schemas",
+    "connectors",
+    "queues",
+    "inboxes",
+    "hooks",
+];
 /// Every copied kind.
 pub const ALL_KINDS: &[&str] = &[
-    "labels", "workspaces", "schemas", "connectors", "queues", "inboxes", "hooks", "email_templates", "rules",
+    "labels",
+    "workspaces",
+    "schemas",
+    "connectors",
+    "queues",
+    "inboxes",
+    "hooks",
+    "email_templates",
+    "rules",
 ];
 
 /// Template URL → copy URL for every copied object, found independently of the engine:
@@ -158,8 +195,14 @@ pub fn url_map(sim: &RossumSimulator, template: u64, target: u64) -> HashMap<Str
     );
     for kind in MARKER_KINDS {
         for copy in sim.objects(kind, target) {
-            if let Some(src) = copy.pointer("/metadata/orgops/source").and_then(Value::as_str) {
-                map.insert(format!("{}/{kind}/{src}", sim.base_url), copy["url"].as_str().unwrap().to_string());
+            if let Some(src) = copy
+                .pointer("/metadata/orgops/source")
+                .and_then(Value::as_str)
+            {
+                map.insert(
+                    format!("{}/{kind}/{src}", sim.base_url),
+                    copy["url"].as_str().unwrap().to_string(),
+                );
             }
         }
     }
@@ -167,7 +210,10 @@ pub fn url_map(sim: &RossumSimulator, template: u64, target: u64) -> HashMap<Str
         let copies = sim.objects(kind, target);
         for t in sim.objects(kind, template) {
             if let Some(c) = copies.iter().find(|c| c["name"] == t["name"]) {
-                map.insert(t["url"].as_str().unwrap().into(), c["url"].as_str().unwrap().into());
+                map.insert(
+                    t["url"].as_str().unwrap().into(),
+                    c["url"].as_str().unwrap().into(),
+                );
             }
         }
     }
@@ -175,9 +221,14 @@ pub fn url_map(sim: &RossumSimulator, template: u64, target: u64) -> HashMap<Str
     for t in sim.objects("email_templates", template) {
         let queue = map.get(t["queue"].as_str().unwrap()).cloned();
         if let Some(c) = copies.iter().find(|c| {
-            c["queue"].as_str() == queue.as_deref() && c["name"] == t["name"] && c["type"] == t["type"]
+            c["queue"].as_str() == queue.as_deref()
+                && c["name"] == t["name"]
+                && c["type"] == t["type"]
         }) {
-            map.insert(t["url"].as_str().unwrap().into(), c["url"].as_str().unwrap().into());
+            map.insert(
+                t["url"].as_str().unwrap().into(),
+                c["url"].as_str().unwrap().into(),
+            );
         }
     }
     map
@@ -188,7 +239,11 @@ pub fn rewrite(v: &Value, map: &HashMap<String, String>) -> Value {
     match v {
         Value::String(s) => Value::String(map.get(s).cloned().unwrap_or_else(|| s.clone())),
         Value::Array(a) => Value::Array(a.iter().map(|x| rewrite(x, map)).collect()),
-        Value::Object(o) => Value::Object(o.iter().map(|(k, x)| (k.clone(), rewrite(x, map))).collect()),
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, x)| (k.clone(), rewrite(x, map)))
+                .collect(),
+        ),
         other => other.clone(),
     }
 }

@@ -52,11 +52,13 @@ pub struct CopyReport {
 impl CopyReport {
     /// Sum over kinds.
     pub fn totals(&self) -> KindProgress {
-        self.kinds.values().fold(KindProgress::default(), |a, k| KindProgress {
-            total: a.total + k.total,
-            done: a.done + k.done,
-            failed: a.failed + k.failed,
-        })
+        self.kinds
+            .values()
+            .fold(KindProgress::default(), |a, k| KindProgress {
+                total: a.total + k.total,
+                done: a.done + k.done,
+                failed: a.failed + k.failed,
+            })
     }
 }
 
@@ -153,7 +155,14 @@ pub async fn copy_template(
     if let Ok(mut all) = shared.progress.lock() {
         for k in kinds {
             let total = sources[k.name].len() as u32;
-            all.insert(k.name, KindProgress { total, done: 0, failed: 0 });
+            all.insert(
+                k.name,
+                KindProgress {
+                    total,
+                    done: 0,
+                    failed: 0,
+                },
+            );
         }
         sink.copy_progress(&all);
     }
@@ -349,7 +358,9 @@ async fn copy_kind(
         match state {
             State::Failed(reason) => {
                 if result.failures.len() < MAX_FAILURE_MESSAGES {
-                    result.failures.push(format!("{}/{source}: {reason}", kind.name));
+                    result
+                        .failures
+                        .push(format!("{}/{source}: {reason}", kind.name));
                 }
             }
             State::Pending => {

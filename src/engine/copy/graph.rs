@@ -56,10 +56,11 @@ pub fn waves(kinds: &[&'static KindSpec]) -> Vec<Vec<&'static KindSpec>> {
     let names: BTreeSet<&'static str> = kinds.iter().map(|k| k.name).collect();
     let mut out = Vec::new();
     while !remaining.is_empty() {
-        let (ready, blocked): (Vec<&'static KindSpec>, Vec<&'static KindSpec>) = remaining.into_iter().partition(|k| {
-            k.dependencies()
-                .all(|d| placed.contains(d) || !names.contains(d))
-        });
+        let (ready, blocked): (Vec<&'static KindSpec>, Vec<&'static KindSpec>) =
+            remaining.into_iter().partition(|k| {
+                k.dependencies()
+                    .all(|d| placed.contains(d) || !names.contains(d))
+            });
         if ready.is_empty() {
             // A dependency cycle cannot be declared by a vendor module that passes its tests;
             // copy the rest in one last wave rather than looping.

@@ -354,8 +354,8 @@ mod tests {
         let mut ids = IdMap::default();
         ids.insert("workspaces", "10".into(), "110".into());
         ids.insert("schemas", "20".into(), "120".into());
-        let body = desired_copy(&kinds::QUEUES, &queue(5, 10, 20), &ctx(&ids), Pass::First)
-            .unwrap();
+        let body =
+            desired_copy(&kinds::QUEUES, &queue(5, 10, 20), &ctx(&ids), Pass::First).unwrap();
         assert_eq!(body["workspace"], "workspaces/110");
         assert_eq!(body["schema"], "schemas/120");
         for gone in ["id", "url", "counts", "inbox", "users"] {
@@ -371,7 +371,13 @@ mod tests {
     #[test]
     fn missing_dependency_blocks() {
         let ids = IdMap::default();
-        let plan = plan_kind(&kinds::QUEUES, &[queue(5, 10, 20)], &[], &ctx(&ids), Pass::First);
+        let plan = plan_kind(
+            &kinds::QUEUES,
+            &[queue(5, 10, 20)],
+            &[],
+            &ctx(&ids),
+            Pass::First,
+        );
         assert!(matches!(&plan[0].action, Action::Blocked(r) if r.contains("workspaces/10")));
     }
 
@@ -383,14 +389,34 @@ mod tests {
         let c = ctx(&ids);
         let mut copy = desired_copy(&kinds::QUEUES, &queue(5, 10, 20), &c, Pass::First).unwrap();
         copy["id"] = json!(500);
-        let plan = plan_kind(&kinds::QUEUES, &[queue(5, 10, 20)], &[copy.clone()], &c, Pass::First);
-        assert_eq!(plan[0].action, Action::InSync { target_id: "500".into() });
-
-        copy["name"] = json!("renamed by hand");
-        let plan = plan_kind(&kinds::QUEUES, &[queue(5, 10, 20)], &[copy], &c, Pass::First);
+        let plan = plan_kind(
+            &kinds::QUEUES,
+            &[queue(5, 10, 20)],
+            &[copy.clone()],
+            &c,
+            Pass::First,
+        );
         assert_eq!(
             plan[0].action,
-            Action::Update { target_id: "500".into(), patch: json!({"name": "Q5"}) }
+            Action::InSync {
+                target_id: "500".into()
+            }
+        );
+
+        copy["name"] = json!("renamed by hand");
+        let plan = plan_kind(
+            &kinds::QUEUES,
+            &[queue(5, 10, 20)],
+            &[copy],
+            &c,
+            Pass::First,
+        );
+        assert_eq!(
+            plan[0].action,
+            Action::Update {
+                target_id: "500".into(),
+                patch: json!({"name": "Q5"})
+            }
         );
     }
 
@@ -403,7 +429,13 @@ mod tests {
         let mut copy = desired_copy(&kinds::QUEUES, &queue(5, 10, 20), &c, Pass::First).unwrap();
         copy["id"] = json!(500);
         copy["metadata"]["orgops"]["template"] = json!("999");
-        let plan = plan_kind(&kinds::QUEUES, &[queue(5, 10, 20)], &[copy], &c, Pass::First);
+        let plan = plan_kind(
+            &kinds::QUEUES,
+            &[queue(5, 10, 20)],
+            &[copy],
+            &c,
+            Pass::First,
+        );
         assert!(matches!(plan[0].action, Action::Create(_)));
     }
 
@@ -411,13 +443,22 @@ mod tests {
     fn deferred_refs_wait_for_the_second_pass() {
         let mut ids = IdMap::default();
         ids.insert("queues", "5".into(), "105".into());
-        let hook_a = json!({"id": 1, "name": "a", "queues": ["queues/5"], "run_after": [], "config": {}});
+        let hook_a =
+            json!({"id": 1, "name": "a", "queues": ["queues/5"], "run_after": [], "config": {}});
         let hook_b = json!({"id": 2, "name": "b", "queues": ["queues/5"], "run_after": ["hooks/1"], "config": {}});
         let c = ctx(&ids);
-        let first = plan_kind(&kinds::HOOKS, &[hook_a.clone(), hook_b.clone()], &[], &c, Pass::First);
+        let first = plan_kind(
+            &kinds::HOOKS,
+            &[hook_a.clone(), hook_b.clone()],
+            &[],
+            &c,
+            Pass::First,
+        );
         assert_eq!(first.len(), 2);
         for p in &first {
-            let Action::Create(body) = &p.action else { panic!("{p:?}") };
+            let Action::Create(body) = &p.action else {
+                panic!("{p:?}")
+            };
             assert!(body.get("run_after").is_none());
             assert_eq!(body["queues"], json!(["queues/105"]));
         }
@@ -430,17 +471,33 @@ mod tests {
             .iter()
             .zip([11, 12])
             .map(|(p, id)| {
-                let Action::Create(mut b) = p.action.clone() else { unreachable!() };
+                let Action::Create(mut b) = p.action.clone() else {
+                    unreachable!()
+                };
                 b["id"] = json!(id);
                 b
             })
             .collect();
-        let second = plan_kind(&kinds::HOOKS, &[hook_a, hook_b], &targets, &c2, Pass::Deferred);
+        let second = plan_kind(
+            &kinds::HOOKS,
+            &[hook_a, hook_b],
+            &targets,
+            &c2,
+            Pass::Deferred,
+        );
         // An absent list and an empty one are the same set.
-        assert_eq!(second[0].action, Action::InSync { target_id: "11".into() });
+        assert_eq!(
+            second[0].action,
+            Action::InSync {
+                target_id: "11".into()
+            }
+        );
         assert_eq!(
             second[1].action,
-            Action::Update { target_id: "12".into(), patch: json!({"run_after": ["hooks/11"]}) }
+            Action::Update {
+                target_id: "12".into(),
+                patch: json!({"run_after": ["hooks/11"]})
+            }
         );
     }
 
@@ -450,10 +507,19 @@ mod tests {
         ids.insert("queues", "5".into(), "105".into());
         let src = json!({"id": 1, "queue": "queues/5", "type": "rejection_default", "name": "Default rejection", "subject": "We rejected {{doc}}", "message": "m"});
         let auto = json!({"id": 77, "queue": "queues/105", "type": "rejection_default", "name": "Default rejection", "subject": "Rejected", "message": "m", "organization": "organizations/2"});
-        let plan = plan_kind(&kinds::EMAIL_TEMPLATES, &[src], &[auto], &ctx(&ids), Pass::First);
+        let plan = plan_kind(
+            &kinds::EMAIL_TEMPLATES,
+            &[src],
+            &[auto],
+            &ctx(&ids),
+            Pass::First,
+        );
         assert_eq!(
             plan[0].action,
-            Action::Update { target_id: "77".into(), patch: json!({"subject": "We rejected {{doc}}"}) }
+            Action::Update {
+                target_id: "77".into(),
+                patch: json!({"subject": "We rejected {{doc}}"})
+            }
         );
     }
 
@@ -462,7 +528,13 @@ mod tests {
         let mut ids = IdMap::default();
         ids.insert("queues", "5".into(), "105".into());
         let src = json!({"id": 1, "queue": "queues/5", "type": "rejection_default", "name": "x"});
-        let plan = plan_kind(&kinds::EMAIL_TEMPLATES, &[src], &[], &ctx(&ids), Pass::First);
+        let plan = plan_kind(
+            &kinds::EMAIL_TEMPLATES,
+            &[src],
+            &[],
+            &ctx(&ids),
+            Pass::First,
+        );
         assert!(matches!(plan[0].action, Action::Blocked(_)));
     }
 
@@ -472,7 +544,10 @@ mod tests {
         let have = json!({"queues": ["queues/2", "queues/1"], "name": "h", "extra": 1});
         assert_eq!(diff(&kinds::HOOKS, &want, &have), None);
         let have = json!({"queues": ["queues/2"], "name": "h"});
-        assert_eq!(diff(&kinds::HOOKS, &want, &have), Some(json!({"queues": ["queues/1", "queues/2"]})));
+        assert_eq!(
+            diff(&kinds::HOOKS, &want, &have),
+            Some(json!({"queues": ["queues/1", "queues/2"]}))
+        );
     }
 
     #[test]
@@ -484,7 +559,10 @@ mod tests {
             "actions": [{"id": "a", "type": "add_label", "payload": {"labels": ["labels/3"]}},
                         {"id": "b", "type": "change_queue", "payload": {"queue": "queues/5"}}]});
         let body = desired_copy(&kinds::RULES, &rule, &ctx(&ids), Pass::First).unwrap();
-        assert_eq!(body["actions"][0]["payload"]["labels"], json!(["labels/103"]));
+        assert_eq!(
+            body["actions"][0]["payload"]["labels"],
+            json!(["labels/103"])
+        );
         assert_eq!(body["actions"][1]["payload"]["queue"], json!("queues/105"));
         assert!(body.get("organization").is_none());
     }

@@ -121,7 +121,8 @@ impl Db {
 
     /// A new id for `kind` (ids start at different offsets per kind, as in a real deployment).
     pub fn next_id(&mut self, kind: &str) -> u64 {
-        let start = 1000 + 1000 * (kind.len() as u64 % 7) + kind.bytes().map(u64::from).sum::<u64>();
+        let start =
+            1000 + 1000 * (kind.len() as u64 % 7) + kind.bytes().map(u64::from).sum::<u64>();
         let n = self.next_id.entry(kind.to_string()).or_insert(start);
         *n += 1;
         *n
@@ -138,7 +139,11 @@ impl Db {
     }
 
     /// Objects of `kind` in `org`.
-    pub fn in_org<'a>(&'a self, kind: &str, org: u64) -> impl Iterator<Item = (&'a u64, &'a Rec)> + 'a {
+    pub fn in_org<'a>(
+        &'a self,
+        kind: &str,
+        org: u64,
+    ) -> impl Iterator<Item = (&'a u64, &'a Rec)> + 'a {
         self.kinds
             .get(kind)
             .into_iter()
@@ -174,7 +179,9 @@ impl Db {
 
     /// Whether `user` is an organization group admin.
     pub fn is_group_admin(&self, user: u64) -> bool {
-        self.user_roles(user).iter().any(|r| r == "organization_group_admin")
+        self.user_roles(user)
+            .iter()
+            .any(|r| r == "organization_group_admin")
     }
 
     /// Role names of `user`.
@@ -189,7 +196,12 @@ impl Db {
             .flatten()
             .filter_map(|g| g.as_str().and_then(id_in))
             .filter_map(|gid| self.get("groups", gid))
-            .filter_map(|g| g.value.get("name").and_then(Value::as_str).map(str::to_string))
+            .filter_map(|g| {
+                g.value
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
             .collect()
     }
 
@@ -213,7 +225,11 @@ impl Db {
         let mut out = vec![primary];
         for (_, m) in self.kinds.get("memberships").into_iter().flatten() {
             if m.value.get("user").and_then(Value::as_str).and_then(id_in) == Some(user)
-                && let Some(o) = m.value.get("organization").and_then(Value::as_str).and_then(id_in)
+                && let Some(o) = m
+                    .value
+                    .get("organization")
+                    .and_then(Value::as_str)
+                    .and_then(id_in)
             {
                 out.push(o);
             }
@@ -232,7 +248,10 @@ impl Db {
         if let Some((email, _, _)) = first_user
             && self.username_taken(email)
         {
-            return Err(ApiError::field("user_email", "User with this email already exists."));
+            return Err(ApiError::field(
+                "user_email",
+                "User with this email already exists.",
+            ));
         }
         let id = self.next_id("organizations");
         let url = self.url("organizations", id);
@@ -247,7 +266,8 @@ impl Db {
             "domain": domain, "creator": null, "modified_by": null, "modified_at": null,
             "internal_info": {},
         });
-        self.table("organizations").insert(id, Rec { org: id, value });
+        self.table("organizations")
+            .insert(id, Rec { org: id, value });
         for role in ROLES {
             let gid = self.next_id("groups");
             let v = json!({"id": gid, "url": self.url("groups", gid), "name": role});
@@ -263,7 +283,8 @@ impl Db {
             let ws = self.next_id("workspaces");
             let v = json!({"id": ws, "url": self.url("workspaces", ws), "name": format!("{name} workspace"),
                            "organization": url, "autopilot": false, "metadata": {}, "queues": []});
-            self.table("workspaces").insert(ws, Rec { org: id, value: v });
+            self.table("workspaces")
+                .insert(ws, Rec { org: id, value: v });
         }
         Ok(id)
     }
@@ -290,12 +311,12 @@ impl Db {
         password: &str,
     ) -> Result<u64, ApiError> {
         if self.username_taken(username) {
-            return Err(ApiError::field("username", "A user with that username already exists."));
+            return Err(ApiError::field(
+                "username",
+                "A user with that username already exists.",
+            ));
         }
-        let groups: Vec<String> = roles
-            .iter()
-            .filter_map(|r| self.role_url(org, r))
-            .collect();
+        let groups: Vec<String> = roles.iter().filter_map(|r| self.role_url(org, r)).collect();
         let id = self.next_id("users");
         let v = json!({
             "id": id, "url": self.url("users", id), "first_name": first_name,
@@ -322,7 +343,16 @@ impl Db {
         let Value::Object(mut body) = body else {
             return Err(ApiError::non_field("Invalid data. Expected a dictionary."));
         };
-        for ro in ["id", "url", "counts", "status", "modified_at", "modified_by", "created_at", "created_by"] {
+        for ro in [
+            "id",
+            "url",
+            "counts",
+            "status",
+            "modified_at",
+            "modified_by",
+            "created_at",
+            "created_by",
+        ] {
             body.remove(ro);
         }
         check_metadata(&body)?;
@@ -351,9 +381,14 @@ impl Db {
             }
             "connectors" => {
                 require(&v, &["name", "service_url"])?;
-                for (k, d) in [("params", json!(null)), ("client_ssl_certificate", json!(null)),
-                               ("authorization_type", json!("secret_key")), ("authorization_token", json!(null)),
-                               ("asynchronous", json!(true)), ("metadata", json!({}))] {
+                for (k, d) in [
+                    ("params", json!(null)),
+                    ("client_ssl_certificate", json!(null)),
+                    ("authorization_type", json!("secret_key")),
+                    ("authorization_token", json!(null)),
+                    ("asynchronous", json!(true)),
+                    ("metadata", json!({})),
+                ] {
                     default(&mut v, k, d);
                 }
                 v.remove("client_ssl_key");
@@ -362,20 +397,36 @@ impl Db {
             "queues" => {
                 require(&v, &["name", "schema"])?;
                 if v["name"].as_str().is_some_and(|n| n.len() > 255) {
-                    return Err(ApiError::field("name", "Ensure this field has no more than 255 characters."));
+                    return Err(ApiError::field(
+                        "name",
+                        "Ensure this field has no more than 255 characters.",
+                    ));
                 }
                 self.check_ref(&v, "schema", "schemas", org, true)?;
                 self.check_ref(&v, "workspace", "workspaces", org, false)?;
                 self.check_ref(&v, "connector", "connectors", org, false)?;
                 for (k, d) in [
-                    ("workspace", json!(null)), ("connector", json!(null)), ("inbox", json!(null)),
-                    ("users", json!([])), ("session_timeout", json!("01:00:00")), ("rir_url", json!(null)),
-                    ("rir_params", json!(null)), ("dedicated_engine", json!(null)), ("generic_engine", json!(null)),
-                    ("engine", json!(null)), ("default_score_threshold", json!(0.8)),
-                    ("automation_enabled", json!(false)), ("automation_level", json!("never")),
-                    ("locale", json!("en_GB")), ("metadata", json!({})), ("use_confirmed_state", json!(false)),
-                    ("settings", json!({})), ("document_lifetime", json!(null)), ("delete_after", json!(null)),
-                    ("training_enabled", json!(true)), ("workflows", json!([])),
+                    ("workspace", json!(null)),
+                    ("connector", json!(null)),
+                    ("inbox", json!(null)),
+                    ("users", json!([])),
+                    ("session_timeout", json!("01:00:00")),
+                    ("rir_url", json!(null)),
+                    ("rir_params", json!(null)),
+                    ("dedicated_engine", json!(null)),
+                    ("generic_engine", json!(null)),
+                    ("engine", json!(null)),
+                    ("default_score_threshold", json!(0.8)),
+                    ("automation_enabled", json!(false)),
+                    ("automation_level", json!("never")),
+                    ("locale", json!("en_GB")),
+                    ("metadata", json!({})),
+                    ("use_confirmed_state", json!(false)),
+                    ("settings", json!({})),
+                    ("document_lifetime", json!(null)),
+                    ("delete_after", json!(null)),
+                    ("training_enabled", json!(true)),
+                    ("workflows", json!([])),
                 ] {
                     default(&mut v, k, d);
                 }
@@ -384,7 +435,13 @@ impl Db {
                 let hooks = take_hooks(&mut v);
                 v.insert("counts".into(), counts());
                 let value = Value::Object(v);
-                self.table(kind).insert(id, Rec { org, value: value.clone() });
+                self.table(kind).insert(
+                    id,
+                    Rec {
+                        org,
+                        value: value.clone(),
+                    },
+                );
                 if let Some(hooks) = hooks {
                     self.set_queue_hooks(org, &url, &hooks)?;
                 }
@@ -395,45 +452,89 @@ impl Db {
                 require(&v, &["name", "queues"])?;
                 let queues = v["queues"].as_array().cloned().unwrap_or_default();
                 if queues.len() != 1 {
-                    return Err(ApiError::field("queues", "It is possible to have only one queue per inbox."));
+                    return Err(ApiError::field(
+                        "queues",
+                        "It is possible to have only one queue per inbox.",
+                    ));
                 }
-                let qid = queues[0].as_str().and_then(id_in).filter(|q| {
-                    self.get("queues", *q).is_some_and(|r| r.org == org)
-                });
+                let qid = queues[0]
+                    .as_str()
+                    .and_then(id_in)
+                    .filter(|q| self.get("queues", *q).is_some_and(|r| r.org == org));
                 let Some(qid) = qid else {
-                    return Err(ApiError::field("queues", "Invalid hyperlink - Object does not exist."));
+                    return Err(ApiError::field(
+                        "queues",
+                        "Invalid hyperlink - Object does not exist.",
+                    ));
                 };
-                if self.get("queues", qid).is_some_and(|q| !q.value["inbox"].is_null()) {
-                    return Err(ApiError::field("queues", "This queue already has an inbox."));
+                if self
+                    .get("queues", qid)
+                    .is_some_and(|q| !q.value["inbox"].is_null())
+                {
+                    return Err(ApiError::field(
+                        "queues",
+                        "This queue already has an inbox.",
+                    ));
                 }
                 let domain = self
                     .get("organizations", org)
-                    .and_then(|o| o.value.get("domain").and_then(Value::as_str).map(str::to_string))
+                    .and_then(|o| {
+                        o.value
+                            .get("domain")
+                            .and_then(Value::as_str)
+                            .map(str::to_string)
+                    })
                     .unwrap_or_else(|| "org".into());
                 let email = match v.get("email").and_then(Value::as_str) {
                     Some(e) if !e.is_empty() => e.to_string(),
                     _ => {
-                        let prefix = v.get("email_prefix").and_then(Value::as_str).unwrap_or("").to_string();
+                        let prefix = v
+                            .get("email_prefix")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string();
                         if prefix.is_empty() {
                             return Err(ApiError::field("email_prefix", "This field is required."));
                         }
                         if prefix.len() > 57 {
-                            return Err(ApiError::field("email_prefix", "Ensure this field has no more than 57 characters."));
+                            return Err(ApiError::field(
+                                "email_prefix",
+                                "Ensure this field has no more than 57 characters.",
+                            ));
                         }
-                        format!("{prefix}-{:06x}@{domain}.rossum.app", fastrand::u32(..0x100_0000))
+                        format!(
+                            "{prefix}-{:06x}@{domain}.rossum.app",
+                            fastrand::u32(..0x100_0000)
+                        )
                     }
                 };
-                let taken = self.kinds.get("inboxes").into_iter().flatten()
+                let taken = self
+                    .kinds
+                    .get("inboxes")
+                    .into_iter()
+                    .flatten()
                     .any(|(_, i)| i.value.get("email").and_then(Value::as_str) == Some(&email));
                 if taken {
-                    return Err(ApiError::field("email", "inbox with this email already exists."));
+                    return Err(ApiError::field(
+                        "email",
+                        "inbox with this email already exists.",
+                    ));
                 }
                 v.insert("email".into(), json!(email));
-                for (k, d) in [("email_prefix", json!(null)), ("bounce_email_to", json!(null)),
-                               ("bounce_unprocessable_attachments", json!(false)), ("bounce_postponed_annotations", json!(false)),
-                               ("bounce_deleted_annotations", json!(false)), ("bounce_email_with_no_attachments", json!(true)),
-                               ("metadata", json!({})), ("filters", json!({"allowed_senders": [], "denied_senders": []})),
-                               ("dmarc_check_action", json!("accept"))] {
+                for (k, d) in [
+                    ("email_prefix", json!(null)),
+                    ("bounce_email_to", json!(null)),
+                    ("bounce_unprocessable_attachments", json!(false)),
+                    ("bounce_postponed_annotations", json!(false)),
+                    ("bounce_deleted_annotations", json!(false)),
+                    ("bounce_email_with_no_attachments", json!(true)),
+                    ("metadata", json!({})),
+                    (
+                        "filters",
+                        json!({"allowed_senders": [], "denied_senders": []}),
+                    ),
+                    ("dmarc_check_action", json!("accept")),
+                ] {
                     default(&mut v, k, d);
                 }
                 if let Some(q) = self.table("queues").get_mut(&qid) {
@@ -445,29 +546,58 @@ impl Db {
                 default(&mut v, "type", json!("webhook"));
                 let t = v["type"].as_str().unwrap_or("");
                 if !["webhook", "function", "job"].contains(&t) {
-                    return Err(ApiError::field("type", &format!("\"{t}\" is not a valid choice.")));
+                    return Err(ApiError::field(
+                        "type",
+                        &format!("\"{t}\" is not a valid choice."),
+                    ));
                 }
                 if let Some(events) = v.get("events").and_then(Value::as_array)
-                    && let Some(bad) = events.iter().filter_map(Value::as_str).find(|e| !HOOK_EVENTS.contains(e))
+                    && let Some(bad) = events
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .find(|e| !HOOK_EVENTS.contains(e))
                 {
-                    return Err(ApiError::field("events", &format!("\"{bad}\" is not a valid choice.")));
+                    return Err(ApiError::field(
+                        "events",
+                        &format!("\"{bad}\" is not a valid choice."),
+                    ));
                 }
                 if let Some(owner) = v.get("token_owner").and_then(Value::as_str).and_then(id_in)
                     && self.is_group_admin(owner)
                 {
-                    return Err(ApiError::field("token_owner", "Organization group admin cannot be a token owner."));
+                    return Err(ApiError::field(
+                        "token_owner",
+                        "Organization group admin cannot be a token owner.",
+                    ));
                 }
                 if let Some(secrets) = v.remove("secrets") {
                     self.hook_secrets.insert(id, secrets);
                 }
-                for (k, d) in [("queues", json!([])), ("run_after", json!([])), ("active", json!(true)),
-                               ("events", json!([])), ("sideload", json!([])), ("metadata", json!({})),
-                               ("config", json!({})), ("test", json!({})), ("token_owner", json!(null)),
-                               ("token_lifetime_s", json!(null)), ("description", json!("")),
-                               ("extension_source", json!("custom")), ("settings", json!({})),
-                               ("settings_schema", json!(null)), ("secrets_schema", json!({"type": "object", "properties": {}})),
-                               ("guide", json!(null)), ("read_more_url", json!(null)), ("extension_image_url", json!(null)),
-                               ("hook_template", json!(null)), ("status", json!("ready"))] {
+                for (k, d) in [
+                    ("queues", json!([])),
+                    ("run_after", json!([])),
+                    ("active", json!(true)),
+                    ("events", json!([])),
+                    ("sideload", json!([])),
+                    ("metadata", json!({})),
+                    ("config", json!({})),
+                    ("test", json!({})),
+                    ("token_owner", json!(null)),
+                    ("token_lifetime_s", json!(null)),
+                    ("description", json!("")),
+                    ("extension_source", json!("custom")),
+                    ("settings", json!({})),
+                    ("settings_schema", json!(null)),
+                    (
+                        "secrets_schema",
+                        json!({"type": "object", "properties": {}}),
+                    ),
+                    ("guide", json!(null)),
+                    ("read_more_url", json!(null)),
+                    ("extension_image_url", json!(null)),
+                    ("hook_template", json!(null)),
+                    ("status", json!("ready")),
+                ] {
                     default(&mut v, k, d);
                 }
                 if let Some(c) = v.get_mut("config").and_then(Value::as_object_mut) {
@@ -482,7 +612,10 @@ impl Db {
                 default(&mut v, "type", json!("custom"));
                 let t = v["type"].as_str().unwrap_or("").to_string();
                 if !["custom", "rejection"].contains(&t.as_str()) {
-                    return Err(ApiError::field("type", "Only custom and rejection templates can be created."));
+                    return Err(ApiError::field(
+                        "type",
+                        "Only custom and rejection templates can be created.",
+                    ));
                 }
                 self.check_ref(&v, "queue", "queues", org, true)?;
                 self.fill_email_template(&mut v, org);
@@ -495,9 +628,15 @@ impl Db {
             "rules" => {
                 require(&v, &["name"])?;
                 v.insert("organization".into(), json!(org_url));
-                for (k, d) in [("enabled", json!(true)), ("queues", json!([])), ("schema", json!(null)),
-                               ("trigger_condition", json!("True")), ("actions", json!([])),
-                               ("rule_template", json!(null)), ("synchronized_from_template", json!(false))] {
+                for (k, d) in [
+                    ("enabled", json!(true)),
+                    ("queues", json!([])),
+                    ("schema", json!(null)),
+                    ("trigger_condition", json!("True")),
+                    ("actions", json!([])),
+                    ("rule_template", json!(null)),
+                    ("synchronized_from_template", json!(false)),
+                ] {
                     default(&mut v, k, d);
                 }
                 self.check_ref_list(&v, "queues", "queues", org)?;
@@ -505,7 +644,10 @@ impl Db {
                 for a in v["actions"].as_array().into_iter().flatten() {
                     let aid = a.get("id").cloned().unwrap_or(Value::Null);
                     if seen.contains(&aid) {
-                        return Err(ApiError::field("actions", "Action ids must be unique within a rule."));
+                        return Err(ApiError::field(
+                            "actions",
+                            "Action ids must be unique within a rule.",
+                        ));
                     }
                     seen.push(aid);
                 }
@@ -518,13 +660,31 @@ impl Db {
     }
 
     /// Applies a PATCH (or PUT, which the simulator treats the same way) to a setup object.
-    pub fn update_object(&mut self, kind: &str, id: u64, org: u64, patch: Value) -> Result<Value, ApiError> {
+    pub fn update_object(
+        &mut self,
+        kind: &str,
+        id: u64,
+        org: u64,
+        patch: Value,
+    ) -> Result<Value, ApiError> {
         let Value::Object(mut patch) = patch else {
             return Err(ApiError::non_field("Invalid data. Expected a dictionary."));
         };
         check_metadata(&patch)?;
-        for ro in ["id", "url", "counts", "status", "organization", "modified_at", "modified_by",
-                   "created_at", "created_by", "inbox", "email", "triggers"] {
+        for ro in [
+            "id",
+            "url",
+            "counts",
+            "status",
+            "organization",
+            "modified_at",
+            "modified_by",
+            "created_at",
+            "created_by",
+            "inbox",
+            "email",
+            "triggers",
+        ] {
             patch.remove(ro);
         }
         if kind == "inboxes" {
@@ -536,7 +696,11 @@ impl Db {
         {
             self.hook_secrets.insert(id, s);
         }
-        let hooks = if kind == "queues" { take_hooks(&mut patch) } else { None };
+        let hooks = if kind == "queues" {
+            take_hooks(&mut patch)
+        } else {
+            None
+        };
         let check = patch.clone();
         match kind {
             "queues" => {
@@ -565,7 +729,9 @@ impl Db {
             self.set_queue_hooks(org, &url, &hooks)?;
         }
         if kind == "email_templates"
-            && let Some(mut v) = self.get(kind, id).map(|r| r.value.as_object().cloned().unwrap_or_default())
+            && let Some(mut v) = self
+                .get(kind, id)
+                .map(|r| r.value.as_object().cloned().unwrap_or_default())
         {
             self.fill_email_template(&mut v, org);
             if let Some(rec) = self.table(kind).get_mut(&id) {
@@ -580,17 +746,27 @@ impl Db {
         let url = self.url(kind, id);
         match kind {
             "workspaces" => {
-                let has_queues = self.kinds.get("queues").into_iter().flatten().any(|(_, q)| {
-                    q.value["workspace"].as_str() == Some(&url) && q.value["status"] == "active"
-                });
+                let has_queues = self
+                    .kinds
+                    .get("queues")
+                    .into_iter()
+                    .flatten()
+                    .any(|(_, q)| {
+                        q.value["workspace"].as_str() == Some(&url) && q.value["status"] == "active"
+                    });
                 if has_queues {
                     return Err(ApiError::conflict("Workspace still contains queues."));
                 }
             }
             "schemas" => {
-                let linked = self.kinds.get("queues").into_iter().flatten().any(|(_, q)| {
-                    q.value["schema"].as_str() == Some(&url) && q.value["status"] == "active"
-                });
+                let linked = self
+                    .kinds
+                    .get("queues")
+                    .into_iter()
+                    .flatten()
+                    .any(|(_, q)| {
+                        q.value["schema"].as_str() == Some(&url) && q.value["status"] == "active"
+                    });
                 if linked {
                     return Err(ApiError::conflict("Schema is still linked to a queue."));
                 }
@@ -604,9 +780,13 @@ impl Db {
                 return Ok(());
             }
             "email_templates" => {
-                let t = self.get(kind, id).and_then(|r| r.value["type"].as_str().map(str::to_string));
+                let t = self
+                    .get(kind, id)
+                    .and_then(|r| r.value["type"].as_str().map(str::to_string));
                 if !matches!(t.as_deref(), Some("custom") | Some("rejection")) {
-                    return Err(ApiError::non_field("This email template type cannot be deleted."));
+                    return Err(ApiError::non_field(
+                        "This email template type cannot be deleted.",
+                    ));
                 }
             }
             "hooks" => {
@@ -625,20 +805,43 @@ impl Db {
 
     fn fill_email_template(&self, v: &mut Map<String, Value>, org: u64) {
         v.insert("organization".into(), json!(self.url("organizations", org)));
-        for (k, d) in [("subject", json!("")), ("message", json!("")), ("enabled", json!(true)),
-                       ("automate", json!(false)), ("triggers", json!([])), ("to", json!([])),
-                       ("cc", json!([])), ("bcc", json!([]))] {
+        for (k, d) in [
+            ("subject", json!("")),
+            ("message", json!("")),
+            ("enabled", json!(true)),
+            ("automate", json!(false)),
+            ("triggers", json!([])),
+            ("to", json!([])),
+            ("cc", json!([])),
+            ("bcc", json!([])),
+        ] {
             default(v, k, d);
         }
     }
 
     fn create_default_email_templates(&mut self, org: u64, queue_url: &str) {
         let defaults = [
-            ("Annotation status change - confirmed", "custom", Some("annotation_confirmed")),
-            ("Annotation status change - exported", "custom", Some("annotation_exported")),
-            ("Annotation status change - received", "custom", Some("annotation_imported")),
+            (
+                "Annotation status change - confirmed",
+                "custom",
+                Some("annotation_confirmed"),
+            ),
+            (
+                "Annotation status change - exported",
+                "custom",
+                Some("annotation_exported"),
+            ),
+            (
+                "Annotation status change - received",
+                "custom",
+                Some("annotation_imported"),
+            ),
             ("Default rejection template", "rejection_default", None),
-            ("Email with no processable attachments", "email_with_no_processable_attachments", None),
+            (
+                "Email with no processable attachments",
+                "email_with_no_processable_attachments",
+                None,
+            ),
         ];
         for (name, t, event) in defaults {
             let id = self.next_id("email_templates");
@@ -656,15 +859,24 @@ impl Db {
                            "organization": self.url("organizations", org), "triggers": triggers,
                            "type": t, "subject": format!("{name}"), "message": "<p>{{ default_message }}</p>",
                            "enabled": true, "automate": t != "custom", "to": [], "cc": [], "bcc": []});
-            self.table("email_templates").insert(id, Rec { org, value: v });
+            self.table("email_templates")
+                .insert(id, Rec { org, value: v });
         }
     }
 
-    fn set_queue_hooks(&mut self, org: u64, queue_url: &str, hooks: &[String]) -> Result<(), ApiError> {
+    fn set_queue_hooks(
+        &mut self,
+        org: u64,
+        queue_url: &str,
+        hooks: &[String],
+    ) -> Result<(), ApiError> {
         let wanted: Vec<u64> = hooks.iter().filter_map(|h| id_in(h)).collect();
         for h in &wanted {
-            if !self.get("hooks", *h).is_some_and(|r| r.org == org) {
-                return Err(ApiError::field("hooks", "Invalid hyperlink - Object does not exist."));
+            if self.get("hooks", *h).is_none_or(|r| r.org != org) {
+                return Err(ApiError::field(
+                    "hooks",
+                    "Invalid hyperlink - Object does not exist.",
+                ));
             }
         }
         for (hid, h) in self.table("hooks").iter_mut() {
@@ -681,20 +893,41 @@ impl Db {
         Ok(())
     }
 
-    fn check_ref(&self, v: &Map<String, Value>, field: &str, kind: &str, org: u64, required: bool) -> Result<(), ApiError> {
+    fn check_ref(
+        &self,
+        v: &Map<String, Value>,
+        field: &str,
+        kind: &str,
+        org: u64,
+        required: bool,
+    ) -> Result<(), ApiError> {
         match v.get(field) {
             None | Some(Value::Null) if !required => Ok(()),
             None | Some(Value::Null) => Err(ApiError::field(field, "This field is required.")),
             Some(Value::String(u)) => match id_in(u).and_then(|id| self.get(kind, id)) {
                 Some(r) if r.org == org => Ok(()),
-                _ => Err(ApiError::field(field, "Invalid hyperlink - Object does not exist.")),
+                _ => Err(ApiError::field(
+                    field,
+                    "Invalid hyperlink - Object does not exist.",
+                )),
             },
-            Some(_) => Err(ApiError::field(field, "Incorrect type. Expected URL string.")),
+            Some(_) => Err(ApiError::field(
+                field,
+                "Incorrect type. Expected URL string.",
+            )),
         }
     }
 
-    fn check_ref_list(&self, v: &Map<String, Value>, field: &str, kind: &str, org: u64) -> Result<(), ApiError> {
-        let Some(list) = v.get(field) else { return Ok(()) };
+    fn check_ref_list(
+        &self,
+        v: &Map<String, Value>,
+        field: &str,
+        kind: &str,
+        org: u64,
+    ) -> Result<(), ApiError> {
+        let Some(list) = v.get(field) else {
+            return Ok(());
+        };
         let Some(items) = list.as_array() else {
             return Err(ApiError::field(field, "Expected a list of items."));
         };
@@ -705,7 +938,10 @@ impl Db {
                 .and_then(|id| self.get(kind, id))
                 .is_some_and(|r| r.org == org);
             if !ok {
-                return Err(ApiError::field(field, "Invalid hyperlink - Object does not exist."));
+                return Err(ApiError::field(
+                    field,
+                    "Invalid hyperlink - Object does not exist.",
+                ));
             }
         }
         Ok(())
@@ -739,10 +975,14 @@ impl Db {
             }
             "organizations" => {
                 v["workspaces"] = json!(
-                    self.in_org("workspaces", id).map(|(w, _)| self.url("workspaces", *w)).collect::<Vec<_>>()
+                    self.in_org("workspaces", id)
+                        .map(|(w, _)| self.url("workspaces", *w))
+                        .collect::<Vec<_>>()
                 );
                 v["users"] = json!(
-                    self.in_org("users", id).map(|(u, _)| self.url("users", *u)).collect::<Vec<_>>()
+                    self.in_org("users", id)
+                        .map(|(u, _)| self.url("users", *u))
+                        .collect::<Vec<_>>()
                 );
             }
             _ => {}
@@ -756,8 +996,11 @@ fn take_hooks(v: &mut Map<String, Value>) -> Option<Vec<String>> {
     let webhooks = v.remove("webhooks");
     let hooks = v.remove("hooks");
     webhooks.or(hooks).and_then(|h| {
-        h.as_array()
-            .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+        h.as_array().map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
     })
 }
 
@@ -765,7 +1008,10 @@ fn require(v: &Map<String, Value>, fields: &[&str]) -> Result<(), ApiError> {
     let missing: Vec<&str> = fields
         .iter()
         .copied()
-        .filter(|f| v.get(*f).is_none_or(|x| x.is_null() || x.as_str() == Some("")))
+        .filter(|f| {
+            v.get(*f)
+                .is_none_or(|x| x.is_null() || x.as_str() == Some(""))
+        })
         .collect();
     if missing.is_empty() {
         Ok(())
@@ -781,10 +1027,16 @@ fn default(v: &mut Map<String, Value>, key: &str, value: Value) {
 fn check_metadata(v: &Map<String, Value>) -> Result<(), ApiError> {
     if let Some(m) = v.get("metadata") {
         if !m.is_object() && !m.is_null() {
-            return Err(ApiError::field("metadata", "Value must be valid JSON object."));
+            return Err(ApiError::field(
+                "metadata",
+                "Value must be valid JSON object.",
+            ));
         }
         if m.to_string().len() > METADATA_LIMIT {
-            return Err(ApiError::field("metadata", "Metadata must not exceed 4 kB."));
+            return Err(ApiError::field(
+                "metadata",
+                "Metadata must not exceed 4 kB.",
+            ));
         }
     }
     Ok(())
@@ -792,8 +1044,21 @@ fn check_metadata(v: &Map<String, Value>) -> Result<(), ApiError> {
 
 fn counts() -> Value {
     let mut m = Map::new();
-    for k in ["importing", "split", "failed_import", "to_review", "reviewing", "confirmed",
-              "exporting", "postponed", "failed_export", "exported", "deleted", "purged", "rejected"] {
+    for k in [
+        "importing",
+        "split",
+        "failed_import",
+        "to_review",
+        "reviewing",
+        "confirmed",
+        "exporting",
+        "postponed",
+        "failed_export",
+        "exported",
+        "deleted",
+        "purged",
+        "rejected",
+    ] {
         m.insert(k.into(), json!(0));
     }
     Value::Object(m)
@@ -818,5 +1083,7 @@ pub fn slug(s: &str) -> String {
 
 /// Now, as Rossum formats it.
 pub fn now_iso() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string()
 }

@@ -14,12 +14,18 @@ pub struct ApiError {
 
 impl ApiError {
     fn detail(status: u16, detail: &str) -> Self {
-        Self { status, body: json!({ "detail": detail }) }
+        Self {
+            status,
+            body: json!({ "detail": detail }),
+        }
     }
 
     /// 400 on one field.
     pub fn field(field: &str, msg: &str) -> Self {
-        Self { status: 400, body: json!({ field: [msg] }) }
+        Self {
+            status: 400,
+            body: json!({ field: [msg] }),
+        }
     }
 
     /// 400 on several fields with the same message.
@@ -28,12 +34,18 @@ impl ApiError {
         for f in fields {
             m.insert((*f).to_string(), json!([msg]));
         }
-        Self { status: 400, body: Value::Object(m) }
+        Self {
+            status: 400,
+            body: Value::Object(m),
+        }
     }
 
     /// 400 not tied to a field.
     pub fn non_field(msg: &str) -> Self {
-        Self { status: 400, body: json!({ "non_field_errors": [msg] }) }
+        Self {
+            status: 400,
+            body: json!({ "non_field_errors": [msg] }),
+        }
     }
 
     /// 401.

@@ -37,11 +37,23 @@ pub async fn api(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let path = uri.path().trim_start_matches("/api/v1").trim_matches('/').to_string();
-    let segments: Vec<&str> = if path.is_empty() { Vec::new() } else { path.split('/').collect() };
+    let path = uri
+        .path()
+        .trim_start_matches("/api/v1")
+        .trim_matches('/')
+        .to_string();
+    let segments: Vec<&str> = if path.is_empty() {
+        Vec::new()
+    } else {
+        path.split('/').collect()
+    };
     let query: Vec<(String, String)> = uri
         .query()
-        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
         .unwrap_or_default();
     let body = match decode_body(&headers, &body) {
         Ok(b) => b,
@@ -54,7 +66,13 @@ pub async fn api(
     if method != Method::GET && segments.first() != Some(&"auth") {
         db.writes += 1;
     }
-    let req = Req { method: &method, segments: &segments, query: &query, headers: &headers, body };
+    let req = Req {
+        method: &method,
+        segments: &segments,
+        query: &query,
+        headers: &headers,
+        body,
+    };
     match route(&mut db, &req) {
         Ok((status, value)) => {
             if status == StatusCode::NO_CONTENT {
@@ -108,7 +126,10 @@ fn authed(db: &mut Db, req: &Req<'_>, token: &Token) -> Answer {
             db.tokens.remove(&key);
             ok(json!({"detail": "Successfully logged out."}))
         }
-        ["auth", "user"] if get => db.render("users", token.user).map(ok).unwrap_or_else(|| Err(ApiError::not_found())),
+        ["auth", "user"] if get => db
+            .render("users", token.user)
+            .map(ok)
+            .unwrap_or_else(|| Err(ApiError::not_found())),
         ["auth", "membership_token"] if m == Method::POST => membership_token(db, token, &req.body),
         ["organizations"] if get => {
             let orgs = db.reachable_orgs(token.user);
@@ -117,18 +138,27 @@ fn authed(db: &mut Db, req: &Req<'_>, token: &Token) -> Answer {
         ["organizations", id] if get => {
             let id = parse_id(id)?;
             visible_org(db, token, id)?;
-            db.render("organizations", id).map(ok).unwrap_or_else(|| Err(ApiError::not_found()))
+            db.render("organizations", id)
+                .map(ok)
+                .unwrap_or_else(|| Err(ApiError::not_found()))
         }
         ["organizations", id, "limits"] if get => {
             visible_org(db, token, parse_id(id)?)?;
-            ok(json!({"email_limits": {"count_today": 0, "count_today_notification": 0, "count_total": 0,
+            ok(
+                json!({"email_limits": {"count_today": 0, "count_today_notification": 0, "count_total": 0,
                 "email_per_day_limit": 1000, "email_per_day_limit_notification": 1000,
-                "email_total_limit": 100000, "last_sent_at": null, "last_sent_at_notification": null}}))
+                "email_total_limit": 100000, "last_sent_at": null, "last_sent_at_notification": null}}),
+            )
         }
         ["organizations", id] if write => patch_org(db, token, parse_id(id)?, &req.body),
         ["organization_groups"] if get => {
             let g = db.group_of(token.org);
-            let items: Vec<Value> = db.org_groups.iter().filter(|(id, _)| Some(**id) == g).map(|(_, v)| v.clone()).collect();
+            let items: Vec<Value> = db
+                .org_groups
+                .iter()
+                .filter(|(id, _)| Some(**id) == g)
+                .map(|(_, v)| v.clone())
+                .collect();
             paginate(db, req, "organization_groups", items)
         }
         ["organization_groups", g] if get => {
@@ -136,26 +166,38 @@ fn authed(db: &mut Db, req: &Req<'_>, token: &Token) -> Answer {
             if db.group_of(token.org) != Some(g) {
                 return Err(ApiError::not_found());
             }
-            db.org_groups.get(&g).cloned().map(ok).unwrap_or_else(|| Err(ApiError::not_found()))
+            db.org_groups
+                .get(&g)
+                .cloned()
+                .map(ok)
+                .unwrap_or_else(|| Err(ApiError::not_found()))
         }
         ["organization_groups", g, rest @ ..] => group_views(db, req, token, parse_id(g)?, rest),
         ["groups"] if get => list(db, req, "groups", |_, r| r.org == token.org),
         ["groups", id] if get => {
             let id = parse_id(id)?;
             scoped(db, "groups", id, token.org)?;
-            db.render("groups", id).map(ok).unwrap_or_else(|| Err(ApiError::not_found()))
+            db.render("groups", id)
+                .map(ok)
+                .unwrap_or_else(|| Err(ApiError::not_found()))
         }
         ["users"] if get => {
             let members = member_user_ids(db, token.org);
-            list(db, req, "users", |id, r| r.org == token.org || members.contains(&id))
+            list(db, req, "users", |id, r| {
+                r.org == token.org || members.contains(&id)
+            })
         }
         ["users"] if m == Method::POST => create_user(db, token, &req.body),
-        ["users", id] if get || write || m == Method::DELETE => user_detail(db, req, token, parse_id(id)?),
+        ["users", id] if get || write || m == Method::DELETE => {
+            user_detail(db, req, token, parse_id(id)?)
+        }
         ["triggers"] if get => list(db, req, "triggers", |_, r| r.org == token.org),
         ["triggers", id] if get => {
             let id = parse_id(id)?;
             scoped(db, "triggers", id, token.org)?;
-            db.render("triggers", id).map(ok).unwrap_or_else(|| Err(ApiError::not_found()))
+            db.render("triggers", id)
+                .map(ok)
+                .unwrap_or_else(|| Err(ApiError::not_found()))
         }
         [kind] if SETUP_KINDS.contains(kind) && get => {
             let kind = *kind;
@@ -169,7 +211,10 @@ fn authed(db: &mut Db, req: &Req<'_>, token: &Token) -> Answer {
             let id = parse_id(id)?;
             scoped(db, kind, id, token.org)?;
             match *m {
-                Method::GET => db.render(kind, id).map(ok).unwrap_or_else(|| Err(ApiError::not_found())),
+                Method::GET => db
+                    .render(kind, id)
+                    .map(ok)
+                    .unwrap_or_else(|| Err(ApiError::not_found())),
                 Method::PATCH | Method::PUT => {
                     require_writer(db, token)?;
                     ok(db.update_object(kind, id, token.org, req.body.clone())?)
@@ -188,8 +233,23 @@ fn authed(db: &mut Db, req: &Req<'_>, token: &Token) -> Answer {
 
 fn index(db: &Db) -> Value {
     let mut m = Map::new();
-    for k in ["organizations", "workspaces", "schemas", "connectors", "inboxes", "queues", "documents",
-              "users", "groups", "annotations", "pages", "hooks", "email_templates", "labels", "rules"] {
+    for k in [
+        "organizations",
+        "workspaces",
+        "schemas",
+        "connectors",
+        "inboxes",
+        "queues",
+        "documents",
+        "users",
+        "groups",
+        "annotations",
+        "pages",
+        "hooks",
+        "email_templates",
+        "labels",
+        "rules",
+    ] {
         m.insert(k.into(), json!(format!("{}/{k}", db.base)));
     }
     Value::Object(m)
@@ -211,7 +271,10 @@ fn decode_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
         }
         let mut out = Map::new();
         for (k, mut vs) in map {
-            let list_field = matches!(k.as_str(), "queues" | "groups" | "events" | "run_after" | "hooks" | "sideload");
+            let list_field = matches!(
+                k.as_str(),
+                "queues" | "groups" | "events" | "run_after" | "hooks" | "sideload"
+            );
             let value = if vs.len() > 1 || (list_field && !vs[0].trim_start().starts_with('[')) {
                 json!(vs)
             } else {
@@ -242,7 +305,9 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
 
 fn authenticate(db: &mut Db, headers: &HeaderMap) -> Result<Token, ApiError> {
     let Some(key) = bearer(headers) else {
-        return Err(ApiError::unauthorized("Authentication credentials were not provided."));
+        return Err(ApiError::unauthorized(
+            "Authentication credentials were not provided.",
+        ));
     };
     let Some(token) = db.tokens.get(&key).cloned() else {
         return Err(ApiError::unauthorized("Invalid token."));
@@ -261,33 +326,53 @@ fn authenticate(db: &mut Db, headers: &HeaderMap) -> Result<Token, ApiError> {
 }
 
 fn str_field<'a>(body: &'a Value, key: &str) -> Option<&'a str> {
-    body.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
+    body.get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
 }
 
 fn login(db: &mut Db, body: &Value) -> Answer {
-    let (Some(username), Some(password)) = (str_field(body, "username"), str_field(body, "password")) else {
-        return Err(ApiError::fields(&["username", "password"], "This field is required."));
+    let (Some(username), Some(password)) =
+        (str_field(body, "username"), str_field(body, "password"))
+    else {
+        return Err(ApiError::fields(
+            &["username", "password"],
+            "This field is required.",
+        ));
     };
     let user = db
         .kinds
         .get("users")
         .into_iter()
         .flatten()
-        .find(|(_, u)| u.value["username"].as_str() == Some(username) && u.value["is_active"] == json!(true))
+        .find(|(_, u)| {
+            u.value["username"].as_str() == Some(username) && u.value["is_active"] == json!(true)
+        })
         .map(|(id, u)| (*id, u.org));
-    let Some((uid, org)) = user.filter(|(uid, _)| db.passwords.get(uid).map(String::as_str) == Some(password)) else {
-        return Err(ApiError::unauthorized("Unable to log in with provided credentials."));
+    let Some((uid, org)) =
+        user.filter(|(uid, _)| db.passwords.get(uid).map(String::as_str) == Some(password))
+    else {
+        return Err(ApiError::unauthorized(
+            "Unable to log in with provided credentials.",
+        ));
     };
     let lifetime = body
         .get("max_token_lifetime_s")
-        .and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
+        .and_then(|v| {
+            v.as_u64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        })
         .unwrap_or(MAX_TOKEN_LIFETIME)
         .min(MAX_TOKEN_LIFETIME);
     let key = db.issue_token(uid, org, Duration::from_secs(lifetime));
     if let Some(u) = db.table("users").get_mut(&uid) {
         u.value["last_login"] = json!(super::db::now_iso());
     }
-    let domain = db.get("organizations", org).and_then(|o| o.value["domain"].as_str().map(|d| format!("{d}.rossum.app")));
+    let domain = db.get("organizations", org).and_then(|o| {
+        o.value["domain"]
+            .as_str()
+            .map(|d| format!("{d}.rossum.app"))
+    });
     ok(json!({"key": key, "domain": domain}))
 }
 
@@ -296,18 +381,33 @@ fn membership_token(db: &mut Db, token: &Token, body: &Value) -> Answer {
         return Err(ApiError::field("organization", "This field is required."));
     };
     if db.get("organizations", org).is_none() {
-        return Err(ApiError::field("organization", "Invalid hyperlink - Object does not exist."));
+        return Err(ApiError::field(
+            "organization",
+            "Invalid hyperlink - Object does not exist.",
+        ));
     }
     if !db.reachable_orgs(token.user).contains(&org) {
-        return Err(ApiError::forbidden("You do not have permission to access this organization."));
+        return Err(ApiError::forbidden(
+            "You do not have permission to access this organization.",
+        ));
     }
     let key = db.issue_token(token.user, org, Duration::from_secs(MAX_TOKEN_LIFETIME));
     ok(json!({"key": key, "organization": db.url("organizations", org)}))
 }
 
 fn create_org(db: &mut Db, body: &Value) -> Answer {
-    let required = ["template_name", "organization_name", "user_fullname", "user_email", "create_key"];
-    let missing: Vec<&str> = required.iter().copied().filter(|f| str_field(body, f).is_none()).collect();
+    let required = [
+        "template_name",
+        "organization_name",
+        "user_fullname",
+        "user_email",
+        "create_key",
+    ];
+    let missing: Vec<&str> = required
+        .iter()
+        .copied()
+        .filter(|f| str_field(body, f).is_none())
+        .collect();
     if !missing.is_empty() {
         return Err(ApiError::fields(&missing, "This field is required."));
     }
@@ -316,15 +416,28 @@ fn create_org(db: &mut Db, body: &Value) -> Answer {
         return Err(ApiError::forbidden("Invalid create_key."));
     };
     let template = str_field(body, "template_name").unwrap_or_default();
-    const TEMPLATES: &[&str] = &["Empty Organization Template", "CZ Demo Template", "Tax Invoice EU Demo Template",
-        "Tax Invoice US Demo Template", "Tax Invoice UK Demo Template", "Delivery Note Demo Template",
-        "Tax Invoice CN Demo Template", "Certificates of Analysis Demo Template"];
+    const TEMPLATES: &[&str] = &[
+        "Empty Organization Template",
+        "CZ Demo Template",
+        "Tax Invoice EU Demo Template",
+        "Tax Invoice US Demo Template",
+        "Tax Invoice UK Demo Template",
+        "Delivery Note Demo Template",
+        "Tax Invoice CN Demo Template",
+        "Certificates of Analysis Demo Template",
+    ];
     if !TEMPLATES.contains(&template) {
-        return Err(ApiError::field("template_name", &format!("\"{template}\" is not a valid choice.")));
+        return Err(ApiError::field(
+            "template_name",
+            &format!("\"{template}\" is not a valid choice."),
+        ));
     }
     let email = str_field(body, "user_email").unwrap_or_default();
     if !email.contains('@') {
-        return Err(ApiError::field("user_email", "Enter a valid email address."));
+        return Err(ApiError::field(
+            "user_email",
+            "Enter a valid email address.",
+        ));
     }
     let password = str_field(body, "user_password")
         .map(str::to_string)
@@ -333,7 +446,11 @@ fn create_org(db: &mut Db, body: &Value) -> Answer {
         group,
         str_field(body, "organization_name").unwrap_or_default(),
         json!({}),
-        Some((email, str_field(body, "user_fullname").unwrap_or_default(), &password)),
+        Some((
+            email,
+            str_field(body, "user_fullname").unwrap_or_default(),
+            &password,
+        )),
     )?;
     created(json!({"organization": db.render("organizations", id)}))
 }
@@ -349,12 +466,17 @@ fn visible_org(db: &Db, token: &Token, org: u64) -> Result<(), ApiError> {
 fn patch_org(db: &mut Db, token: &Token, id: u64, body: &Value) -> Answer {
     visible_org(db, token, id)?;
     if token.org != id && !db.is_group_admin(token.user) {
-        return Err(ApiError::forbidden("You do not have permission to perform this action."));
+        return Err(ApiError::forbidden(
+            "You do not have permission to perform this action.",
+        ));
     }
     if let Some(m) = body.get("metadata")
         && m.to_string().len() > 4096
     {
-        return Err(ApiError::field("metadata", "Metadata must not exceed 4 kB."));
+        return Err(ApiError::field(
+            "metadata",
+            "Metadata must not exceed 4 kB.",
+        ));
     }
     let Some(rec) = db.table("organizations").get_mut(&id) else {
         return Err(ApiError::not_found());
@@ -365,7 +487,9 @@ fn patch_org(db: &mut Db, token: &Token, id: u64, body: &Value) -> Answer {
         }
     }
     rec.value["modified_at"] = json!(super::db::now_iso());
-    db.render("organizations", id).map(ok).unwrap_or_else(|| Err(ApiError::not_found()))
+    db.render("organizations", id)
+        .map(ok)
+        .unwrap_or_else(|| Err(ApiError::not_found()))
 }
 
 fn scoped(db: &Db, kind: &str, id: u64, org: u64) -> Result<(), ApiError> {
@@ -377,10 +501,15 @@ fn scoped(db: &Db, kind: &str, id: u64, org: u64) -> Result<(), ApiError> {
 
 fn require_writer(db: &Db, token: &Token) -> Result<(), ApiError> {
     let roles = db.user_roles(token.user);
-    if roles.iter().any(|r| r == "admin" || r == "organization_group_admin" || r == "manager") {
+    if roles
+        .iter()
+        .any(|r| r == "admin" || r == "organization_group_admin" || r == "manager")
+    {
         Ok(())
     } else {
-        Err(ApiError::forbidden("You do not have permission to perform this action."))
+        Err(ApiError::forbidden(
+            "You do not have permission to perform this action.",
+        ))
     }
 }
 
@@ -400,13 +529,21 @@ fn create_user(db: &mut Db, token: &Token, body: &Value) -> Answer {
         return Err(ApiError::field("organization", "This field is required."));
     };
     if !db.reachable_orgs(token.user).contains(&org) {
-        return Err(ApiError::field("organization", "Invalid hyperlink - Object does not exist."));
+        return Err(ApiError::field(
+            "organization",
+            "Invalid hyperlink - Object does not exist.",
+        ));
     }
     let Some(username) = str_field(body, "username") else {
         return Err(ApiError::field("username", "This field is required."));
     };
     let mut roles = Vec::new();
-    for g in body.get("groups").and_then(Value::as_array).into_iter().flatten() {
+    for g in body
+        .get("groups")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let role = g
             .as_str()
             .and_then(id_in)
@@ -415,10 +552,18 @@ fn create_user(db: &mut Db, token: &Token, body: &Value) -> Answer {
             .and_then(|r| r.value["name"].as_str().map(str::to_string));
         match role {
             Some(r) if r == "organization_group_admin" => {
-                return Err(ApiError::field("groups", "Organization group admin cannot be assigned through the API."));
+                return Err(ApiError::field(
+                    "groups",
+                    "Organization group admin cannot be assigned through the API.",
+                ));
             }
             Some(r) => roles.push(r),
-            None => return Err(ApiError::field("groups", "Invalid hyperlink - Object does not exist.")),
+            None => {
+                return Err(ApiError::field(
+                    "groups",
+                    "Invalid hyperlink - Object does not exist.",
+                ));
+            }
         }
     }
     let roles: Vec<&str> = roles.iter().map(String::as_str).collect();
@@ -453,11 +598,16 @@ fn user_detail(db: &mut Db, req: &Req<'_>, token: &Token, id: u64) -> Answer {
         return Err(ApiError::not_found());
     }
     match *req.method {
-        Method::GET => db.render("users", id).map(ok).unwrap_or_else(|| Err(ApiError::not_found())),
+        Method::GET => db
+            .render("users", id)
+            .map(ok)
+            .unwrap_or_else(|| Err(ApiError::not_found())),
         Method::DELETE => {
             require_writer(db, token)?;
             if db.is_group_admin(id) {
-                return Err(ApiError::forbidden("Organization group admin cannot be deleted."));
+                return Err(ApiError::forbidden(
+                    "Organization group admin cannot be deleted.",
+                ));
             }
             if let Some(u) = db.table("users").get_mut(&id) {
                 u.value["is_active"] = json!(false);
@@ -471,66 +621,126 @@ fn user_detail(db: &mut Db, req: &Req<'_>, token: &Token, id: u64) -> Answer {
             let user_org = db.get("users", id).map(|u| u.org).unwrap_or(token.org);
             if let Some(groups) = req.body.get("groups").and_then(Value::as_array) {
                 for g in groups {
-                    let ok = g.as_str().and_then(id_in).and_then(|gid| db.get("groups", gid)).is_some_and(|r| {
-                        r.org == user_org && r.value["name"] != "organization_group_admin"
-                    });
+                    let ok = g
+                        .as_str()
+                        .and_then(id_in)
+                        .and_then(|gid| db.get("groups", gid))
+                        .is_some_and(|r| {
+                            r.org == user_org && r.value["name"] != "organization_group_admin"
+                        });
                     if !ok {
-                        return Err(ApiError::field("groups", "Invalid hyperlink - Object does not exist."));
+                        return Err(ApiError::field(
+                            "groups",
+                            "Invalid hyperlink - Object does not exist.",
+                        ));
                     }
                 }
             }
             let Some(u) = db.table("users").get_mut(&id) else {
                 return Err(ApiError::not_found());
             };
-            for k in ["first_name", "last_name", "groups", "queues", "is_active", "ui_settings", "metadata", "phone_number"] {
+            for k in [
+                "first_name",
+                "last_name",
+                "groups",
+                "queues",
+                "is_active",
+                "ui_settings",
+                "metadata",
+                "phone_number",
+            ] {
                 if let Some(v) = req.body.get(k) {
                     u.value[k] = v.clone();
                 }
             }
-            db.render("users", id).map(ok).unwrap_or_else(|| Err(ApiError::not_found()))
+            db.render("users", id)
+                .map(ok)
+                .unwrap_or_else(|| Err(ApiError::not_found()))
         }
     }
 }
 
 fn group_views(db: &mut Db, req: &Req<'_>, token: &Token, g: u64, rest: &[&str]) -> Answer {
     if db.group_of(token.org) != Some(g) || !db.is_group_admin(token.user) {
-        return Err(ApiError::forbidden("You do not have permission to perform this action."));
+        return Err(ApiError::forbidden(
+            "You do not have permission to perform this action.",
+        ));
     }
     let base = format!("{}/organization_groups/{g}", db.base);
     let in_group = |db: &Db, org: u64| db.group_of(org) == Some(g);
     let m = req.method;
     match rest {
         ["memberships"] if *m == Method::GET => {
-            let items: Vec<Value> = db.kinds.get("memberships").into_iter().flatten().map(|(_, r)| r.value.clone()).collect();
+            let items: Vec<Value> = db
+                .kinds
+                .get("memberships")
+                .into_iter()
+                .flatten()
+                .map(|(_, r)| r.value.clone())
+                .collect();
             let items = filter_items(items, req.query);
-            paginate(db, req, &format!("organization_groups/{g}/memberships"), items)
+            paginate(
+                db,
+                req,
+                &format!("organization_groups/{g}/memberships"),
+                items,
+            )
         }
         ["memberships"] if *m == Method::POST => {
             let user = str_field(&req.body, "user").and_then(id_in);
             let org = str_field(&req.body, "organization").and_then(id_in);
             let (Some(user), Some(org)) = (user, org) else {
-                return Err(ApiError::fields(&["user", "organization"], "This field is required."));
+                return Err(ApiError::fields(
+                    &["user", "organization"],
+                    "This field is required.",
+                ));
             };
             if !db.get("users", user).is_some_and(|u| in_group(db, u.org)) {
-                return Err(ApiError::field("user", "Invalid hyperlink - Object does not exist."));
+                return Err(ApiError::field(
+                    "user",
+                    "Invalid hyperlink - Object does not exist.",
+                ));
             }
             if db.get("organizations", org).is_none() || !in_group(db, org) {
-                return Err(ApiError::field("organization", "Invalid hyperlink - Object does not exist."));
+                return Err(ApiError::field(
+                    "organization",
+                    "Invalid hyperlink - Object does not exist.",
+                ));
             }
-            let dup = db.kinds.get("memberships").into_iter().flatten().any(|(_, r)| {
-                r.value["user"].as_str().and_then(id_in) == Some(user)
-                    && r.value["organization"].as_str().and_then(id_in) == Some(org)
-            });
+            let dup = db
+                .kinds
+                .get("memberships")
+                .into_iter()
+                .flatten()
+                .any(|(_, r)| {
+                    r.value["user"].as_str().and_then(id_in) == Some(user)
+                        && r.value["organization"].as_str().and_then(id_in) == Some(org)
+                });
             if dup {
-                return Err(ApiError::non_field("The fields user, organization must make a unique set."));
+                return Err(ApiError::non_field(
+                    "The fields user, organization must make a unique set.",
+                ));
             }
-            let queues: Vec<Value> = req.body.get("queues").and_then(Value::as_array).into_iter().flatten()
-                .filter_map(|q| q.as_str().and_then(id_in)).map(|q| json!(format!("{base}/queues/{q}"))).collect();
+            let queues: Vec<Value> = req
+                .body
+                .get("queues")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|q| q.as_str().and_then(id_in))
+                .map(|q| json!(format!("{base}/queues/{q}")))
+                .collect();
             let id = db.next_id("memberships");
             let v = json!({"id": id, "url": format!("{base}/memberships/{id}"),
                 "user": format!("{base}/users/{user}"), "organization": format!("{base}/organizations/{org}"),
                 "queues": queues, "expires_at": req.body.get("expires_at").cloned().unwrap_or(Value::Null)});
-            db.table("memberships").insert(id, super::db::Rec { org, value: v.clone() });
+            db.table("memberships").insert(
+                id,
+                super::db::Rec {
+                    org,
+                    value: v.clone(),
+                },
+            );
             created(v)
         }
         ["memberships", id] => {
@@ -539,16 +749,24 @@ fn group_views(db: &mut Db, req: &Req<'_>, token: &Token, g: u64, rest: &[&str])
                 return Err(ApiError::not_found());
             }
             match *m {
-                Method::GET => ok(db.get("memberships", id).map(|r| r.value.clone()).unwrap_or_default()),
+                Method::GET => ok(db
+                    .get("memberships", id)
+                    .map(|r| r.value.clone())
+                    .unwrap_or_default()),
                 Method::DELETE => {
                     db.table("memberships").remove(&id);
                     Ok((StatusCode::NO_CONTENT, Value::Null))
                 }
                 Method::PATCH | Method::PUT => {
                     let queues = req.body.get("queues").and_then(Value::as_array).map(|qs| {
-                        qs.iter().filter_map(|q| q.as_str().and_then(id_in)).map(|q| json!(format!("{base}/queues/{q}"))).collect::<Vec<_>>()
+                        qs.iter()
+                            .filter_map(|q| q.as_str().and_then(id_in))
+                            .map(|q| json!(format!("{base}/queues/{q}")))
+                            .collect::<Vec<_>>()
                     });
-                    let Some(r) = db.table("memberships").get_mut(&id) else { return Err(ApiError::not_found()) };
+                    let Some(r) = db.table("memberships").get_mut(&id) else {
+                        return Err(ApiError::not_found());
+                    };
                     if let Some(q) = queues {
                         r.value["queues"] = json!(q);
                     }
@@ -575,7 +793,12 @@ fn group_views(db: &mut Db, req: &Req<'_>, token: &Token, g: u64, rest: &[&str])
                 .map(|(id, o)| json!({"id": id, "url": format!("{base}/organizations/{id}"), "name": o.value["name"]}))
                 .collect();
             let items = filter_items(items, req.query);
-            paginate(db, req, &format!("organization_groups/{g}/organizations"), items)
+            paginate(
+                db,
+                req,
+                &format!("organization_groups/{g}/organizations"),
+                items,
+            )
         }
         _ => Err(ApiError::not_found()),
     }
@@ -635,11 +858,18 @@ fn filter_items(mut items: Vec<Value>, query: &[(String, String)]) -> Vec<Value>
             // Unknown filters are ignored, as Rossum ignores unknown query parameters.
             continue;
         };
-        items.retain(|item| wants.iter().any(|w| value_matches(item.get(&f).unwrap_or(&Value::Null), w)));
+        items.retain(|item| {
+            wants
+                .iter()
+                .any(|w| value_matches(item.get(&f).unwrap_or(&Value::Null), w))
+        });
     }
     if let Some(ordering) = ordering {
         for key in ordering.split(',').rev() {
-            let (desc, key) = key.strip_prefix('-').map(|k| (true, k)).unwrap_or((false, key));
+            let (desc, key) = key
+                .strip_prefix('-')
+                .map(|k| (true, k))
+                .unwrap_or((false, key));
             items.sort_by(|a, b| {
                 let o = cmp_values(a.get(key), b.get(key));
                 if desc { o.reverse() } else { o }
@@ -651,9 +881,10 @@ fn filter_items(mut items: Vec<Value>, query: &[(String, String)]) -> Vec<Value>
 
 fn cmp_values(a: Option<&Value>, b: Option<&Value>) -> std::cmp::Ordering {
     match (a, b) {
-        (Some(Value::Number(x)), Some(Value::Number(y))) => {
-            x.as_f64().unwrap_or(0.0).total_cmp(&y.as_f64().unwrap_or(0.0))
-        }
+        (Some(Value::Number(x)), Some(Value::Number(y))) => x
+            .as_f64()
+            .unwrap_or(0.0)
+            .total_cmp(&y.as_f64().unwrap_or(0.0)),
         (Some(x), Some(y)) => x.to_string().cmp(&y.to_string()),
         (None, Some(_)) => std::cmp::Ordering::Less,
         (Some(_), None) => std::cmp::Ordering::Greater,
@@ -662,17 +893,28 @@ fn cmp_values(a: Option<&Value>, b: Option<&Value>) -> std::cmp::Ordering {
 }
 
 fn paginate(db: &Db, req: &Req<'_>, path: &str, items: Vec<Value>) -> Answer {
-    let param = |k: &str| req.query.iter().find(|(q, _)| q == k).map(|(_, v)| v.as_str());
+    let param = |k: &str| {
+        req.query
+            .iter()
+            .find(|(q, _)| q == k)
+            .map(|(_, v)| v.as_str())
+    };
     let page_size = param("page_size")
         .and_then(|s| s.parse::<usize>().ok())
         .filter(|n| *n > 0)
         .unwrap_or(20)
         .min(100);
-    let page = param("page").and_then(|s| s.parse::<usize>().ok()).unwrap_or(1).max(1);
+    let page = param("page")
+        .and_then(|s| s.parse::<usize>().ok())
+        .unwrap_or(1)
+        .max(1);
     let total = items.len();
     let total_pages = total.div_ceil(page_size).max(1);
     if page > total_pages {
-        return Err(ApiError { status: 404, body: json!({"detail": "Invalid page."}) });
+        return Err(ApiError {
+            status: 404,
+            body: json!({"detail": "Invalid page."}),
+        });
     }
     let link = |p: usize| -> String {
         let mut s = url::form_urlencoded::Serializer::new(String::new());
@@ -682,7 +924,11 @@ fn paginate(db: &Db, req: &Req<'_>, path: &str, items: Vec<Value>) -> Answer {
         s.append_pair("page", &p.to_string());
         format!("{}/{path}?{}", db.base, s.finish())
     };
-    let results: Vec<Value> = items.into_iter().skip((page - 1) * page_size).take(page_size).collect();
+    let results: Vec<Value> = items
+        .into_iter()
+        .skip((page - 1) * page_size)
+        .take(page_size)
+        .collect();
     ok(json!({
         "pagination": {
             "total": total,

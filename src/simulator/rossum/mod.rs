@@ -85,7 +85,8 @@ impl RossumSimulator {
         let mut db = Db::new(&base_url);
         seed::load(&mut db, seed, admins)?;
         let db = Arc::new(Mutex::new(db));
-        let running = super::serve(listener, router(db.clone()), options).map_err(|e| e.to_string())?;
+        let running =
+            super::serve(listener, router(db.clone()), options).map_err(|e| e.to_string())?;
         Ok(Self {
             base_url,
             db,
@@ -117,7 +118,9 @@ impl RossumSimulator {
     pub fn objects(&self, kind: &str, org: u64) -> Vec<Value> {
         self.with_db(|db| {
             let ids: Vec<u64> = db.in_org(kind, org).map(|(id, _)| *id).collect();
-            ids.into_iter().filter_map(|id| db.render(kind, id)).collect()
+            ids.into_iter()
+                .filter_map(|id| db.render(kind, id))
+                .collect()
         })
     }
 }

@@ -195,12 +195,25 @@ pub fn load(db: &mut Db, seed: &Seed, admins: &[Admin]) -> Result<(), String> {
                "features": null, "usage": {}, "modified_by": null, "modified_at": null}),
     );
     let home = db
-        .create_org(gid, &format!("{} admins", seed.organization_group.name), json!({}), None)
+        .create_org(
+            gid,
+            &format!("{} admins", seed.organization_group.name),
+            json!({}),
+            None,
+        )
         .map_err(err)?;
     for a in admins {
         if !db.username_taken(&a.username) {
-            db.insert_user(home, &a.username, &a.username, "Group", "Admin", &["organization_group_admin", "admin"], &a.password)
-                .map_err(err)?;
+            db.insert_user(
+                home,
+                &a.username,
+                &a.username,
+                "Group",
+                "Admin",
+                &["organization_group_admin", "admin"],
+                &a.password,
+            )
+            .map_err(err)?;
         }
         db.create_keys.insert(a.create_key.clone(), gid);
     }
@@ -215,16 +228,31 @@ fn err(e: ApiError) -> String {
 }
 
 fn load_org(db: &mut Db, gid: u64, seed: &OrgSeed) -> Result<(), String> {
-    let meta = if seed.metadata.is_object() { seed.metadata.clone() } else { json!({}) };
+    let meta = if seed.metadata.is_object() {
+        seed.metadata.clone()
+    } else {
+        json!({})
+    };
     let org = db.create_org(gid, &seed.name, meta, None).map_err(err)?;
     let mut urls: HashMap<(&str, String), String> = HashMap::new();
     for u in &seed.users {
         let s = |k: &str| u.get(k).and_then(Value::as_str).unwrap_or("").to_string();
         let role = s("role");
-        db.insert_user(org, &s("username"), &s("email"), &s("first_name"), &s("last_name"), &[role.as_str()], &s("password"))
-            .map_err(err)?;
+        db.insert_user(
+            org,
+            &s("username"),
+            &s("email"),
+            &s("first_name"),
+            &s("last_name"),
+            &[role.as_str()],
+            &s("password"),
+        )
+        .map_err(err)?;
     }
-    let resolve = |urls: &HashMap<(&str, String), String>, kind: &'static str, key: &Value| -> Result<Value, String> {
+    let resolve = |urls: &HashMap<(&str, String), String>,
+                   kind: &'static str,
+                   key: &Value|
+     -> Result<Value, String> {
         match key {
             Value::Null => Ok(Value::Null),
             Value::String(k) => urls
@@ -234,14 +262,21 @@ fn load_org(db: &mut Db, gid: u64, seed: &OrgSeed) -> Result<(), String> {
             other => Err(format!("seed: {kind} reference {other} is not a key")),
         }
     };
-    let resolve_list = |urls: &HashMap<(&str, String), String>, kind: &'static str, keys: Option<&Value>| -> Result<Value, String> {
+    let resolve_list = |urls: &HashMap<(&str, String), String>,
+                        kind: &'static str,
+                        keys: Option<&Value>|
+     -> Result<Value, String> {
         let mut out = Vec::new();
         for k in keys.and_then(Value::as_array).into_iter().flatten() {
             out.push(resolve(urls, kind, k)?);
         }
         Ok(Value::Array(out))
     };
-    let create = |db: &mut Db, urls: &mut HashMap<(&str, String), String>, kind: &'static str, mut body: Value| -> Result<Value, String> {
+    let create = |db: &mut Db,
+                  urls: &mut HashMap<(&str, String), String>,
+                  kind: &'static str,
+                  mut body: Value|
+     -> Result<Value, String> {
         let key = body.as_object_mut().and_then(|m| m.remove("key"));
         let created = db.create_object(kind, org, body).map_err(err)?;
         if let Some(Value::String(k)) = key {
@@ -265,8 +300,14 @@ fn load_org(db: &mut Db, gid: u64, seed: &OrgSeed) -> Result<(), String> {
     for q in &seed.queues {
         let mut body = q.clone();
         let inbox = body.as_object_mut().and_then(|m| m.remove("inbox"));
-        let overrides = body.as_object_mut().and_then(|m| m.remove("email_templates"));
-        body["workspace"] = resolve(&urls, "workspaces", body.get("workspace").unwrap_or(&Value::Null))?;
+        let overrides = body
+            .as_object_mut()
+            .and_then(|m| m.remove("email_templates"));
+        body["workspace"] = resolve(
+            &urls,
+            "workspaces",
+            body.get("workspace").unwrap_or(&Value::Null),
+        )?;
         body["schema"] = resolve(&urls, "schemas", body.get("schema").unwrap_or(&Value::Null))?;
         if body.get("connector").is_some() {
             body["connector"] = resolve(&urls, "connectors", &body["connector"])?;
@@ -285,7 +326,8 @@ fn load_org(db: &mut Db, gid: u64, seed: &OrgSeed) -> Result<(), String> {
                 .collect();
             for (name, patch) in over {
                 if let Some((id, _)) = templates.iter().find(|(_, n)| *n == name) {
-                    db.update_object("email_templates", *id, org, patch).map_err(err)?;
+                    db.update_object("email_templates", *id, org, patch)
+                        .map_err(err)?;
                 }
             }
         }
@@ -299,7 +341,8 @@ fn load_org(db: &mut Db, gid: u64, seed: &OrgSeed) -> Result<(), String> {
         if let Some(ra) = run_after {
             let ra = resolve_list(&urls, "hooks", Some(&ra))?;
             let id = created["id"].as_u64().unwrap_or_default();
-            db.update_object("hooks", id, org, json!({ "run_after": ra })).map_err(err)?;
+            db.update_object("hooks", id, org, json!({ "run_after": ra }))
+                .map_err(err)?;
         }
     }
     for t in &seed.email_templates {

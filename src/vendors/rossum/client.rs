@@ -95,7 +95,10 @@ impl RossumClient {
 
     /// Absolute URL of object `id` of `resource` (`queues`, …).
     pub fn resource_url(&self, resource: &str, id: impl std::fmt::Display) -> String {
-        format!("{}/{resource}/{id}", self.base.as_str().trim_end_matches('/'))
+        format!(
+            "{}/{resource}/{id}",
+            self.base.as_str().trim_end_matches('/')
+        )
     }
 
     async fn login(&self) -> Result<SecretString, VendorError> {
@@ -314,7 +317,10 @@ impl RossumClient {
     // ---- organizations -------------------------------------------------------------------
 
     /// Organizations visible to the credentials (every org of the group for a group admin).
-    pub async fn organizations(&self, name: Option<&str>) -> Result<Vec<Organization>, VendorError> {
+    pub async fn organizations(
+        &self,
+        name: Option<&str>,
+    ) -> Result<Vec<Organization>, VendorError> {
         let mut query = vec![("include_membership_organizations", "true")];
         if let Some(n) = name {
             query.push(("name", n));
@@ -324,7 +330,10 @@ impl RossumClient {
     }
 
     /// One organization, `None` when it does not exist or is not visible.
-    pub async fn organization(&self, id: OrganizationId) -> Result<Option<Organization>, VendorError> {
+    pub async fn organization(
+        &self,
+        id: OrganizationId,
+    ) -> Result<Option<Organization>, VendorError> {
         match self
             .get_raw(Scope::Primary, &format!("organizations/{id}"))
             .await?
@@ -372,7 +381,9 @@ impl RossumClient {
                 status: 400,
                 detail,
                 ..
-            }) => Err(VendorError::Rejected(format!("organizations/create: {detail}"))),
+            }) => Err(VendorError::Rejected(format!(
+                "organizations/create: {detail}"
+            ))),
             Err(e) => Err(e.into()),
         }
     }
@@ -406,12 +417,11 @@ impl RossumClient {
     }
 
     /// Creates a user in `org` with role URLs. Not idempotent (`username` is global).
-    pub async fn create_user(
-        &self,
-        org: OrganizationId,
-        body: Value,
-    ) -> Result<User, VendorError> {
-        decode("users", self.create_raw(Scope::Org(org), "users", body).await?)
+    pub async fn create_user(&self, org: OrganizationId, body: Value) -> Result<User, VendorError> {
+        decode(
+            "users",
+            self.create_raw(Scope::Org(org), "users", body).await?,
+        )
     }
 
     /// The organization groups visible to the credentials.
@@ -494,7 +504,8 @@ impl RossumClient {
         &self,
         org: OrganizationId,
     ) -> Result<Vec<EmailTemplate>, VendorError> {
-        self.list_typed(Scope::Org(org), "email_templates", &[]).await
+        self.list_typed(Scope::Org(org), "email_templates", &[])
+            .await
     }
     /// Labels of `org`.
     pub async fn labels(&self, org: OrganizationId) -> Result<Vec<Label>, VendorError> {
@@ -559,7 +570,8 @@ mod tests {
 
     #[test]
     fn split_page_follows_next() {
-        let page = json!({"pagination": {"next": "http://x/p2", "previous": null}, "results": [1, 2]});
+        let page =
+            json!({"pagination": {"next": "http://x/p2", "previous": null}, "results": [1, 2]});
         let (items, next) = split_page(page).unwrap();
         assert_eq!(items.len(), 2);
         assert_eq!(next.as_deref(), Some("http://x/p2"));

@@ -214,7 +214,8 @@ fn hook_is_copyable(v: &Value) -> Result<(), &'static str> {
     }
 }
 
-const DEFAULT_TEMPLATE_TYPES: &[&str] = &["rejection_default", "email_with_no_processable_attachments"];
+const DEFAULT_TEMPLATE_TYPES: &[&str] =
+    &["rejection_default", "email_with_no_processable_attachments"];
 
 fn email_template_key(v: &Value) -> Option<String> {
     let queue = v.get("queue")?.as_str()?;

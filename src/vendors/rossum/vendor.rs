@@ -35,9 +35,7 @@ fn settings(desired: &OrgDesired) -> Settings {
 
 fn parse_org_id(id: &str) -> Result<OrganizationId, VendorError> {
     id.trim().parse().map(OrganizationId).map_err(|_| {
-        VendorError::NotFound(format!(
-            "{id:?} is not a Rossum organization id (a number)"
-        ))
+        VendorError::NotFound(format!("{id:?} is not a Rossum organization id (a number)"))
     })
 }
 
@@ -99,7 +97,12 @@ impl VendorClient for RossumClient {
     }
 
     async fn list_orgs(&self) -> Result<Vec<OrgInfo>, VendorError> {
-        Ok(self.organizations(None).await?.into_iter().map(info).collect())
+        Ok(self
+            .organizations(None)
+            .await?
+            .into_iter()
+            .map(info)
+            .collect())
     }
 
     async fn create_org(&self, desired: &OrgDesired) -> Result<OrgInfo, VendorError> {
@@ -114,8 +117,8 @@ impl VendorClient for RossumClient {
                             .into(),
                     )
                 })?;
-                let email = default_first_user_email(&admin, &desired.display_name)
-                    .ok_or_else(|| {
+                let email =
+                    default_first_user_email(&admin, &desired.display_name).ok_or_else(|| {
                         VendorError::Rejected(
                             "set spec.settings.rossum.firstUser.email: the Secret's username is \
                              not an e-mail address"
@@ -161,7 +164,9 @@ impl VendorClient for RossumClient {
     }
 
     async fn patch_org(&self, id: &str, patch: Value) -> Result<OrgInfo, VendorError> {
-        Ok(info(self.patch_organization(parse_org_id(id)?, patch).await?))
+        Ok(info(
+            self.patch_organization(parse_org_id(id)?, patch).await?,
+        ))
     }
 
     async fn delete_org(&self, _id: &str) -> Result<(), VendorError> {
@@ -203,7 +208,10 @@ impl VendorClient for RossumClient {
 
 impl RefCodec for RossumClient {
     fn decode_ref(&self, value: &Value) -> Option<String> {
-        value.as_str().and_then(id_from_url).map(|id| id.to_string())
+        value
+            .as_str()
+            .and_then(id_from_url)
+            .map(|id| id.to_string())
     }
 
     fn encode_ref(&self, target: RefTarget, id: &str) -> Value {
