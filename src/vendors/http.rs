@@ -118,7 +118,10 @@ impl HttpError {
     /// True when trying again later may succeed without any change by a human.
     pub fn is_transient(&self) -> bool {
         match self {
-            HttpError::Status { status, .. } => *status == 429 || *status >= 500 || *status == 408,
+            // 412: a concurrent modification (Rossum schemas); reading again and retrying works.
+            HttpError::Status { status, .. } => {
+                matches!(*status, 408 | 412 | 429) || *status >= 500
+            }
             HttpError::OutcomeUnknown { .. } | HttpError::Transport { .. } => true,
             HttpError::Decode { .. } | HttpError::Url(_) => false,
         }

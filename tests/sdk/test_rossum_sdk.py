@@ -123,3 +123,12 @@ def test_bare_token_works(admin):
     key = httpx.post(f"{BASE}/auth/login", data={"username": USER, "password": PASSWORD}).json()["key"]
     c = SyncRossumAPIClient(base_url=BASE, credentials=Token(key))
     assert TEMPLATE in [o.name for o in c.list_organizations()]
+
+
+def test_concurrent_schema_modification_is_412(template):
+    schema = next(iter(template.list_schemas()))
+    stale = schema.modified_at
+    template.request_json("patch", f"schemas/{schema.id}", json={"name": schema.name})
+    with pytest.raises(APIClientError) as e:
+        template.request_json("patch", f"schemas/{schema.id}", json={"name": schema.name, "modified_at": stale})
+    assert e.value.status_code == 412

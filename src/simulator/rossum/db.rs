@@ -372,6 +372,7 @@ impl Db {
             }
             "schemas" => {
                 require(&v, &["name", "content"])?;
+                v.insert("modified_at".into(), json!(now_iso()));
                 if !v["content"].is_array() {
                     return Err(ApiError::field("content", "Expected a list of items."));
                 }
@@ -723,6 +724,7 @@ impl Db {
         for (k, v) in patch {
             rec.value[k] = v;
         }
+        rec.value["modified_at"] = json!(now_iso());
         if kind == "queues"
             && let Some(hooks) = hooks
         {

@@ -217,6 +217,9 @@ fn authed(db: &mut Db, req: &Req<'_>, token: &Token) -> Answer {
                     .unwrap_or_else(|| Err(ApiError::not_found())),
                 Method::PATCH | Method::PUT => {
                     require_writer(db, token)?;
+                    if *kind == "schemas" {
+                        check_unmodified(db, id, &req.body)?;
+                    }
                     ok(db.update_object(kind, id, token.org, req.body.clone())?)
                 }
                 Method::DELETE => {
@@ -802,6 +805,24 @@ fn group_views(db: &mut Db, req: &Req<'_>, token: &Token, g: u64, rest: &[&str])
         }
         _ => Err(ApiError::not_found()),
     }
+}
+
+/// A schema update that names the `modified_at` it was based on fails with 412 when the schema
+/// changed since (Rossum answers concurrent schema modifications with 412).
+fn check_unmodified(db: &Db, id: u64, body: &Value) -> Result<(), ApiError> {
+    let Some(seen) = body.get("modified_at").filter(|v| !v.is_null()) else {
+        return Ok(());
+    };
+    let current = db
+        .get("schemas", id)
+        .map(|r| r.value["modified_at"].clone())
+        .unwrap_or(Value::Null);
+    if &current != seen {
+        return Err(ApiError::precondition_failed(
+            "The schema was modified concurrently; fetch it again.",
+        ));
+    }
+    Ok(())
 }
 
 fn parse_id(s: &str) -> Result<u64, ApiError> {

@@ -407,6 +407,18 @@ impl RossumClient {
         self.list_typed(Scope::Org(org), "groups", &[]).await
     }
 
+    /// The role named `name` in `org` (`admin`, `annotator`, …), if the org has it.
+    pub async fn role(
+        &self,
+        org: OrganizationId,
+        name: &str,
+    ) -> Result<Option<Group>, VendorError> {
+        let roles: Vec<Group> = self
+            .list_typed(Scope::Org(org), "groups", &[("name", name)])
+            .await?;
+        Ok(roles.into_iter().find(|g| g.name == name))
+    }
+
     /// Users of an organization, filtered by exact field values (`username`, `email`, …).
     pub async fn users(
         &self,
