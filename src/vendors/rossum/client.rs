@@ -156,53 +156,67 @@ impl RossumClient {
         }
     }
 
-    /// Sends `req` with the token of `scope`; re-logs-in once on a 401.
+    /// Runs `call` with the `Authorization` value of `scope`'s token; after a 401 it logs in
+    /// again and calls once more.
+    async fn authed<T, F, Fut>(&self, scope: Scope, call: F) -> Result<T, VendorError>
+    where
+        F: Fn(SecretString) -> Fut,
+        Fut: Future<Output = Result<T, HttpError>>,
+    {
+        let bearer = |t: &SecretString| SecretString::from(format!("Bearer {}", t.expose_secret()));
+        let token = Box::pin(self.token(scope)).await?;
+        match call(bearer(&token)).await {
+            Err(HttpError::Status { status: 401, .. }) => {
+                self.tokens.invalidate(&scope, &token).await;
+                let fresh = Box::pin(self.token(scope)).await?;
+                call(bearer(&fresh)).await.map_err(|e| self.classify(e))
+            }
+            other => other.map_err(|e| self.classify(e)),
+        }
+    }
+
+    /// Maps the statuses that mean something for credentials or input to their errors.
+    fn classify(&self, e: HttpError) -> VendorError {
+        match e {
+            HttpError::Status {
+                status: 401,
+                detail,
+                ..
+            } => VendorError::InvalidCredentials {
+                secret: self.credentials.secret.clone(),
+                detail,
+            },
+            HttpError::Status {
+                status: 403,
+                method,
+                path,
+                detail,
+            } => VendorError::Forbidden(format!(
+                "{method} {path}: {detail} (credentials from Secret {})",
+                self.credentials.secret
+            )),
+            HttpError::Status {
+                status: 400,
+                method,
+                path,
+                detail,
+            } => VendorError::Rejected(format!("{method} {path}: {detail}")),
+            other => VendorError::Http(other),
+        }
+    }
+
+    /// Sends `req` with the token of `scope`.
     async fn send_with(
         &self,
         scope: Scope,
-        mut req: Request,
+        req: Request,
     ) -> Result<crate::vendors::http::Response, VendorError> {
-        for attempt in 0..2 {
-            let token = Box::pin(self.token(scope)).await?;
-            req.authorization = Some(SecretString::from(format!(
-                "Bearer {}",
-                token.expose_secret()
-            )));
-            match self.transport.send(&req).await {
-                Err(HttpError::Status { status: 401, .. }) if attempt == 0 => {
-                    self.tokens.invalidate(&scope, &token).await;
-                }
-                Err(HttpError::Status {
-                    status: 401,
-                    detail,
-                    ..
-                }) => {
-                    return Err(VendorError::InvalidCredentials {
-                        secret: self.credentials.secret.clone(),
-                        detail,
-                    });
-                }
-                Err(HttpError::Status {
-                    status: 403,
-                    method,
-                    path,
-                    detail,
-                }) => {
-                    return Err(VendorError::Forbidden(format!(
-                        "{method} {path}: {detail} (credentials from Secret {})",
-                        self.credentials.secret
-                    )));
-                }
-                Err(HttpError::Status {
-                    status: 400,
-                    method,
-                    path,
-                    detail,
-                }) => return Err(VendorError::Rejected(format!("{method} {path}: {detail}"))),
-                other => return other.map_err(VendorError::from),
-            }
-        }
-        unreachable!("the loop returns on its second attempt")
+        self.authed(scope, |auth| {
+            let mut req = req.clone();
+            req.authorization = Some(auth);
+            async move { self.transport.send(&req).await }
+        })
+        .await
     }
 
     /// Checks the credentials: a login proves a password; a bare token is tried on `auth/user`.
@@ -229,31 +243,11 @@ impl RossumClient {
                 q.append_pair(k, v);
             }
         }
-        for attempt in 0..2 {
-            let token = self.token(scope).await?;
-            let auth = SecretString::from(format!("Bearer {}", token.expose_secret()));
-            match self
-                .transport
+        self.authed(scope, |auth| {
+            self.transport
                 .get_all_pages(first.clone(), Some(auth), split_page)
-                .await
-            {
-                Err(HttpError::Status { status: 401, .. }) if attempt == 0 => {
-                    self.tokens.invalidate(&scope, &token).await;
-                }
-                Err(HttpError::Status {
-                    status: 401,
-                    detail,
-                    ..
-                }) => {
-                    return Err(VendorError::InvalidCredentials {
-                        secret: self.credentials.secret.clone(),
-                        detail,
-                    });
-                }
-                other => return other.map_err(VendorError::from),
-            }
-        }
-        unreachable!("the loop returns on its second attempt")
+        })
+        .await
     }
 
     async fn list_typed<T: DeserializeOwned>(
