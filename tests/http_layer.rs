@@ -217,3 +217,74 @@ async fn expired_tokens_are_renewed_once_and_bad_credentials_name_the_secret() {
     assert!(text.contains("ns/rossum-creds"));
     assert!(!text.contains("wrong-password-456") && !text.contains("right-password-123"));
 }
+
+#[tokio::test]
+async fn a_token_secret_works_and_a_bad_token_names_the_secret() {
+    use orgops::simulator::ServeOptions;
+    use orgops::simulator::rossum::{Admin, RossumSimulator, Seed};
+    let admin = Admin {
+        username: "t@example.com".into(),
+        password: "token-test-password".into(),
+        create_key: "k".into(),
+    };
+    let sim = RossumSimulator::start(
+        0,
+        &Seed::template().unwrap(),
+        std::slice::from_ref(&admin),
+        ServeOptions::default(),
+    )
+    .await
+    .unwrap();
+    let key: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/auth/login", sim.base_url))
+        .form(&[
+            ("username", admin.username.as_str()),
+            ("password", admin.password.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = |t: &str| {
+        let mut v = std::collections::BTreeMap::new();
+        v.insert(
+            "token".to_string(),
+            secrecy::SecretString::from(t.to_string()),
+        );
+        orgops::vendors::Credentials::new("ns/rossum-token", v)
+    };
+    let endpoints = Endpoints::default();
+    let good = orgops::vendors::connect(
+        orgops::api::Vendor::Rossum,
+        Some(&sim.base_url),
+        token(key["key"].as_str().unwrap()),
+        fast(),
+        &endpoints,
+    )
+    .unwrap();
+    good.verify_credentials().await.unwrap();
+    assert!(
+        good.list_orgs()
+            .await
+            .unwrap()
+            .iter()
+            .any(|o| o.name == "Template org")
+    );
+
+    let bad = orgops::vendors::connect(
+        orgops::api::Vendor::Rossum,
+        Some(&sim.base_url),
+        token("not-a-real-token-0000"),
+        fast(),
+        &endpoints,
+    )
+    .unwrap();
+    let err = bad.verify_credentials().await.unwrap_err();
+    assert_eq!(err.category(), "CredentialsInvalid");
+    assert!(
+        err.to_string().contains("ns/rossum-token")
+            && !err.to_string().contains("not-a-real-token")
+    );
+}
