@@ -160,7 +160,6 @@ async fn one_rate_limit_is_shared_by_every_client_of_an_endpoint() {
 async fn expired_tokens_are_renewed_once_and_bad_credentials_name_the_secret() {
     use orgops::simulator::ServeOptions;
     use orgops::simulator::rossum::{Admin, RossumSimulator, Seed};
-    use orgops::vendors::VendorClient;
     let admin = Admin {
         username: "a@example.com".into(),
         password: "right-password-123".into(),

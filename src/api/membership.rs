@@ -17,6 +17,7 @@ use super::DeletionPolicy;
     status = "OrgMembershipStatus",
     derive = "PartialEq",
     shortname = "orgm",
+    shortname = "orgms",
     category = "orgops",
     doc = "One user in one orgops Organization with a vendor role.",
     printcolumn = r#"{"name":"Org","type":"string","jsonPath":".spec.organizationRef.name"}"#,

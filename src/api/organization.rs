@@ -19,6 +19,7 @@ use super::{DeletionPolicy, Vendor};
     status = "OrganizationStatus",
     derive = "PartialEq",
     shortname = "org",
+    shortname = "orgs",
     category = "orgops",
     doc = "One organization at one SaaS vendor, created or adopted by orgops and set up like a template org.",
     printcolumn = r#"{"name":"Vendor","type":"string","jsonPath":".spec.vendor"}"#,

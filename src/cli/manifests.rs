@@ -150,6 +150,8 @@ fn load_text(m: &mut Manifests, file: &Path, text: &str) -> Result<(), ManifestE
                 );
                 m.secrets.insert(key, (origin, secret));
             }
+            // Namespaces matter to a cluster, not to the vendor: nothing to do without one.
+            ("v1", "Namespace") => {}
             ("", _) => return Err(err(at("apiVersion"), "is required")),
             (_, "") => return Err(err(at("kind"), "is required")),
             (v, k) => {
