@@ -2,6 +2,8 @@
 //! and an in-memory engine sink that plays the role the CR status plays in the controller.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

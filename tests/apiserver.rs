@@ -1,0 +1,595 @@
+//! Conformance of the in-repo test API server, driven by kube-rs and by kubectl. With
+//! `ORGOPS_E2E_KUBECONFIG` set, the same tests run against that real cluster.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{
+    Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
+};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Resource, ResourceExt};
+use orgops::api::{Organization, OrganizationStatus};
+use serde_json::json;
+use support::cluster::{Cluster, stderr, stdout};
+
+fn org(name: &str) -> Organization {
+    serde_json::from_value(json!({
+        "apiVersion": "orgops.io/v1alpha1", "kind": "Organization",
+        "metadata": {"name": name, "labels": {"team": "platform"}},
+        "spec": {"vendor": "rossum", "displayName": name, "connection": {"credentialsSecretRef": {"name": "creds"}}}
+    }))
+    .unwrap()
+}
+
+fn api_error(e: kube::Error) -> kube::core::Status {
+    match e {
+        kube::Error::Api(r) => *r,
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+async fn setup(prefix: &str) -> (Cluster, String, Api<Organization>) {
+    let c = Cluster::start().await;
+    c.install_crds().await;
+    let ns = c.namespace(prefix).await;
+    let orgs = Api::namespaced(c.client.clone(), &ns);
+    (c, ns, orgs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_get_list_update_delete_with_the_real_error_codes() {
+    let (c, ns, orgs) = setup("crud").await;
+    let pp = PostParams::default();
+    let created = orgs.create(&pp, &org("a")).await.unwrap();
+    assert!(created.metadata.uid.is_some());
+    assert!(created.metadata.creation_timestamp.is_some());
+    assert_eq!(created.metadata.generation, Some(1));
+    // Schema defaults were applied.
+    assert_eq!(
+        created.spec.deletion_policy,
+        orgops::api::DeletionPolicy::Orphan
+    );
+
+    let dup = api_error(orgs.create(&pp, &org("a")).await.unwrap_err());
+    assert_eq!((dup.code, dup.reason.as_str()), (409, "AlreadyExists"));
+
+    let mut named = org("generated");
+    named.metadata.name = None;
+    named.metadata.generate_name = Some("gen-".into());
+    let generated = orgs.create(&pp, &named).await.unwrap();
+    assert!(generated.name_any().starts_with("gen-") && generated.name_any().len() > 4);
+
+    // Optimistic concurrency: a write based on an old resourceVersion is a 409 Conflict.
+    let mut stale = created.clone();
+    let mut fresh = orgs.get("a").await.unwrap();
+    fresh.spec.display_name = "first writer".into();
+    orgs.replace("a", &pp, &fresh).await.unwrap();
+    stale.spec.display_name = "second writer".into();
+    let conflict = api_error(orgs.replace("a", &pp, &stale).await.unwrap_err());
+    assert_eq!((conflict.code, conflict.reason.as_str()), (409, "Conflict"));
+
+    // Selectors, limit/continue.
+    for i in 0..5 {
+        let mut o = org(&format!("page-{i}"));
+        o.metadata.labels = Some(BTreeMap::from([("team".into(), "other".into())]));
+        orgs.create(&pp, &o).await.unwrap();
+    }
+    let platform = orgs
+        .list(&ListParams::default().labels("team=platform"))
+        .await
+        .unwrap();
+    assert_eq!(platform.items.len(), 2);
+    let by_name = orgs
+        .list(&ListParams::default().fields("metadata.name=a"))
+        .await
+        .unwrap();
+    assert_eq!(by_name.items.len(), 1);
+    let mut seen = Vec::new();
+    let mut lp = ListParams::default().labels("team=other").limit(2);
+    loop {
+        let page = orgs.list(&lp).await.unwrap();
+        assert!(page.items.len() <= 2);
+        seen.extend(page.items.iter().map(|o| o.name_any()));
+        match page.metadata.continue_.filter(|t| !t.is_empty()) {
+            Some(token) => lp = lp.continue_token(&token),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 5);
+
+    let missing = api_error(orgs.get("nope").await.unwrap_err());
+    assert_eq!((missing.code, missing.reason.as_str()), (404, "NotFound"));
+    orgs.delete("a", &DeleteParams::default()).await.unwrap();
+    assert_eq!(api_error(orgs.get("a").await.unwrap_err()).code, 404);
+    let _ = ns;
+    drop(c);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_subresource_and_generation() {
+    let (_c, _ns, orgs) = setup("status").await;
+    orgs.create(&PostParams::default(), &org("s"))
+        .await
+        .unwrap();
+    let status = json!({"status": {"phase": "Ready", "externalId": "42"}});
+    let after_status = orgs
+        .patch_status("s", &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap();
+    assert_eq!(
+        after_status.metadata.generation,
+        Some(1),
+        "status writes do not bump generation"
+    );
+    assert_eq!(
+        after_status.status.as_ref().unwrap().external_id.as_deref(),
+        Some("42")
+    );
+
+    // A write to the main resource ignores status.
+    let main = json!({"spec": {"displayName": "renamed"}, "status": {"externalId": "overwritten"}});
+    let after_spec = orgs
+        .patch("s", &PatchParams::default(), &Patch::Merge(&main))
+        .await
+        .unwrap();
+    assert_eq!(after_spec.metadata.generation, Some(2));
+    assert_eq!(
+        after_spec.status.as_ref().unwrap().external_id.as_deref(),
+        Some("42")
+    );
+
+    // Metadata-only changes do not bump generation.
+    let labels = json!({"metadata": {"labels": {"x": "y"}}});
+    assert_eq!(
+        orgs.patch("s", &PatchParams::default(), &Patch::Merge(&labels))
+            .await
+            .unwrap()
+            .metadata
+            .generation,
+        Some(2)
+    );
+
+    // Server-side apply of status, as the operator writes it.
+    let applied = json!({"apiVersion": "orgops.io/v1alpha1", "kind": "Organization", "status": {"phase": "Degraded"}});
+    let ssa = orgs
+        .patch_status(
+            "s",
+            &PatchParams::apply("orgops").force(),
+            &Patch::Apply(&applied),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        ssa.status.unwrap().phase,
+        Some(orgops::api::OrgPhase::Degraded)
+    );
+
+    // JSON patch.
+    let jp: json_patch::Patch = serde_json::from_value(
+        json!([{"op": "replace", "path": "/spec/displayName", "value": "jp"}]),
+    )
+    .unwrap();
+    let patched = orgs
+        .patch("s", &PatchParams::default(), &Patch::<()>::Json(jp))
+        .await
+        .unwrap();
+    assert_eq!(patched.spec.display_name, "jp");
+
+    // A no-op write keeps the resourceVersion.
+    let same = orgs
+        .patch(
+            "s",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"displayName": "jp"}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        same.metadata.resource_version,
+        patched.metadata.resource_version
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_resources_are_rejected_with_field_paths() {
+    let (_c, _ns, orgs) = setup("invalid").await;
+    let mut bad = serde_json::to_value(org("bad")).unwrap();
+    bad["spec"]["vendor"] = json!("rossom");
+    bad["spec"]["syncInterval"] = json!("soon");
+    let raw: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        orgs.clone().into_client(),
+        &_ns,
+        &kube::api::ApiResource::erase::<Organization>(&()),
+    );
+    let obj: kube::api::DynamicObject = serde_json::from_value(bad).unwrap();
+    let e = api_error(raw.create(&PostParams::default(), &obj).await.unwrap_err());
+    assert_eq!((e.code, e.reason.as_str()), (422, "Invalid"));
+    assert!(e.message.contains("spec.vendor"), "{}", e.message);
+    assert!(e.message.contains("spec.syncInterval"), "{}", e.message);
+
+    orgs.create(&PostParams::default(), &org("good"))
+        .await
+        .unwrap();
+    let change = json!({"spec": {"vendor": "dataloop"}});
+    let e = api_error(
+        orgs.patch("good", &PatchParams::default(), &Patch::Merge(&change))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(e.code, 422);
+    assert!(e.message.contains("vendor is immutable"), "{}", e.message);
+
+    let both = json!({"spec": {"template": {"externalId": "1", "displayName": "T"}}});
+    let e = api_error(
+        orgs.patch("good", &PatchParams::default(), &Patch::Merge(&both))
+            .await
+            .unwrap_err(),
+    );
+    assert!(
+        e.message
+            .contains("exactly one of externalId or displayName"),
+        "{}",
+        e.message
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finalizers_hold_deletion_until_removed() {
+    let (_c, _ns, orgs) = setup("final").await;
+    let mut o = org("f");
+    o.metadata.finalizers = Some(vec!["orgops.io/cleanup".into()]);
+    orgs.create(&PostParams::default(), &o).await.unwrap();
+    orgs.delete("f", &DeleteParams::default()).await.unwrap();
+    let deleting = orgs.get("f").await.unwrap();
+    assert!(deleting.metadata.deletion_timestamp.is_some());
+    let add = json!({"metadata": {"finalizers": ["orgops.io/cleanup", "other/new"]}});
+    assert_eq!(
+        api_error(
+            orgs.patch("f", &PatchParams::default(), &Patch::Merge(&add))
+                .await
+                .unwrap_err()
+        )
+        .code,
+        422
+    );
+    let remove = json!({"metadata": {"finalizers": null}});
+    orgs.patch("f", &PatchParams::default(), &Patch::Merge(&remove))
+        .await
+        .unwrap();
+    assert_eq!(api_error(orgs.get("f").await.unwrap_err()).code, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watches_resume_bookmark_and_expire() {
+    let (c, _ns, orgs) = setup("watch").await;
+    let first = orgs
+        .create(&PostParams::default(), &org("w1"))
+        .await
+        .unwrap();
+    let rv = first.resource_version().unwrap();
+
+    // Resume from a resourceVersion: only later events arrive, in order, then bookmarks.
+    let wp = WatchParams::default().timeout(10);
+    let mut stream = orgs.watch(&wp, &rv).await.unwrap().boxed();
+    orgs.create(&PostParams::default(), &org("w2"))
+        .await
+        .unwrap();
+    orgs.patch(
+        "w2",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"spec": {"displayName": "x"}})),
+    )
+    .await
+    .unwrap();
+    orgs.delete("w2", &DeleteParams::default()).await.unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        match tokio::time::timeout(Duration::from_secs(10), stream.try_next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+        {
+            WatchEvent::Added(o) => seen.push(format!("ADDED {}", o.name_any())),
+            WatchEvent::Modified(o) => seen.push(format!("MODIFIED {}", o.name_any())),
+            WatchEvent::Deleted(o) => seen.push(format!("DELETED {}", o.name_any())),
+            WatchEvent::Bookmark(_) => {}
+            WatchEvent::Error(e) => panic!("{e:?}"),
+        }
+    }
+    assert_eq!(seen, vec!["ADDED w2", "MODIFIED w2", "DELETED w2"]);
+
+    // The watcher (list + watch, as the controller uses it) and streaming lists both see objects.
+    for config in [
+        watcher::Config::default(),
+        watcher::Config::default().streaming_lists(),
+    ] {
+        let mut w = watcher(orgs.clone(), config).applied_objects().boxed();
+        let o = tokio::time::timeout(Duration::from_secs(10), w.try_next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(o.name_any(), "w1");
+    }
+
+    if let Some(server) = &c.server {
+        // A compacted resourceVersion is 410 Gone, as an ERROR event on the watch.
+        server.compact();
+        let mut s = orgs
+            .watch(&WatchParams::default().timeout(5), &rv)
+            .await
+            .unwrap()
+            .boxed();
+        match tokio::time::timeout(Duration::from_secs(5), s.try_next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+        {
+            WatchEvent::Error(e) => assert_eq!(e.code, 410),
+            other => panic!("expected 410, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_controller_with_finalizer_and_recorder_runs_against_it() {
+    let (c, ns, orgs) = setup("ctrl").await;
+    let reconciles = Arc::new(AtomicU32::new(0));
+    let recorder = Recorder::new(
+        c.client.clone(),
+        Reporter {
+            controller: "conformance".into(),
+            instance: None,
+        },
+    );
+    struct Ctx {
+        orgs: Api<Organization>,
+        recorder: Recorder,
+        reconciles: Arc<AtomicU32>,
+    }
+    let ctx = Arc::new(Ctx {
+        orgs: orgs.clone(),
+        recorder,
+        reconciles: reconciles.clone(),
+    });
+    async fn reconcile(
+        o: Arc<Organization>,
+        ctx: Arc<Ctx>,
+    ) -> Result<Action, kube::runtime::finalizer::Error<kube::Error>> {
+        ctx.reconciles.fetch_add(1, Ordering::SeqCst);
+        let api = ctx.orgs.clone();
+        finalizer(&api, "orgops.io/cleanup", o, |ev| async {
+            match ev {
+                Finalizer::Apply(o) => {
+                    let status = json!({"status": {"phase": "Ready"}});
+                    api.patch_status(
+                        &o.name_any(),
+                        &PatchParams::default(),
+                        &Patch::Merge(&status),
+                    )
+                    .await?;
+                    ctx.recorder
+                        .publish(
+                            &KubeEvent {
+                                type_: EventType::Normal,
+                                reason: "Reconciled".into(),
+                                note: Some("ok".into()),
+                                action: "Reconcile".into(),
+                                secondary: None,
+                            },
+                            &o.object_ref(&()),
+                        )
+                        .await?;
+                    Ok(Action::requeue(Duration::from_secs(300)))
+                }
+                Finalizer::Cleanup(_) => Ok(Action::await_change()),
+            }
+        })
+        .await
+    }
+    let controller = Controller::new(orgs.clone(), watcher::Config::default())
+        .run(
+            reconcile,
+            |_, _, _| Action::requeue(Duration::from_secs(1)),
+            ctx,
+        )
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                eprintln!("reconcile error: {e:?}");
+            }
+        });
+    let handle = tokio::spawn(controller);
+
+    orgs.create(&PostParams::default(), &org("c1"))
+        .await
+        .unwrap();
+    let ready = async {
+        loop {
+            let o = orgs.get("c1").await.unwrap();
+            let has_finalizer = o.finalizers().iter().any(|f| f == "orgops.io/cleanup");
+            if has_finalizer
+                && o.status.as_ref().and_then(|s: &OrganizationStatus| s.phase)
+                    == Some(orgops::api::OrgPhase::Ready)
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), ready)
+        .await
+        .expect("reconciled");
+
+    // The recorder's event is there (events.k8s.io/v1).
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(c.client.clone(), &ns);
+    let listed = events.list(&ListParams::default()).await.unwrap();
+    assert!(
+        listed
+            .items
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("Reconciled"))
+    );
+
+    // Deleting runs cleanup and the finalizer goes away.
+    orgs.delete("c1", &DeleteParams::default()).await.unwrap();
+    let gone = async {
+        while orgs.get_opt("c1").await.unwrap().is_some() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), gone)
+        .await
+        .expect("finalized");
+    assert!(reconciles.load(Ordering::SeqCst) >= 2);
+    handle.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_and_namespaces_are_served() {
+    let c = Cluster::start().await;
+    let ns = c.namespace("core").await;
+    let secrets: Api<Secret> = Api::namespaced(c.client.clone(), &ns);
+    let s: Secret =
+        serde_json::from_value(json!({"metadata": {"name": "creds"}, "stringData": {"k": "v"}}))
+            .unwrap();
+    secrets.create(&PostParams::default(), &s).await.unwrap();
+    assert!(secrets.get("creds").await.is_ok());
+    let wrong_ns: Api<Secret> = Api::namespaced(c.client.clone(), "does-not-exist-ns");
+    assert_eq!(
+        api_error(
+            wrong_ns
+                .create(&PostParams::default(), &s)
+                .await
+                .unwrap_err()
+        )
+        .code,
+        404
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_apply_get_wait_patch_describe_delete() {
+    let c = Cluster::start().await;
+    c.install_crds().await;
+    let ns = c.namespace("kubectl").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("org.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: creds}\nstringData: {username: u}\n---\napiVersion: orgops.io/v1alpha1\nkind: Organization\nmetadata: {name: de}\nspec: {vendor: rossum, displayName: DE, connection: {credentialsSecretRef: {name: creds}}}\n",
+    )
+    .unwrap();
+    let f = file.to_str().unwrap();
+    let out = c.kubectl(&["apply", "-n", &ns, "-f", f]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("organization.orgops.io/de created"),
+        "{}",
+        stdout(&out)
+    );
+    let again = c.kubectl(&["apply", "-n", &ns, "-f", f]).await;
+    assert!(
+        stdout(&again).contains("organization.orgops.io/de unchanged"),
+        "{}",
+        stdout(&again)
+    );
+
+    let get = c.kubectl(&["get", "orgs", "-n", &ns]).await;
+    let text = stdout(&get);
+    let header = text.lines().next().unwrap_or("");
+    for col in [
+        "NAME",
+        "VENDOR",
+        "EXTERNAL-ID",
+        "PHASE",
+        "PROGRESS",
+        "READY",
+        "AGE",
+    ] {
+        assert!(header.contains(col), "{text}");
+    }
+    assert!(
+        text.lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("de ") && l.contains("rossum")),
+        "{text}"
+    );
+
+    // wait for Ready while the status is set.
+    let kubeconfig = c.kubeconfig.clone();
+    let ns2 = ns.clone();
+    let waiter = tokio::spawn(async move {
+        tokio::process::Command::new(support::cluster::kubectl_path())
+            .args([
+                "wait",
+                "--for=condition=Ready",
+                "org/de",
+                "-n",
+                &ns2,
+                "--timeout=20s",
+            ])
+            .env("KUBECONFIG", kubeconfig)
+            .output()
+            .await
+            .unwrap()
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let status = r#"{"status":{"phase":"Ready","conditions":[{"type":"Ready","status":"True","reason":"Ready","message":"ok","lastTransitionTime":"2026-01-01T00:00:00Z"}]}}"#;
+    let p = c
+        .kubectl(&[
+            "patch",
+            "org",
+            "de",
+            "-n",
+            &ns,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            status,
+        ])
+        .await;
+    assert!(p.status.success(), "{}", stderr(&p));
+    let waited = waiter.await.unwrap();
+    assert!(waited.status.success(), "{}", stderr(&waited));
+
+    let describe = c.kubectl(&["describe", "org", "de", "-n", &ns]).await;
+    assert!(
+        stdout(&describe).contains("Display Name:") && stdout(&describe).contains("DE"),
+        "{}",
+        stdout(&describe)
+    );
+
+    let bad = c
+        .kubectl(&[
+            "patch",
+            "org",
+            "de",
+            "-n",
+            &ns,
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"vendor":"nope"}}"#,
+        ])
+        .await;
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("spec.vendor"), "{}", stderr(&bad));
+
+    let del = c
+        .kubectl(&["delete", "org", "de", "-n", &ns, "--timeout=20s"])
+        .await;
+    assert!(del.status.success(), "{}", stderr(&del));
+    let after = c.kubectl(&["get", "org", "de", "-n", &ns]).await;
+    assert!(stderr(&after).contains("NotFound"), "{}", stderr(&after));
+}
