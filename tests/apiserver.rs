@@ -442,6 +442,23 @@ async fn a_controller_with_finalizer_and_recorder_runs_against_it() {
             .any(|e| e.reason.as_deref() == Some("Reconciled"))
     );
 
+    // ... and, as on a real cluster, through core v1 Events, which `kubectl describe` shows.
+    let core: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(c.client.clone(), &ns);
+    let core_events = core.list(&ListParams::default()).await.unwrap();
+    assert!(
+        core_events
+            .items
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("Reconciled")
+                && e.involved_object.name.as_deref() == Some("c1"))
+    );
+    let describe = c.kubectl(&["describe", "org", "c1", "-n", &ns]).await;
+    assert!(
+        stdout(&describe).contains("Reconciled"),
+        "{}",
+        stdout(&describe)
+    );
+
     // Deleting runs cleanup and the finalizer goes away.
     orgs.delete("c1", &DeleteParams::default()).await.unwrap();
     let gone = async {

@@ -41,8 +41,12 @@ impl ResourceType {
         }
     }
 
-    /// Storage key shared by every version of the resource.
+    /// Storage key shared by every version of the resource. Core and `events.k8s.io` Events
+    /// share one store, as in the apiserver, so either API sees every Event.
     pub fn storage_key(&self) -> String {
+        if self.plural == "events" {
+            return "/events".into();
+        }
         format!("{}/{}", self.group, self.plural)
     }
 

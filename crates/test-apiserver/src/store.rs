@@ -341,6 +341,9 @@ impl Store {
             obj.as_object_mut().map(|m| m.remove("status"));
         }
         let mut obj = self.validate(rt, obj, None, opts.fields)?;
+        if rt.plural == "events" {
+            fill_event_views(&mut obj);
+        }
         let m = obj["metadata"]
             .as_object_mut()
             .ok_or_else(|| ApiError::bad_request("metadata must be an object"))?;
@@ -481,6 +484,9 @@ impl Store {
             }
         }
         let mut new = self.validate(rt, new, Some(&old), opts.fields)?;
+        if rt.plural == "events" {
+            fill_event_views(&mut new);
+        }
         if (rt.custom || rt.plural == "customresourcedefinitions")
             && spec_part(&new) != spec_part(&old)
         {
@@ -645,6 +651,65 @@ impl Store {
                 .retain(|r| !(r.custom && r.storage_key() == key));
         }
         self.registry.extend(types);
+    }
+}
+
+/// Fills both Event shapes (core `v1` and `events.k8s.io/v1`) from whichever was written, so the
+/// one stored object reads correctly through either API.
+fn fill_event_views(e: &mut Value) {
+    let Some(m) = e.as_object_mut() else { return };
+    let pairs = [
+        ("regarding", "involvedObject"),
+        ("note", "message"),
+        ("deprecatedCount", "count"),
+        ("deprecatedFirstTimestamp", "firstTimestamp"),
+        ("deprecatedLastTimestamp", "lastTimestamp"),
+        ("reportingController", "reportingComponent"),
+    ];
+    for (new, old) in pairs {
+        match (m.get(new).cloned(), m.get(old).cloned()) {
+            (Some(v), None) => {
+                m.insert(old.into(), v);
+            }
+            (None, Some(v)) => {
+                m.insert(new.into(), v);
+            }
+            _ => {}
+        }
+    }
+    if let Some(series) = m.get("series").cloned() {
+        if let Some(c) = series.get("count") {
+            m.insert("count".into(), c.clone());
+        }
+        if let Some(t) = series.get("lastObservedTime").and_then(Value::as_str) {
+            let secs = t
+                .split('.')
+                .next()
+                .unwrap_or(t)
+                .trim_end_matches('Z')
+                .to_string()
+                + "Z";
+            m.insert("lastTimestamp".into(), json!(secs));
+        }
+    }
+    if !m.contains_key("source")
+        && let Some(c) = m.get("reportingController").cloned()
+    {
+        m.insert("source".into(), json!({"component": c}));
+    }
+    if !m.contains_key("lastTimestamp")
+        && let Some(t) = m.get("eventTime").and_then(Value::as_str)
+    {
+        // Core Events carry second precision.
+        let secs = t
+            .split('.')
+            .next()
+            .unwrap_or(t)
+            .trim_end_matches('Z')
+            .to_string()
+            + "Z";
+        m.insert("lastTimestamp".into(), json!(secs));
+        m.entry("firstTimestamp").or_insert(json!(secs));
     }
 }
 
