@@ -610,3 +610,65 @@ async fn kubectl_apply_get_wait_patch_describe_delete() {
     let after = c.kubectl(&["get", "org", "de", "-n", &ns]).await;
     assert!(stderr(&after).contains("NotFound"), "{}", stderr(&after));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rbac_rules_are_enforced_for_the_operator_identity() {
+    let (c, ns, _orgs) = setup("rbac").await;
+    let Some(server) = &c.server else {
+        eprintln!(
+            "skipped on a real cluster: RBAC enforcement here is a feature of the in-repo server"
+        );
+        return;
+    };
+    server.enforce_rbac(
+        "operator-token",
+        "system:serviceaccount:orgops:orgops",
+        &json!([
+            {"apiGroups": ["orgops.io"], "resources": ["organizations"], "verbs": ["get", "list", "watch", "patch"]},
+            {"apiGroups": ["orgops.io"], "resources": ["organizations/status"], "verbs": ["patch"]},
+            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"], "resourceNames": ["creds"]},
+        ]),
+    );
+    let admin_orgs: Api<Organization> = Api::namespaced(c.client.clone(), &ns);
+    admin_orgs
+        .create(&PostParams::default(), &org("r"))
+        .await
+        .unwrap();
+
+    let kubeconfig = server.kubeconfig_for("operator", "operator-token");
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::from_yaml(&kubeconfig).unwrap(),
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .unwrap();
+    let op = kube::Client::try_from(config).unwrap();
+    let orgs: Api<Organization> = Api::namespaced(op.clone(), &ns);
+    assert_eq!(
+        orgs.list(&ListParams::default()).await.unwrap().items.len(),
+        1
+    );
+    orgs.patch_status(
+        "r",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"status": {"phase": "Ready"}})),
+    )
+    .await
+    .unwrap();
+    let denied = api_error(
+        orgs.create(&PostParams::default(), &org("x"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((denied.code, denied.reason.as_str()), (403, "Forbidden"));
+    assert!(
+        denied
+            .message
+            .contains("cannot create resource \"organizations\" in API group \"orgops.io\""),
+        "{}",
+        denied.message
+    );
+    let secrets: Api<Secret> = Api::namespaced(op, &ns);
+    let other = api_error(secrets.get("other").await.unwrap_err());
+    assert_eq!(other.code, 403, "resourceNames limit the grant");
+}
