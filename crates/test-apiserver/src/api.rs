@@ -364,7 +364,7 @@ async fn resource(
     match (method, &target.name) {
         (&Method::GET, None) => {
             if q.get("watch").is_some_and(|w| w == "true" || w == "1") {
-                return watch(s, &target, q).await;
+                return watch(s, &target, q, wants_table(headers)).await;
             }
             list(s, &target, q, headers)
         }
@@ -641,7 +641,24 @@ fn event_line(kind: &str, object: &Value) -> Bytes {
     Bytes::from(line)
 }
 
-async fn watch(s: &S, target: &Target, q: &HashMap<String, String>) -> Result<Response, ApiError> {
+/// The object of a watch event: the object itself, or a one-row Table for `kubectl get -w`.
+fn watch_object(rt: &ResourceType, object: &Value, as_table: bool) -> Value {
+    if !as_table || object.get("kind").and_then(Value::as_str) == Some("Status") {
+        return object.clone();
+    }
+    let rv = object
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    table::table(rt, std::slice::from_ref(object), rv)
+}
+
+async fn watch(
+    s: &S,
+    target: &Target,
+    q: &HashMap<String, String>,
+    as_table: bool,
+) -> Result<Response, ApiError> {
     let labels = q
         .get("labelSelector")
         .map(|l| LabelSelector::parse(l))
@@ -692,7 +709,10 @@ async fn watch(s: &S, target: &Target, q: &HashMap<String, String>) -> Result<Re
             match store.events_since(rv, &key, ns.as_deref()) {
                 Ok(events) => {
                     for e in events.iter().filter(|e| matches(&e.object)) {
-                        first.push(event_line(e.kind, &Store::present(&rt, &e.object)));
+                        first.push(event_line(
+                            e.kind,
+                            &watch_object(&rt, &Store::present(&rt, &e.object), as_table),
+                        ));
                     }
                 }
                 Err(e) => gone = Some(e),
@@ -713,6 +733,7 @@ async fn watch(s: &S, target: &Target, q: &HashMap<String, String>) -> Result<Re
         ns,
         deadline: tokio::time::Instant::now() + timeout,
         bookmarks,
+        as_table,
     };
     let live = futures::stream::unfold((state, matches), |(mut st, matches)| async move {
         loop {
@@ -728,7 +749,7 @@ async fn watch(s: &S, target: &Target, q: &HashMap<String, String>) -> Result<Re
                         if !matches(&object) {
                             continue;
                         }
-                        let line = event_line(kind, &Store::present(&st.rt, &object));
+                        let line = event_line(kind, &watch_object(&st.rt, &Store::present(&st.rt, &object), st.as_table));
                         return Some((Ok::<_, std::io::Error>(line), (st, matches)));
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
@@ -757,6 +778,7 @@ struct WatchState {
     ns: Option<String>,
     deadline: tokio::time::Instant,
     bookmarks: bool,
+    as_table: bool,
 }
 
 fn watch_response(body: Body) -> Response {
