@@ -60,3 +60,22 @@ impl DeletionPolicy {
         DeletionPolicy::Delete
     }
 }
+
+/// The keys of a Secret (`data`, then `stringData`), held as secrets, named `namespace/name`.
+pub fn credentials_from_secret(
+    key: &str,
+    secret: &k8s_openapi::api::core::v1::Secret,
+) -> crate::vendors::Credentials {
+    use secrecy::SecretString;
+    let mut values = std::collections::BTreeMap::new();
+    for (k, v) in secret.data.iter().flatten() {
+        values.insert(
+            k.clone(),
+            SecretString::from(String::from_utf8_lossy(&v.0).into_owned()),
+        );
+    }
+    for (k, v) in secret.string_data.iter().flatten() {
+        values.insert(k.clone(), SecretString::from(v.clone()));
+    }
+    crate::vendors::Credentials::new(key, values)
+}

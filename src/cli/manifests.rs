@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::Secret;
-use secrecy::SecretString;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -218,17 +217,7 @@ fn check_references(m: &Manifests) -> Result<(), ManifestError> {
 
 /// The decoded keys of a Secret, held as secrets.
 pub fn credentials(key: &str, secret: &Secret) -> Credentials {
-    let mut values = BTreeMap::new();
-    for (k, v) in secret.data.iter().flatten() {
-        values.insert(
-            k.clone(),
-            SecretString::from(String::from_utf8_lossy(&v.0).into_owned()),
-        );
-    }
-    for (k, v) in secret.string_data.iter().flatten() {
-        values.insert(k.clone(), SecretString::from(v.clone()));
-    }
-    Credentials::new(key, values)
+    crate::api::credentials_from_secret(key, secret)
 }
 
 #[cfg(test)]

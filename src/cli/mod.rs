@@ -3,6 +3,7 @@
 pub mod apply;
 pub mod manifests;
 pub mod progress;
+pub mod run;
 pub mod simulate;
 
 use clap::{Parser, Subcommand};
@@ -19,6 +20,8 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the operator: watch Organizations in the cluster and reconcile them.
+    Run(run::RunArgs),
     /// Reconcile Organization manifests against the vendor, without a cluster.
     Apply(apply::ApplyArgs),
     /// Run a vendor simulator (for demos, tests and benchmarks).

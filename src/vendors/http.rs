@@ -228,6 +228,9 @@ impl Response {
     }
 }
 
+/// Request counts keyed by (method, status); status 0 = no response.
+pub type RequestCounts = BTreeMap<(String, u16), u64>;
+
 /// Counts of requests by method and status, for benchmarks, tests and metrics.
 #[derive(Debug, Default)]
 pub struct RequestStats {
@@ -263,7 +266,7 @@ impl RequestStats {
     }
 
     /// A copy of all counts.
-    pub fn snapshot(&self) -> BTreeMap<(String, u16), u64> {
+    pub fn snapshot(&self) -> RequestCounts {
         self.counts.lock().map(|c| c.clone()).unwrap_or_default()
     }
 }
@@ -334,6 +337,19 @@ impl Endpoints {
         map.entry(key.to_string())
             .or_insert_with(|| Arc::new(Endpoint::new(rate_per_second)))
             .clone()
+    }
+}
+
+impl Endpoints {
+    /// Request counts of every endpoint, keyed `vendor origin`.
+    pub fn snapshot(&self) -> Vec<(String, RequestCounts)> {
+        let map = match self.map.lock() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        map.iter()
+            .map(|(k, e)| (k.clone(), e.stats.snapshot()))
+            .collect()
     }
 }
 

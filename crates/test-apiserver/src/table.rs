@@ -59,8 +59,40 @@ fn age(ts: Option<&str>) -> String {
     }
 }
 
+fn event_table(objects: &[Value], resource_version: &str) -> Value {
+    let col = |name: &str| json!({"name": name, "type": "string", "format": "", "description": "", "priority": 0});
+    let defs = vec![
+        col("Last Seen"),
+        col("Type"),
+        col("Reason"),
+        col("Object"),
+        col("Message"),
+    ];
+    let rows: Vec<Value> = objects
+        .iter()
+        .map(|e| {
+            let seen = e.get("lastTimestamp").or(e.get("eventTime")).and_then(Value::as_str);
+            let object = e.get("involvedObject").or(e.get("regarding")).cloned().unwrap_or_default();
+            let kind = object["kind"].as_str().unwrap_or("").to_lowercase();
+            let name = object["name"].as_str().unwrap_or("");
+            let cells = json!([
+                age(seen), e["type"], e["reason"], format!("{kind}/{name}"),
+                e.get("message").or(e.get("note")).cloned().unwrap_or_default(),
+            ]);
+            let mut meta = e["metadata"].clone();
+            meta.as_object_mut().map(|m| m.remove("managedFields"));
+            json!({"cells": cells, "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": meta}})
+        })
+        .collect();
+    json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": resource_version},
+           "columnDefinitions": defs, "rows": rows})
+}
+
 /// A Table of `objects`.
 pub fn table(rt: &ResourceType, objects: &[Value], resource_version: &str) -> Value {
+    if rt.plural == "events" {
+        return event_table(objects, resource_version);
+    }
     let mut defs = vec![
         json!({"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace.", "priority": 0}),
     ];

@@ -132,11 +132,10 @@ pub async fn copy_template(
     };
     // List the template first so every kind's total is known from the start.
     let shared_ref = &shared;
-    let sources: Vec<(&'static KindSpec, Vec<Value>)> = stream::iter(kinds.iter().copied())
-        .map(|k| async move {
-            let _permit = shared_ref.permits.acquire().await;
-            vendor.list_objects(template_org, k).await.map(|v| (k, v))
-        })
+    // Futures built by a named fn, not a closure: the operator needs these futures `Send`,
+    // which closures returning async blocks over borrowed kinds cannot prove.
+    let listings: Vec<_> = kinds.iter().map(|k| list_source(shared_ref, k)).collect();
+    let sources: Vec<(&'static KindSpec, Vec<Value>)> = stream::iter(listings)
         .buffered(shared.concurrency.min(8))
         .collect::<Vec<_>>()
         .await
@@ -312,11 +311,11 @@ async fn copy_kind(
             if work.is_empty() {
                 break;
             }
-            let outcomes: Vec<(Planned, ExecOutcome)> = stream::iter(work)
-                .map(|p| async move {
-                    let outcome = execute(shared, kind, &p.action).await;
-                    (p, outcome)
-                })
+            let runs: Vec<_> = work
+                .into_iter()
+                .map(|p| execute_planned(shared, kind, p))
+                .collect();
+            let outcomes: Vec<(Planned, ExecOutcome)> = stream::iter(runs)
                 .buffer_unordered(shared.concurrency)
                 .collect()
                 .await;
@@ -387,6 +386,27 @@ async fn copy_kind(
         .map(|m| m.iter().map(|(s, t)| (s.clone(), t.clone())).collect())
         .unwrap_or_default();
     Ok(result)
+}
+
+async fn list_source(
+    shared: &Shared<'_>,
+    kind: &'static KindSpec,
+) -> Result<(&'static KindSpec, Vec<Value>), VendorError> {
+    let _permit = shared.permits.acquire().await;
+    shared
+        .vendor
+        .list_objects(shared.template_org, kind)
+        .await
+        .map(|v| (kind, v))
+}
+
+async fn execute_planned(
+    shared: &Shared<'_>,
+    kind: &'static KindSpec,
+    planned: Planned,
+) -> (Planned, ExecOutcome) {
+    let outcome = execute(shared, kind, &planned.action).await;
+    (planned, outcome)
 }
 
 async fn execute(shared: &Shared<'_>, kind: &'static KindSpec, action: &Action) -> ExecOutcome {

@@ -1,0 +1,55 @@
+//! `orgops run`: flags and environment of the operator.
+
+use std::net::SocketAddr;
+
+use crate::controller::{self, RunOptions};
+
+/// Options of `orgops run` (each also read from an `ORGOPS_…` environment variable).
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Namespaces to watch (repeat or comma-separate); default: all.
+    #[arg(long = "namespace", env = "ORGOPS_NAMESPACES", value_delimiter = ',')]
+    pub namespaces: Vec<String>,
+    /// Reconciles running at once.
+    #[arg(long, env = "ORGOPS_CONCURRENCY", default_value_t = 4)]
+    pub concurrency: u16,
+    /// Vendor requests in flight per reconcile.
+    #[arg(long, env = "ORGOPS_COPY_CONCURRENCY", default_value_t = 16)]
+    pub copy_concurrency: usize,
+    /// Address for /metrics, /healthz and /readyz.
+    #[arg(long, env = "ORGOPS_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// Requests per second per vendor endpoint (default: the vendor's documented limit).
+    #[arg(long, env = "ORGOPS_VENDOR_RATE_LIMIT")]
+    pub vendor_rate_limit: Option<u32>,
+    /// Log format.
+    #[arg(long, env = "ORGOPS_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// Log formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Runs the operator with the ambient kubeconfig or in-cluster configuration.
+pub async fn run(args: RunArgs) -> Result<(), controller::Error> {
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| controller::Error::Setup(format!("cannot reach the Kubernetes API: {e}")))?;
+    controller::run(
+        client,
+        RunOptions {
+            namespaces: args.namespaces,
+            concurrency: args.concurrency,
+            listen: args.listen,
+            vendor_rate: args.vendor_rate_limit,
+            copy_concurrency: args.copy_concurrency,
+        },
+    )
+    .await
+}

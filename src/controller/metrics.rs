@@ -1,0 +1,166 @@
+//! Prometheus metrics: reconciles, failures, durations, copies, leadership, and vendor
+//! requests (read from the shared HTTP layer at scrape time).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::vendors::Endpoints;
+
+/// Labels of reconcile counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReconcileLabels {
+    /// `organization` or `orgmembership`.
+    pub kind: String,
+    /// `ready`, `not_ready`, `error`, `skipped`.
+    pub result: String,
+}
+
+/// Labels of failure counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FailureLabels {
+    /// Resource kind.
+    pub kind: String,
+    /// Bounded reason.
+    pub reason: String,
+}
+
+/// Labels per resource kind.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    /// Resource kind or vendor.
+    pub kind: String,
+}
+
+/// All metrics.
+pub struct Metrics {
+    /// Reconciles by kind and result.
+    pub reconciles: Family<ReconcileLabels, Counter>,
+    /// Failures by kind and reason.
+    pub failures: Family<FailureLabels, Counter>,
+    /// Reconcile duration.
+    pub duration: Family<KindLabels, Histogram>,
+    /// Template objects created or updated at vendors.
+    pub objects_copied: Family<KindLabels, Counter>,
+    /// 1 while this replica leads.
+    pub leader: Gauge,
+    registry: Registry,
+}
+
+#[derive(Debug)]
+struct VendorRequests(Arc<Endpoints>);
+
+impl Collector for VendorRequests {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut metric = encoder.encode_descriptor(
+            "orgops_vendor_requests",
+            "Requests sent to vendor APIs, by vendor, method and status (0 = no response)",
+            None,
+            MetricType::Counter,
+        )?;
+        for (endpoint, counts) in self.0.snapshot() {
+            let vendor = endpoint.split(' ').next().unwrap_or("").to_string();
+            for ((method, status), n) in counts {
+                let labels = vec![
+                    ("vendor".to_string(), vendor.clone()),
+                    ("method".to_string(), method),
+                    ("status".to_string(), status.to_string()),
+                ];
+                ConstCounter::new(n).encode(metric.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Metrics {
+    /// Metrics registered under `orgops_`, including vendor requests of `endpoints`.
+    pub fn new(endpoints: Arc<Endpoints>) -> Self {
+        let mut registry = Registry::with_prefix("orgops");
+        let reconciles = Family::<ReconcileLabels, Counter>::default();
+        let failures = Family::<FailureLabels, Counter>::default();
+        let duration = Family::<KindLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new([
+                0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+            ])
+        });
+        let objects_copied = Family::<KindLabels, Counter>::default();
+        let leader = Gauge::default();
+        registry.register(
+            "reconciles",
+            "Reconciles by kind and result",
+            reconciles.clone(),
+        );
+        registry.register(
+            "reconcile_failures",
+            "Failed reconciles by kind and reason",
+            failures.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Reconcile duration",
+            duration.clone(),
+        );
+        registry.register(
+            "objects_copied",
+            "Template objects created or updated at vendors",
+            objects_copied.clone(),
+        );
+        registry.register(
+            "leader",
+            "1 while this replica holds the leader lease",
+            leader.clone(),
+        );
+        registry.register_collector(Box::new(VendorRequests(endpoints)));
+        Self {
+            reconciles,
+            failures,
+            duration,
+            objects_copied,
+            leader,
+            registry,
+        }
+    }
+
+    /// Text exposition format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// Starts timing a reconcile of `kind`; the duration is recorded when the guard drops.
+    pub fn timer(&self, kind: &str) -> Timer<'_> {
+        Timer {
+            metrics: self,
+            kind: kind.to_string(),
+            start: Instant::now(),
+        }
+    }
+}
+
+/// Records a reconcile's duration on drop.
+pub struct Timer<'a> {
+    metrics: &'a Metrics,
+    kind: String,
+    start: Instant,
+}
+
+impl Drop for Timer<'_> {
+    fn drop(&mut self) {
+        self.metrics
+            .duration
+            .get_or_create(&KindLabels {
+                kind: self.kind.clone(),
+            })
+            .observe(self.start.elapsed().as_secs_f64());
+    }
+}

@@ -1,0 +1,572 @@
+//! The Organization controller: a thin shell around the engine. It adds the finalizer before
+//! anything reaches the vendor, reads the credentials Secret, runs the engine, writes status,
+//! publishes events, and on deletion applies `deletionPolicy`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+
+use super::context::{Context, Seen};
+use super::error::Error;
+use super::metrics::{FailureLabels, KindLabels, ReconcileLabels};
+use super::sink::{ResourceSink, pending_create};
+use crate::api::conditions::{ConditionSpec, merge, same_ignoring_time, types};
+use crate::api::{DeletionPolicy, OrgPhase, Organization, OrganizationStatus};
+use crate::engine::status::organization_status;
+use crate::engine::{DesiredOrg, OrgState, Requeue, reconcile_org};
+use crate::vendors::VendorError;
+
+/// The finalizer orgops puts on every Organization before touching the vendor.
+pub const FINALIZER: &str = "orgops.io/cleanup";
+const KIND: &str = "organization";
+/// Re-check period of resources parked on a condition only a human can fix.
+const PARKED: Duration = Duration::from_secs(3600);
+
+fn count(ctx: &Context, result: &str) {
+    ctx.metrics
+        .reconciles
+        .get_or_create(&ReconcileLabels {
+            kind: KIND.into(),
+            result: result.into(),
+        })
+        .inc();
+}
+
+/// Reconciles one Organization.
+pub async fn reconcile(org: Arc<Organization>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let _timer = ctx.metrics.timer(KIND);
+    let ns = org.namespace().ok_or(Error::NoNamespace)?;
+    let name = org.name_any();
+    let uid = org.uid().unwrap_or_default();
+    let api: Api<Organization> = Api::namespaced(ctx.client.clone(), &ns);
+
+    if org.meta().deletion_timestamp.is_some() {
+        return cleanup(&org, &api, &ctx).await;
+    }
+    if !org.finalizers().iter().any(|f| f == FINALIZER) {
+        // The finalizer exists before anything is created at the vendor.
+        add_finalizer(&api, &org).await?;
+        return Ok(Action::await_change());
+    }
+
+    let secret_name = org.spec.connection.credentials_secret_ref.name.clone();
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let secret = secrets.get_opt(&secret_name).await?;
+    let secret_version = secret.as_ref().and_then(|s| s.resource_version());
+
+    // Our own status writes come back as watch events: skip them while nothing we depend on
+    // changed and no drift check is due.
+    if let Some(seen) = ctx.seen(&uid)
+        && seen.generation == org.metadata.generation
+        && seen.secret_version == secret_version
+        && let Some(wait) = seen.next_sync.checked_duration_since(Instant::now())
+    {
+        count(&ctx, "skipped");
+        return Ok(Action::requeue(wait));
+    }
+
+    let desired = match DesiredOrg::from_resource(&org) {
+        Ok(d) => d,
+        Err(e) => {
+            let c = ConditionSpec::new(types::READY, false, "InvalidSpec", e.to_string());
+            park(
+                &ctx,
+                &api,
+                &org,
+                OrgPhase::Failed,
+                vec![c],
+                secret_version,
+                "InvalidSpec",
+            )
+            .await?;
+            return Ok(Action::requeue(PARKED));
+        }
+    };
+    let Some(secret) = secret else {
+        let message = format!(
+            "Secret {ns}/{secret_name} (spec.connection.credentialsSecretRef) does not exist"
+        );
+        let conds = vec![
+            ConditionSpec::new(
+                types::CREDENTIALS_VALID,
+                false,
+                "SecretNotFound",
+                message.clone(),
+            ),
+            ConditionSpec::new(types::READY, false, "SecretNotFound", message),
+        ];
+        park(
+            &ctx,
+            &api,
+            &org,
+            OrgPhase::Failed,
+            conds,
+            None,
+            "SecretNotFound",
+        )
+        .await?;
+        return Ok(Action::requeue(PARKED));
+    };
+    let credentials = crate::api::credentials_from_secret(&format!("{ns}/{secret_name}"), &secret);
+    let client = match ctx.vendor_client(
+        desired.vendor,
+        org.spec.connection.endpoint.as_deref(),
+        credentials,
+        secret_version.as_deref().unwrap_or(""),
+    ) {
+        Ok(c) => c,
+        Err(e) => {
+            let reason = e.category();
+            let step = match e {
+                VendorError::Unsupported { .. } => types::UNSUPPORTED,
+                _ => types::CREDENTIALS_VALID,
+            };
+            let conds = vec![
+                ConditionSpec::new(step, step == types::UNSUPPORTED, reason, e.to_string()),
+                ConditionSpec::new(types::READY, false, reason, e.to_string()),
+            ];
+            park(
+                &ctx,
+                &api,
+                &org,
+                OrgPhase::Failed,
+                conds,
+                secret_version,
+                reason,
+            )
+            .await?;
+            return Ok(Action::requeue(PARKED));
+        }
+    };
+
+    let state = OrgState {
+        external_id: org.status.as_ref().and_then(|s| s.external_id.clone()),
+        pending_create: pending_create(&org),
+    };
+    let sink = ResourceSink::new(api.clone(), &name);
+    let report = reconcile_org(client.as_ref(), &desired, &state, &sink, &ctx.engine).await;
+    let status = organization_status(
+        &report,
+        org.status.as_ref(),
+        org.metadata.generation,
+        jiff::Timestamp::now(),
+    );
+    write_status(&api, &org, status).await?;
+    publish_events(&ctx, &org, &report).await;
+    if let Some(copy) = &report.copy {
+        ctx.metrics
+            .objects_copied
+            .get_or_create(&KindLabels {
+                kind: desired.vendor.to_string(),
+            })
+            .inc_by(u64::from(copy.created + copy.updated));
+    }
+
+    let now = Instant::now();
+    match report.requeue {
+        Requeue::After(d) => {
+            count(&ctx, if report.ready { "ready" } else { "not_ready" });
+            ctx.succeeded(&uid);
+            ctx.remember(
+                &uid,
+                Some(Seen {
+                    generation: org.metadata.generation,
+                    secret_version,
+                    next_sync: now + d,
+                }),
+            );
+            Ok(Action::requeue(jitter(d)))
+        }
+        Requeue::OnChange => {
+            count(&ctx, "not_ready");
+            ctx.metrics
+                .failures
+                .get_or_create(&FailureLabels {
+                    kind: KIND.into(),
+                    reason: report.ready_reason().to_string(),
+                })
+                .inc();
+            ctx.succeeded(&uid);
+            ctx.remember(
+                &uid,
+                Some(Seen {
+                    generation: org.metadata.generation,
+                    secret_version,
+                    next_sync: now + PARKED,
+                }),
+            );
+            Ok(Action::requeue(PARKED))
+        }
+        Requeue::Backoff => {
+            ctx.remember(&uid, None);
+            Err(Error::Transient {
+                reason: report.ready_reason().to_string(),
+                message: report.ready_message().to_string(),
+            })
+        }
+    }
+}
+
+/// Backs transient failures off per object; every failure counts in metrics.
+pub fn error_policy(org: Arc<Organization>, err: &Error, ctx: Arc<Context>) -> Action {
+    count(&ctx, "error");
+    ctx.metrics
+        .failures
+        .get_or_create(&FailureLabels {
+            kind: KIND.into(),
+            reason: err.category().to_string(),
+        })
+        .inc();
+    let delay = ctx.backoff(&org.uid().unwrap_or_default());
+    tracing::warn!(org = %org.name_any(), namespace = ?org.namespace(), error = %err, ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// ±10 % so that many resources do not re-check in lockstep.
+fn jitter(d: Duration) -> Duration {
+    d.mul_f64(0.9 + 0.2 * fastrand::f64())
+}
+
+async fn add_finalizer(api: &Api<Organization>, org: &Organization) -> Result<(), Error> {
+    let patch = match &org.metadata.finalizers {
+        Some(f) if !f.is_empty() => json!([
+            {"op": "test", "path": "/metadata/resourceVersion", "value": org.resource_version()},
+            {"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER},
+        ]),
+        _ => json!([
+            {"op": "test", "path": "/metadata/resourceVersion", "value": org.resource_version()},
+            {"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]},
+        ]),
+    };
+    let patch: json_patch::Patch =
+        serde_json::from_value(patch).map_err(|e| Error::Setup(e.to_string()))?;
+    api.patch(
+        &org.name_any(),
+        &PatchParams::default(),
+        &Patch::<()>::Json(patch),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn remove_finalizer(api: &Api<Organization>, org: &Organization) -> Result<(), Error> {
+    let Some(i) = org.finalizers().iter().position(|f| f == FINALIZER) else {
+        return Ok(());
+    };
+    let patch = json!([
+        {"op": "test", "path": format!("/metadata/finalizers/{i}"), "value": FINALIZER},
+        {"op": "remove", "path": format!("/metadata/finalizers/{i}")},
+    ]);
+    let patch: json_patch::Patch =
+        serde_json::from_value(patch).map_err(|e| Error::Setup(e.to_string()))?;
+    match api
+        .patch(
+            &org.name_any(),
+            &PatchParams::default(),
+            &Patch::<()>::Json(patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Writes `status` unless it says what the resource already says (timestamps aside).
+async fn write_status(
+    api: &Api<Organization>,
+    org: &Organization,
+    status: OrganizationStatus,
+) -> Result<(), Error> {
+    if let Some(old) = &org.status {
+        let mut a = old.clone();
+        let mut b = status.clone();
+        a.last_sync_time = None;
+        b.last_sync_time = None;
+        let conditions_same = same_ignoring_time(&a.conditions, &b.conditions);
+        a.conditions.clear();
+        b.conditions.clear();
+        if let (Some(ca), Some(cb)) = (a.copy.as_mut(), b.copy.as_mut()) {
+            ca.started_at = None;
+            cb.started_at = None;
+            ca.completed_at = None;
+            cb.completed_at = None;
+        }
+        if conditions_same && a == b {
+            return Ok(());
+        }
+    }
+    let patch = json!({"status": status});
+    api.patch_status(
+        &org.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Sets conditions and a phase for a resource that waits for a human, with one event.
+async fn park(
+    ctx: &Context,
+    api: &Api<Organization>,
+    org: &Organization,
+    phase: OrgPhase,
+    conditions: Vec<ConditionSpec>,
+    secret_version: Option<String>,
+    reason: &str,
+) -> Result<(), Error> {
+    let previous = org.status.clone().unwrap_or_default();
+    let status = OrganizationStatus {
+        observed_generation: org.metadata.generation,
+        phase: Some(phase),
+        conditions: merge(
+            &previous.conditions,
+            &conditions,
+            org.metadata.generation,
+            jiff::Timestamp::now(),
+        ),
+        ..previous
+    };
+    let changed = org.status.as_ref().is_none_or(|s| {
+        !same_ignoring_time(&s.conditions, &status.conditions) || s.phase != status.phase
+    });
+    write_status(api, org, status).await?;
+    if changed && let Some(ready) = conditions.iter().find(|c| c.type_ == types::READY) {
+        warn_event(ctx, org, reason, &ready.message).await;
+    }
+    ctx.metrics
+        .failures
+        .get_or_create(&FailureLabels {
+            kind: KIND.into(),
+            reason: reason.to_string(),
+        })
+        .inc();
+    count(ctx, "not_ready");
+    let uid = org.uid().unwrap_or_default();
+    ctx.remember(
+        &uid,
+        Some(Seen {
+            generation: org.metadata.generation,
+            secret_version,
+            next_sync: Instant::now() + PARKED,
+        }),
+    );
+    Ok(())
+}
+
+async fn warn_event(ctx: &Context, org: &Organization, reason: &str, note: &str) {
+    publish(ctx, org, EventType::Warning, reason, note, "Reconcile").await;
+}
+
+async fn publish(
+    ctx: &Context,
+    org: &Organization,
+    type_: EventType,
+    reason: &str,
+    note: &str,
+    action: &str,
+) {
+    let event = Event {
+        type_,
+        reason: reason.to_string(),
+        note: Some(truncate(note, 1000)),
+        action: action.to_string(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &org.object_ref(&())).await {
+        tracing::debug!(error = %e, "event not published");
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+async fn publish_events(ctx: &Context, org: &Organization, report: &crate::engine::OrgReport) {
+    let was_ready = org
+        .status
+        .as_ref()
+        .and_then(|s| {
+            crate::api::conditions::status_of(&s.conditions, types::READY).map(|r| r == "True")
+        })
+        .unwrap_or(false);
+    if report.org_created {
+        let note = format!(
+            "created organization {} at the vendor",
+            report.external_id.as_deref().unwrap_or("?")
+        );
+        publish(ctx, org, EventType::Normal, "Created", &note, "Create").await;
+    }
+    if report.settings_updated {
+        publish(
+            ctx,
+            org,
+            EventType::Normal,
+            "SettingsSynced",
+            "updated name and settings at the vendor",
+            "Update",
+        )
+        .await;
+    }
+    if let Some(c) = &report.copy
+        && (c.created > 0 || c.updated > 0)
+    {
+        let note = format!(
+            "template copy: {} created, {} updated",
+            c.created, c.updated
+        );
+        publish(ctx, org, EventType::Normal, "TemplateCopied", &note, "Copy").await;
+    }
+    if report.ready && !was_ready {
+        publish(
+            ctx,
+            org,
+            EventType::Normal,
+            "Ready",
+            report.ready_message(),
+            "Reconcile",
+        )
+        .await;
+    }
+    if !report.ready {
+        warn_event(ctx, org, report.ready_reason(), report.ready_message()).await;
+    }
+}
+
+async fn cleanup(
+    org: &Organization,
+    api: &Api<Organization>,
+    ctx: &Context,
+) -> Result<Action, Error> {
+    if !org.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok(Action::await_change());
+    }
+    let external_id = org.status.as_ref().and_then(|s| s.external_id.clone());
+    let mark_deleting = |conds: Vec<ConditionSpec>| {
+        let previous = org.status.clone().unwrap_or_default();
+        OrganizationStatus {
+            phase: Some(OrgPhase::Deleting),
+            conditions: merge(
+                &previous.conditions,
+                &conds,
+                org.metadata.generation,
+                jiff::Timestamp::now(),
+            ),
+            ..previous
+        }
+    };
+    match (org.spec.deletion_policy, external_id) {
+        (DeletionPolicy::Orphan, id) => {
+            let note = match id {
+                Some(id) => format!("deletionPolicy Orphan: organization {id} stays at the vendor"),
+                None => "nothing was created at the vendor".to_string(),
+            };
+            publish(ctx, org, EventType::Normal, "Orphaned", &note, "Delete").await;
+            remove_finalizer(api, org).await?;
+            Ok(Action::await_change())
+        }
+        (DeletionPolicy::Delete, None) if pending_create(org).is_none() => {
+            remove_finalizer(api, org).await?;
+            Ok(Action::await_change())
+        }
+        (DeletionPolicy::Delete, id) => {
+            let ns = org.namespace().ok_or(Error::NoNamespace)?;
+            let secret_name = &org.spec.connection.credentials_secret_ref.name;
+            let secret = Api::<Secret>::namespaced(ctx.client.clone(), &ns)
+                .get_opt(secret_name)
+                .await?;
+            let Some(secret) = secret else {
+                let message = format!(
+                    "cannot delete the organization at the vendor: Secret {ns}/{secret_name} does not exist; restore it or set deletionPolicy: Orphan"
+                );
+                write_status(
+                    api,
+                    org,
+                    mark_deleting(vec![ConditionSpec::new(
+                        types::READY,
+                        false,
+                        "SecretNotFound",
+                        message.clone(),
+                    )]),
+                )
+                .await?;
+                warn_event(ctx, org, "SecretNotFound", &message).await;
+                return Ok(Action::requeue(PARKED));
+            };
+            let credentials =
+                crate::api::credentials_from_secret(&format!("{ns}/{secret_name}"), &secret);
+            let client = ctx
+                .vendor_client(
+                    org.spec.vendor,
+                    org.spec.connection.endpoint.as_deref(),
+                    credentials,
+                    secret.resource_version().as_deref().unwrap_or(""),
+                )
+                .map_err(|e| Error::Transient {
+                    reason: e.category().into(),
+                    message: e.to_string(),
+                })?;
+            let Some(id) = id else {
+                // A create is pending: resolve it before deciding (the next reconcile will).
+                return Err(Error::Transient {
+                    reason: "CreatePending".into(),
+                    message: "a create is pending; waiting to learn its outcome".into(),
+                });
+            };
+            match client.delete_org(&id).await {
+                Ok(()) => {
+                    publish(
+                        ctx,
+                        org,
+                        EventType::Normal,
+                        "Deleted",
+                        &format!("deleted organization {id} at the vendor"),
+                        "Delete",
+                    )
+                    .await;
+                    remove_finalizer(api, org).await?;
+                    Ok(Action::await_change())
+                }
+                Err(e @ VendorError::Unsupported { .. }) => {
+                    let message = e.to_string();
+                    let conds = vec![
+                        ConditionSpec::new(
+                            types::UNSUPPORTED,
+                            true,
+                            "DeleteUnsupported",
+                            message.clone(),
+                        ),
+                        ConditionSpec::new(
+                            types::READY,
+                            false,
+                            "DeleteUnsupported",
+                            message.clone(),
+                        ),
+                    ];
+                    write_status(api, org, mark_deleting(conds)).await?;
+                    warn_event(ctx, org, "DeleteUnsupported", &message).await;
+                    Ok(Action::requeue(PARKED))
+                }
+                Err(e) => Err(Error::Transient {
+                    reason: e.category().into(),
+                    message: e.to_string(),
+                }),
+            }
+        }
+    }
+}

@@ -1,0 +1,321 @@
+//! End to end: a real `orgops run` process, the Rossum simulator, and an API server (the
+//! in-repo one, or `ORGOPS_E2E_KUBECONFIG`), driven with kubectl as a platform engineer would.
+
+mod support;
+
+use std::process::Stdio;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::cluster::{Cluster, stderr, stdout};
+use support::*;
+
+struct Operator {
+    child: tokio::process::Child,
+    metrics: String,
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn start_operator(c: &Cluster, ns: &str) -> Operator {
+    let port = free_port();
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_orgops"))
+        .args([
+            "run",
+            "--namespace",
+            ns,
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--vendor-rate-limit",
+            "200",
+        ])
+        .env("KUBECONFIG", &c.kubeconfig)
+        .env("RUST_LOG", "warn,orgops=info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("orgops run starts");
+    let metrics = format!("http://127.0.0.1:{port}/metrics");
+    let ready = format!("http://127.0.0.1:{port}/readyz");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(r) = reqwest::get(&ready).await
+            && r.status().is_success()
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "orgops run did not become ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Operator { child, metrics }
+}
+
+fn manifests(ns: &str, endpoint: &str, password: &str, extra_spec: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: rossum-admin, namespace: {ns}}}\nstringData:\n  username: {ADMIN}\n  password: {password}\n  createKey: {CREATE_KEY}\n---\napiVersion: orgops.io/v1alpha1\nkind: Organization\nmetadata: {{name: german-department, namespace: {ns}}}\nspec:\n  vendor: rossum\n  displayName: German department\n  connection:\n    endpoint: {endpoint}\n    credentialsSecretRef: {{name: rossum-admin}}\n  template: {{displayName: Template org}}\n  settings: {{rossum: {{firstUser: {{email: de-{ns}@tenants.example}}}}}}\n{extra_spec}"
+    )
+}
+
+async fn apply(c: &Cluster, dir: &std::path::Path, text: &str) {
+    let file = dir.join("m.yaml");
+    std::fs::write(&file, text).unwrap();
+    let out = c.kubectl(&["apply", "-f", file.to_str().unwrap()]).await;
+    assert!(out.status.success(), "kubectl apply: {}", stderr(&out));
+}
+
+async fn jsonpath(c: &Cluster, ns: &str, path: &str) -> String {
+    stdout(
+        &c.kubectl(&[
+            "get",
+            "org",
+            "german-department",
+            "-n",
+            ns,
+            "-o",
+            &format!("jsonpath={path}"),
+        ])
+        .await,
+    )
+}
+
+async fn wait_for(c: &Cluster, ns: &str, condition: &str) {
+    let out = c
+        .kubectl(&[
+            "wait",
+            &format!("--for={condition}"),
+            "org/german-department",
+            "-n",
+            ns,
+            "--timeout=60s",
+        ])
+        .await;
+    assert!(
+        out.status.success(),
+        "wait {condition}: {}\n{}",
+        stderr(&out),
+        stdout(&c.kubectl(&["get", "org", "-n", ns, "-o", "yaml"]).await)
+    );
+}
+
+fn marked_copies(sim: &orgops::simulator::rossum::RossumSimulator, org: u64, kind: &str) -> usize {
+    sim.objects(kind, org)
+        .iter()
+        .filter(|o| o.pointer("/metadata/orgops").is_some())
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_wait_ready_edit_and_delete_with_kubectl() {
+    let c = Cluster::start().await;
+    c.install_crds().await;
+    let ns = c.namespace("op").await;
+    let sim = simulator("").await;
+    let op = start_operator(&c, &ns).await;
+    let dir = tempfile::tempdir().unwrap();
+
+    apply(&c, dir.path(), &manifests(&ns, &sim.base_url, PASSWORD, "")).await;
+    wait_for(&c, &ns, "condition=Ready").await;
+
+    let table = stdout(&c.kubectl(&["get", "orgs", "-n", &ns]).await);
+    let row = table.lines().nth(1).unwrap_or_default().to_string();
+    let external_id = jsonpath(&c, &ns, "{.status.externalId}").await;
+    assert!(!external_id.is_empty());
+    assert!(
+        row.contains("rossum")
+            && row.contains(&external_id)
+            && row.contains("Ready")
+            && row.contains("206/206")
+            && row.contains("True"),
+        "{table}"
+    );
+    assert_eq!(
+        jsonpath(
+            &c,
+            &ns,
+            "{.status.conditions[?(@.type==\"Ready\")].observedGeneration}"
+        )
+        .await,
+        "1"
+    );
+
+    // The vendor holds exactly one org and one copy of the template.
+    let org_id: u64 = external_id.parse().unwrap();
+    let template = sim.org_id("Template org").unwrap();
+    assert_eq!(
+        sim.with_db(|db| db.kinds["organizations"]
+            .values()
+            .filter(|o| o.value["name"] == "German department")
+            .count()),
+        1
+    );
+    for kind in MARKER_KINDS {
+        assert_eq!(
+            marked_copies(&sim, org_id, kind),
+            sim.objects(kind, template).len(),
+            "{kind}"
+        );
+    }
+    let events = stdout(&c.kubectl(&["get", "events", "-n", &ns]).await);
+    assert!(
+        events.contains("Created") && events.contains("TemplateCopied"),
+        "{events}"
+    );
+
+    // Idle: no vendor writes, no reconcile storm.
+    let writes = sim.with_db(|db| db.writes);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        sim.with_db(|db| db.writes),
+        writes,
+        "vendor writes while idle"
+    );
+
+    // A spec edit reaches the vendor.
+    let p = c
+        .kubectl(&[
+            "patch",
+            "org",
+            "german-department",
+            "-n",
+            &ns,
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"displayName":"Deutsche Abteilung"}}"#,
+        ])
+        .await;
+    assert!(p.status.success(), "{}", stderr(&p));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let name = sim
+            .with_db(|db| db.render("organizations", org_id))
+            .unwrap()["name"]
+            .clone();
+        if name == "Deutsche Abteilung" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "display name not synced: {name}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    wait_for(&c, &ns, "jsonpath={.status.observedGeneration}=2").await;
+
+    // Delete with deletionPolicy Delete: Rossum cannot delete organizations, so it waits and says why.
+    let p = c
+        .kubectl(&[
+            "patch",
+            "org",
+            "german-department",
+            "-n",
+            &ns,
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"deletionPolicy":"Delete"}}"#,
+        ])
+        .await;
+    assert!(p.status.success());
+    let d = c
+        .kubectl(&[
+            "delete",
+            "org",
+            "german-department",
+            "-n",
+            &ns,
+            "--wait=false",
+        ])
+        .await;
+    assert!(d.status.success(), "{}", stderr(&d));
+    wait_for(&c, &ns, "condition=Unsupported").await;
+    assert_eq!(jsonpath(&c, &ns, "{.status.phase}").await, "Deleting");
+    // Choosing Orphan releases it; the org stays at the vendor.
+    let p = c
+        .kubectl(&[
+            "patch",
+            "org",
+            "german-department",
+            "-n",
+            &ns,
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"deletionPolicy":"Orphan"}}"#,
+        ])
+        .await;
+    assert!(p.status.success(), "{}", stderr(&p));
+    wait_for(&c, &ns, "delete").await;
+    assert!(sim.with_db(|db| db.get("organizations", org_id).is_some()));
+
+    let metrics = reqwest::get(&op.metrics)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("orgops_reconciles_total"), "{metrics}");
+    assert!(
+        metrics.contains("orgops_vendor_requests_total{vendor=\"rossum\""),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_credentials_are_reported_without_a_hot_loop_and_recover_when_fixed() {
+    let c = Cluster::start().await;
+    c.install_crds().await;
+    let ns = c.namespace("creds").await;
+    let sim = simulator("").await;
+    let _op = start_operator(&c, &ns).await;
+    let dir = tempfile::tempdir().unwrap();
+    let wrong = "definitely-wrong-password-91";
+
+    apply(&c, dir.path(), &manifests(&ns, &sim.base_url, wrong, "")).await;
+    wait_for(&c, &ns, "condition=CredentialsValid=False").await;
+    let message = jsonpath(
+        &c,
+        &ns,
+        "{.status.conditions[?(@.type==\"CredentialsValid\")].message}",
+    )
+    .await;
+    assert!(message.contains(&format!("{ns}/rossum-admin")), "{message}");
+    let yaml = stdout(
+        &c.kubectl(&["get", "org", "german-department", "-n", &ns, "-o", "yaml"])
+            .await,
+    );
+    assert!(!yaml.contains(wrong), "a credential leaked into status");
+    let events = stdout(&c.kubectl(&["get", "events", "-n", &ns]).await);
+    assert!(events.contains("CredentialsInvalid"), "{events}");
+
+    // No hot loop: few vendor requests over several seconds.
+    let before = sim.running.stats.requests.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let during = sim.running.stats.requests.load(Ordering::Relaxed) - before;
+    assert!(
+        during <= 2,
+        "{during} vendor requests in 4 s with bad credentials"
+    );
+
+    // Fixing the Secret recovers without a restart.
+    apply(&c, dir.path(), &manifests(&ns, &sim.base_url, PASSWORD, "")).await;
+    wait_for(&c, &ns, "condition=Ready").await;
+    assert_eq!(
+        jsonpath(
+            &c,
+            &ns,
+            "{.status.conditions[?(@.type==\"CredentialsValid\")].status}"
+        )
+        .await,
+        "True"
+    );
+    let _ = Value::Null;
+}
