@@ -31,6 +31,11 @@ fn free_port() -> u16 {
 }
 
 async fn start_operator(c: &Cluster, ns: &str) -> Operator {
+    start_replica(c, ns, "replica-0", 15).await
+}
+
+/// Starts `orgops run` as pod `identity`, with its leader Lease in `ns`.
+async fn start_replica(c: &Cluster, ns: &str, identity: &str, lease_seconds: u64) -> Operator {
     let port = free_port();
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_orgops"))
         .args([
@@ -42,6 +47,13 @@ async fn start_operator(c: &Cluster, ns: &str) -> Operator {
             "--vendor-rate-limit",
             "200",
         ])
+        .args([
+            "--lease-namespace",
+            ns,
+            "--lease-duration-seconds",
+            &lease_seconds.to_string(),
+        ])
+        .env("POD_NAME", identity)
         .env("KUBECONFIG", &c.kubeconfig)
         .env("RUST_LOG", "warn,orgops=info")
         .stdout(Stdio::null())
@@ -318,4 +330,138 @@ async fn wrong_credentials_are_reported_without_a_hot_loop_and_recover_when_fixe
         "True"
     );
     let _ = Value::Null;
+}
+
+async fn leader_gauge(op: &Operator) -> Option<u64> {
+    let text = reqwest::get(&op.metrics).await.ok()?.text().await.ok()?;
+    text.lines()
+        .find(|l| l.starts_with("orgops_leader "))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}
+
+fn count_orgs(sim: &orgops::simulator::rossum::RossumSimulator, name: &str) -> usize {
+    sim.with_db(|db| {
+        db.kinds["organizations"]
+            .values()
+            .filter(|o| o.value["name"] == name)
+            .count()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_elect_one_leader_and_the_other_takes_over_when_it_is_killed() {
+    let c = Cluster::start().await;
+    c.install_crds().await;
+    let ns = c.namespace("ha").await;
+    let sim = simulator("").await;
+    let mut replicas = vec![
+        start_replica(&c, &ns, "replica-a", 3).await,
+        start_replica(&c, &ns, "replica-b", 3).await,
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    apply(&c, dir.path(), &manifests(&ns, &sim.base_url, PASSWORD, "")).await;
+    wait_for(&c, &ns, "condition=Ready").await;
+    let gauges = [
+        leader_gauge(&replicas[0]).await,
+        leader_gauge(&replicas[1]).await,
+    ];
+    assert_eq!(
+        gauges.iter().map(|g| g.unwrap_or(0)).sum::<u64>(),
+        1,
+        "exactly one leader: {gauges:?}"
+    );
+    assert_eq!(count_orgs(&sim, "German department"), 1);
+
+    // Kill the leader without a chance to release the Lease; the other takes over.
+    let leader_index = if gauges[0] == Some(1) { 0 } else { 1 };
+    let mut leader = replicas.remove(leader_index);
+    let standby = &replicas[0];
+    leader.child.start_kill().unwrap();
+    let _ = leader.child.wait().await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while leader_gauge(standby).await != Some(1) {
+        assert!(
+            Instant::now() < deadline,
+            "the standby did not take over within the lease duration"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let p = c
+        .kubectl(&[
+            "patch",
+            "org",
+            "german-department",
+            "-n",
+            &ns,
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"displayName":"Taken over"}}"#,
+        ])
+        .await;
+    assert!(p.status.success());
+    wait_for(&c, &ns, "jsonpath={.status.observedGeneration}=2").await;
+    assert_eq!(count_orgs(&sim, "Taken over"), 1);
+    assert_eq!(count_orgs(&sim, "German department"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_ten_times_during_create_and_copy_still_makes_exactly_one_of_everything() {
+    let c = Cluster::start().await;
+    c.install_crds().await;
+    let ns = c.namespace("chaos").await;
+    // Latency stretches the copy so that kills land in the middle of it.
+    let sim = {
+        let options = orgops::simulator::ServeOptions {
+            latency: Duration::from_millis(25),
+            ..Default::default()
+        };
+        orgops::simulator::rossum::RossumSimulator::start(
+            0,
+            &orgops::simulator::rossum::Seed::template().unwrap(),
+            &[admin()],
+            options,
+        )
+        .await
+        .unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    apply(&c, dir.path(), &manifests(&ns, &sim.base_url, PASSWORD, "")).await;
+    let mut rng = fastrand::Rng::with_seed(7);
+    for _ in 0..10 {
+        let mut op = start_replica(&c, &ns, "replica-0", 15).await;
+        tokio::time::sleep(Duration::from_millis(rng.u64(50..900))).await;
+        op.child.start_kill().unwrap();
+        let _ = op.child.wait().await;
+    }
+    let _op = start_replica(&c, &ns, "replica-0", 15).await;
+    wait_for(&c, &ns, "condition=Ready").await;
+
+    assert_eq!(count_orgs(&sim, "German department"), 1);
+    let org_id: u64 = jsonpath(&c, &ns, "{.status.externalId}")
+        .await
+        .parse()
+        .unwrap();
+    let template = sim.org_id("Template org").unwrap();
+    for kind in MARKER_KINDS {
+        assert_eq!(
+            marked_copies(&sim, org_id, kind),
+            sim.objects(kind, template).len(),
+            "{kind}"
+        );
+    }
+    for kind in ["labels", "rules", "email_templates"] {
+        assert_eq!(
+            sim.objects(kind, org_id).len(),
+            sim.objects(kind, template).len(),
+            "{kind}"
+        );
+    }
+    assert_eq!(
+        sim.with_db(|db| db.kinds["users"]
+            .values()
+            .filter(|u| u.value["username"] == format!("de-{ns}@tenants.example"))
+            .count()),
+        1
+    );
 }

@@ -1,6 +1,7 @@
 //! `orgops run`: flags and environment of the operator.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use crate::controller::{self, RunOptions};
 
@@ -22,6 +23,21 @@ pub struct RunArgs {
     /// Requests per second per vendor endpoint (default: the vendor's documented limit).
     #[arg(long, env = "ORGOPS_VENDOR_RATE_LIMIT")]
     pub vendor_rate_limit: Option<u32>,
+    /// Elect a leader through a Lease so that only one replica acts.
+    #[arg(long, env = "ORGOPS_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_election: bool,
+    /// Name of the leader Lease.
+    #[arg(long, env = "ORGOPS_LEASE_NAME", default_value = "orgops-leader")]
+    pub lease_name: String,
+    /// Namespace of the leader Lease (in a pod: its own namespace).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub lease_namespace: String,
+    /// Seconds a Lease stays valid without renewal; a killed leader is replaced within it.
+    #[arg(long, env = "ORGOPS_LEASE_DURATION", default_value_t = 15)]
+    pub lease_duration_seconds: u64,
+    /// This replica's identity (in a pod: its name, stable across container restarts).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
     /// Log format.
     #[arg(long, env = "ORGOPS_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -49,7 +65,23 @@ pub async fn run(args: RunArgs) -> Result<(), controller::Error> {
             listen: args.listen,
             vendor_rate: args.vendor_rate_limit,
             copy_concurrency: args.copy_concurrency,
+            lease: args
+                .leader_election
+                .then(|| controller::leader::LeaseConfig {
+                    name: args.lease_name.clone(),
+                    namespace: args.lease_namespace.clone(),
+                    identity: args.identity.clone().unwrap_or_else(default_identity),
+                    duration: Duration::from_secs(args.lease_duration_seconds.max(2)),
+                    renew: Duration::from_secs((args.lease_duration_seconds / 3).max(1)),
+                }),
         },
     )
     .await
+}
+
+fn default_identity() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "orgops".to_string());
+    format!("{host}-{}", std::process::id())
 }

@@ -4,11 +4,13 @@
 //! - [`context`]: state shared by reconciles (clients, recorder, metrics, backoff).
 //! - [`sink`]: the engine's state written to the resource (create intent, id, progress).
 //! - [`metrics`], [`http`]: Prometheus metrics and health endpoints.
+//! - [`leader`]: leader election on a Lease.
 //! - [`error`]: controller errors.
 
 pub mod context;
 pub mod error;
 pub mod http;
+pub mod leader;
 pub mod metrics;
 pub mod organization;
 pub mod sink;
@@ -44,6 +46,25 @@ pub struct RunOptions {
     pub vendor_rate: Option<u32>,
     /// Vendor requests in flight per reconcile.
     pub copy_concurrency: usize,
+    /// Leader election (`None`: this replica always acts).
+    pub lease: Option<leader::LeaseConfig>,
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 async fn check_crds(client: &Client) -> Result<(), Error> {
@@ -94,6 +115,27 @@ pub async fn run(client: Client, opts: RunOptions) -> Result<(), Error> {
     .map_err(|e| Error::Setup(format!("cannot listen on {}: {e}", opts.listen)))?;
     tracing::info!(%bound, "serving /metrics, /healthz, /readyz");
 
+    // A standby replica is healthy and ready; it only does not reconcile.
+    ready.store(true, Ordering::Relaxed);
+    let leases = opts.lease.as_ref().map(|l| {
+        (
+            Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(
+                client.clone(),
+                &l.namespace,
+            ),
+            l.clone(),
+        )
+    });
+    if let Some((api, lease)) = &leases {
+        tracing::info!(lease = %format!("{}/{}", lease.namespace, lease.name), identity = %lease.identity, "waiting for leadership");
+        tokio::select! {
+            r = leader::acquire(api, lease) => r?,
+            _ = shutdown_signal() => return Ok(()),
+        }
+        tracing::info!("leading");
+    }
+    ctx.metrics.leader.set(1);
+
     let scopes: Vec<Option<String>> = if opts.namespaces.is_empty() {
         vec![None]
     } else {
@@ -141,10 +183,23 @@ pub async fn run(client: Client, opts: RunOptions) -> Result<(), Error> {
             });
         controllers.push(run);
     }
-    ready.store(true, Ordering::Relaxed);
-    ctx.metrics.leader.set(1);
     tracing::info!("orgops controllers running");
-    futures::future::join_all(controllers).await;
+    let result = match &leases {
+        Some((api, lease)) => {
+            tokio::select! {
+                _ = futures::future::join_all(controllers) => {
+                    leader::release(api, lease).await;
+                    Ok(())
+                }
+                lost = leader::keep(api, lease) => Err(lost),
+            }
+        }
+        None => {
+            futures::future::join_all(controllers).await;
+            Ok(())
+        }
+    };
+    ctx.metrics.leader.set(0);
     tracing::info!("orgops stopped");
-    Ok(())
+    result
 }
