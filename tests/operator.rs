@@ -465,3 +465,134 @@ async fn killed_ten_times_during_create_and_copy_still_makes_exactly_one_of_ever
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_is_repaired_within_sync_interval_and_only_reported_when_suspended() {
+    let c = Cluster::start().await;
+    c.install_crds().await;
+    let ns = c.namespace("drift").await;
+    let sim = simulator("").await;
+    let _op = start_operator(&c, &ns).await;
+    let dir = tempfile::tempdir().unwrap();
+    apply(
+        &c,
+        dir.path(),
+        &manifests(&ns, &sim.base_url, PASSWORD, "  syncInterval: 2s\n"),
+    )
+    .await;
+    wait_for(&c, &ns, "condition=Ready").await;
+    let org_id: u64 = jsonpath(&c, &ns, "{.status.externalId}")
+        .await
+        .parse()
+        .unwrap();
+
+    // Drift made by hand at the vendor is repaired within syncInterval.
+    let queue = sim
+        .objects("queues", org_id)
+        .into_iter()
+        .find(|q| q.pointer("/metadata/orgops").is_some())
+        .unwrap();
+    let qid = queue["id"].as_u64().unwrap();
+    sim.with_db(|db| {
+        db.table("queues").get_mut(&qid).unwrap().value["name"] = "changed by hand".into()
+    });
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while sim
+        .objects("queues", org_id)
+        .iter()
+        .any(|q| q["name"] == "changed by hand")
+    {
+        assert!(Instant::now() < deadline, "drift not repaired");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Suspended: drift is reported, not repaired, and nothing is written.
+    let p = c
+        .kubectl(&[
+            "patch",
+            "org",
+            "german-department",
+            "-n",
+            &ns,
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"suspend":true}}"#,
+        ])
+        .await;
+    assert!(p.status.success());
+    wait_for(&c, &ns, "jsonpath={.status.observedGeneration}=2").await;
+    sim.with_db(|db| {
+        db.table("queues").get_mut(&qid).unwrap().value["name"] = "changed again".into()
+    });
+    wait_for(&c, &ns, "condition=TemplateCopied=False").await;
+    let reason = jsonpath(
+        &c,
+        &ns,
+        "{.status.conditions[?(@.type==\"TemplateCopied\")].reason}",
+    )
+    .await;
+    assert_eq!(reason, "DriftDetected");
+    let writes = sim.with_db(|db| db.writes);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        sim.with_db(|db| db.writes),
+        writes,
+        "suspended, yet the vendor was written"
+    );
+    assert!(
+        sim.objects("queues", org_id)
+            .iter()
+            .any(|q| q["name"] == "changed again")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn startup_fails_clearly_without_crds_and_sigterm_stops_gracefully() {
+    let c = Cluster::start().await;
+    if !c.is_test_server() {
+        eprintln!("skipped on a real cluster: it would need the CRDs removed");
+        return;
+    }
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_orgops"))
+        .args(["run", "--listen", "127.0.0.1:0", "--leader-election=false"])
+        .env("KUBECONFIG", &c.kubeconfig)
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("organizations.orgops.io is not installed")
+            && err.contains("kubectl apply -f crds/"),
+        "{err}"
+    );
+
+    c.install_crds().await;
+    let ns = c.namespace("term").await;
+    let mut op = start_operator(&c, &ns).await;
+    let pid = op.child.id().unwrap();
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = tokio::time::timeout(Duration::from_secs(10), op.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "SIGTERM exit: {status:?}");
+    // The Lease was released for a fast handover.
+    let holder = stdout(
+        &c.kubectl(&[
+            "get",
+            "lease",
+            "orgops-leader",
+            "-n",
+            &ns,
+            "-o",
+            "jsonpath={.spec.holderIdentity}",
+        ])
+        .await,
+    );
+    assert_eq!(holder, "");
+}
