@@ -194,11 +194,11 @@ async fn expired_tokens_are_renewed_once_and_bad_credentials_name_the_secret() {
         &endpoints,
     )
     .unwrap();
-    assert!(!c.list_orgs().await.unwrap().is_empty());
+    assert!(!c.find_orgs(None).await.unwrap().is_empty());
     // Every token expires at the vendor.
     sim.with_db(|db| db.tokens.clear());
     assert!(
-        !c.list_orgs().await.unwrap().is_empty(),
+        !c.find_orgs(None).await.unwrap().is_empty(),
         "re-login after 401"
     );
 
@@ -265,7 +265,7 @@ async fn a_token_secret_works_and_a_bad_token_names_the_secret() {
     .unwrap();
     good.verify_credentials().await.unwrap();
     assert!(
-        good.list_orgs()
+        good.find_orgs(None)
             .await
             .unwrap()
             .iter()

@@ -60,8 +60,8 @@ impl VendorClient for LosingVendor {
     async fn get_org(&self, id: &str) -> Result<Option<OrgInfo>, VendorError> {
         self.inner.get_org(id).await
     }
-    async fn list_orgs(&self) -> Result<Vec<OrgInfo>, VendorError> {
-        self.inner.list_orgs().await
+    async fn find_orgs(&self, name: Option<&str>) -> Result<Vec<OrgInfo>, VendorError> {
+        self.inner.find_orgs(name).await
     }
     async fn create_org(&self, desired: &OrgDesired) -> Result<OrgInfo, VendorError> {
         let created = self.inner.create_org(desired).await?;

@@ -216,7 +216,7 @@ async fn run(
             })?,
         TemplateSelector::Name(name) => {
             let all = vendor
-                .list_orgs()
+                .find_orgs(Some(name))
                 .await
                 .map_err(|e| Failure::vendor(Step::Copy, &e))?;
             let matching: Vec<&OrgInfo> = all.iter().filter(|o| &o.name == name).collect();
@@ -329,19 +329,42 @@ async fn observe_or_create(
             Ok(org)
         }
         Locate::Search => {
-            let all = vendor
-                .list_orgs()
+            // Cheap first: orgs with the (pending) name; then every org, for one renamed
+            // while its id was not recorded. Only orgs about to be created pay for the scan.
+            let name = state
+                .pending_create
+                .as_ref()
+                .map(|p| p.name.as_str())
+                .unwrap_or(&desired.display_name);
+            let named = vendor
+                .find_orgs(Some(name))
                 .await
                 .map_err(|e| Failure::vendor(Step::Create, &e))?;
-            if let Some(org) = choose_existing(
+            let found = match choose_existing(
                 desired,
                 state.pending_create.as_ref(),
-                &all,
+                &named,
                 options.clock_skew,
             ) {
+                Some(org) => Some(org.clone()),
+                None => {
+                    let all = vendor
+                        .find_orgs(None)
+                        .await
+                        .map_err(|e| Failure::vendor(Step::Create, &e))?;
+                    choose_existing(
+                        desired,
+                        state.pending_create.as_ref(),
+                        &all,
+                        options.clock_skew,
+                    )
+                    .cloned()
+                }
+            };
+            if let Some(org) = found {
                 report.found();
                 record_found(sink, &org.id, state.pending_create.is_some()).await?;
-                return Ok(org.clone());
+                return Ok(org);
             }
             if desired.mode == Mode::ObserveOnly {
                 return Err(Failure::permanent(
@@ -403,7 +426,7 @@ async fn create(
             // Observe before anything else: the org may exist.
             tracing::info!(owner = %desired.owner.key, error = %e, "create outcome unknown; observing");
             let all = vendor
-                .list_orgs()
+                .find_orgs(Some(&pending.name))
                 .await
                 .map_err(|e| Failure::vendor(Step::Create, &e))?;
             match choose_existing(desired, Some(&pending), &all, options.clock_skew) {

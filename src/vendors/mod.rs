@@ -279,11 +279,11 @@ pub trait VendorClient: RefCodec {
     /// The organization with this id, or `None` when it does not exist (or is not visible).
     async fn get_org(&self, id: &str) -> Result<Option<OrgInfo>, VendorError>;
 
-    /// Every organization visible to the credentials.
-    async fn list_orgs(&self) -> Result<Vec<OrgInfo>, VendorError>;
+    /// Organizations visible to the credentials: those named exactly `name`, or all of them.
+    async fn find_orgs(&self, name: Option<&str>) -> Result<Vec<OrgInfo>, VendorError>;
 
     /// Creates an organization. Not idempotent: the engine records intent first and resolves
-    /// an unknown outcome with [`list_orgs`](Self::list_orgs).
+    /// an unknown outcome with [`find_orgs`](Self::find_orgs).
     async fn create_org(&self, desired: &OrgDesired) -> Result<OrgInfo, VendorError>;
 
     /// The patch that makes `observed` match `desired` (name, ownership marker, vendor

@@ -96,11 +96,13 @@ impl VendorClient for RossumClient {
         Ok(self.organization(parse_org_id(id)?).await?.map(info))
     }
 
-    async fn list_orgs(&self) -> Result<Vec<OrgInfo>, VendorError> {
+    async fn find_orgs(&self, name: Option<&str>) -> Result<Vec<OrgInfo>, VendorError> {
         Ok(self
-            .organizations(None)
+            .organizations(name)
             .await?
             .into_iter()
+            // The `name` filter is exact at Rossum; keep exact matches should it ever not be.
+            .filter(|o| name.is_none_or(|n| o.name == n))
             .map(info)
             .collect())
     }
