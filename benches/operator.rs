@@ -107,7 +107,11 @@ fn main() {
             .unwrap();
         let pid = child.id();
         let metrics = format!("http://127.0.0.1:{port}/metrics");
-        while reqwest::get(format!("http://127.0.0.1:{port}/readyz")).await.map(|r| r.status().is_success()).unwrap_or(false) == false {
+        while !reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
+            .await
+            .map(|r| r.status().is_success())
+            .unwrap_or(false)
+        {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
 
