@@ -38,6 +38,9 @@ pub struct RunArgs {
     /// This replica's identity (in a pod: its name, stable across container restarts).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
+    /// Drift re-check period of Organizations without `spec.syncInterval`, e.g. `10m`.
+    #[arg(long, env = "ORGOPS_DEFAULT_SYNC_INTERVAL", default_value = "10m", value_parser = parse_interval)]
+    pub default_sync_interval: Duration,
     /// Log format.
     #[arg(long, env = "ORGOPS_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -65,6 +68,7 @@ pub async fn run(args: RunArgs) -> Result<(), controller::Error> {
             listen: args.listen,
             vendor_rate: args.vendor_rate_limit,
             copy_concurrency: args.copy_concurrency,
+            default_sync_interval: args.default_sync_interval,
             lease: args
                 .leader_election
                 .then(|| controller::leader::LeaseConfig {
@@ -84,4 +88,9 @@ fn default_identity() -> String {
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "orgops".to_string());
     format!("{host}-{}", std::process::id())
+}
+
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    crate::engine::desired::parse_duration(s)
+        .ok_or_else(|| format!("{s:?} is not a duration like 10m or 1h30m"))
 }

@@ -41,6 +41,8 @@ pub struct Context {
     pub engine: EngineOptions,
     /// Requests per second per vendor endpoint (`None`: the vendor's documented limit).
     pub vendor_rate: Option<u32>,
+    /// Drift re-check period for resources without `spec.syncInterval`.
+    pub default_sync_interval: Duration,
     clients: Mutex<HashMap<String, Arc<dyn VendorClient>>>,
     seen: Mutex<HashMap<String, Seen>>,
     failures: Mutex<HashMap<String, u32>>,
@@ -53,6 +55,7 @@ impl Context {
         endpoints: Arc<Endpoints>,
         engine: EngineOptions,
         vendor_rate: Option<u32>,
+        default_sync_interval: Duration,
     ) -> Self {
         let reporter = Reporter {
             controller: "orgops".into(),
@@ -65,6 +68,7 @@ impl Context {
             endpoints,
             engine,
             vendor_rate,
+            default_sync_interval,
             clients: Mutex::new(HashMap::new()),
             seen: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),

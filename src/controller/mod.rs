@@ -46,6 +46,8 @@ pub struct RunOptions {
     pub vendor_rate: Option<u32>,
     /// Vendor requests in flight per reconcile.
     pub copy_concurrency: usize,
+    /// Drift re-check period for Organizations without `spec.syncInterval`.
+    pub default_sync_interval: std::time::Duration,
     /// Leader election (`None`: this replica always acts).
     pub lease: Option<leader::LeaseConfig>,
 }
@@ -102,6 +104,7 @@ pub async fn run(client: Client, opts: RunOptions) -> Result<(), Error> {
         endpoints,
         engine,
         opts.vendor_rate,
+        opts.default_sync_interval,
     ));
     let ready = Arc::new(AtomicBool::new(false));
     let bound = http::serve(

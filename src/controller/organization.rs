@@ -72,7 +72,12 @@ pub async fn reconcile(org: Arc<Organization>, ctx: Arc<Context>) -> Result<Acti
     }
 
     let desired = match DesiredOrg::from_resource(&org) {
-        Ok(d) => d,
+        Ok(mut d) => {
+            if org.spec.sync_interval.is_none() {
+                d.sync_interval = ctx.default_sync_interval;
+            }
+            d
+        }
         Err(e) => {
             let c = ConditionSpec::new(types::READY, false, "InvalidSpec", e.to_string());
             park(
