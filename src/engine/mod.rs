@@ -9,6 +9,7 @@
 
 pub mod copy;
 pub mod desired;
+pub mod membership;
 pub mod org;
 pub mod report;
 pub mod status;

@@ -296,6 +296,11 @@ pub trait VendorClient: RefCodec {
     /// Deletes the organization; a missing one counts as deleted.
     async fn delete_org(&self, id: &str) -> Result<(), VendorError>;
 
+    /// Membership operations, where the vendor has them.
+    fn members(&self) -> Option<&dyn MemberClient> {
+        None
+    }
+
     /// Every object of `kind` in organization `org`.
     async fn list_objects(&self, org: &str, kind: &KindSpec) -> Result<Vec<Value>, VendorError>;
 
@@ -366,4 +371,97 @@ pub fn default_rate(vendor: crate::api::Vendor) -> u32 {
         crate::api::Vendor::Rossum => rossum::DOCUMENTED_RATE_LIMIT,
         _ => 10,
     }
+}
+
+/// A person's desired access to one organization.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberDesired {
+    /// The organization's vendor id.
+    pub org: String,
+    /// E-mail (the vendor identity of the person).
+    pub email: String,
+    /// First name.
+    pub first_name: Option<String>,
+    /// Last name.
+    pub last_name: Option<String>,
+    /// Role name.
+    pub role: String,
+    /// Queue (or equivalent) names in that organization.
+    pub queues: Vec<String>,
+}
+
+/// A person known to the vendor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Person {
+    /// The user's id.
+    pub user_id: String,
+    /// The organization the user belongs to first.
+    pub primary_org: String,
+    /// Role names (global to the user where the vendor has one role per user).
+    pub roles: Vec<String>,
+    /// Active (not disabled or soft-deleted).
+    pub active: bool,
+}
+
+/// How a person reaches the organization.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// It is the user's primary organization; queue names the user works on there.
+    Primary {
+        /// Queue names.
+        queues: Vec<String>,
+    },
+    /// Through a membership.
+    Membership {
+        /// Membership id.
+        id: String,
+        /// Queue names.
+        queues: Vec<String>,
+    },
+    /// Not at all.
+    None,
+}
+
+/// What the vendor says about a person and one organization.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberObserved {
+    /// The person, if the vendor knows them.
+    pub person: Option<Person>,
+    /// Their access to the organization.
+    pub access: Access,
+}
+
+/// One change to a person's access.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MemberAction {
+    /// Create the user in the organization, with role and queues. Not idempotent.
+    CreateUser,
+    /// Give an existing user of another organization access. Not idempotent.
+    AddMembership,
+    /// Set the primary user's role.
+    SetRole(String),
+    /// Set the queues the user works on in the organization.
+    SetQueues(Vec<String>),
+    /// Re-activate a disabled user.
+    Reactivate,
+}
+
+/// Membership operations of a vendor (same contract as [`VendorClient`]: observe first).
+#[async_trait::async_trait]
+pub trait MemberClient: Send + Sync {
+    /// Role names the vendor accepts.
+    fn roles(&self) -> &'static [&'static str];
+    /// Whether a user has one role across all organizations (so roles cannot differ per org).
+    fn one_role_per_user(&self) -> bool;
+    /// The person with `email` and their access to `org`.
+    async fn observe_member(&self, org: &str, email: &str) -> Result<MemberObserved, VendorError>;
+    /// Carries out one action.
+    async fn act_member(
+        &self,
+        desired: &MemberDesired,
+        observed: &MemberObserved,
+        action: &MemberAction,
+    ) -> Result<(), VendorError>;
+    /// Removes the access (a membership, or disables a user whose primary org it is).
+    async fn remove_member(&self, org: &str, observed: &MemberObserved) -> Result<(), VendorError>;
 }

@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod kinds;
+mod members;
 pub mod models;
 mod vendor;
 

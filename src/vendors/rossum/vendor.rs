@@ -92,6 +92,10 @@ impl VendorClient for RossumClient {
         self.verify().await
     }
 
+    fn members(&self) -> Option<&dyn crate::vendors::MemberClient> {
+        Some(self)
+    }
+
     async fn get_org(&self, id: &str) -> Result<Option<OrgInfo>, VendorError> {
         Ok(self.organization(parse_org_id(id)?).await?.map(info))
     }

@@ -1,0 +1,344 @@
+//! Membership reconcile: observe the person and their access, decide (pure), act, report.
+
+use crate::api::MembershipPhase;
+use crate::api::conditions::{ConditionSpec, types};
+use crate::engine::Mode;
+use crate::vendors::{Access, MemberAction, MemberDesired, MemberObserved, VendorClient};
+
+/// Condition type for a role the vendor cannot give in this org.
+pub const ROLE_CONFLICT: &str = "RoleConflict";
+
+/// The plan for one membership.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberPlan {
+    /// Actions in order.
+    pub actions: Vec<MemberAction>,
+    /// Why the role cannot be what the spec asks, if so.
+    pub role_conflict: Option<String>,
+}
+
+/// A spec the vendor cannot accept.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidMember(pub String);
+
+/// Decides what to change. Pure.
+pub fn plan_member(
+    desired: &MemberDesired,
+    observed: &MemberObserved,
+    roles: &[&str],
+    one_role_per_user: bool,
+) -> Result<MemberPlan, InvalidMember> {
+    if !roles.contains(&desired.role.as_str()) {
+        return Err(InvalidMember(format!(
+            "spec.role: {:?} is not a role of this vendor; use one of {}",
+            desired.role,
+            roles.join(", ")
+        )));
+    }
+    let mut actions = Vec::new();
+    let mut role_conflict = None;
+    let mut want_queues = desired.queues.clone();
+    want_queues.sort();
+    let Some(person) = &observed.person else {
+        return Ok(MemberPlan {
+            actions: vec![MemberAction::CreateUser],
+            role_conflict: None,
+        });
+    };
+    if !person.active {
+        actions.push(MemberAction::Reactivate);
+    }
+    let has_role = person.roles.iter().any(|r| r == &desired.role);
+    match &observed.access {
+        Access::Primary { queues } => {
+            if !has_role {
+                actions.push(MemberAction::SetRole(desired.role.clone()));
+            }
+            if *queues != want_queues {
+                actions.push(MemberAction::SetQueues(want_queues));
+            }
+        }
+        Access::Membership { queues, .. } => {
+            if *queues != want_queues {
+                actions.push(MemberAction::SetQueues(want_queues));
+            }
+        }
+        Access::None => actions.push(MemberAction::AddMembership),
+    }
+    if !matches!(observed.access, Access::Primary { .. }) && !has_role && one_role_per_user {
+        // The role belongs to the user's primary organization: changing it here would change
+        // it everywhere, and a second OrgMembership could flip it back. Say so; do not touch it.
+        role_conflict = Some(format!(
+            "the vendor keeps one role per user: this user's role is {} (set in organization {}), not {:?}; access is granted with that role",
+            if person.roles.is_empty() {
+                "none".to_string()
+            } else {
+                person.roles.join(", ")
+            },
+            person.primary_org,
+            desired.role
+        ));
+    }
+    Ok(MemberPlan {
+        actions,
+        role_conflict,
+    })
+}
+
+/// The outcome of a membership reconcile.
+#[derive(Clone, Debug)]
+pub struct MemberReport {
+    /// The user id (membership id where access is a membership).
+    pub external_id: Option<String>,
+    /// Phase.
+    pub phase: MembershipPhase,
+    /// Conditions.
+    pub conditions: Vec<ConditionSpec>,
+    /// Ready.
+    pub ready: bool,
+    /// Something was changed at the vendor.
+    pub changed: bool,
+    /// A failure retrying may fix.
+    pub transient: bool,
+}
+
+impl MemberReport {
+    fn failed(reason: &str, message: String, transient: bool) -> Self {
+        Self {
+            external_id: None,
+            phase: MembershipPhase::Failed,
+            conditions: vec![ConditionSpec::new(types::READY, false, reason, message)],
+            ready: false,
+            changed: false,
+            transient,
+        }
+    }
+
+    /// The Ready condition's reason.
+    pub fn ready_reason(&self) -> &str {
+        self.conditions
+            .iter()
+            .find(|c| c.type_ == types::READY)
+            .map(|c| c.reason.as_str())
+            .unwrap_or("")
+    }
+
+    /// The Ready condition's message.
+    pub fn ready_message(&self) -> &str {
+        self.conditions
+            .iter()
+            .find(|c| c.type_ == types::READY)
+            .map(|c| c.message.as_str())
+            .unwrap_or("")
+    }
+}
+
+fn external_id(o: &MemberObserved) -> Option<String> {
+    match (&o.access, &o.person) {
+        (Access::Membership { id, .. }, _) => Some(format!("membership/{id}")),
+        (_, Some(p)) => Some(format!("user/{}", p.user_id)),
+        _ => None,
+    }
+}
+
+/// Reconciles one person's access to one organization.
+pub async fn reconcile_member(
+    vendor: &dyn VendorClient,
+    desired: &MemberDesired,
+    mode: Mode,
+) -> MemberReport {
+    let Some(members) = vendor.members() else {
+        return MemberReport::failed(
+            "Unsupported",
+            format!("{} memberships are not supported", vendor.vendor()),
+            false,
+        );
+    };
+    if let Err(e) = vendor.verify_credentials().await {
+        return MemberReport::failed(e.category(), e.to_string(), e.is_transient());
+    }
+    let mut changed = false;
+    // A create whose outcome is unknown is resolved by observing again, never by re-sending.
+    for _round in 0..3 {
+        let observed = match members.observe_member(&desired.org, &desired.email).await {
+            Ok(o) => o,
+            Err(e) => return MemberReport::failed(e.category(), e.to_string(), e.is_transient()),
+        };
+        let plan = match plan_member(
+            desired,
+            &observed,
+            members.roles(),
+            members.one_role_per_user(),
+        ) {
+            Ok(p) => p,
+            Err(e) => return MemberReport::failed("InvalidSpec", e.0, false),
+        };
+        if plan.actions.is_empty() || mode == Mode::ObserveOnly {
+            return finish(&observed, &plan, changed, mode);
+        }
+        let mut unknown = false;
+        for action in &plan.actions {
+            match members.act_member(desired, &observed, action).await {
+                Ok(()) => changed = true,
+                Err(e) if e.is_outcome_unknown() || e.is_transient() => {
+                    unknown = true;
+                    break;
+                }
+                Err(e) => return MemberReport::failed(e.category(), e.to_string(), false),
+            }
+        }
+        if !unknown {
+            // Observe what the actions made, for the id and a final check.
+            continue;
+        }
+    }
+    MemberReport::failed(
+        "VendorUnavailable",
+        "the vendor kept failing; retrying".into(),
+        true,
+    )
+}
+
+fn finish(observed: &MemberObserved, plan: &MemberPlan, changed: bool, mode: Mode) -> MemberReport {
+    let mut conditions = Vec::new();
+    let drift = !plan.actions.is_empty();
+    match &plan.role_conflict {
+        Some(msg) => conditions.push(ConditionSpec::new(
+            ROLE_CONFLICT,
+            true,
+            "OneRolePerUser",
+            msg.clone(),
+        )),
+        None => conditions.push(ConditionSpec::new(
+            ROLE_CONFLICT,
+            false,
+            "NoConflict",
+            "the role is as specified",
+        )),
+    }
+    let (ready, reason, message) = if drift && mode == Mode::ObserveOnly {
+        (
+            false,
+            "DriftDetected",
+            "access differs from the spec; not repaired because the Organization is suspended"
+                .to_string(),
+        )
+    } else if let Some(msg) = &plan.role_conflict {
+        (false, "RoleConflict", msg.clone())
+    } else {
+        (
+            true,
+            "Ready",
+            "the user has the specified access".to_string(),
+        )
+    };
+    conditions.push(ConditionSpec::new(types::READY, ready, reason, message));
+    MemberReport {
+        external_id: external_id(observed),
+        phase: if ready {
+            MembershipPhase::Ready
+        } else {
+            MembershipPhase::Failed
+        },
+        conditions,
+        ready,
+        changed,
+        transient: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vendors::Person;
+
+    fn desired(role: &str, queues: &[&str]) -> MemberDesired {
+        MemberDesired {
+            org: "2".into(),
+            email: "george@example.com".into(),
+            first_name: None,
+            last_name: None,
+            role: role.into(),
+            queues: queues.iter().map(|q| q.to_string()).collect(),
+        }
+    }
+
+    fn person(org: &str, role: &str) -> Option<Person> {
+        Some(Person {
+            user_id: "7".into(),
+            primary_org: org.into(),
+            roles: vec![role.into()],
+            active: true,
+        })
+    }
+
+    const ROLES: &[&str] = &["admin", "annotator"];
+
+    #[test]
+    fn unknown_people_are_created() {
+        let o = MemberObserved {
+            person: None,
+            access: Access::None,
+        };
+        assert_eq!(
+            plan_member(&desired("admin", &[]), &o, ROLES, true)
+                .unwrap()
+                .actions,
+            vec![MemberAction::CreateUser]
+        );
+    }
+
+    #[test]
+    fn people_of_other_orgs_get_a_membership_and_a_role_conflict_is_reported_not_fixed() {
+        let o = MemberObserved {
+            person: person("1", "annotator"),
+            access: Access::None,
+        };
+        let plan = plan_member(&desired("admin", &[]), &o, ROLES, true).unwrap();
+        assert_eq!(plan.actions, vec![MemberAction::AddMembership]);
+        assert!(plan.role_conflict.unwrap().contains("one role per user"));
+        let same_role = plan_member(&desired("annotator", &[]), &o, ROLES, true).unwrap();
+        assert!(same_role.role_conflict.is_none());
+    }
+
+    #[test]
+    fn primary_users_get_role_and_queues_repaired() {
+        let o = MemberObserved {
+            person: person("2", "annotator"),
+            access: Access::Primary {
+                queues: vec!["A".into()],
+            },
+        };
+        let plan = plan_member(&desired("admin", &["B", "A"]), &o, ROLES, true).unwrap();
+        assert_eq!(
+            plan.actions,
+            vec![
+                MemberAction::SetRole("admin".into()),
+                MemberAction::SetQueues(vec!["A".into(), "B".into()])
+            ]
+        );
+        let in_sync = MemberObserved {
+            person: person("2", "admin"),
+            access: Access::Primary {
+                queues: vec!["A".into(), "B".into()],
+            },
+        };
+        assert!(
+            plan_member(&desired("admin", &["A", "B"]), &in_sync, ROLES, true)
+                .unwrap()
+                .actions
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn unknown_roles_are_invalid() {
+        let o = MemberObserved {
+            person: None,
+            access: Access::None,
+        };
+        let e = plan_member(&desired("overlord", &[]), &o, ROLES, true).unwrap_err();
+        assert!(e.0.contains("spec.role") && e.0.contains("admin"));
+    }
+}
