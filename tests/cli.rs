@@ -261,3 +261,71 @@ async fn bad_input_names_file_document_and_field_and_touches_no_vendor() {
         "bad input reached the vendor"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memberships_follow_their_organizations_and_duplicates_are_a_conflict() {
+    let sim = simulator("").await;
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "secret.yaml", &secret(PASSWORD));
+    write(
+        dir.path(),
+        "org.yaml",
+        &org("nordics", "Nordics", &sim.base_url),
+    );
+    let member = |name: &str, email: &str, role: &str| {
+        format!(
+            "---\napiVersion: orgops.io/v1alpha1\nkind: OrgMembership\nmetadata: {{name: {name}, namespace: tenants}}\nspec:\n  organizationRef: {{name: nordics}}\n  user: {{email: {email}}}\n  role: {role}\n"
+        )
+    };
+    write(
+        dir.path(),
+        "z-members.yaml",
+        &format!(
+            "{}{}",
+            member("george", "george@acme.example", "admin"),
+            member("george-again", "George@acme.example", "admin")
+        ),
+    );
+    let path = dir.path().display().to_string();
+    let run = orgops(&["apply", "-f", &path, "--rate-limit", "200"]).await;
+    assert_eq!(
+        run.code, 1,
+        "the duplicate is not Ready: {}\n{}",
+        run.stdout, run.stderr
+    );
+    let george = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("george "))
+        .unwrap();
+    assert!(george.contains("Ready"), "{}", run.stdout);
+    let again = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("george-again"))
+        .unwrap();
+    assert!(again.contains("Failed"), "{}", run.stdout);
+    assert_eq!(
+        sim.with_db(|db| db.kinds["users"]
+            .values()
+            .filter(|u| u.value["username"] == "george@acme.example")
+            .count()),
+        1
+    );
+
+    // A malformed e-mail is bad input: named, exit 2, no vendor touched.
+    write(
+        dir.path(),
+        "z-members.yaml",
+        &member("bad", "not-an-email", "admin"),
+    );
+    let requests = sim.running.stats.requests.load(Ordering::Relaxed);
+    let run = orgops(&["apply", "-f", &path]).await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("OrgMembership/bad: spec.user.email"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(sim.running.stats.requests.load(Ordering::Relaxed), requests);
+}

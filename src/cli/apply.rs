@@ -132,6 +132,22 @@ pub async fn run(args: ApplyArgs) -> Result<bool, ApplyError> {
         });
     }
 
+    let mut memberships = Vec::new();
+    for (origin, mem) in &m.memberships {
+        let desired =
+            crate::engine::membership::DesiredMembership::from_resource(mem).map_err(|e| {
+                ApplyError::Manifest(manifests::ManifestError {
+                    location: format!(
+                        "{origin} OrgMembership/{}: {}",
+                        mem.metadata.name.as_deref().unwrap_or(""),
+                        e.field
+                    ),
+                    message: e.message,
+                })
+            })?;
+        memberships.push(desired);
+    }
+
     let options = EngineOptions {
         concurrency: args.concurrency.max(1),
         ..EngineOptions::default()
@@ -157,27 +173,90 @@ pub async fn run(args: ApplyArgs) -> Result<bool, ApplyError> {
         ));
         orgs_out.push((p.origin.clone(), org));
     }
+    // Memberships after their organizations, one at a time: the same person in two orgs must
+    // not race to be created twice.
     let mut memberships_out = Vec::new();
-    for (_, mem) in &m.memberships {
-        // OrgMembership reconcile is its own issue; report it honestly as not done.
-        all_ready = false;
-        let mut mem = mem.clone();
-        mem.status = Some(OrgMembershipStatus {
-            observed_generation: mem.metadata.generation,
-            external_id: None,
-            phase: Some(MembershipPhase::Pending),
-            conditions: merge(
-                &[],
-                &[ConditionSpec::new(
-                    types::READY,
-                    false,
-                    "NotImplemented",
-                    "this orgops build does not reconcile OrgMemberships yet",
-                )],
-                mem.metadata.generation,
-                jiff::Timestamp::now(),
+    let mut claimed: Vec<(String, String, String)> = Vec::new();
+    for ((origin, mem), desired) in m.memberships.iter().zip(&memberships) {
+        let name = mem.metadata.name.clone().unwrap_or_default();
+        let report = match planned.iter().zip(&results).find(|(p, _)| {
+            let ns = p.org.metadata.namespace.as_deref().unwrap_or("default");
+            format!("{ns}/{}", p.org.metadata.name.as_deref().unwrap_or("")) == desired.organization
+        }) {
+            _ if claimed.iter().any(|(o, e, _)| {
+                *o == desired.organization && e.eq_ignore_ascii_case(&desired.email)
+            }) =>
+            {
+                let first = claimed
+                    .iter()
+                    .find(|(o, e, _)| {
+                        *o == desired.organization && e.eq_ignore_ascii_case(&desired.email)
+                    })
+                    .map(|(_, _, n)| n.clone())
+                    .unwrap_or_default();
+                member_status(
+                    MembershipPhase::Failed,
+                    None,
+                    "Conflict",
+                    &format!(
+                        "OrgMembership {first} already gives {} access to {}; this one is ignored ({origin})",
+                        desired.email, desired.organization
+                    ),
+                )
+            }
+            Some((p, org_report))
+                if org_report.ready
+                    || org_report.external_id.is_some()
+                        && p.desired.mode == crate::engine::Mode::ObserveOnly =>
+            {
+                claimed.push((
+                    desired.organization.clone(),
+                    desired.email.clone(),
+                    name.clone(),
+                ));
+                let id = org_report.external_id.clone().unwrap_or_default();
+                let r = crate::engine::membership::reconcile_member(
+                    p.client.as_ref(),
+                    &desired.member(&id),
+                    p.desired.mode,
+                )
+                .await;
+                display.println(&if r.ready {
+                    format!(
+                        "{name}: {} has access to {} ({})",
+                        desired.email,
+                        desired.organization,
+                        if r.changed { "granted" } else { "unchanged" }
+                    )
+                } else {
+                    format!(
+                        "{name}: NOT READY ({}): {}",
+                        r.ready_reason(),
+                        r.ready_message()
+                    )
+                });
+                OrgMembershipStatus {
+                    observed_generation: mem.metadata.generation,
+                    external_id: r.external_id.clone(),
+                    phase: Some(r.phase),
+                    conditions: merge(
+                        &[],
+                        &r.conditions,
+                        mem.metadata.generation,
+                        jiff::Timestamp::now(),
+                    ),
+                }
+            }
+            _ => member_status(
+                MembershipPhase::WaitingForOrganization,
+                None,
+                "WaitingForOrganization",
+                &format!("Organization {} is not Ready", desired.organization),
             ),
-        });
+        };
+        all_ready &= report.phase == Some(MembershipPhase::Ready);
+        let mut mem = mem.clone();
+        mem.status = Some(report);
         memberships_out.push(mem);
     }
     match args.output {
@@ -193,6 +272,25 @@ pub async fn run(args: ApplyArgs) -> Result<bool, ApplyError> {
     }
     drop(simulator);
     Ok(all_ready)
+}
+
+fn member_status(
+    phase: MembershipPhase,
+    external_id: Option<String>,
+    reason: &str,
+    message: &str,
+) -> OrgMembershipStatus {
+    OrgMembershipStatus {
+        observed_generation: None,
+        external_id,
+        phase: Some(phase),
+        conditions: merge(
+            &[],
+            &[ConditionSpec::new(types::READY, false, reason, message)],
+            None,
+            jiff::Timestamp::now(),
+        ),
+    }
 }
 
 fn at(origin: &Origin, org: &Organization, field: &str, message: impl Into<String>) -> ApplyError {

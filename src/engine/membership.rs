@@ -5,6 +5,85 @@ use crate::api::conditions::{ConditionSpec, types};
 use crate::engine::Mode;
 use crate::vendors::{Access, MemberAction, MemberDesired, MemberObserved, VendorClient};
 
+/// The engine's view of an `OrgMembership`, checked at the boundary.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DesiredMembership {
+    /// `namespace/name` of the Organization.
+    pub organization: String,
+    /// Organization resource name.
+    pub organization_name: String,
+    /// E-mail.
+    pub email: String,
+    /// First name.
+    pub first_name: Option<String>,
+    /// Last name.
+    pub last_name: Option<String>,
+    /// Role.
+    pub role: String,
+    /// Queue names.
+    pub queues: Vec<String>,
+    /// Deletion policy.
+    pub deletion_policy: crate::api::DeletionPolicy,
+}
+
+impl DesiredMembership {
+    /// Converts a resource, checking what the schema checks (for the CLI path).
+    pub fn from_resource(
+        m: &crate::api::OrgMembership,
+    ) -> Result<Self, crate::engine::InvalidSpec> {
+        let ns = m
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        let invalid = |field: &str, message: &str| crate::engine::InvalidSpec {
+            field: field.into(),
+            message: message.into(),
+        };
+        let email = m.spec.user.email.trim();
+        let valid_email = email.split_once('@').is_some_and(|(l, d)| {
+            !l.is_empty()
+                && d.contains('.')
+                && !d.starts_with('.')
+                && !email.contains(char::is_whitespace)
+        });
+        if !valid_email {
+            return Err(invalid(
+                "spec.user.email",
+                "must be an e-mail address like george@example.com",
+            ));
+        }
+        if m.spec.organization_ref.name.is_empty() {
+            return Err(invalid("spec.organizationRef.name", "is required"));
+        }
+        if m.spec.role.trim().is_empty() {
+            return Err(invalid("spec.role", "is required"));
+        }
+        Ok(Self {
+            organization: format!("{ns}/{}", m.spec.organization_ref.name),
+            organization_name: m.spec.organization_ref.name.clone(),
+            email: email.to_string(),
+            first_name: m.spec.user.first_name.clone(),
+            last_name: m.spec.user.last_name.clone(),
+            role: m.spec.role.clone(),
+            queues: m.spec.queues.clone(),
+            deletion_policy: m.spec.deletion_policy,
+        })
+    }
+
+    /// The vendor-facing request, once the organization's id is known.
+    pub fn member(&self, org_external_id: &str) -> MemberDesired {
+        MemberDesired {
+            org: org_external_id.to_string(),
+            email: self.email.clone(),
+            first_name: self.first_name.clone(),
+            last_name: self.last_name.clone(),
+            role: self.role.clone(),
+            queues: self.queues.clone(),
+        }
+    }
+}
+
 /// Condition type for a role the vendor cannot give in this org.
 pub const ROLE_CONFLICT: &str = "RoleConflict";
 
@@ -159,7 +238,9 @@ pub async fn reconcile_member(
         return MemberReport::failed(e.category(), e.to_string(), e.is_transient());
     }
     let mut changed = false;
-    // A create whose outcome is unknown is resolved by observing again, never by re-sending.
+    let mut last_error: Option<(String, String, bool)> = None;
+    // A create whose outcome is unknown — or that lost a race with another reconcile of the
+    // same person — is resolved by observing again, never by re-sending blindly.
     for _round in 0..3 {
         let observed = match members.observe_member(&desired.org, &desired.email).await {
             Ok(o) => o,
@@ -177,27 +258,36 @@ pub async fn reconcile_member(
         if plan.actions.is_empty() || mode == Mode::ObserveOnly {
             return finish(&observed, &plan, changed, mode);
         }
-        let mut unknown = false;
         for action in &plan.actions {
             match members.act_member(desired, &observed, action).await {
                 Ok(()) => changed = true,
-                Err(e) if e.is_outcome_unknown() || e.is_transient() => {
-                    unknown = true;
+                Err(e) => {
+                    let creates = matches!(
+                        action,
+                        MemberAction::CreateUser | MemberAction::AddMembership
+                    );
+                    let retry = e.is_outcome_unknown() || e.is_transient() || creates;
+                    last_error = Some((
+                        e.category().to_string(),
+                        e.to_string(),
+                        e.is_transient() || e.is_outcome_unknown(),
+                    ));
+                    if !retry {
+                        return MemberReport::failed(e.category(), e.to_string(), false);
+                    }
                     break;
                 }
-                Err(e) => return MemberReport::failed(e.category(), e.to_string(), false),
             }
         }
-        if !unknown {
-            // Observe what the actions made, for the id and a final check.
-            continue;
-        }
     }
-    MemberReport::failed(
-        "VendorUnavailable",
-        "the vendor kept failing; retrying".into(),
-        true,
-    )
+    match last_error {
+        Some((reason, message, transient)) => MemberReport::failed(&reason, message, transient),
+        None => MemberReport::failed(
+            "VendorUnavailable",
+            "the access did not settle; retrying".into(),
+            true,
+        ),
+    }
 }
 
 fn finish(observed: &MemberObserved, plan: &MemberPlan, changed: bool, mode: Mode) -> MemberReport {
