@@ -596,3 +596,115 @@ async fn startup_fails_clearly_without_crds_and_sigterm_stops_gracefully() {
     );
     assert_eq!(holder, "");
 }
+
+fn second_org(ns: &str, endpoint: &str) -> String {
+    format!(
+        "apiVersion: orgops.io/v1alpha1\nkind: Organization\nmetadata: {{name: french-department, namespace: {ns}}}\nspec:\n  vendor: rossum\n  displayName: French department\n  connection:\n    endpoint: {endpoint}\n    credentialsSecretRef: {{name: rossum-admin}}\n  settings: {{rossum: {{firstUser: {{email: fr-{ns}@tenants.example}}}}}}\n"
+    )
+}
+
+fn george(ns: &str, org: &str) -> String {
+    format!(
+        "apiVersion: orgops.io/v1alpha1\nkind: OrgMembership\nmetadata: {{name: george-{org}, namespace: {ns}}}\nspec:\n  organizationRef: {{name: {org}}}\n  user: {{email: george-{ns}@example.com, firstName: George}}\n  role: admin\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn george_in_two_orgs_waits_for_them_then_removing_one_removes_only_that_access() {
+    let c = Cluster::start().await;
+    c.install_crds().await;
+    let ns = c.namespace("george").await;
+    let sim = simulator("").await;
+    let _op = start_operator(&c, &ns).await;
+    let dir = tempfile::tempdir().unwrap();
+
+    // The memberships come first: they wait for their organizations without error spam.
+    let members = format!(
+        "{}---\n{}",
+        george(&ns, "german-department"),
+        george(&ns, "french-department")
+    );
+    apply(&c, dir.path(), &members).await;
+    let waiting = c
+        .kubectl(&[
+            "wait",
+            "--for=jsonpath={.status.phase}=WaitingForOrganization",
+            "orgm/george-german-department",
+            "-n",
+            &ns,
+            "--timeout=30s",
+        ])
+        .await;
+    assert!(waiting.status.success(), "{}", stderr(&waiting));
+
+    let orgs = format!(
+        "{}---\n{}",
+        manifests(&ns, &sim.base_url, PASSWORD, ""),
+        second_org(&ns, &sim.base_url)
+    );
+    apply(&c, dir.path(), &orgs).await;
+    for m in ["george-german-department", "george-french-department"] {
+        let out = c
+            .kubectl(&[
+                "wait",
+                "--for=condition=Ready",
+                &format!("orgm/{m}"),
+                "-n",
+                &ns,
+                "--timeout=60s",
+            ])
+            .await;
+        assert!(
+            out.status.success(),
+            "{m}: {}\n{}",
+            stderr(&out),
+            stdout(&c.kubectl(&["get", "orgm", "-n", &ns, "-o", "yaml"]).await)
+        );
+    }
+    let table = stdout(&c.kubectl(&["get", "orgm", "-n", &ns]).await);
+    assert!(
+        table.lines().next().unwrap().contains("EMAIL") && table.contains("Ready"),
+        "{table}"
+    );
+
+    let username = format!("george-{ns}@example.com");
+    let users = || {
+        sim.with_db(|db| {
+            db.kinds["users"]
+                .values()
+                .filter(|u| {
+                    u.value["username"] == username.as_str() && u.value["is_active"] == true
+                })
+                .count()
+        })
+    };
+    assert_eq!(users(), 1, "one user, whatever the number of orgs");
+    let memberships =
+        || sim.with_db(|db| db.kinds.get("memberships").map(|m| m.len()).unwrap_or(0));
+    assert_eq!(memberships(), 1);
+
+    // Removing one OrgMembership (deletionPolicy Delete by default) removes only that access.
+    let primary_org = sim.with_db(|db| {
+        db.kinds["users"]
+            .values()
+            .find(|u| u.value["username"] == username.as_str())
+            .unwrap()
+            .org
+    });
+    let de_id: u64 = jsonpath(&c, &ns, "{.status.externalId}")
+        .await
+        .parse()
+        .unwrap();
+    let (removed, kept) = if primary_org == de_id {
+        ("george-french-department", "membership")
+    } else {
+        ("george-german-department", "membership")
+    };
+    let _ = kept;
+    let d = c
+        .kubectl(&["delete", "orgm", removed, "-n", &ns, "--timeout=30s"])
+        .await;
+    assert!(d.status.success(), "{}", stderr(&d));
+    assert_eq!(memberships(), 0);
+    assert_eq!(users(), 1, "the user keeps the access to the other org");
+}

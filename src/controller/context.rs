@@ -21,8 +21,8 @@ use crate::vendors::{
 pub struct Seen {
     /// `metadata.generation`.
     pub generation: Option<i64>,
-    /// resourceVersion of the credentials Secret.
-    pub secret_version: Option<String>,
+    /// Version of what the resource depends on (its Secret; for memberships the Organization).
+    pub dependency_version: Option<String>,
     /// When the next drift check is due.
     pub next_sync: Instant,
 }

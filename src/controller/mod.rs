@@ -1,6 +1,7 @@
 //! `orgops run`: the operator. kube-rs controllers wired to the engine.
 //!
 //! - [`organization`]: the Organization reconciler and its error policy.
+//! - [`membership`]: the OrgMembership reconciler (waits for its Organization to be Ready).
 //! - [`context`]: state shared by reconciles (clients, recorder, metrics, backoff).
 //! - [`sink`]: the engine's state written to the resource (create intent, id, progress).
 //! - [`metrics`], [`http`]: Prometheus metrics and health endpoints.
@@ -11,6 +12,7 @@ pub mod context;
 pub mod error;
 pub mod http;
 pub mod leader;
+pub mod membership;
 pub mod metrics;
 pub mod organization;
 pub mod sink;
@@ -29,7 +31,7 @@ use kube::{Api, Client, ResourceExt};
 
 pub use error::Error;
 
-use crate::api::Organization;
+use crate::api::{OrgMembership, Organization};
 use crate::engine::EngineOptions;
 use crate::vendors::Endpoints;
 
@@ -184,7 +186,46 @@ pub async fn run(client: Client, opts: RunOptions) -> Result<(), Error> {
                     tracing::debug!(error = %e, "controller event");
                 }
             });
-        controllers.push(run);
+        controllers.push(
+            Box::pin(run) as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+        );
+
+        let (memberships, orgs): (Api<OrgMembership>, Api<Organization>) = match &scope {
+            Some(ns) => (
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+            ),
+            None => (Api::all(client.clone()), Api::all(client.clone())),
+        };
+        let controller = Controller::new(memberships, watcher::Config::default().any_semantic());
+        let store = controller.store();
+        let run = controller
+            // An Organization that changes (e.g. becomes Ready) brings its memberships back.
+            .watches(
+                orgs,
+                watcher::Config::default().any_semantic(),
+                move |org: Organization| {
+                    let ns = org.namespace().unwrap_or_default();
+                    let name = org.name_any();
+                    store
+                        .state()
+                        .into_iter()
+                        .filter(move |m| {
+                            m.namespace().as_deref() == Some(ns.as_str())
+                                && m.spec.organization_ref.name == name
+                        })
+                        .map(|m| ObjectRef::from_obj(&*m))
+                },
+            )
+            .with_config(Config::default().concurrency(opts.concurrency))
+            .shutdown_on_signal()
+            .run(membership::reconcile, membership::error_policy, ctx.clone())
+            .for_each(|result| async move {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "controller event");
+                }
+            });
+        controllers.push(Box::pin(run));
     }
     tracing::info!("orgops controllers running");
     let result = match &leases {

@@ -64,7 +64,7 @@ pub async fn reconcile(org: Arc<Organization>, ctx: Arc<Context>) -> Result<Acti
     // changed and no drift check is due.
     if let Some(seen) = ctx.seen(&uid)
         && seen.generation == org.metadata.generation
-        && seen.secret_version == secret_version
+        && seen.dependency_version == secret_version
         && let Some(wait) = seen.next_sync.checked_duration_since(Instant::now())
     {
         count(&ctx, "skipped");
@@ -182,7 +182,7 @@ pub async fn reconcile(org: Arc<Organization>, ctx: Arc<Context>) -> Result<Acti
                 &uid,
                 Some(Seen {
                     generation: org.metadata.generation,
-                    secret_version,
+                    dependency_version: secret_version,
                     next_sync: now + d,
                 }),
             );
@@ -202,7 +202,7 @@ pub async fn reconcile(org: Arc<Organization>, ctx: Arc<Context>) -> Result<Acti
                 &uid,
                 Some(Seen {
                     generation: org.metadata.generation,
-                    secret_version,
+                    dependency_version: secret_version,
                     next_sync: now + PARKED,
                 }),
             );
@@ -360,7 +360,7 @@ async fn park(
         &uid,
         Some(Seen {
             generation: org.metadata.generation,
-            secret_version,
+            dependency_version: secret_version,
             next_sync: Instant::now() + PARKED,
         }),
     );

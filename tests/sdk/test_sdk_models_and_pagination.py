@@ -9,7 +9,7 @@ Environment:
   ROSSUM_PASSWORD
   ROSSUM_TEMPLATE_ORG  name of the seeded template organization (default "Template org")
 
-Run:  pip install -r tests/python/requirements.txt && python -m pytest -q tests/python
+Run by ./scripts/test (pip install -r tests/sdk/requirements.txt; python -m pytest -q tests/sdk)
 
 If the template org is not the login user's own organization (e.g. the user is an organization
 group admin), the template checks run with a membership token for it

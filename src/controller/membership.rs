@@ -1,0 +1,461 @@
+//! The OrgMembership controller: waits for its Organization to be Ready, then keeps one
+//! person's access to it as specified; on deletion applies `deletionPolicy`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+
+use super::context::{Context, Seen};
+use super::error::Error;
+use super::metrics::{FailureLabels, ReconcileLabels};
+use super::organization::FINALIZER;
+use crate::api::conditions::{ConditionSpec, merge, same_ignoring_time, status_of, types};
+use crate::api::{
+    DeletionPolicy, MembershipPhase, OrgMembership, OrgMembershipStatus, Organization,
+};
+use crate::engine::Mode;
+use crate::engine::membership::{DesiredMembership, reconcile_member};
+use crate::vendors::VendorClient;
+
+const KIND: &str = "orgmembership";
+const PARKED: Duration = Duration::from_secs(3600);
+
+fn count(ctx: &Context, result: &str) {
+    ctx.metrics
+        .reconciles
+        .get_or_create(&ReconcileLabels {
+            kind: KIND.into(),
+            result: result.into(),
+        })
+        .inc();
+}
+
+fn org_ready(org: &Organization) -> bool {
+    org.status
+        .as_ref()
+        .and_then(|s| status_of(&s.conditions, types::READY))
+        == Some("True")
+}
+
+/// The vendor client of the Organization `org` (through its Secret).
+async fn client_for(
+    ctx: &Context,
+    org: &Organization,
+) -> Result<Option<Arc<dyn VendorClient>>, Error> {
+    let ns = org.namespace().ok_or(Error::NoNamespace)?;
+    let name = &org.spec.connection.credentials_secret_ref.name;
+    let Some(secret) = Api::<Secret>::namespaced(ctx.client.clone(), &ns)
+        .get_opt(name)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let credentials = crate::api::credentials_from_secret(&format!("{ns}/{name}"), &secret);
+    ctx.vendor_client(
+        org.spec.vendor,
+        org.spec.connection.endpoint.as_deref(),
+        credentials,
+        secret.resource_version().as_deref().unwrap_or(""),
+    )
+    .map(Some)
+    .map_err(|e| Error::Transient {
+        reason: e.category().into(),
+        message: e.to_string(),
+    })
+}
+
+/// Reconciles one OrgMembership.
+pub async fn reconcile(m: Arc<OrgMembership>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let _timer = ctx.metrics.timer(KIND);
+    let ns = m.namespace().ok_or(Error::NoNamespace)?;
+    let api: Api<OrgMembership> = Api::namespaced(ctx.client.clone(), &ns);
+    let orgs: Api<Organization> = Api::namespaced(ctx.client.clone(), &ns);
+    let org = orgs.get_opt(&m.spec.organization_ref.name).await?;
+
+    if m.meta().deletion_timestamp.is_some() {
+        return cleanup(&m, &api, org.as_ref(), &ctx).await;
+    }
+    if !m.finalizers().iter().any(|f| f == FINALIZER) {
+        let patch = json!({"metadata": {"finalizers": [FINALIZER], "resourceVersion": m.resource_version()}});
+        api.patch(
+            &m.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await?;
+        return Ok(Action::await_change());
+    }
+    let desired = match DesiredMembership::from_resource(&m) {
+        Ok(d) => d,
+        Err(e) => {
+            return park(
+                &ctx,
+                &api,
+                &m,
+                MembershipPhase::Failed,
+                "InvalidSpec",
+                &e.to_string(),
+                None,
+            )
+            .await;
+        }
+    };
+    let Some(org) = org.filter(org_ready) else {
+        let message = format!("Organization {} is not Ready yet", desired.organization);
+        write(
+            &api,
+            &m,
+            MembershipPhase::WaitingForOrganization,
+            None,
+            vec![ConditionSpec::new(
+                types::READY,
+                false,
+                "WaitingForOrganization",
+                message,
+            )],
+        )
+        .await?;
+        count(&ctx, "waiting");
+        // The Organization watch brings this back as soon as it changes.
+        return Ok(Action::requeue(PARKED));
+    };
+    if let Some(older) = older_duplicate(&ctx, &m, &desired).await? {
+        let message = format!(
+            "OrgMembership {older} already manages {} in {}; remove one of them",
+            desired.email, desired.organization
+        );
+        return park(
+            &ctx,
+            &api,
+            &m,
+            MembershipPhase::Failed,
+            "Conflict",
+            &message,
+            None,
+        )
+        .await;
+    }
+
+    // Skip echoes of our own writes and of the Organization's progress updates.
+    let uid = format!("m/{}", m.uid().unwrap_or_default());
+    let org_version = format!("{:?}/{}", org.metadata.generation, org_ready(&org));
+    if let Some(seen) = ctx.seen(&uid)
+        && seen.generation == m.metadata.generation
+        && seen.dependency_version.as_deref() == Some(org_version.as_str())
+        && let Some(wait) = seen.next_sync.checked_duration_since(Instant::now())
+    {
+        count(&ctx, "skipped");
+        return Ok(Action::requeue(wait));
+    }
+    let Some(client) = client_for(&ctx, &org).await? else {
+        let message = format!(
+            "Secret {ns}/{} of the Organization does not exist",
+            org.spec.connection.credentials_secret_ref.name
+        );
+        return park(
+            &ctx,
+            &api,
+            &m,
+            MembershipPhase::Failed,
+            "SecretNotFound",
+            &message,
+            Some(org_version),
+        )
+        .await;
+    };
+    let Some(org_id) = org.status.as_ref().and_then(|s| s.external_id.clone()) else {
+        return Ok(Action::requeue(Duration::from_secs(5)));
+    };
+    let mode = if org.spec.suspend {
+        Mode::ObserveOnly
+    } else {
+        Mode::Apply
+    };
+    let report = reconcile_member(client.as_ref(), &desired.member(&org_id), mode).await;
+    write(
+        &api,
+        &m,
+        report.phase,
+        report.external_id.clone(),
+        report.conditions.clone(),
+    )
+    .await?;
+    if report.changed {
+        publish(
+            &ctx,
+            &m,
+            EventType::Normal,
+            "AccessGranted",
+            &format!(
+                "{} has the specified access to {}",
+                desired.email, desired.organization
+            ),
+        )
+        .await;
+    }
+    if report.transient {
+        ctx.remember(&uid, None);
+        return Err(Error::Transient {
+            reason: report.ready_reason().into(),
+            message: report.ready_message().into(),
+        });
+    }
+    if !report.ready {
+        publish(
+            &ctx,
+            &m,
+            EventType::Warning,
+            report.ready_reason(),
+            report.ready_message(),
+        )
+        .await;
+    }
+    count(&ctx, if report.ready { "ready" } else { "not_ready" });
+    ctx.succeeded(&uid);
+    let sync = crate::engine::DesiredOrg::from_resource(&org)
+        .map(|d| d.sync_interval)
+        .unwrap_or(ctx.default_sync_interval);
+    let next = if report.ready { sync } else { PARKED };
+    ctx.remember(
+        &uid,
+        Some(Seen {
+            generation: m.metadata.generation,
+            dependency_version: Some(org_version),
+            next_sync: Instant::now() + next,
+        }),
+    );
+    Ok(Action::requeue(next))
+}
+
+/// Backs transient failures off per object.
+pub fn error_policy(m: Arc<OrgMembership>, err: &Error, ctx: Arc<Context>) -> Action {
+    count(&ctx, "error");
+    ctx.metrics
+        .failures
+        .get_or_create(&FailureLabels {
+            kind: KIND.into(),
+            reason: err.category().to_string(),
+        })
+        .inc();
+    let delay = ctx.backoff(&format!("m/{}", m.uid().unwrap_or_default()));
+    tracing::warn!(membership = %m.name_any(), error = %err, ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// Another OrgMembership of the same person and organization, created earlier.
+async fn older_duplicate(
+    ctx: &Context,
+    m: &OrgMembership,
+    desired: &DesiredMembership,
+) -> Result<Option<String>, Error> {
+    let api: Api<OrgMembership> =
+        Api::namespaced(ctx.client.clone(), &m.namespace().unwrap_or_default());
+    let all = api.list(&Default::default()).await?;
+    let key = |x: &OrgMembership| {
+        (
+            x.metadata.creation_timestamp.clone().map(|t| t.0),
+            x.name_any(),
+        )
+    };
+    Ok(all
+        .items
+        .iter()
+        .filter(|o| o.name_any() != m.name_any() && o.meta().deletion_timestamp.is_none())
+        .filter(|o| {
+            o.spec.organization_ref.name == m.spec.organization_ref.name
+                && o.spec.user.email.eq_ignore_ascii_case(&desired.email)
+        })
+        .filter(|o| key(o) < key(m))
+        .map(|o| o.name_any())
+        .next())
+}
+
+async fn write(
+    api: &Api<OrgMembership>,
+    m: &OrgMembership,
+    phase: MembershipPhase,
+    external_id: Option<String>,
+    conditions: Vec<ConditionSpec>,
+) -> Result<(), Error> {
+    let old = m.status.clone().unwrap_or_default();
+    let status = OrgMembershipStatus {
+        observed_generation: m.metadata.generation,
+        external_id: external_id.or(old.external_id.clone()),
+        phase: Some(phase),
+        conditions: merge(
+            &old.conditions,
+            &conditions,
+            m.metadata.generation,
+            jiff::Timestamp::now(),
+        ),
+    };
+    let same = m.status.as_ref().is_some_and(|s| {
+        s.phase == status.phase
+            && s.external_id == status.external_id
+            && s.observed_generation == status.observed_generation
+            && same_ignoring_time(&s.conditions, &status.conditions)
+    });
+    if !same {
+        api.patch_status(
+            &m.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"status": status})),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn park(
+    ctx: &Context,
+    api: &Api<OrgMembership>,
+    m: &OrgMembership,
+    phase: MembershipPhase,
+    reason: &str,
+    message: &str,
+    org_version: Option<String>,
+) -> Result<Action, Error> {
+    let changed = m.status.as_ref().is_none_or(|s| s.phase != Some(phase));
+    write(
+        api,
+        m,
+        phase,
+        None,
+        vec![ConditionSpec::new(types::READY, false, reason, message)],
+    )
+    .await?;
+    if changed {
+        publish(ctx, m, EventType::Warning, reason, message).await;
+    }
+    count(ctx, "not_ready");
+    ctx.remember(
+        &format!("m/{}", m.uid().unwrap_or_default()),
+        Some(Seen {
+            generation: m.metadata.generation,
+            dependency_version: org_version,
+            next_sync: Instant::now() + PARKED,
+        }),
+    );
+    Ok(Action::requeue(PARKED))
+}
+
+async fn publish(ctx: &Context, m: &OrgMembership, type_: EventType, reason: &str, note: &str) {
+    let event = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note.chars().take(1000).collect()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &m.object_ref(&())).await {
+        tracing::debug!(error = %e, "event not published");
+    }
+}
+
+async fn remove_finalizer(api: &Api<OrgMembership>, m: &OrgMembership) -> Result<(), Error> {
+    let rest: Vec<String> = m
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
+    let patch = json!({"metadata": {"finalizers": rest, "resourceVersion": m.resource_version()}});
+    match api
+        .patch(
+            &m.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn cleanup(
+    m: &OrgMembership,
+    api: &Api<OrgMembership>,
+    org: Option<&Organization>,
+    ctx: &Context,
+) -> Result<Action, Error> {
+    if !m.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok(Action::await_change());
+    }
+    if m.spec.deletion_policy == DeletionPolicy::Orphan
+        || m.status
+            .as_ref()
+            .and_then(|s| s.external_id.as_ref())
+            .is_none()
+    {
+        remove_finalizer(api, m).await?;
+        return Ok(Action::await_change());
+    }
+    let org_id = org
+        .and_then(|o| o.status.as_ref())
+        .and_then(|s| s.external_id.clone());
+    let client = match org {
+        Some(o) => client_for(ctx, o).await?,
+        None => None,
+    };
+    let (Some(org_id), Some(client)) = (org_id, client) else {
+        let message = format!(
+            "cannot remove the access at the vendor: Organization {} or its Secret is gone; restore it or set deletionPolicy: Orphan",
+            m.spec.organization_ref.name
+        );
+        write(
+            api,
+            m,
+            MembershipPhase::Deleting,
+            None,
+            vec![ConditionSpec::new(
+                types::READY,
+                false,
+                "CannotDelete",
+                message.clone(),
+            )],
+        )
+        .await?;
+        publish(ctx, m, EventType::Warning, "CannotDelete", &message).await;
+        return Ok(Action::requeue(PARKED));
+    };
+    let Some(members) = client.members() else {
+        remove_finalizer(api, m).await?;
+        return Ok(Action::await_change());
+    };
+    let observed = members
+        .observe_member(&org_id, m.spec.user.email.trim())
+        .await
+        .map_err(|e| Error::Transient {
+            reason: e.category().into(),
+            message: e.to_string(),
+        })?;
+    members
+        .remove_member(&org_id, &observed)
+        .await
+        .map_err(|e| Error::Transient {
+            reason: e.category().into(),
+            message: e.to_string(),
+        })?;
+    publish(
+        ctx,
+        m,
+        EventType::Normal,
+        "AccessRemoved",
+        &format!(
+            "removed {}'s access to organization {org_id}",
+            m.spec.user.email
+        ),
+    )
+    .await;
+    remove_finalizer(api, m).await?;
+    Ok(Action::await_change())
+}
