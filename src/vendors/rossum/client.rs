@@ -33,6 +33,8 @@ pub struct RossumClient {
     transport: Transport,
     credentials: Credentials,
     tokens: TokenCache<Scope>,
+    /// The organization group of the credentials, looked up once.
+    pub(crate) group: tokio::sync::OnceCell<OrganizationGroupId>,
 }
 
 impl std::fmt::Debug for RossumClient {
@@ -65,6 +67,7 @@ impl RossumClient {
             transport,
             credentials,
             tokens: TokenCache::default(),
+            group: tokio::sync::OnceCell::new(),
         })
     }
 

@@ -32,16 +32,22 @@ fn org_id(s: &str) -> Result<OrganizationId, VendorError> {
 
 impl RossumClient {
     async fn group_id(&self) -> Result<OrganizationGroupId, VendorError> {
-        let groups = self.organization_groups().await?;
-        groups
-            .first()
-            .and_then(|g| g["id"].as_u64())
-            .map(OrganizationGroupId)
-            .ok_or_else(|| {
-                VendorError::Forbidden(
-                    "no organization group is visible to these credentials".into(),
-                )
+        let id = self
+            .group
+            .get_or_try_init(|| async {
+                let groups = self.organization_groups().await?;
+                groups
+                    .first()
+                    .and_then(|g| g["id"].as_u64())
+                    .map(OrganizationGroupId)
+                    .ok_or_else(|| {
+                        VendorError::Forbidden(
+                            "no organization group is visible to these credentials".into(),
+                        )
+                    })
             })
+            .await?;
+        Ok(*id)
     }
 
     /// Queue URL by name in `org`.
