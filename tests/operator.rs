@@ -707,4 +707,58 @@ async fn george_in_two_orgs_waits_for_them_then_removing_one_removes_only_that_a
     assert!(d.status.success(), "{}", stderr(&d));
     assert_eq!(memberships(), 0);
     assert_eq!(users(), 1, "the user keeps the access to the other org");
+
+    // Bad input the schema can catch is refused by the API server, with the field.
+    for (doc, field) in [
+        (
+            george(&ns, "x").replace("  organizationRef: {name: x}\n", ""),
+            "spec.organizationRef",
+        ),
+        (
+            george(&ns, "y").replace(&format!("george-{ns}@example.com"), "not-an-email"),
+            "spec.user.email",
+        ),
+    ] {
+        let file = dir.path().join("bad.yaml");
+        std::fs::write(&file, doc).unwrap();
+        let out = c.kubectl(&["apply", "-f", file.to_str().unwrap()]).await;
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains(field), "{field}: {}", stderr(&out));
+    }
+    // An unknown role is a condition (the schema cannot know each vendor's roles).
+    let file = dir.path().join("role.yaml");
+    std::fs::write(
+        &file,
+        format!("apiVersion: orgops.io/v1alpha1\nkind: OrgMembership\nmetadata: {{name: vera-german-department, namespace: {ns}}}\nspec:\n  organizationRef: {{name: german-department}}\n  user: {{email: vera@example.com}}\n  role: overlord\n"),
+    )
+    .unwrap();
+    let out = c.kubectl(&["apply", "-f", file.to_str().unwrap()]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ready = c
+        .kubectl(&[
+            "wait",
+            "--for=condition=Ready=False",
+            "orgm/vera-german-department",
+            "-n",
+            &ns,
+            "--timeout=30s",
+        ])
+        .await;
+    assert!(ready.status.success(), "{}", stderr(&ready));
+    let msg = stdout(
+        &c.kubectl(&[
+            "get",
+            "orgm",
+            "vera-german-department",
+            "-n",
+            &ns,
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Ready\")].message}",
+        ])
+        .await,
+    );
+    assert!(
+        msg.contains("overlord") && msg.contains("annotator"),
+        "{msg}"
+    );
 }
