@@ -179,31 +179,26 @@ pub async fn run(args: ApplyArgs) -> Result<bool, ApplyError> {
     let mut claimed: Vec<(String, String, String)> = Vec::new();
     for ((origin, mem), desired) in m.memberships.iter().zip(&memberships) {
         let name = mem.metadata.name.clone().unwrap_or_default();
-        let report = match planned.iter().zip(&results).find(|(p, _)| {
+        let organization = planned.iter().zip(&results).find(|(p, _)| {
             let ns = p.org.metadata.namespace.as_deref().unwrap_or("default");
             format!("{ns}/{}", p.org.metadata.name.as_deref().unwrap_or("")) == desired.organization
-        }) {
-            _ if claimed.iter().any(|(o, e, _)| {
-                *o == desired.organization && e.eq_ignore_ascii_case(&desired.email)
-            }) =>
-            {
-                let first = claimed
-                    .iter()
-                    .find(|(o, e, _)| {
-                        *o == desired.organization && e.eq_ignore_ascii_case(&desired.email)
-                    })
-                    .map(|(_, _, n)| n.clone())
-                    .unwrap_or_default();
-                member_status(
-                    MembershipPhase::Failed,
-                    None,
-                    "Conflict",
-                    &format!(
-                        "OrgMembership {first} already gives {} access to {}; this one is ignored ({origin})",
-                        desired.email, desired.organization
-                    ),
-                )
-            }
+        });
+        let first_claim = claimed
+            .iter()
+            .find(|(o, e, _)| *o == desired.organization && e.eq_ignore_ascii_case(&desired.email))
+            .map(|(_, _, n)| n.clone());
+        let report = match organization {
+            _ if first_claim.is_some() => member_status(
+                MembershipPhase::Failed,
+                None,
+                "Conflict",
+                &format!(
+                    "OrgMembership {} already gives {} access to {}; this one is ignored ({origin})",
+                    first_claim.unwrap_or_default(),
+                    desired.email,
+                    desired.organization
+                ),
+            ),
             Some((p, org_report))
                 if org_report.ready
                     || org_report.external_id.is_some()
