@@ -48,6 +48,11 @@ impl ConditionSpec {
     }
 }
 
+/// The `Ready` condition among `specs`, if any.
+pub fn ready_of(specs: &[ConditionSpec]) -> Option<&ConditionSpec> {
+    specs.iter().find(|c| c.type_ == types::READY)
+}
+
 /// Merges `wanted` into `existing`: a condition whose status did not change keeps its
 /// `lastTransitionTime`; conditions of types not in `wanted` are kept as they are.
 pub fn merge(

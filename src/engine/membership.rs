@@ -1,7 +1,7 @@
 //! Membership reconcile: observe the person and their access, decide (pure), act, report.
 
 use crate::api::MembershipPhase;
-use crate::api::conditions::{ConditionSpec, types};
+use crate::api::conditions::{ConditionSpec, ready_of, types};
 use crate::engine::Mode;
 use crate::vendors::{Access, MemberAction, MemberDesired, MemberObserved, VendorClient};
 
@@ -196,20 +196,12 @@ impl MemberReport {
 
     /// The Ready condition's reason.
     pub fn ready_reason(&self) -> &str {
-        self.conditions
-            .iter()
-            .find(|c| c.type_ == types::READY)
-            .map(|c| c.reason.as_str())
-            .unwrap_or("")
+        ready_of(&self.conditions).map(|c| c.reason.as_str()).unwrap_or("")
     }
 
     /// The Ready condition's message.
     pub fn ready_message(&self) -> &str {
-        self.conditions
-            .iter()
-            .find(|c| c.type_ == types::READY)
-            .map(|c| c.message.as_str())
-            .unwrap_or("")
+        ready_of(&self.conditions).map(|c| c.message.as_str()).unwrap_or("")
     }
 }
 

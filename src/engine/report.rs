@@ -8,7 +8,7 @@ use super::copy::CopyReport;
 use super::desired::{DesiredOrg, Mode};
 use super::org::Failure;
 use crate::api::OrgPhase;
-use crate::api::conditions::{ConditionSpec, types};
+use crate::api::conditions::{ConditionSpec, ready_of, types};
 
 /// Reconcile steps, each with its own condition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -306,21 +306,13 @@ impl OrgReport {
         })
     }
 
-    /// The reason of the Ready condition.
+    /// The Ready condition's reason.
     pub fn ready_reason(&self) -> &str {
-        self.conditions
-            .iter()
-            .find(|c| c.type_ == types::READY)
-            .map(|c| c.reason.as_str())
-            .unwrap_or("")
+        ready_of(&self.conditions).map(|c| c.reason.as_str()).unwrap_or("")
     }
 
-    /// The message of the Ready condition.
+    /// The Ready condition's message.
     pub fn ready_message(&self) -> &str {
-        self.conditions
-            .iter()
-            .find(|c| c.type_ == types::READY)
-            .map(|c| c.message.as_str())
-            .unwrap_or("")
+        ready_of(&self.conditions).map(|c| c.message.as_str()).unwrap_or("")
     }
 }
