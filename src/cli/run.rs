@@ -20,9 +20,20 @@ pub struct RunArgs {
     /// Address for /metrics, /healthz and /readyz.
     #[arg(long, env = "ORGOPS_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
-    /// Requests per second per vendor endpoint (default: the vendor's documented limit).
+    /// Requests per second per vendor endpoint, for every vendor (default: each vendor's
+    /// documented limit).
     #[arg(long, env = "ORGOPS_VENDOR_RATE_LIMIT")]
     pub vendor_rate_limit: Option<u32>,
+    /// Per-vendor request rates, e.g. `rossum=10,dataloop=5` (win over --vendor-rate-limit).
+    #[arg(long, env = "ORGOPS_VENDOR_RATE_LIMITS", value_delimiter = ',', value_parser = key_value)]
+    pub vendor_rate_limits: Vec<(String, String)>,
+    /// Default endpoint per vendor for Organizations without spec.connection.endpoint, e.g.
+    /// `rossum=https://acme.rossum.app/api/v1`.
+    #[arg(long, env = "ORGOPS_VENDOR_ENDPOINTS", value_delimiter = ',', value_parser = key_value)]
+    pub vendor_endpoints: Vec<(String, String)>,
+    /// Check the configuration, print it, and exit without connecting to anything.
+    #[arg(long)]
+    pub validate_config: bool,
     /// Elect a leader through a Lease so that only one replica acts.
     #[arg(long, env = "ORGOPS_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
     pub leader_election: bool,
@@ -57,30 +68,67 @@ pub enum LogFormat {
 
 /// Runs the operator with the ambient kubeconfig or in-cluster configuration.
 pub async fn run(args: RunArgs) -> Result<(), controller::Error> {
+    let options = options(&args)?;
+    if args.validate_config {
+        println!("{options:#?}");
+        return Ok(());
+    }
     let client = kube::Client::try_default()
         .await
         .map_err(|e| controller::Error::Setup(format!("cannot reach the Kubernetes API: {e}")))?;
-    controller::run(
-        client,
-        RunOptions {
-            namespaces: args.namespaces,
-            concurrency: args.concurrency,
-            listen: args.listen,
-            vendor_rate: args.vendor_rate_limit,
-            copy_concurrency: args.copy_concurrency,
-            default_sync_interval: args.default_sync_interval,
-            lease: args
-                .leader_election
-                .then(|| controller::leader::LeaseConfig {
-                    name: args.lease_name.clone(),
-                    namespace: args.lease_namespace.clone(),
-                    identity: args.identity.clone().unwrap_or_else(default_identity),
-                    duration: Duration::from_secs(args.lease_duration_seconds.max(2)),
-                    renew: Duration::from_secs((args.lease_duration_seconds / 3).max(1)),
-                }),
-        },
-    )
-    .await
+    controller::run(client, options).await
+}
+
+fn options(args: &RunArgs) -> Result<RunOptions, controller::Error> {
+    const VENDORS: [&str; 4] = ["rossum", "dataloop", "renderedai", "openlattice"];
+    let known = |k: &str| {
+        if VENDORS.contains(&k) {
+            Ok(())
+        } else {
+            Err(controller::Error::Setup(format!(
+                "unknown vendor {k:?}; use one of {}",
+                VENDORS.join(", ")
+            )))
+        }
+    };
+    let mut vendor_rates = std::collections::HashMap::new();
+    if let Some(r) = args.vendor_rate_limit {
+        vendor_rates.insert("*".to_string(), r);
+    }
+    for (k, v) in &args.vendor_rate_limits {
+        known(k)?;
+        let rate: u32 = v.parse().ok().filter(|r| *r > 0).ok_or_else(|| {
+            controller::Error::Setup(format!(
+                "--vendor-rate-limits {k}={v}: not a positive number"
+            ))
+        })?;
+        vendor_rates.insert(k.clone(), rate);
+    }
+    let mut vendor_endpoints = std::collections::HashMap::new();
+    for (k, v) in &args.vendor_endpoints {
+        known(k)?;
+        url::Url::parse(v)
+            .map_err(|e| controller::Error::Setup(format!("--vendor-endpoints {k}={v}: {e}")))?;
+        vendor_endpoints.insert(k.clone(), v.clone());
+    }
+    Ok(RunOptions {
+        namespaces: args.namespaces.clone(),
+        concurrency: args.concurrency,
+        listen: args.listen,
+        vendor_rates,
+        vendor_endpoints,
+        copy_concurrency: args.copy_concurrency,
+        default_sync_interval: args.default_sync_interval,
+        lease: args
+            .leader_election
+            .then(|| controller::leader::LeaseConfig {
+                name: args.lease_name.clone(),
+                namespace: args.lease_namespace.clone(),
+                identity: args.identity.clone().unwrap_or_else(default_identity),
+                duration: Duration::from_secs(args.lease_duration_seconds.max(2)),
+                renew: Duration::from_secs((args.lease_duration_seconds / 3).max(1)),
+            }),
+    })
 }
 
 fn default_identity() -> String {
@@ -93,4 +141,10 @@ fn default_identity() -> String {
 fn parse_interval(s: &str) -> Result<Duration, String> {
     crate::engine::desired::parse_duration(s)
         .ok_or_else(|| format!("{s:?} is not a duration like 10m or 1h30m"))
+}
+
+fn key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .ok_or_else(|| format!("{s:?} is not vendor=value"))
 }

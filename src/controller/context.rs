@@ -39,8 +39,11 @@ pub struct Context {
     pub endpoints: Arc<Endpoints>,
     /// Engine tuning.
     pub engine: EngineOptions,
-    /// Requests per second per vendor endpoint (`None`: the vendor's documented limit).
-    pub vendor_rate: Option<u32>,
+    /// Requests per second per vendor endpoint, by vendor name and (`*`) for all vendors;
+    /// absent: the vendor's documented limit.
+    pub vendor_rates: HashMap<String, u32>,
+    /// Endpoint by vendor name, for Organizations without `spec.connection.endpoint`.
+    pub vendor_endpoints: HashMap<String, String>,
     /// Drift re-check period for resources without `spec.syncInterval`.
     pub default_sync_interval: Duration,
     clients: Mutex<HashMap<String, Arc<dyn VendorClient>>>,
@@ -54,7 +57,8 @@ impl Context {
         client: Client,
         endpoints: Arc<Endpoints>,
         engine: EngineOptions,
-        vendor_rate: Option<u32>,
+        vendor_rates: HashMap<String, u32>,
+        vendor_endpoints: HashMap<String, String>,
         default_sync_interval: Duration,
     ) -> Self {
         let reporter = Reporter {
@@ -67,7 +71,8 @@ impl Context {
             client,
             endpoints,
             engine,
-            vendor_rate,
+            vendor_rates,
+            vendor_endpoints,
             default_sync_interval,
             clients: Mutex::new(HashMap::new()),
             seen: Mutex::new(HashMap::new()),
@@ -92,7 +97,12 @@ impl Context {
             return Ok(c);
         }
         let config = HttpConfig {
-            rate_per_second: self.vendor_rate.unwrap_or(default_rate(vendor)),
+            rate_per_second: self
+                .vendor_rates
+                .get(vendor.as_str())
+                .or(self.vendor_rates.get("*"))
+                .copied()
+                .unwrap_or(default_rate(vendor)),
             ..HttpConfig::default()
         };
         let client = connect(vendor, endpoint, credentials, config, &self.endpoints)?;

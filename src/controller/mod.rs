@@ -44,8 +44,10 @@ pub struct RunOptions {
     pub concurrency: u16,
     /// Address of `/metrics`, `/healthz`, `/readyz`.
     pub listen: SocketAddr,
-    /// Requests per second per vendor endpoint (`None`: the vendor's documented limit).
-    pub vendor_rate: Option<u32>,
+    /// Requests per second per vendor endpoint by vendor name, `*` for all; absent: documented.
+    pub vendor_rates: std::collections::HashMap<String, u32>,
+    /// Default endpoint by vendor name.
+    pub vendor_endpoints: std::collections::HashMap<String, String>,
     /// Vendor requests in flight per reconcile.
     pub copy_concurrency: usize,
     /// Drift re-check period for Organizations without `spec.syncInterval`.
@@ -105,7 +107,8 @@ pub async fn run(client: Client, opts: RunOptions) -> Result<(), Error> {
         client.clone(),
         endpoints,
         engine,
-        opts.vendor_rate,
+        opts.vendor_rates.clone(),
+        opts.vendor_endpoints.clone(),
         opts.default_sync_interval,
     ));
     let ready = Arc::new(AtomicBool::new(false));

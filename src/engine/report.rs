@@ -308,11 +308,15 @@ impl OrgReport {
 
     /// The Ready condition's reason.
     pub fn ready_reason(&self) -> &str {
-        ready_of(&self.conditions).map(|c| c.reason.as_str()).unwrap_or("")
+        ready_of(&self.conditions)
+            .map(|c| c.reason.as_str())
+            .unwrap_or("")
     }
 
     /// The Ready condition's message.
     pub fn ready_message(&self) -> &str {
-        ready_of(&self.conditions).map(|c| c.message.as_str()).unwrap_or("")
+        ready_of(&self.conditions)
+            .map(|c| c.message.as_str())
+            .unwrap_or("")
     }
 }
