@@ -1,0 +1,48 @@
+{{- define "orgops.name" -}}
+{{- .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "orgops.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "orgops.labels" -}}
+app.kubernetes.io/name: {{ include "orgops.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "orgops.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "orgops.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "orgops.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "orgops.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* What the operator does in every namespace it watches. */}}
+{{- define "orgops.watchRules" -}}
+- apiGroups: ["orgops.io"]
+  resources: ["organizations", "orgmemberships"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["orgops.io"]
+  resources: ["organizations/status", "orgmemberships/status"]
+  verbs: ["patch"]
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end -}}
