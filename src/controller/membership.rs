@@ -82,7 +82,10 @@ pub async fn reconcile(m: Arc<OrgMembership>, ctx: Arc<Context>) -> Result<Actio
         return cleanup(&m, &api, org.as_ref(), &ctx).await;
     }
     if !m.finalizers().iter().any(|f| f == FINALIZER) {
-        let patch = json!({"metadata": {"finalizers": [FINALIZER], "resourceVersion": m.resource_version()}});
+        // Other controllers' finalizers stay; the resourceVersion makes the write conditional.
+        let mut finalizers = m.finalizers().to_vec();
+        finalizers.push(FINALIZER.to_string());
+        let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": m.resource_version()}});
         api.patch(
             &m.name_any(),
             &PatchParams::default(),
