@@ -15,8 +15,11 @@ struct Run {
 }
 
 async fn orgops(args: &[&str]) -> Run {
+    // Each run keeps its create intents apart from other tests' and from the user's.
+    let state_home = tempfile::tempdir().unwrap();
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_orgops"))
         .args(args)
+        .env("XDG_STATE_HOME", state_home.path())
         .output()
         .await
         .expect("orgops runs");
@@ -328,4 +331,66 @@ async fn memberships_follow_their_organizations_and_duplicates_are_a_conflict() 
         run.stderr
     );
     assert_eq!(sim.running.stats.requests.load(Ordering::Relaxed), requests);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apply_killed_after_the_vendor_created_the_org_is_resumed_not_repeated() {
+    let sim = simulator("").await;
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "secret.yaml", &secret(PASSWORD));
+    write(
+        dir.path(),
+        "org.yaml",
+        &org("nordics", "Nordics", &sim.base_url),
+    );
+    // What a run killed between Rossum's 201 and the ownership marker leaves behind: the intent
+    // on disk, and an unmarked org of that name created after it.
+    let state = dir.path().join("state.json");
+    let started = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(1);
+    let key = format!("rossum {} tenants/nordics", sim.base_url);
+    std::fs::write(
+        &state,
+        serde_json::json!({ key: {"name": "Nordics", "startedAt": started.to_string()} })
+            .to_string(),
+    )
+    .unwrap();
+    let orphan = sim.with_db(|db| {
+        db.create_org(1, "Nordics", serde_json::json!({}), None)
+            .unwrap()
+    });
+
+    let files = dir.path().join("secret.yaml");
+    let orgs = dir.path().join("org.yaml");
+    let run = orgops(&[
+        "apply",
+        "-f",
+        files.to_str().unwrap(),
+        "-f",
+        orgs.to_str().unwrap(),
+        "--state-file",
+        state.to_str().unwrap(),
+        "--rate-limit",
+        "200",
+    ])
+    .await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let named = sim.with_db(|db| {
+        db.kinds["organizations"]
+            .values()
+            .filter(|o| o.value["name"] == "Nordics")
+            .count()
+    });
+    assert_eq!(named, 1, "a second org was created");
+    assert!(
+        run.stdout.contains(&orphan.to_string()),
+        "the orphan was not adopted:\n{}",
+        run.stdout
+    );
+    let left: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert_eq!(
+        left,
+        serde_json::json!({}),
+        "the intent is cleared once resolved"
+    );
 }

@@ -52,6 +52,10 @@ pub struct ApplyArgs {
     /// No progress output.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Where create intents are kept between runs, so a killed apply never creates an
+    /// organization twice (default: $XDG_STATE_HOME/orgops/apply-state.json).
+    #[arg(long, env = "ORGOPS_STATE_FILE")]
+    pub state_file: Option<PathBuf>,
 }
 
 /// Why apply stopped before touching any vendor.
@@ -63,6 +67,9 @@ pub enum ApplyError {
     /// The simulator could not start.
     #[error("simulator: {0}")]
     Simulator(String),
+    /// The state file cannot be used.
+    #[error("state file: {0}")]
+    State(String),
 }
 
 struct Planned {
@@ -70,6 +77,8 @@ struct Planned {
     org: Organization,
     desired: DesiredOrg,
     client: Arc<dyn VendorClient>,
+    /// Key of the organization in the state file.
+    key: String,
 }
 
 /// Runs apply; `Ok(true)` when every resource is Ready.
@@ -77,6 +86,19 @@ pub async fn run(args: ApplyArgs) -> Result<bool, ApplyError> {
     let m = manifests::load(&args.files)?;
     let display = Display::detect(args.quiet || args.output == Output::Yaml);
     let endpoints = Endpoints::default();
+    let state = Arc::new(if args.simulate {
+        // A fresh simulator each run: nothing to remember.
+        crate::cli::state::StateFile::in_memory()
+    } else {
+        match args
+            .state_file
+            .clone()
+            .or_else(crate::cli::state::StateFile::default_path)
+        {
+            Some(path) => crate::cli::state::StateFile::open(&path).map_err(ApplyError::State)?,
+            None => crate::cli::state::StateFile::in_memory(),
+        }
+    });
 
     let simulator = if args.simulate {
         let sim = start_simulator(&m).await?;
@@ -124,11 +146,18 @@ pub async fn run(args: ApplyArgs) -> Result<bool, ApplyError> {
             };
             at(origin, org, field, e.to_string())
         })?;
+        let key = format!(
+            "{} {} {}",
+            org.spec.vendor,
+            endpoint.as_deref().unwrap_or("-"),
+            desired.owner.key
+        );
         planned.push(Planned {
             origin: origin.clone(),
             org: org.clone(),
             desired,
             client,
+            key,
         });
     }
 
@@ -152,12 +181,16 @@ pub async fn run(args: ApplyArgs) -> Result<bool, ApplyError> {
         concurrency: args.concurrency.max(1),
         ..EngineOptions::default()
     };
-    let results = futures::future::join_all(planned.iter().map(|p| {
-        let display = display.clone();
-        let options = options.clone();
-        async move { reconcile_until_settled(p, display, &options, args.attempts.max(1)).await }
-    }))
-    .await;
+    let results =
+        futures::future::join_all(planned.iter().map(|p| {
+            let display = display.clone();
+            let options = options.clone();
+            let state = state.clone();
+            async move {
+                reconcile_until_settled(p, display, state, &options, args.attempts.max(1)).await
+            }
+        }))
+        .await;
 
     let mut all_ready = true;
     let mut orgs_out = Vec::new();
@@ -301,12 +334,16 @@ fn at(origin: &Origin, org: &Organization, field: &str, message: impl Into<Strin
 async fn reconcile_until_settled(
     p: &Planned,
     display: Display,
+    durable: Arc<crate::cli::state::StateFile>,
     options: &EngineOptions,
     attempts: u32,
 ) -> OrgReport {
     let name = p.org.metadata.name.clone().unwrap_or_default();
-    let sink = CliSink::new(&name, display);
-    let mut state = OrgState::default();
+    let sink = CliSink::new(&name, display, durable, &p.key);
+    let mut state = OrgState {
+        external_id: None,
+        pending_create: sink.pending_create(),
+    };
     let mut attempt = 0;
     loop {
         attempt += 1;

@@ -5,6 +5,7 @@ pub mod manifests;
 pub mod progress;
 pub mod run;
 pub mod simulate;
+pub mod state;
 
 use clap::{Parser, Subcommand};
 

@@ -52,6 +52,8 @@ pub struct CliSink {
     org: String,
     display: Display,
     state: Mutex<SinkState>,
+    durable: std::sync::Arc<super::state::StateFile>,
+    key: String,
 }
 
 #[derive(Default)]
@@ -66,12 +68,23 @@ struct SinkState {
 const LINE_INTERVAL: Duration = Duration::from_secs(2);
 
 impl CliSink {
-    /// A sink for organization `org`.
-    pub fn new(org: &str, display: Display) -> Self {
+    /// A sink for organization `org`; create intents are also written to `durable` under `key`.
+    pub fn new(
+        org: &str,
+        display: Display,
+        durable: std::sync::Arc<super::state::StateFile>,
+        key: &str,
+    ) -> Self {
+        let pending = durable.pending(key);
         Self {
             org: org.to_string(),
             display,
-            state: Mutex::new(SinkState::default()),
+            state: Mutex::new(SinkState {
+                pending,
+                ..SinkState::default()
+            }),
+            durable,
+            key: key.to_string(),
         }
     }
 
@@ -155,6 +168,8 @@ impl ProgressSink for CliSink {
 #[async_trait::async_trait]
 impl Sink for CliSink {
     async fn save_pending_create(&self, pending: Option<&PendingCreate>) -> Result<(), String> {
+        // Durable first: the create request must not leave before the intent is on disk.
+        self.durable.set_pending(&self.key, pending)?;
         let mut s = self
             .state
             .lock()
