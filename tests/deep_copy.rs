@@ -156,8 +156,19 @@ async fn every_template_object_has_exactly_one_equal_copy_inside_the_new_org() {
                 .all(|t| t["email"] != inbox["email"])
         );
     }
-    // Hooks: run_after and hook↔queue links are preserved (also checked field by field above).
+    // Hooks: run_after and hook↔queue links are preserved (also checked field by field above),
+    // and the new org's first user owns their tokens.
     let hooks = sim.objects("hooks", target);
+    let creator = sim
+        .with_db(|db| db.render("organizations", target))
+        .unwrap()["creator"]
+        .clone();
+    assert!(creator.is_string());
+    assert!(
+        hooks.iter().all(|h| h["token_owner"] == creator),
+        "token owners: {:?}",
+        hooks.iter().map(|h| &h["token_owner"]).collect::<Vec<_>>()
+    );
     assert!(
         hooks
             .iter()

@@ -35,6 +35,9 @@ pub struct RossumClient {
     tokens: TokenCache<Scope>,
     /// The organization group of the credentials, looked up once.
     pub(crate) group: tokio::sync::OnceCell<OrganizationGroupId>,
+    /// First user (creator) URL per organization, looked up once.
+    pub(crate) creators:
+        std::sync::Mutex<std::collections::HashMap<OrganizationId, Option<String>>>,
 }
 
 impl std::fmt::Debug for RossumClient {
@@ -68,6 +71,7 @@ impl RossumClient {
             credentials,
             tokens: TokenCache::default(),
             group: tokio::sync::OnceCell::new(),
+            creators: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -338,6 +342,18 @@ impl RossumClient {
             Some(v) => Ok(Some(decode("organizations", v)?)),
             None => Ok(None),
         }
+    }
+
+    /// URL of the first user of `id` (its `creator`), cached.
+    pub async fn creator(&self, id: OrganizationId) -> Result<Option<String>, VendorError> {
+        if let Some(c) = self.creators.lock().ok().and_then(|m| m.get(&id).cloned()) {
+            return Ok(c);
+        }
+        let creator = self.organization(id).await?.and_then(|o| o.creator);
+        if let Ok(mut m) = self.creators.lock() {
+            m.insert(id, creator.clone());
+        }
+        Ok(creator)
     }
 
     /// `POST /organizations/create` with the Secret's `createKey`. Not idempotent.

@@ -196,6 +196,14 @@ impl VendorClient for RossumClient {
         body: Value,
     ) -> Result<Value, VendorError> {
         let org = parse_org_id(org)?;
+        let mut body = body;
+        if kind.name == kinds::HOOKS.name && body.get("token_owner").is_none_or(Value::is_null) {
+            // The template's token owner is a user of the template org. As Rossum's own copy
+            // tools do, the new org's first user owns the copied hooks' tokens.
+            if let Some(creator) = self.creator(org).await? {
+                body["token_owner"] = json!(creator);
+            }
+        }
         self.create_raw(Scope::Org(org), kind.name, body).await
     }
 
