@@ -71,7 +71,7 @@ impl RossumClient {
             credentials,
             tokens: TokenCache::default(),
             group: tokio::sync::OnceCell::new(),
-            creators: std::sync::Mutex::new(std::collections::HashMap::new()),
+            creators: tokio::sync::Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -344,15 +344,15 @@ impl RossumClient {
         }
     }
 
-    /// URL of the first user of `id` (its `creator`), cached.
+    /// URL of the first user of `id` (its `creator`), looked up once even when many hooks of
+    /// one copy ask at the same time.
     pub async fn creator(&self, id: OrganizationId) -> Result<Option<String>, VendorError> {
-        if let Some(c) = self.creators.lock().ok().and_then(|m| m.get(&id).cloned()) {
-            return Ok(c);
+        let mut cache = self.creators.lock().await;
+        if let Some(c) = cache.get(&id) {
+            return Ok(c.clone());
         }
         let creator = self.organization(id).await?.and_then(|o| o.creator);
-        if let Ok(mut m) = self.creators.lock() {
-            m.insert(id, creator.clone());
-        }
+        cache.insert(id, creator.clone());
         Ok(creator)
     }
 
