@@ -37,7 +37,7 @@ pub struct RossumClient {
     pub(crate) group: tokio::sync::OnceCell<OrganizationGroupId>,
     /// First user (creator) URL per organization, looked up once.
     pub(crate) creators:
-        std::sync::Mutex<std::collections::HashMap<OrganizationId, Option<String>>>,
+        tokio::sync::Mutex<std::collections::HashMap<OrganizationId, Option<String>>>,
 }
 
 impl std::fmt::Debug for RossumClient {
