@@ -14,15 +14,27 @@
 //! - **Rossum** (implemented): REST, integer ids, references are absolute URLs, objects carry a
 //!   free `metadata` object that holds the marker; email templates, labels and rules have none
 //!   and are matched by name + parent queue. Org creation needs a create_key.
-//! - **Dataloop**: REST with string ids; orgs cannot be created (adopt only, `create_org`
-//!   returns [`VendorError::Unsupported`]); projects, groups, integrations, drivers,
-//!   ontologies and recipes become kinds whose references are plain id strings; entities that
-//!   have a `metadata` map keep the marker there, the rest match on name + parent project.
-//! - **Rendered.ai**: GraphQL. The client maps `list_objects`/`create_object`/`update_object`
-//!   to queries and mutations per kind (workspaces, volumes, graphs, rules); ids are UUID
-//!   strings; no free metadata, so copies match on name + parent workspace; orgs are adopt-only.
-//! - **OpenLattice**: REST, UUID ids; `create_org` is `POST /datastore/organizations`; roles
-//!   and e-mail domains are org settings or kinds matched by title; no metadata on roles.
+//! - **Dataloop**: REST with UUID/e-mail string ids and several pagination styles (plain arrays,
+//!   `pageOffset`/`hasNextPage`, DQL query bodies) hidden inside `list_objects`. Orgs cannot be
+//!   created or deleted (`create_org`/`delete_org` → [`VendorError::Unsupported`]; adopt by
+//!   `externalId`, which needs no ownership marker); `name` and `plan` are org settings. Kinds:
+//!   groups, integrations (write-only secrets stripped), projects (created in the caller's org
+//!   and then moved — a vendor-side detail of `create_object`), drivers, ontologies, recipes;
+//!   references are id strings, including multi-parent lists (`projectIds`), which `RefField`
+//!   paths like `projectIds.*` already express. Most kinds lack a usable metadata map, so copies
+//!   use [`Identity::NaturalKey`] (name within the mapped parent). Members are invitations by
+//!   e-mail: `Invited` until accepted.
+//! - **Rendered.ai**: GraphQL (one endpoint, errors in `errors[]`). The client maps
+//!   `list_objects`/`create_object`/`update_object` to a query or mutation per kind with explicit
+//!   selection sets, re-reads objects after mutations that return only ids, and writes
+//!   parent-side reference lists (`editWorkspace`) inside `create_object`/`update_object`.
+//!   Orgs are adopt-only; kinds are org rules, volumes, workspaces, graphs (volume ids inside the
+//!   graph JSON are a reference path), workspace rules; no metadata, so natural keys (or `tags`).
+//!   Members by e-mail, roles admin/member, unknown e-mails become invitations.
+//! - **OpenLattice**: REST with UUID ids and no pagination; `create_org` sends a deterministic
+//!   id (UUIDv5 of the owner) so a lost response is found again by id; `delete_org` exists;
+//!   title/description are `text/plain` PUTs inside `patch_org`. Roles are a kind matched by
+//!   title (the automatic ADMIN role skipped); membership and role grants are idempotent PUTs.
 //!
 //! A vendor that cannot do something returns [`VendorError::Unsupported`], which the engine
 //! turns into an `Unsupported` condition instead of retrying.
