@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::context::{Context, Seen};
 use super::error::Error;
-use super::metrics::{FailureLabels, ReconcileLabels};
+use super::metrics::FailureLabels;
 use super::organization::FINALIZER;
 use crate::api::conditions::{ConditionSpec, merge, same_ignoring_time, status_of, types};
 use crate::api::{
@@ -25,16 +25,6 @@ use crate::vendors::VendorClient;
 
 const KIND: &str = "orgmembership";
 const PARKED: Duration = Duration::from_secs(3600);
-
-fn count(ctx: &Context, result: &str) {
-    ctx.metrics
-        .reconciles
-        .get_or_create(&ReconcileLabels {
-            kind: KIND.into(),
-            result: result.into(),
-        })
-        .inc();
-}
 
 fn org_ready(org: &Organization) -> bool {
     org.status
@@ -124,7 +114,7 @@ pub async fn reconcile(m: Arc<OrgMembership>, ctx: Arc<Context>) -> Result<Actio
             )],
         )
         .await?;
-        count(&ctx, "waiting");
+        ctx.metrics.reconciled(KIND, "waiting");
         // The Organization watch brings this back as soon as it changes.
         return Ok(Action::requeue(PARKED));
     };
@@ -153,7 +143,7 @@ pub async fn reconcile(m: Arc<OrgMembership>, ctx: Arc<Context>) -> Result<Actio
         && seen.dependency_version.as_deref() == Some(org_version.as_str())
         && let Some(wait) = seen.next_sync.checked_duration_since(Instant::now())
     {
-        count(&ctx, "skipped");
+        ctx.metrics.reconciled(KIND, "skipped");
         return Ok(Action::requeue(wait));
     }
     let Some(client) = client_for(&ctx, &org).await? else {
@@ -219,7 +209,8 @@ pub async fn reconcile(m: Arc<OrgMembership>, ctx: Arc<Context>) -> Result<Actio
         )
         .await;
     }
-    count(&ctx, if report.ready { "ready" } else { "not_ready" });
+    ctx.metrics
+        .reconciled(KIND, if report.ready { "ready" } else { "not_ready" });
     ctx.succeeded(&uid);
     let sync = crate::engine::DesiredOrg::from_resource(&org)
         .map(|d| d.sync_interval)
@@ -238,7 +229,7 @@ pub async fn reconcile(m: Arc<OrgMembership>, ctx: Arc<Context>) -> Result<Actio
 
 /// Backs transient failures off per object.
 pub fn error_policy(m: Arc<OrgMembership>, err: &Error, ctx: Arc<Context>) -> Action {
-    count(&ctx, "error");
+    ctx.metrics.reconciled(KIND, "error");
     ctx.metrics
         .failures
         .get_or_create(&FailureLabels {
@@ -337,7 +328,7 @@ async fn park(
     if changed {
         publish(ctx, m, EventType::Warning, reason, message).await;
     }
-    count(ctx, "not_ready");
+    ctx.metrics.reconciled(KIND, "not_ready");
     ctx.remember(
         &format!("m/{}", m.uid().unwrap_or_default()),
         Some(Seen {

@@ -137,6 +137,16 @@ impl Metrics {
         out
     }
 
+    /// Counts one reconcile of `kind` with `result`.
+    pub fn reconciled(&self, kind: &str, result: &str) {
+        self.reconciles
+            .get_or_create(&ReconcileLabels {
+                kind: kind.into(),
+                result: result.into(),
+            })
+            .inc();
+    }
+
     /// Starts timing a reconcile of `kind`; the duration is recorded when the guard drops.
     pub fn timer(&self, kind: &str) -> Timer<'_> {
         Timer {

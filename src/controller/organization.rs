@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::context::{Context, Seen};
 use super::error::Error;
-use super::metrics::{FailureLabels, KindLabels, ReconcileLabels};
+use super::metrics::{FailureLabels, KindLabels};
 use super::sink::{ResourceSink, pending_create};
 use crate::api::conditions::{ConditionSpec, merge, same_ignoring_time, types};
 use crate::api::{DeletionPolicy, OrgPhase, Organization, OrganizationStatus};
@@ -27,16 +27,6 @@ pub const FINALIZER: &str = "orgops.io/cleanup";
 const KIND: &str = "organization";
 /// Re-check period of resources parked on a condition only a human can fix.
 const PARKED: Duration = Duration::from_secs(3600);
-
-fn count(ctx: &Context, result: &str) {
-    ctx.metrics
-        .reconciles
-        .get_or_create(&ReconcileLabels {
-            kind: KIND.into(),
-            result: result.into(),
-        })
-        .inc();
-}
 
 /// Reconciles one Organization.
 pub async fn reconcile(org: Arc<Organization>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -67,7 +57,7 @@ pub async fn reconcile(org: Arc<Organization>, ctx: Arc<Context>) -> Result<Acti
         && seen.dependency_version == secret_version
         && let Some(wait) = seen.next_sync.checked_duration_since(Instant::now())
     {
-        count(&ctx, "skipped");
+        ctx.metrics.reconciled(KIND, "skipped");
         return Ok(Action::requeue(wait));
     }
 
@@ -176,7 +166,8 @@ pub async fn reconcile(org: Arc<Organization>, ctx: Arc<Context>) -> Result<Acti
     let now = Instant::now();
     match report.requeue {
         Requeue::After(d) => {
-            count(&ctx, if report.ready { "ready" } else { "not_ready" });
+            ctx.metrics
+                .reconciled(KIND, if report.ready { "ready" } else { "not_ready" });
             ctx.succeeded(&uid);
             ctx.remember(
                 &uid,
@@ -189,7 +180,7 @@ pub async fn reconcile(org: Arc<Organization>, ctx: Arc<Context>) -> Result<Acti
             Ok(Action::requeue(jitter(d)))
         }
         Requeue::OnChange => {
-            count(&ctx, "not_ready");
+            ctx.metrics.reconciled(KIND, "not_ready");
             ctx.metrics
                 .failures
                 .get_or_create(&FailureLabels {
@@ -220,7 +211,7 @@ pub async fn reconcile(org: Arc<Organization>, ctx: Arc<Context>) -> Result<Acti
 
 /// Backs transient failures off per object; every failure counts in metrics.
 pub fn error_policy(org: Arc<Organization>, err: &Error, ctx: Arc<Context>) -> Action {
-    count(&ctx, "error");
+    ctx.metrics.reconciled(KIND, "error");
     ctx.metrics
         .failures
         .get_or_create(&FailureLabels {
@@ -354,7 +345,7 @@ async fn park(
             reason: reason.to_string(),
         })
         .inc();
-    count(ctx, "not_ready");
+    ctx.metrics.reconciled(KIND, "not_ready");
     let uid = org.uid().unwrap_or_default();
     ctx.remember(
         &uid,
