@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ListParams, PostParams};
-use orgops::api::{OrgPhase, Organization};
+use orgops::api::{ClusterVendorConnection, OrgPhase, Organization};
 use orgops::simulator::ServeOptions;
 use orgops::simulator::rossum::{Admin, RossumSimulator, Seed};
 use serde_json::json;
@@ -96,6 +96,11 @@ fn main() {
         let secret: Secret = serde_json::from_value(json!({"metadata": {"name": "rossum"}, "stringData": {
             "username": admin.username, "password": admin.password, "createKey": admin.create_key}})).unwrap();
         Api::<Secret>::namespaced(client.clone(), "bench").create(&PostParams::default(), &secret).await.unwrap();
+        // One cluster connection for every org: one login, one rate limit.
+        let connection: ClusterVendorConnection = serde_json::from_value(json!({"metadata": {"name": "rossum"}, "spec": {
+            "vendor": "rossum", "endpoint": sim.base_url, "rateLimit": 1000,
+            "credentialsSecretRef": {"name": "rossum", "namespace": "bench"}}})).unwrap();
+        Api::<ClusterVendorConnection>::all(client.clone()).create(&PostParams::default(), &connection).await.unwrap();
 
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_orgops"))
@@ -121,7 +126,7 @@ fn main() {
             let o: Organization = serde_json::from_value(json!({
                 "apiVersion": "orgops.io/v1alpha1", "kind": "Organization", "metadata": {"name": format!("tenant-{i:04}")},
                 "spec": {"vendor": "rossum", "displayName": format!("Tenant {i}"),
-                         "connection": {"endpoint": sim.base_url, "credentialsSecretRef": {"name": "rossum"}},
+                         "connectionRef": {"kind": "ClusterVendorConnection", "name": "rossum"},
                          "template": {"displayName": "Small template"},
                          "settings": {"rossum": {"firstUser": {"email": format!("tenant-{i}@bench.example")}}}}
             })).unwrap();

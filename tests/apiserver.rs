@@ -26,7 +26,7 @@ fn org(name: &str) -> Organization {
     serde_json::from_value(json!({
         "apiVersion": "orgops.io/v1alpha1", "kind": "Organization",
         "metadata": {"name": name, "labels": {"team": "platform"}},
-        "spec": {"vendor": "rossum", "displayName": name, "connection": {"credentialsSecretRef": {"name": "creds"}}}
+        "spec": {"vendor": "rossum", "displayName": name, "connectionRef": {"name": "rossum"}}
     }))
     .unwrap()
 }
@@ -505,7 +505,7 @@ async fn kubectl_apply_get_wait_patch_describe_delete() {
     let file = dir.path().join("org.yaml");
     std::fs::write(
         &file,
-        "apiVersion: v1\nkind: Secret\nmetadata: {name: creds}\nstringData: {username: u}\n---\napiVersion: orgops.io/v1alpha1\nkind: Organization\nmetadata: {name: de}\nspec: {vendor: rossum, displayName: DE, connection: {credentialsSecretRef: {name: creds}}}\n",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: creds}\nstringData: {username: u}\n---\napiVersion: orgops.io/v1alpha1\nkind: Organization\nmetadata: {name: de}\nspec: {vendor: rossum, displayName: DE, connectionRef: {name: rossum}}\n",
     )
     .unwrap();
     let f = file.to_str().unwrap();

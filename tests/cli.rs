@@ -36,9 +36,10 @@ fn secret(password: &str) -> String {
     )
 }
 
+/// A VendorConnection to `endpoint` with the Secret of [`secret`], and an Organization using it.
 fn org(name: &str, display: &str, endpoint: &str) -> String {
     format!(
-        "apiVersion: orgops.io/v1alpha1\nkind: Organization\nmetadata: {{name: {name}, namespace: tenants}}\nspec:\n  vendor: rossum\n  displayName: {display}\n  connection:\n    endpoint: {endpoint}\n    credentialsSecretRef: {{name: rossum-admin}}\n  template: {{displayName: Template org}}\n  settings: {{rossum: {{firstUser: {{email: {name}@tenants.example}}}}}}\n"
+        "apiVersion: orgops.io/v1alpha1\nkind: VendorConnection\nmetadata: {{name: conn-{name}, namespace: tenants}}\nspec:\n  vendor: rossum\n  endpoint: {endpoint}\n  credentialsSecretRef: {{name: rossum-admin}}\n---\napiVersion: orgops.io/v1alpha1\nkind: Organization\nmetadata: {{name: {name}, namespace: tenants}}\nspec:\n  vendor: rossum\n  displayName: {display}\n  connectionRef: {{name: conn-{name}}}\n  template: {{displayName: Template org}}\n  settings: {{rossum: {{firstUser: {{email: {name}@tenants.example}}}}}}\n"
     )
 }
 
@@ -185,9 +186,12 @@ async fn bad_input_names_file_document_and_field_and_touches_no_vendor() {
             format!(
                 "{}---\n{}",
                 secret(PASSWORD),
-                good_org.replace("vendor: rossum", "vendor: rossom")
+                good_org.replace(
+                    "  vendor: rossum\n  displayName",
+                    "  vendor: rossom\n  displayName"
+                )
             ),
-            &["document 2", "Organization/x", "spec.vendor", "rossom"],
+            &["document 3", "Organization/x", "spec.vendor", "rossom"],
         ),
         (
             "vendor not in this build",
@@ -196,7 +200,7 @@ async fn bad_input_names_file_document_and_field_and_touches_no_vendor() {
                 secret(PASSWORD),
                 good_org.replace("vendor: rossum", "vendor: dataloop")
             ),
-            &["document 2", "spec.vendor", "dataloop"],
+            &["document 2", "VendorConnection", "spec.vendor", "dataloop"],
         ),
         (
             "missing Secret key",
@@ -219,7 +223,7 @@ async fn bad_input_names_file_document_and_field_and_touches_no_vendor() {
                 secret(PASSWORD),
                 good_org.replace("  vendor: rossum\n", "  vendor: rossum\n  suspend: maybe\n")
             ),
-            &["document 2", "spec.suspend"],
+            &["document 3", "spec.suspend"],
         ),
         (
             "invalid YAML",
@@ -231,7 +235,7 @@ async fn bad_input_names_file_document_and_field_and_touches_no_vendor() {
             good_org.clone(),
             &[
                 "document 1",
-                "credentialsSecretRef.name",
+                "VendorConnection tenants/conn-x: spec.credentialsSecretRef",
                 "tenants/rossum-admin",
             ],
         ),

@@ -130,9 +130,11 @@ fn orgops_run_accepts_the_rendered_arguments_and_environment() {
             Some(ALL_FEATURES),
             vec![
                 "\"tenants-eu\"",
-                "\"rossum\": 8",
+                "Rossum: 8",
+                "Dataloop: 9",
                 "https://acme.rossum.app/api/v1",
-                "\"*\": 9",
+                "https://rossum.internal.example:8443/api",
+                "connection_check_interval: 120s",
                 "default_sync_interval: 1800s",
             ],
         ),
@@ -234,6 +236,8 @@ async fn the_operator_works_with_exactly_the_rbac_the_chart_grants() {
             &ns,
             "--vendor-rate-limit",
             "200",
+            "--allowed-endpoints",
+            "rossum=http://127.0.0.1:*",
         ])
         .env("KUBECONFIG", &kubeconfig)
         .env("POD_NAME", "orgops-0")
@@ -251,14 +255,20 @@ async fn the_operator_works_with_exactly_the_rbac_the_chart_grants() {
     }
 
     let manifests = format!(
-        "apiVersion: v1\nkind: Secret\nmetadata: {{name: creds, namespace: {ns}}}\nstringData: {{username: {ADMIN}, password: {PASSWORD}, createKey: {CREATE_KEY}}}\n---\napiVersion: orgops.io/v1alpha1\nkind: Organization\nmetadata: {{name: de, namespace: {ns}}}\nspec:\n  vendor: rossum\n  displayName: RBAC DE\n  connection: {{endpoint: \"{}\", credentialsSecretRef: {{name: creds}}}}\n  settings: {{rossum: {{firstUser: {{email: rbac-{ns}@example.com}}}}}}\n---\napiVersion: orgops.io/v1alpha1\nkind: OrgMembership\nmetadata: {{name: george, namespace: {ns}}}\nspec: {{organizationRef: {{name: de}}, user: {{email: george-{ns}@example.com}}, role: admin}}\n",
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: creds, namespace: {ns}}}\nstringData: {{username: {ADMIN}, password: {PASSWORD}, createKey: {CREATE_KEY}}}\n---\napiVersion: orgops.io/v1alpha1\nkind: VendorConnection\nmetadata: {{name: rossum, namespace: {ns}}}\nspec: {{vendor: rossum, endpoint: \"{0}\", credentialsSecretRef: {{name: creds}}}}\n---\napiVersion: orgops.io/v1alpha1\nkind: ClusterVendorConnection\nmetadata: {{name: rossum-{ns}}}\nspec: {{vendor: rossum, endpoint: \"{0}\", credentialsSecretRef: {{name: creds, namespace: {ns}}}}}\n---\napiVersion: orgops.io/v1alpha1\nkind: Organization\nmetadata: {{name: de, namespace: {ns}}}\nspec:\n  vendor: rossum\n  displayName: RBAC DE\n  connectionRef: {{name: rossum}}\n  settings: {{rossum: {{firstUser: {{email: rbac-{ns}@example.com}}}}}}\n---\napiVersion: orgops.io/v1alpha1\nkind: OrgMembership\nmetadata: {{name: george, namespace: {ns}}}\nspec: {{organizationRef: {{name: de}}, user: {{email: george-{ns}@example.com}}, role: admin}}\n",
         sim.base_url
     );
     let file = dir.path().join("m.yaml");
     std::fs::write(&file, manifests).unwrap();
     let out = c.kubectl(&["apply", "-f", file.to_str().unwrap()]).await;
     assert!(out.status.success(), "{}", stderr(&out));
-    for what in ["org/de", "orgm/george"] {
+    let cluster_connection = format!("clustervendorconnection/rossum-{ns}");
+    for what in [
+        "org/de",
+        "orgm/george",
+        "vendorconnection/rossum",
+        &cluster_connection,
+    ] {
         let out = c
             .kubectl(&[
                 "wait",

@@ -3,32 +3,13 @@
 
 mod support;
 
-use std::process::Stdio;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::cluster::{Cluster, stderr, stdout};
+use support::operator::Operator;
 use support::*;
-
-struct Operator {
-    child: tokio::process::Child,
-    metrics: String,
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 async fn start_operator(c: &Cluster, ns: &str) -> Operator {
     start_replica(c, ns, "replica-0", 15).await
@@ -36,49 +17,22 @@ async fn start_operator(c: &Cluster, ns: &str) -> Operator {
 
 /// Starts `orgops run` as pod `identity`, with its leader Lease in `ns`.
 async fn start_replica(c: &Cluster, ns: &str, identity: &str, lease_seconds: u64) -> Operator {
-    let port = free_port();
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_orgops"))
-        .args([
-            "run",
-            "--namespace",
-            ns,
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--vendor-rate-limit",
-            "200",
-        ])
-        .args([
-            "--lease-namespace",
-            ns,
-            "--lease-duration-seconds",
-            &lease_seconds.to_string(),
-        ])
-        .env("POD_NAME", identity)
-        .env("KUBECONFIG", &c.kubeconfig)
-        .env("RUST_LOG", "warn,orgops=info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("orgops run starts");
-    let metrics = format!("http://127.0.0.1:{port}/metrics");
-    let ready = format!("http://127.0.0.1:{port}/readyz");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(r) = reqwest::get(&ready).await
-            && r.status().is_success()
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "orgops run did not become ready");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Operator { child, metrics }
+    support::operator::start(
+        c,
+        &[ns],
+        ns,
+        identity,
+        lease_seconds,
+        &["--allowed-endpoints", "rossum=http://127.0.0.1:*"],
+    )
+    .await
 }
 
+/// A Secret, a VendorConnection to the simulator (allowed by the operator's
+/// `--allowed-endpoints`), and an Organization using it.
 fn manifests(ns: &str, endpoint: &str, password: &str, extra_spec: &str) -> String {
     format!(
-        "apiVersion: v1\nkind: Secret\nmetadata: {{name: rossum-admin, namespace: {ns}}}\nstringData:\n  username: {ADMIN}\n  password: {password}\n  createKey: {CREATE_KEY}\n---\napiVersion: orgops.io/v1alpha1\nkind: Organization\nmetadata: {{name: german-department, namespace: {ns}}}\nspec:\n  vendor: rossum\n  displayName: German department\n  connection:\n    endpoint: {endpoint}\n    credentialsSecretRef: {{name: rossum-admin}}\n  template: {{displayName: Template org}}\n  settings: {{rossum: {{firstUser: {{email: de-{ns}@tenants.example}}}}}}\n{extra_spec}"
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: rossum-admin, namespace: {ns}}}\nstringData:\n  username: {ADMIN}\n  password: {password}\n  createKey: {CREATE_KEY}\n---\napiVersion: orgops.io/v1alpha1\nkind: VendorConnection\nmetadata: {{name: rossum, namespace: {ns}}}\nspec:\n  vendor: rossum\n  endpoint: {endpoint}\n  credentialsSecretRef: {{name: rossum-admin}}\n---\napiVersion: orgops.io/v1alpha1\nkind: Organization\nmetadata: {{name: german-department, namespace: {ns}}}\nspec:\n  vendor: rossum\n  displayName: German department\n  connectionRef: {{name: rossum}}\n  template: {{displayName: Template org}}\n  settings: {{rossum: {{firstUser: {{email: de-{ns}@tenants.example}}}}}}\n{extra_spec}"
     )
 }
 
@@ -597,9 +551,9 @@ async fn startup_fails_clearly_without_crds_and_sigterm_stops_gracefully() {
     assert_eq!(holder, "");
 }
 
-fn second_org(ns: &str, endpoint: &str) -> String {
+fn second_org(ns: &str) -> String {
     format!(
-        "apiVersion: orgops.io/v1alpha1\nkind: Organization\nmetadata: {{name: french-department, namespace: {ns}}}\nspec:\n  vendor: rossum\n  displayName: French department\n  connection:\n    endpoint: {endpoint}\n    credentialsSecretRef: {{name: rossum-admin}}\n  settings: {{rossum: {{firstUser: {{email: fr-{ns}@tenants.example}}}}}}\n"
+        "apiVersion: orgops.io/v1alpha1\nkind: Organization\nmetadata: {{name: french-department, namespace: {ns}}}\nspec:\n  vendor: rossum\n  displayName: French department\n  connectionRef: {{name: rossum}}\n  settings: {{rossum: {{firstUser: {{email: fr-{ns}@tenants.example}}}}}}\n"
     )
 }
 
@@ -640,7 +594,7 @@ async fn george_in_two_orgs_waits_for_them_then_removing_one_removes_only_that_a
     let orgs = format!(
         "{}---\n{}",
         manifests(&ns, &sim.base_url, PASSWORD, ""),
-        second_org(&ns, &sim.base_url)
+        second_org(&ns)
     );
     apply(&c, dir.path(), &orgs).await;
     for m in ["george-german-department", "george-french-department"] {

@@ -6,6 +6,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 pub mod types {
     /// Everything matches the spec.
     pub const READY: &str = "Ready";
+    /// The connection exists, may be used by this resource, and its Secret can be read.
+    pub const CONNECTION_READY: &str = "ConnectionReady";
+    /// The endpoint is on the operator's allow-list (or the connection is a cluster one).
+    pub const ENDPOINT_ALLOWED: &str = "EndpointAllowed";
     /// The credentials Secret exists, has the keys the vendor needs, and the vendor accepts them.
     pub const CREDENTIALS_VALID: &str = "CredentialsValid";
     /// The organization exists at the vendor (created or adopted).

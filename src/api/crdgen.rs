@@ -2,7 +2,7 @@
 
 use kube::CustomResourceExt;
 
-use super::{OrgMembership, Organization};
+use super::{ClusterVendorConnection, OrgMembership, Organization, VendorConnection};
 
 /// Every CRD as `(file name, YAML)`, in a stable order.
 pub fn crd_files() -> Result<Vec<(&'static str, String)>, serde_saphyr::SerializeError> {
@@ -14,6 +14,14 @@ pub fn crd_files() -> Result<Vec<(&'static str, String)>, serde_saphyr::Serializ
         (
             "orgmemberships.orgops.io.yaml",
             serde_saphyr::to_string(&OrgMembership::crd())?,
+        ),
+        (
+            "vendorconnections.orgops.io.yaml",
+            serde_saphyr::to_string(&VendorConnection::crd())?,
+        ),
+        (
+            "clustervendorconnections.orgops.io.yaml",
+            serde_saphyr::to_string(&ClusterVendorConnection::crd())?,
         ),
     ])
 }

@@ -1,10 +1,12 @@
 //! Custom resource types (`orgops.io/v1alpha1`), their conditions, and CRD generation.
 
 pub mod conditions;
+mod connection;
 pub mod crdgen;
 mod membership;
 mod organization;
 
+pub use connection::*;
 pub use membership::*;
 pub use organization::*;
 

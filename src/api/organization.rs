@@ -7,7 +7,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{DeletionPolicy, Vendor};
+use super::{ConnectionRef, DeletionPolicy, Vendor};
 
 /// Desired state of one organization at one vendor.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -39,8 +39,13 @@ pub struct OrganizationSpec {
     #[schemars(length(min = 1, max = 255))]
     pub display_name: String,
 
-    /// How to reach the vendor and with which credentials.
-    pub connection: Connection,
+    /// The connection (vendor account) to reach the vendor with: a `VendorConnection` in this
+    /// namespace or a `ClusterVendorConnection` that allows this namespace. Required; absent
+    /// only on resources written before connections existed (`spec.connection`, no longer
+    /// read), which report how to migrate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(required)]
+    pub connection_ref: Option<ConnectionRef>,
 
     /// Adopt this existing organization instead of creating one. Absent: orgops creates one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -67,26 +72,6 @@ pub struct OrganizationSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
     pub sync_interval: Option<String>,
-}
-
-/// Endpoint and credentials of a vendor.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Connection {
-    /// Base URL of the vendor API. Absent: the vendor's public API.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^https?://"))]
-    pub endpoint: Option<String>,
-    /// Secret in the same namespace holding the credentials; its keys are per vendor.
-    pub credentials_secret_ref: SecretRef,
-}
-
-/// A reference to a Secret in the same namespace.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
-pub struct SecretRef {
-    /// Name of the Secret.
-    #[schemars(length(min = 1, max = 253))]
-    pub name: String,
 }
 
 /// Which organization to copy the setup from, and which kinds of objects.
@@ -289,3 +274,22 @@ pub struct KindStatus {
 
 /// Used when `syncInterval` is absent.
 pub const DEFAULT_SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_organization_written_before_connections_still_deserializes() {
+        // Stored objects are not re-validated: one without connectionRef (its old
+        // spec.connection pruned) must not break the operator's watch of every Organization.
+        let org: Organization = serde_json::from_value(serde_json::json!({
+            "apiVersion": "orgops.io/v1alpha1", "kind": "Organization",
+            "metadata": {"name": "old", "namespace": "t"},
+            "spec": {"vendor": "rossum", "displayName": "Old",
+                     "connection": {"credentialsSecretRef": {"name": "creds"}}}
+        }))
+        .unwrap();
+        assert_eq!(org.spec.connection_ref, None);
+    }
+}

@@ -15,7 +15,8 @@ use crate::engine::status::organization_status;
 use crate::engine::{DesiredOrg, EngineOptions, OrgReport, OrgState, Requeue, reconcile_org};
 use crate::simulator::ServeOptions;
 use crate::simulator::rossum::{Admin, RossumSimulator, Seed, TEMPLATE_ORG};
-use crate::vendors::{Endpoints, HttpConfig, VendorClient, connect, default_rate};
+use crate::vendors::connection::{ConnectionConfig, ConnectionPolicy};
+use crate::vendors::{Endpoints, HttpConfig, VendorClient, connect};
 
 /// Output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -112,29 +113,39 @@ pub async fn run(args: ApplyArgs) -> Result<bool, ApplyError> {
     };
 
     // Everything is checked before the first request: bad input touches no vendor.
-    let mut planned = Vec::new();
-    for (origin, org) in &m.organizations {
-        let desired =
-            DesiredOrg::from_resource(org).map_err(|e| at(origin, org, &e.field, e.message))?;
-        let ns = org.metadata.namespace.as_deref().unwrap_or("default");
-        let secret_key = format!("{ns}/{}", org.spec.connection.credentials_secret_ref.name);
-        let credentials = manifests::credentials(&secret_key, &m.secrets[&secret_key].1);
-        let endpoint = match &simulator {
-            Some(sim) if org.spec.vendor == Vendor::Rossum => Some(sim.base_url.clone()),
-            _ => org.spec.connection.endpoint.clone(),
+    // One client per connection: one login and one rate limit for all of its organizations.
+    let mut clients: BTreeMap<String, Arc<dyn VendorClient>> = BTreeMap::new();
+    for (id, (origin, config)) in &m.connections {
+        let credentials = manifests::credentials(
+            &config.secret.to_string(),
+            &m.secrets[&config.secret.to_string()].1,
+        );
+        let policy = ConnectionPolicy::default();
+        let trusted = ConnectionConfig {
+            trusted: true,
+            endpoint: match &simulator {
+                Some(sim) if config.vendor == Vendor::Rossum => Some(sim.base_url.clone()),
+                _ => config.endpoint.clone(),
+            },
+            ..config.clone()
         };
-        let rate = args.rate_limit.unwrap_or(if simulator.is_some() {
-            100
-        } else {
-            default_rate(org.spec.vendor)
-        });
+        let admitted = policy.check(&trusted).map_err(|e| {
+            ApplyError::Manifest(manifests::ManifestError {
+                location: format!("{origin} {id}: spec.endpoint"),
+                message: e.to_string(),
+            })
+        })?;
         let config = HttpConfig {
-            rate_per_second: rate,
+            rate_per_second: args.rate_limit.unwrap_or(if simulator.is_some() {
+                100
+            } else {
+                config.rate_limit.unwrap_or(admitted.rate)
+            }),
             ..HttpConfig::default()
         };
         let client = connect(
-            org.spec.vendor,
-            endpoint.as_deref(),
+            trusted.vendor,
+            Some(&admitted.endpoint),
             credentials,
             config,
             &endpoints,
@@ -142,14 +153,26 @@ pub async fn run(args: ApplyArgs) -> Result<bool, ApplyError> {
         .map_err(|e| {
             let field = match &e {
                 crate::vendors::VendorError::Unsupported { .. } => "spec.vendor",
-                _ => "spec.connection.credentialsSecretRef",
+                _ => "spec.credentialsSecretRef",
             };
-            at(origin, org, field, e.to_string())
+            ApplyError::Manifest(manifests::ManifestError {
+                location: format!("{origin} {id}: {field}"),
+                message: e.to_string(),
+            })
         })?;
+        clients.insert(id.clone(), client);
+    }
+    let mut planned = Vec::new();
+    for (origin, org) in &m.organizations {
+        let desired =
+            DesiredOrg::from_resource(org).map_err(|e| at(origin, org, &e.field, e.message))?;
+        let connection = manifests::connection_of(&m, org)
+            .map_err(|e| at(origin, org, "spec.connectionRef", e))?;
+        let client = clients[&connection.id].clone();
         let key = format!(
             "{} {} {}",
             org.spec.vendor,
-            endpoint.as_deref().unwrap_or("-"),
+            connection.endpoint.as_deref().unwrap_or("-"),
             desired.owner.key
         );
         planned.push(Planned {
@@ -467,23 +490,20 @@ fn columns(rows: &[Vec<String>]) -> String {
 
 async fn start_simulator(m: &Manifests) -> Result<RossumSimulator, ApplyError> {
     let mut admins = BTreeMap::new();
-    for (origin, org) in &m.organizations {
-        if org.spec.vendor != Vendor::Rossum {
+    for (id, (origin, config)) in &m.connections {
+        if config.vendor != Vendor::Rossum {
             continue;
         }
-        let ns = org.metadata.namespace.as_deref().unwrap_or("default");
-        let key = format!("{ns}/{}", org.spec.connection.credentials_secret_ref.name);
+        let key = config.secret.to_string();
         let creds = manifests::credentials(&key, &m.secrets[&key].1);
         let get = |k: &str| creds.get(k).map(|v| v.expose_secret().to_string());
         let (Some(username), Some(password)) = (get("username"), get("password")) else {
-            return Err(at(
-                origin,
-                org,
-                "spec.connection.credentialsSecretRef",
-                format!(
+            return Err(ApplyError::Manifest(manifests::ManifestError {
+                location: format!("{origin} {id}: spec.credentialsSecretRef"),
+                message: format!(
                     "with --simulate, Secret {key} needs the keys username and password (they become the simulator's admin)"
                 ),
-            ));
+            }));
         };
         admins.insert(
             username.clone(),

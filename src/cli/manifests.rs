@@ -1,5 +1,5 @@
 //! Reading manifests: files and directories of multi-document YAML holding Organizations,
-//! OrgMemberships and Secrets. Every error names the file, the document and the field.
+//! OrgMemberships, VendorConnections, ClusterVendorConnections and Secrets. Every error names the file, the document and the field.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -8,9 +8,12 @@ use k8s_openapi::api::core::v1::Secret;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::api::{OrgMembership, Organization};
+use crate::api::{
+    ClusterVendorConnection, ConnectionKind, OrgMembership, Organization, VendorConnection,
+};
 use crate::engine::DesiredOrg;
 use crate::vendors::Credentials;
+use crate::vendors::connection::{ConnectionConfig, ConnectionPolicy, parse_endpoint};
 
 /// Where a resource came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,6 +49,9 @@ pub struct Manifests {
     pub memberships: Vec<(Origin, OrgMembership)>,
     /// Secrets by `namespace/name`.
     pub secrets: BTreeMap<String, (Origin, Secret)>,
+    /// VendorConnections and ClusterVendorConnections by id (`VendorConnection ns/name`,
+    /// `ClusterVendorConnection name`).
+    pub connections: BTreeMap<String, (Origin, ConnectionConfig)>,
 }
 
 fn err(location: impl Into<String>, message: impl Into<String>) -> ManifestError {
@@ -129,10 +135,28 @@ fn load_text(m: &mut Manifests, file: &Path, text: &str) -> Result<(), ManifestE
         let at = |field: &str| format!("{prefix}: {field}");
         match (api_version.as_str(), kind.as_str()) {
             ("orgops.io/v1alpha1", "Organization") => {
+                if doc.pointer("/spec/connection").is_some()
+                    && doc.pointer("/spec/connectionRef").is_none()
+                {
+                    return Err(err(at("spec.connection"), LEGACY_CONNECTION));
+                }
                 let mut org: Organization = typed(doc, &at)?;
                 default_namespace(&mut org.metadata.namespace);
                 DesiredOrg::from_resource(&org).map_err(|e| err(at(&e.field), e.message))?;
                 m.organizations.push((origin, org));
+            }
+            ("orgops.io/v1alpha1", "VendorConnection") => {
+                let mut c: VendorConnection = typed(doc, &at)?;
+                default_namespace(&mut c.metadata.namespace);
+                let config = c.config();
+                check_endpoint(&config, &at)?;
+                m.connections.insert(config.id.clone(), (origin, config));
+            }
+            ("orgops.io/v1alpha1", "ClusterVendorConnection") => {
+                let c: ClusterVendorConnection = typed(doc, &at)?;
+                let config = c.config();
+                check_endpoint(&config, &at)?;
+                m.connections.insert(config.id.clone(), (origin, config));
             }
             ("orgops.io/v1alpha1", "OrgMembership") => {
                 let mut mem: OrgMembership = typed(doc, &at)?;
@@ -158,7 +182,8 @@ fn load_text(m: &mut Manifests, file: &Path, text: &str) -> Result<(), ManifestE
                     at("kind"),
                     format!(
                         "{v} {k} is not something orgops applies; expected orgops.io/v1alpha1 \
-                         Organization or OrgMembership, or v1 Secret"
+                         Organization, OrgMembership, VendorConnection or \
+                         ClusterVendorConnection, or v1 Secret"
                     ),
                 ));
             }
@@ -185,15 +210,62 @@ fn typed<T: DeserializeOwned>(doc: Value, at: &dyn Fn(&str) -> String) -> Result
     })
 }
 
+const LEGACY_CONNECTION: &str = "is no longer read: move its endpoint and Secret into a \
+     VendorConnection (or use a ClusterVendorConnection) and name it in spec.connectionRef";
+
+fn check_endpoint(
+    config: &ConnectionConfig,
+    at: &dyn Fn(&str) -> String,
+) -> Result<(), ManifestError> {
+    match &config.endpoint {
+        Some(e) => parse_endpoint(e)
+            .map(|_| ())
+            .map_err(|why| err(at("spec.endpoint"), format!("is invalid: {why}"))),
+        None => Ok(()),
+    }
+}
+
+/// The connection an Organization names, among the manifests.
+pub fn connection_of<'a>(
+    m: &'a Manifests,
+    org: &Organization,
+) -> Result<&'a ConnectionConfig, String> {
+    let ns = org.metadata.namespace.as_deref().unwrap_or("default");
+    let Some(reference) = &org.spec.connection_ref else {
+        return Err("is required: name a VendorConnection or ClusterVendorConnection".to_string());
+    };
+    let id = match reference.kind {
+        ConnectionKind::VendorConnection => format!("VendorConnection {ns}/{}", reference.name),
+        ConnectionKind::ClusterVendorConnection => {
+            format!("ClusterVendorConnection {}", reference.name)
+        }
+    };
+    m.connections
+        .get(&id)
+        .map(|(_, c)| c)
+        .ok_or_else(|| format!("{id} is not among the manifests given"))
+}
+
 fn check_references(m: &Manifests) -> Result<(), ManifestError> {
     for (origin, org) in &m.organizations {
         let ns = org.metadata.namespace.as_deref().unwrap_or("default");
         let name = org.metadata.name.as_deref().unwrap_or("");
-        let secret = &org.spec.connection.credentials_secret_ref.name;
-        if !m.secrets.contains_key(&format!("{ns}/{secret}")) {
+        let at = |field: &str| format!("{origin} Organization/{name}: {field}");
+        let config = connection_of(m, org).map_err(|e| err(at("spec.connectionRef"), e))?;
+        // Whoever runs apply holds the Secrets: every connection is trusted, as a cluster one.
+        let trusted = ConnectionConfig {
+            trusted: true,
+            ..config.clone()
+        };
+        ConnectionPolicy::default()
+            .admit(&trusted, org.spec.vendor, ns)
+            .map_err(|e| err(at("spec.connectionRef"), e.to_string()))?;
+    }
+    for (origin, config) in m.connections.values() {
+        if !m.secrets.contains_key(&config.secret.to_string()) {
             return Err(err(
-                format!("{origin} Organization/{name}: spec.connection.credentialsSecretRef.name"),
-                format!("Secret {ns}/{secret} is not among the manifests given"),
+                format!("{origin} {}: spec.credentialsSecretRef", config.id),
+                format!("Secret {} is not among the manifests given", config.secret),
             ));
         }
     }
@@ -231,35 +303,73 @@ mod tests {
         Ok(m)
     }
 
-    const SECRET: &str = "apiVersion: v1\nkind: Secret\nmetadata: {name: creds}\nstringData: {username: u, password: p}\n";
+    const SECRET: &str = "apiVersion: v1\nkind: Secret\nmetadata: {name: creds}\nstringData: {username: u, password: p}\n---\napiVersion: orgops.io/v1alpha1\nkind: VendorConnection\nmetadata: {name: rossum}\nspec: {vendor: rossum, credentialsSecretRef: {name: creds}}\n";
 
     #[test]
     fn wrong_field_type_names_document_and_field() {
         let text = format!(
-            "{SECRET}---\napiVersion: orgops.io/v1alpha1\nkind: Organization\nmetadata: {{name: de}}\nspec:\n  vendor: rossum\n  displayName: DE\n  suspend: maybe\n  connection: {{credentialsSecretRef: {{name: creds}}}}\n"
+            "{SECRET}---\napiVersion: orgops.io/v1alpha1\nkind: Organization\nmetadata: {{name: de}}\nspec:\n  vendor: rossum\n  displayName: DE\n  suspend: maybe\n  connectionRef: {{name: rossum}}\n"
         );
         let e = load_str(&text).unwrap_err().to_string();
-        assert!(e.contains("document 2"), "{e}");
+        assert!(e.contains("document 3"), "{e}");
         assert!(e.contains("spec.suspend"), "{e}");
     }
 
     #[test]
     fn unknown_vendor_is_named() {
         let text = format!(
-            "{SECRET}---\napiVersion: orgops.io/v1alpha1\nkind: Organization\nmetadata: {{name: de}}\nspec:\n  vendor: rossom\n  displayName: DE\n  connection: {{credentialsSecretRef: {{name: creds}}}}\n"
+            "{SECRET}---\napiVersion: orgops.io/v1alpha1\nkind: Organization\nmetadata: {{name: de}}\nspec:\n  vendor: rossom\n  displayName: DE\n  connectionRef: {{name: rossum}}\n"
         );
         let e = load_str(&text).unwrap_err().to_string();
         assert!(e.contains("spec.vendor") && e.contains("rossom"), "{e}");
     }
 
     #[test]
-    fn missing_secret_is_named() {
-        let text = "apiVersion: orgops.io/v1alpha1\nkind: Organization\nmetadata: {name: de}\nspec:\n  vendor: rossum\n  displayName: DE\n  connection: {credentialsSecretRef: {name: nope}}\n";
-        let e = load_str(text).unwrap_err().to_string();
+    fn missing_secret_and_connection_are_named() {
+        let conn = "apiVersion: orgops.io/v1alpha1\nkind: VendorConnection\nmetadata: {name: rossum}\nspec: {vendor: rossum, credentialsSecretRef: {name: nope}}\n";
+        let e = load_str(conn).unwrap_err().to_string();
         assert!(
-            e.contains("credentialsSecretRef.name") && e.contains("default/nope"),
+            e.contains("VendorConnection default/rossum: spec.credentialsSecretRef")
+                && e.contains("default/nope"),
             "{e}"
         );
+        let org = "apiVersion: orgops.io/v1alpha1\nkind: Organization\nmetadata: {name: de}\nspec:\n  vendor: rossum\n  displayName: DE\n  connectionRef: {kind: ClusterVendorConnection, name: group}\n";
+        let e = load_str(org).unwrap_err().to_string();
+        assert!(
+            e.contains("spec.connectionRef") && e.contains("ClusterVendorConnection group"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_old_inline_connection_explains_the_migration() {
+        let text = "apiVersion: orgops.io/v1alpha1\nkind: Organization\nmetadata: {name: de}\nspec:\n  vendor: rossum\n  displayName: DE\n  connection: {credentialsSecretRef: {name: creds}}\n";
+        let e = load_str(text).unwrap_err().to_string();
+        assert!(
+            e.contains("spec.connection:") && e.contains("spec.connectionRef"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn connections_must_suit_the_organization() {
+        let cluster = "apiVersion: v1\nkind: Secret\nmetadata: {name: creds, namespace: ops}\nstringData: {username: u, password: p}\n---\napiVersion: orgops.io/v1alpha1\nkind: ClusterVendorConnection\nmetadata: {name: group}\nspec: {vendor: rossum, allowedNamespaces: [a], credentialsSecretRef: {name: creds, namespace: ops}}\n";
+        let org = |ns: &str, vendor: &str| {
+            format!(
+                "{cluster}---\napiVersion: orgops.io/v1alpha1\nkind: Organization\nmetadata: {{name: de, namespace: {ns}}}\nspec:\n  vendor: {vendor}\n  displayName: DE\n  connectionRef: {{kind: ClusterVendorConnection, name: group}}\n"
+            )
+        };
+        assert!(load_str(&org("a", "rossum")).is_ok());
+        let e = load_str(&org("b", "rossum")).unwrap_err().to_string();
+        assert!(e.contains("does not allow namespace b"), "{e}");
+        let e = load_str(&org("a", "dataloop")).unwrap_err().to_string();
+        assert!(e.contains("for vendor rossum"), "{e}");
+        let bad = cluster.replace(
+            "vendor: rossum,",
+            "vendor: rossum, endpoint: 'https://u:p@x.example/api',",
+        );
+        let e = load_str(&bad).unwrap_err().to_string();
+        assert!(e.contains("spec.endpoint") && !e.contains("u:p"), "{e}");
     }
 
     #[test]
@@ -271,7 +381,7 @@ mod tests {
     #[test]
     fn template_needs_exactly_one_selector() {
         let text = format!(
-            "{SECRET}---\napiVersion: orgops.io/v1alpha1\nkind: Organization\nmetadata: {{name: de}}\nspec:\n  vendor: rossum\n  displayName: DE\n  template: {{externalId: '1', displayName: T}}\n  connection: {{credentialsSecretRef: {{name: creds}}}}\n"
+            "{SECRET}---\napiVersion: orgops.io/v1alpha1\nkind: Organization\nmetadata: {{name: de}}\nspec:\n  vendor: rossum\n  displayName: DE\n  template: {{externalId: '1', displayName: T}}\n  connectionRef: {{name: rossum}}\n"
         );
         let e = load_str(&text).unwrap_err().to_string();
         assert!(e.contains("spec.template"), "{e}");

@@ -3,7 +3,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::api::Vendor;
 use crate::controller::{self, RunOptions};
+use crate::vendors::connection::{AllowedEndpoints, ConnectionPolicy, parse_endpoint};
 
 /// Options of `orgops run` (each also read from an `ORGOPS_…` environment variable).
 #[derive(Debug, clap::Args)]
@@ -27,10 +29,18 @@ pub struct RunArgs {
     /// Per-vendor request rates, e.g. `rossum=10,dataloop=5` (win over --vendor-rate-limit).
     #[arg(long, env = "ORGOPS_VENDOR_RATE_LIMITS", value_delimiter = ',', value_parser = key_value)]
     pub vendor_rate_limits: Vec<(String, String)>,
-    /// Default endpoint per vendor for Organizations without spec.connection.endpoint, e.g.
-    /// `rossum=https://acme.rossum.app/api/v1`.
+    /// Default endpoint per vendor for connections without spec.endpoint, e.g.
+    /// `rossum=https://acme.rossum.app/api/v1` (trusted: it is the admin's).
     #[arg(long, env = "ORGOPS_VENDOR_ENDPOINTS", value_delimiter = ',', value_parser = key_value)]
     pub vendor_endpoints: Vec<(String, String)>,
+    /// Endpoints a namespaced VendorConnection may use, per vendor: `vendor=scheme://host[:port][/path]`,
+    /// the host may start with `*.` and the port may be `*` (repeat or comma-separate). Default:
+    /// each vendor's public API hosts. ClusterVendorConnections are not restricted.
+    #[arg(long, env = "ORGOPS_ALLOWED_ENDPOINTS", value_delimiter = ',', value_parser = key_value)]
+    pub allowed_endpoints: Vec<(String, String)>,
+    /// How often each connection's credentials are checked at the vendor, e.g. `5m`.
+    #[arg(long, env = "ORGOPS_CONNECTION_CHECK_INTERVAL", default_value = "5m", value_parser = parse_interval)]
+    pub connection_check_interval: Duration,
     /// Check the configuration, print it, and exit without connecting to anything.
     #[arg(long)]
     pub validate_config: bool,
@@ -80,43 +90,41 @@ pub async fn run(args: RunArgs) -> Result<(), controller::Error> {
 }
 
 fn options(args: &RunArgs) -> Result<RunOptions, controller::Error> {
-    const VENDORS: [&str; 4] = ["rossum", "dataloop", "renderedai", "openlattice"];
-    let known = |k: &str| {
-        if VENDORS.contains(&k) {
-            Ok(())
-        } else {
-            Err(controller::Error::Setup(format!(
-                "unknown vendor {k:?}; use one of {}",
-                VENDORS.join(", ")
-            )))
-        }
-    };
-    let mut vendor_rates = std::collections::HashMap::new();
-    if let Some(r) = args.vendor_rate_limit {
-        vendor_rates.insert("*".to_string(), r);
-    }
+    let mut policy = ConnectionPolicy::default();
     for (k, v) in &args.vendor_rate_limits {
-        known(k)?;
         let rate: u32 = v.parse().ok().filter(|r| *r > 0).ok_or_else(|| {
             controller::Error::Setup(format!(
                 "--vendor-rate-limits {k}={v}: not a positive number"
             ))
         })?;
-        vendor_rates.insert(k.clone(), rate);
+        policy.default_rates.insert(vendor(k)?, rate);
     }
-    let mut vendor_endpoints = std::collections::HashMap::new();
+    if let Some(r) = args.vendor_rate_limit {
+        for v in VENDORS {
+            policy.default_rates.entry(v).or_insert(r.max(1));
+        }
+    }
     for (k, v) in &args.vendor_endpoints {
-        known(k)?;
-        url::Url::parse(v)
+        parse_endpoint(v)
             .map_err(|e| controller::Error::Setup(format!("--vendor-endpoints {k}={v}: {e}")))?;
-        vendor_endpoints.insert(k.clone(), v.clone());
+        policy.default_endpoints.insert(vendor(k)?, v.clone());
+    }
+    if !args.allowed_endpoints.is_empty() {
+        let pairs = args
+            .allowed_endpoints
+            .iter()
+            .map(|(k, v)| Ok((vendor(k)?, v.as_str())))
+            .collect::<Result<Vec<_>, controller::Error>>()?;
+        policy.allowed = AllowedEndpoints::from_pairs(pairs)
+            .map_err(|e| controller::Error::Setup(format!("--allowed-endpoints: {e}")))?;
     }
     Ok(RunOptions {
         namespaces: args.namespaces.clone(),
         concurrency: args.concurrency,
         listen: args.listen,
-        vendor_rates,
-        vendor_endpoints,
+        policy,
+        connection_check_interval: args.connection_check_interval,
+        own_namespace: Some(args.lease_namespace.clone()),
         copy_concurrency: args.copy_concurrency,
         default_sync_interval: args.default_sync_interval,
         lease: args
@@ -129,6 +137,25 @@ fn options(args: &RunArgs) -> Result<RunOptions, controller::Error> {
                 renew: Duration::from_secs((args.lease_duration_seconds / 3).max(1)),
             }),
     })
+}
+
+const VENDORS: [Vendor; 4] = [
+    Vendor::Rossum,
+    Vendor::Dataloop,
+    Vendor::RenderedAi,
+    Vendor::OpenLattice,
+];
+
+fn vendor(name: &str) -> Result<Vendor, controller::Error> {
+    VENDORS
+        .into_iter()
+        .find(|v| v.as_str() == name)
+        .ok_or_else(|| {
+            controller::Error::Setup(format!(
+                "unknown vendor {name:?}; use one of {}",
+                VENDORS.map(Vendor::as_str).join(", ")
+            ))
+        })
 }
 
 fn default_identity() -> String {

@@ -1,6 +1,6 @@
 //! What every reconcile shares: the Kubernetes client, the recorder, metrics, vendor clients
-//! (one per endpoint and Secret version, so tokens and rate limits are reused), and per-object
-//! memory used to skip echo reconciles and to back off failures.
+//! (one per connection, so logins and rate limits are shared), and per-object memory used to
+//! skip echo reconciles and to back off failures.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -9,12 +9,11 @@ use std::time::{Duration, Instant};
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 
+use super::connections::Connections;
 use super::metrics::Metrics;
-use crate::api::Vendor;
 use crate::engine::EngineOptions;
-use crate::vendors::{
-    Credentials, Endpoints, HttpConfig, VendorClient, VendorError, connect, default_rate,
-};
+use crate::vendors::connection::ConnectionPolicy;
+use crate::vendors::{Endpoints, HttpConfig};
 
 /// What a successful reconcile saw, to recognise a trigger that changes nothing.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,14 +38,12 @@ pub struct Context {
     pub endpoints: Arc<Endpoints>,
     /// Engine tuning.
     pub engine: EngineOptions,
-    /// Requests per second per vendor endpoint, by vendor name and (`*`) for all vendors;
-    /// absent: the vendor's documented limit.
-    pub vendor_rates: HashMap<String, u32>,
-    /// Endpoint by vendor name, for Organizations without `spec.connection.endpoint`.
-    pub vendor_endpoints: HashMap<String, String>,
+    /// Vendor clients per connection, and the connection policy.
+    pub connections: Connections,
+    /// How often connections are checked at the vendor.
+    pub connection_check_interval: Duration,
     /// Drift re-check period for resources without `spec.syncInterval`.
     pub default_sync_interval: Duration,
-    clients: Mutex<HashMap<String, Arc<dyn VendorClient>>>,
     seen: Mutex<HashMap<String, Seen>>,
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -57,9 +54,9 @@ impl Context {
         client: Client,
         endpoints: Arc<Endpoints>,
         engine: EngineOptions,
-        vendor_rates: HashMap<String, u32>,
-        vendor_endpoints: HashMap<String, String>,
+        policy: ConnectionPolicy,
         default_sync_interval: Duration,
+        connection_check_interval: Duration,
     ) -> Self {
         let reporter = Reporter {
             controller: "orgops".into(),
@@ -68,54 +65,15 @@ impl Context {
         Self {
             recorder: Recorder::new(client.clone(), reporter),
             metrics: Metrics::new(endpoints.clone()),
+            connections: Connections::new(policy, endpoints.clone(), HttpConfig::default()),
             client,
             endpoints,
             engine,
-            vendor_rates,
-            vendor_endpoints,
             default_sync_interval,
-            clients: Mutex::new(HashMap::new()),
+            connection_check_interval,
             seen: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
         }
-    }
-
-    /// The vendor client for these credentials, built once per Secret version.
-    pub fn vendor_client(
-        &self,
-        vendor: Vendor,
-        endpoint: Option<&str>,
-        credentials: Credentials,
-        secret_version: &str,
-    ) -> Result<Arc<dyn VendorClient>, VendorError> {
-        let key = format!(
-            "{vendor} {} {} {secret_version}",
-            endpoint.unwrap_or("-"),
-            credentials.secret
-        );
-        if let Some(c) = self.clients.lock().ok().and_then(|m| m.get(&key).cloned()) {
-            return Ok(c);
-        }
-        let config = HttpConfig {
-            rate_per_second: self
-                .vendor_rates
-                .get(vendor.as_str())
-                .or(self.vendor_rates.get("*"))
-                .copied()
-                .unwrap_or(default_rate(vendor)),
-            ..HttpConfig::default()
-        };
-        let client = connect(vendor, endpoint, credentials, config, &self.endpoints)?;
-        if let Ok(mut m) = self.clients.lock() {
-            // Older versions of the same Secret are of no further use.
-            let prefix = key
-                .rsplit_once(' ')
-                .map(|(p, _)| p.to_string())
-                .unwrap_or_default();
-            m.retain(|k, _| !k.starts_with(&prefix));
-            m.insert(key, client.clone());
-        }
-        Ok(client)
     }
 
     /// What the last successful reconcile of `uid` saw.

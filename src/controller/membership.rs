@@ -4,13 +4,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
+use super::connections::ConnectionError;
 use super::context::{Context, Seen};
 use super::error::Error;
 use super::metrics::FailureLabels;
@@ -33,31 +33,20 @@ fn org_ready(org: &Organization) -> bool {
         == Some("True")
 }
 
-/// The vendor client of the Organization `org` (through its Secret).
+/// The vendor client of the Organization `org` (through its connection); the inner error is a
+/// problem only a human can fix.
 async fn client_for(
     ctx: &Context,
     org: &Organization,
-) -> Result<Option<Arc<dyn VendorClient>>, Error> {
-    let ns = org.namespace().ok_or(Error::NoNamespace)?;
-    let name = &org.spec.connection.credentials_secret_ref.name;
-    let Some(secret) = Api::<Secret>::namespaced(ctx.client.clone(), &ns)
-        .get_opt(name)
-        .await?
-    else {
-        return Ok(None);
-    };
-    let credentials = crate::api::credentials_from_secret(&format!("{ns}/{name}"), &secret);
-    ctx.vendor_client(
-        org.spec.vendor,
-        org.spec.connection.endpoint.as_deref(),
-        credentials,
-        secret.resource_version().as_deref().unwrap_or(""),
-    )
-    .map(Some)
-    .map_err(|e| Error::Transient {
-        reason: e.category().into(),
-        message: e.to_string(),
-    })
+) -> Result<Result<Arc<dyn VendorClient>, ConnectionError>, Error> {
+    match ctx.connections.for_organization(&ctx.client, org).await {
+        Ok(c) => Ok(Ok(c.client)),
+        Err(e) if e.is_permanent() => Ok(Err(e)),
+        Err(e) => Err(Error::Transient {
+            reason: e.reason().into(),
+            message: e.to_string(),
+        }),
+    }
 }
 
 /// Reconciles one OrgMembership.
@@ -146,21 +135,24 @@ pub async fn reconcile(m: Arc<OrgMembership>, ctx: Arc<Context>) -> Result<Actio
         ctx.metrics.reconciled(KIND, "skipped");
         return Ok(Action::requeue(wait));
     }
-    let Some(client) = client_for(&ctx, &org).await? else {
-        let message = format!(
-            "Secret {ns}/{} of the Organization does not exist",
-            org.spec.connection.credentials_secret_ref.name
-        );
-        return park(
-            &ctx,
-            &api,
-            &m,
-            MembershipPhase::Failed,
-            "SecretNotFound",
-            &message,
-            Some(org_version),
-        )
-        .await;
+    let client = match client_for(&ctx, &org).await? {
+        Ok(c) => c,
+        Err(e) => {
+            let message = format!(
+                "the connection of Organization {}: {e}",
+                desired.organization
+            );
+            return park(
+                &ctx,
+                &api,
+                &m,
+                MembershipPhase::Failed,
+                e.reason(),
+                &message,
+                Some(org_version),
+            )
+            .await;
+        }
     };
     let Some(org_id) = org.status.as_ref().and_then(|s| s.external_id.clone()) else {
         return Ok(Action::requeue(Duration::from_secs(5)));
@@ -397,12 +389,12 @@ async fn cleanup(
         .and_then(|o| o.status.as_ref())
         .and_then(|s| s.external_id.clone());
     let client = match org {
-        Some(o) => client_for(ctx, o).await?,
+        Some(o) => client_for(ctx, o).await?.ok(),
         None => None,
     };
     let (Some(org_id), Some(client)) = (org_id, client) else {
         let message = format!(
-            "cannot remove the access at the vendor: Organization {} or its Secret is gone; restore it or set deletionPolicy: Orphan",
+            "cannot remove the access at the vendor: Organization {} or its connection is gone or unusable; restore it or set deletionPolicy: Orphan",
             m.spec.organization_ref.name
         );
         write(

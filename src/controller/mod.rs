@@ -1,6 +1,9 @@
 //! `orgops run`: the operator. kube-rs controllers wired to the engine.
 //!
 //! - [`organization`]: the Organization reconciler and its error policy.
+//! - [`connection`]: the VendorConnection / ClusterVendorConnection reconciler (policy, Secret,
+//!   credentials check, account in status).
+//! - [`connections`]: the registry of vendor clients, one per connection.
 //! - [`membership`]: the OrgMembership reconciler (waits for its Organization to be Ready).
 //! - [`context`]: state shared by reconciles (clients, recorder, metrics, backoff).
 //! - [`sink`]: the engine's state written to the resource (create intent, id, progress).
@@ -8,6 +11,8 @@
 //! - [`leader`]: leader election on a Lease.
 //! - [`error`]: controller errors.
 
+pub mod connection;
+pub mod connections;
 pub mod context;
 pub mod error;
 pub mod http;
@@ -24,16 +29,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Config, Controller};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 
 pub use error::Error;
 
-use crate::api::{OrgMembership, Organization};
+use crate::api::{
+    ClusterVendorConnection, ConnectionKind, OrgMembership, Organization, VendorConnection,
+};
 use crate::engine::EngineOptions;
 use crate::vendors::Endpoints;
+use crate::vendors::connection::ConnectionPolicy;
 
 /// Options of `orgops run`.
 #[derive(Clone, Debug)]
@@ -44,10 +53,13 @@ pub struct RunOptions {
     pub concurrency: u16,
     /// Address of `/metrics`, `/healthz`, `/readyz`.
     pub listen: SocketAddr,
-    /// Requests per second per vendor endpoint by vendor name, `*` for all; absent: documented.
-    pub vendor_rates: std::collections::HashMap<String, u32>,
-    /// Default endpoint by vendor name.
-    pub vendor_endpoints: std::collections::HashMap<String, String>,
+    /// Allowed endpoints, default endpoints and rates of connections.
+    pub policy: ConnectionPolicy,
+    /// How often connections are checked at the vendor.
+    pub connection_check_interval: std::time::Duration,
+    /// The operator's own namespace: with `namespaces` set, ClusterVendorConnection Secrets
+    /// are also watched there.
+    pub own_namespace: Option<String>,
     /// Vendor requests in flight per reconcile.
     pub copy_concurrency: usize,
     /// Drift re-check period for Organizations without `spec.syncInterval`.
@@ -75,7 +87,12 @@ pub async fn shutdown_signal() {
 
 async fn check_crds(client: &Client) -> Result<(), Error> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for name in ["organizations.orgops.io", "orgmemberships.orgops.io"] {
+    for name in [
+        "organizations.orgops.io",
+        "orgmemberships.orgops.io",
+        "vendorconnections.orgops.io",
+        "clustervendorconnections.orgops.io",
+    ] {
         match crds.get_opt(name).await {
             Ok(Some(_)) => {}
             Ok(None) => return Err(Error::MissingCrd(name.into())),
@@ -107,9 +124,9 @@ pub async fn run(client: Client, opts: RunOptions) -> Result<(), Error> {
         client.clone(),
         endpoints,
         engine,
-        opts.vendor_rates.clone(),
-        opts.vendor_endpoints.clone(),
+        opts.policy.clone(),
         opts.default_sync_interval,
+        opts.connection_check_interval,
     ));
     let ready = Arc::new(AtomicBool::new(false));
     let bound = http::serve(
@@ -149,87 +166,32 @@ pub async fn run(client: Client, opts: RunOptions) -> Result<(), Error> {
     } else {
         opts.namespaces.iter().cloned().map(Some).collect()
     };
-    let mut controllers = Vec::new();
-    for scope in scopes {
-        let (orgs, secrets): (Api<Organization>, Api<Secret>) = match &scope {
-            Some(ns) => (
-                Api::namespaced(client.clone(), ns),
-                Api::namespaced(client.clone(), ns),
-            ),
-            None => (Api::all(client.clone()), Api::all(client.clone())),
-        };
-        let controller = Controller::new(orgs, watcher::Config::default().any_semantic());
-        let store = controller.store();
-        let run = controller
-            .watches(
-                secrets,
-                watcher::Config::default().any_semantic(),
-                move |secret: Secret| {
-                    let ns = secret.namespace().unwrap_or_default();
-                    let name = secret.name_any();
-                    store
-                        .state()
-                        .into_iter()
-                        .filter(move |o| {
-                            o.namespace().as_deref() == Some(ns.as_str())
-                                && o.spec.connection.credentials_secret_ref.name == name
-                        })
-                        .map(|o| ObjectRef::from_obj(&*o))
-                },
-            )
-            .with_config(Config::default().concurrency(opts.concurrency))
-            .shutdown_on_signal()
-            .run(
-                organization::reconcile,
-                organization::error_policy,
-                ctx.clone(),
-            )
-            .for_each(|result| async move {
-                if let Err(e) = result {
-                    tracing::debug!(error = %e, "controller event");
-                }
-            });
-        controllers.push(
-            Box::pin(run) as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
-        );
-
-        let (memberships, orgs): (Api<OrgMembership>, Api<Organization>) = match &scope {
-            Some(ns) => (
-                Api::namespaced(client.clone(), ns),
-                Api::namespaced(client.clone(), ns),
-            ),
-            None => (Api::all(client.clone()), Api::all(client.clone())),
-        };
-        let controller = Controller::new(memberships, watcher::Config::default().any_semantic());
-        let store = controller.store();
-        let run = controller
-            // An Organization that changes (e.g. becomes Ready) brings its memberships back.
-            .watches(
-                orgs,
-                watcher::Config::default().any_semantic(),
-                move |org: Organization| {
-                    let ns = org.namespace().unwrap_or_default();
-                    let name = org.name_any();
-                    store
-                        .state()
-                        .into_iter()
-                        .filter(move |m| {
-                            m.namespace().as_deref() == Some(ns.as_str())
-                                && m.spec.organization_ref.name == name
-                        })
-                        .map(|m| ObjectRef::from_obj(&*m))
-                },
-            )
-            .with_config(Config::default().concurrency(opts.concurrency))
-            .shutdown_on_signal()
-            .run(membership::reconcile, membership::error_policy, ctx.clone())
-            .for_each(|result| async move {
-                if let Err(e) = result {
-                    tracing::debug!(error = %e, "controller event");
-                }
-            });
-        controllers.push(Box::pin(run));
+    let mut controllers: Vec<Task> = Vec::new();
+    for scope in &scopes {
+        controllers.push(namespaced_connections(
+            &client,
+            scope,
+            &ctx,
+            opts.concurrency,
+        ));
+        controllers.push(organizations(&client, scope, &ctx, opts.concurrency));
+        controllers.push(memberships(&client, scope, &ctx, opts.concurrency));
     }
+    // Cluster connections' Secrets live where the admin puts them: anywhere when every
+    // namespace is watched, else in a watched namespace or the operator's own.
+    let mut secret_scopes = scopes.clone();
+    if let Some(own) = &opts.own_namespace
+        && !secret_scopes.contains(&Some(own.clone()))
+        && !secret_scopes.contains(&None)
+    {
+        secret_scopes.push(Some(own.clone()));
+    }
+    controllers.push(cluster_connections(
+        &client,
+        &secret_scopes,
+        &ctx,
+        opts.concurrency,
+    ));
     tracing::info!("orgops controllers running");
     let result = match &leases {
         Some((api, lease)) => {
@@ -249,4 +211,229 @@ pub async fn run(client: Client, opts: RunOptions) -> Result<(), Error> {
     ctx.metrics.leader.set(0);
     tracing::info!("orgops stopped");
     result
+}
+
+type Task = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+fn api_in<K>(client: &Client, scope: &Option<String>) -> Api<K>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
+{
+    match scope {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+fn watch_config() -> watcher::Config {
+    watcher::Config::default().any_semantic()
+}
+
+/// Logs what the controller stream yields (errors at debug: each is handled by error_policy).
+async fn drain<T, E: std::fmt::Display>(result: Result<T, E>) {
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "controller event");
+    }
+}
+
+/// Secrets, metadata only: the operator holds no Secret data it did not GET on purpose.
+fn secret_changes(
+    client: &Client,
+    scope: &Option<String>,
+) -> impl futures::Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Send + 'static
+{
+    let api: Api<PartialObjectMeta<Secret>> = match scope {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    watcher(api, watch_config()).touched_objects()
+}
+
+/// What an Organization reacts to in a connection: its spec and whether it is Ready (not every
+/// status write, so that a periodic check does not wake every Organization).
+fn connection_predicate<K: kube::Resource>(
+    conditions: impl Fn(&K) -> Option<String>,
+) -> impl Fn(&K) -> Option<u64> {
+    move |c: &K| {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        c.meta().uid.hash(&mut h);
+        c.meta().generation.hash(&mut h);
+        conditions(c).hash(&mut h);
+        Some(h.finish())
+    }
+}
+
+fn ready_of(status: Option<&crate::api::VendorConnectionStatus>) -> Option<String> {
+    status.and_then(|s| {
+        crate::api::conditions::status_of(&s.conditions, crate::api::conditions::types::READY)
+            .map(str::to_string)
+    })
+}
+
+fn namespaced_connections(
+    client: &Client,
+    scope: &Option<String>,
+    ctx: &Arc<context::Context>,
+    concurrency: u16,
+) -> Task {
+    let controller = Controller::new(api_in::<VendorConnection>(client, scope), watch_config());
+    let store = controller.store();
+    Box::pin(
+        controller
+            .watches_stream(secret_changes(client, scope), move |secret| {
+                let ns = secret.namespace().unwrap_or_default();
+                let name = secret.name_any();
+                store
+                    .state()
+                    .into_iter()
+                    .filter(move |c| {
+                        c.namespace().as_deref() == Some(ns.as_str())
+                            && c.spec.credentials_secret_ref.name == name
+                    })
+                    .map(|c| ObjectRef::from_obj(&*c))
+            })
+            .with_config(Config::default().concurrency(concurrency))
+            .shutdown_on_signal()
+            .run(
+                connection::reconcile::<VendorConnection>,
+                connection::error_policy::<VendorConnection>,
+                ctx.clone(),
+            )
+            .for_each(drain),
+    )
+}
+
+fn cluster_connections(
+    client: &Client,
+    secret_scopes: &[Option<String>],
+    ctx: &Arc<context::Context>,
+    concurrency: u16,
+) -> Task {
+    let mut controller = Controller::new(
+        Api::<ClusterVendorConnection>::all(client.clone()),
+        watch_config(),
+    );
+    for scope in secret_scopes {
+        let store = controller.store();
+        controller = controller.watches_stream(secret_changes(client, scope), move |secret| {
+            let ns = secret.namespace().unwrap_or_default();
+            let name = secret.name_any();
+            store
+                .state()
+                .into_iter()
+                .filter(move |c| {
+                    c.spec.credentials_secret_ref.namespace == ns
+                        && c.spec.credentials_secret_ref.name == name
+                })
+                .map(|c| ObjectRef::from_obj(&*c))
+        });
+    }
+    Box::pin(
+        controller
+            .with_config(Config::default().concurrency(concurrency))
+            .shutdown_on_signal()
+            .run(
+                connection::reconcile::<ClusterVendorConnection>,
+                connection::error_policy::<ClusterVendorConnection>,
+                ctx.clone(),
+            )
+            .for_each(drain),
+    )
+}
+
+fn organizations(
+    client: &Client,
+    scope: &Option<String>,
+    ctx: &Arc<context::Context>,
+    concurrency: u16,
+) -> Task {
+    let controller = Controller::new(api_in::<Organization>(client, scope), watch_config());
+    let (namespaced_store, cluster_store) = (controller.store(), controller.store());
+    let namespaced = watcher(api_in::<VendorConnection>(client, scope), watch_config())
+        .touched_objects()
+        .predicate_filter(
+            connection_predicate(|c: &VendorConnection| ready_of(c.status.as_ref())),
+            Default::default(),
+        );
+    let cluster = watcher(
+        Api::<ClusterVendorConnection>::all(client.clone()),
+        watch_config(),
+    )
+    .touched_objects()
+    .predicate_filter(
+        connection_predicate(|c: &ClusterVendorConnection| ready_of(c.status.as_ref())),
+        Default::default(),
+    );
+    Box::pin(
+        controller
+            .watches_stream(namespaced, move |c: VendorConnection| {
+                let ns = c.namespace().unwrap_or_default();
+                let name = c.name_any();
+                namespaced_store
+                    .state()
+                    .into_iter()
+                    .filter(move |o| {
+                        o.namespace().as_deref() == Some(ns.as_str())
+                            && o.spec.connection_ref.as_ref().is_some_and(|r| {
+                                r.kind == ConnectionKind::VendorConnection && r.name == name
+                            })
+                    })
+                    .map(|o| ObjectRef::from_obj(&*o))
+            })
+            .watches_stream(cluster, move |c: ClusterVendorConnection| {
+                let name = c.name_any();
+                cluster_store
+                    .state()
+                    .into_iter()
+                    .filter(move |o| {
+                        o.spec.connection_ref.as_ref().is_some_and(|r| {
+                            r.kind == ConnectionKind::ClusterVendorConnection && r.name == name
+                        })
+                    })
+                    .map(|o| ObjectRef::from_obj(&*o))
+            })
+            .with_config(Config::default().concurrency(concurrency))
+            .shutdown_on_signal()
+            .run(
+                organization::reconcile,
+                organization::error_policy,
+                ctx.clone(),
+            )
+            .for_each(drain),
+    )
+}
+
+fn memberships(
+    client: &Client,
+    scope: &Option<String>,
+    ctx: &Arc<context::Context>,
+    concurrency: u16,
+) -> Task {
+    let controller = Controller::new(api_in::<OrgMembership>(client, scope), watch_config());
+    let store = controller.store();
+    Box::pin(
+        controller
+            // An Organization that changes (e.g. becomes Ready) brings its memberships back.
+            .watches(
+                api_in::<Organization>(client, scope),
+                watch_config(),
+                move |org: Organization| {
+                    let ns = org.namespace().unwrap_or_default();
+                    let name = org.name_any();
+                    store
+                        .state()
+                        .into_iter()
+                        .filter(move |m| {
+                            m.namespace().as_deref() == Some(ns.as_str())
+                                && m.spec.organization_ref.name == name
+                        })
+                        .map(|m| ObjectRef::from_obj(&*m))
+                },
+            )
+            .with_config(Config::default().concurrency(concurrency))
+            .shutdown_on_signal()
+            .run(membership::reconcile, membership::error_policy, ctx.clone())
+            .for_each(drain),
+    )
 }

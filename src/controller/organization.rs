@@ -1,17 +1,17 @@
 //! The Organization controller: a thin shell around the engine. It adds the finalizer before
-//! anything reaches the vendor, reads the credentials Secret, runs the engine, writes status,
+//! anything reaches the vendor, resolves the connection, runs the engine, writes status,
 //! publishes events, and on deletion applies `deletionPolicy`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
+use super::connections::ConnectionError;
 use super::context::{Context, Seen};
 use super::error::Error;
 use super::metrics::{FailureLabels, KindLabels};
@@ -45,16 +45,14 @@ pub async fn reconcile(org: Arc<Organization>, ctx: Arc<Context>) -> Result<Acti
         return Ok(Action::await_change());
     }
 
-    let secret_name = org.spec.connection.credentials_secret_ref.name.clone();
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    let secret = secrets.get_opt(&secret_name).await?;
-    let secret_version = secret.as_ref().and_then(|s| s.resource_version());
+    let connection = ctx.connections.for_organization(&ctx.client, &org).await;
+    let dependency_version = connection.as_ref().ok().map(|c| c.version.clone());
 
     // Our own status writes come back as watch events: skip them while nothing we depend on
     // changed and no drift check is due.
     if let Some(seen) = ctx.seen(&uid)
         && seen.generation == org.metadata.generation
-        && seen.dependency_version == secret_version
+        && seen.dependency_version == dependency_version
         && let Some(wait) = seen.next_sync.checked_duration_since(Instant::now())
     {
         ctx.metrics.reconciled(KIND, "skipped");
@@ -76,67 +74,33 @@ pub async fn reconcile(org: Arc<Organization>, ctx: Arc<Context>) -> Result<Acti
                 &org,
                 OrgPhase::Failed,
                 vec![c],
-                secret_version,
+                dependency_version,
                 "InvalidSpec",
             )
             .await?;
             return Ok(Action::requeue(PARKED));
         }
     };
-    let Some(secret) = secret else {
-        let message = format!(
-            "Secret {ns}/{secret_name} (spec.connection.credentialsSecretRef) does not exist"
-        );
-        let conds = vec![
-            ConditionSpec::new(
-                types::CREDENTIALS_VALID,
-                false,
-                "SecretNotFound",
-                message.clone(),
-            ),
-            ConditionSpec::new(types::READY, false, "SecretNotFound", message),
-        ];
-        park(
-            &ctx,
-            &api,
-            &org,
-            OrgPhase::Failed,
-            conds,
-            None,
-            "SecretNotFound",
-        )
-        .await?;
-        return Ok(Action::requeue(PARKED));
-    };
-    let credentials = crate::api::credentials_from_secret(&format!("{ns}/{secret_name}"), &secret);
-    let client = match ctx.vendor_client(
-        desired.vendor,
-        org.spec.connection.endpoint.as_deref(),
-        credentials,
-        secret_version.as_deref().unwrap_or(""),
-    ) {
-        Ok(c) => c,
-        Err(e) => {
-            let reason = e.category();
-            let step = match e {
-                VendorError::Unsupported { .. } => types::UNSUPPORTED,
-                _ => types::CREDENTIALS_VALID,
-            };
-            let conds = vec![
-                ConditionSpec::new(step, step == types::UNSUPPORTED, reason, e.to_string()),
-                ConditionSpec::new(types::READY, false, reason, e.to_string()),
-            ];
+    let client = match connection {
+        Ok(c) => c.client,
+        Err(e) if e.is_permanent() => {
             park(
                 &ctx,
                 &api,
                 &org,
                 OrgPhase::Failed,
-                conds,
-                secret_version,
-                reason,
+                connection_conditions(&e),
+                None,
+                e.reason(),
             )
             .await?;
             return Ok(Action::requeue(PARKED));
+        }
+        Err(e) => {
+            return Err(Error::Transient {
+                reason: e.reason().into(),
+                message: e.to_string(),
+            });
         }
     };
 
@@ -173,7 +137,7 @@ pub async fn reconcile(org: Arc<Organization>, ctx: Arc<Context>) -> Result<Acti
                 &uid,
                 Some(Seen {
                     generation: org.metadata.generation,
-                    dependency_version: secret_version,
+                    dependency_version: dependency_version.clone(),
                     next_sync: now + d,
                 }),
             );
@@ -193,7 +157,7 @@ pub async fn reconcile(org: Arc<Organization>, ctx: Arc<Context>) -> Result<Acti
                 &uid,
                 Some(Seen {
                     generation: org.metadata.generation,
-                    dependency_version: secret_version,
+                    dependency_version,
                     next_sync: now + PARKED,
                 }),
             );
@@ -207,6 +171,19 @@ pub async fn reconcile(org: Arc<Organization>, ctx: Arc<Context>) -> Result<Acti
             })
         }
     }
+}
+
+/// The conditions of an Organization whose connection cannot be used.
+pub fn connection_conditions(e: &ConnectionError) -> Vec<ConditionSpec> {
+    let message = e.to_string();
+    let type_ = match e {
+        ConnectionError::Vendor(_) => types::CREDENTIALS_VALID,
+        _ => types::CONNECTION_READY,
+    };
+    vec![
+        ConditionSpec::new(type_, false, e.reason(), message.clone()),
+        ConditionSpec::new(types::READY, false, e.reason(), message),
+    ]
 }
 
 /// Backs transient failures off per object; every failure counts in metrics.
@@ -316,7 +293,7 @@ async fn park(
     org: &Organization,
     phase: OrgPhase,
     conditions: Vec<ConditionSpec>,
-    secret_version: Option<String>,
+    dependency_version: Option<String>,
     reason: &str,
 ) -> Result<(), Error> {
     let previous = org.status.clone().unwrap_or_default();
@@ -351,7 +328,7 @@ async fn park(
         &uid,
         Some(Seen {
             generation: org.metadata.generation,
-            dependency_version: secret_version,
+            dependency_version,
             next_sync: Instant::now() + PARKED,
         }),
     );
@@ -382,7 +359,8 @@ async fn publish(
     }
 }
 
-fn truncate(s: &str, max: usize) -> String {
+/// `s` cut to at most `max` bytes on a character boundary, with `…` when cut.
+pub(crate) fn truncate(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_string();
     }
@@ -481,42 +459,33 @@ async fn cleanup(
             Ok(Action::await_change())
         }
         (DeletionPolicy::Delete, id) => {
-            let ns = org.namespace().ok_or(Error::NoNamespace)?;
-            let secret_name = &org.spec.connection.credentials_secret_ref.name;
-            let secret = Api::<Secret>::namespaced(ctx.client.clone(), &ns)
-                .get_opt(secret_name)
-                .await?;
-            let Some(secret) = secret else {
-                let message = format!(
-                    "cannot delete the organization at the vendor: Secret {ns}/{secret_name} does not exist; restore it or set deletionPolicy: Orphan"
-                );
-                write_status(
-                    api,
-                    org,
-                    mark_deleting(vec![ConditionSpec::new(
-                        types::READY,
-                        false,
-                        "SecretNotFound",
-                        message.clone(),
-                    )]),
-                )
-                .await?;
-                warn_event(ctx, org, "SecretNotFound", &message).await;
-                return Ok(Action::requeue(PARKED));
+            let client = match ctx.connections.for_organization(&ctx.client, org).await {
+                Ok(c) => c.client,
+                Err(e) if e.is_permanent() => {
+                    let message = format!(
+                        "cannot delete the organization at the vendor: {e}; fix the connection or set deletionPolicy: Orphan"
+                    );
+                    write_status(
+                        api,
+                        org,
+                        mark_deleting(vec![ConditionSpec::new(
+                            types::READY,
+                            false,
+                            e.reason(),
+                            message.clone(),
+                        )]),
+                    )
+                    .await?;
+                    warn_event(ctx, org, e.reason(), &message).await;
+                    return Ok(Action::requeue(PARKED));
+                }
+                Err(e) => {
+                    return Err(Error::Transient {
+                        reason: e.reason().into(),
+                        message: e.to_string(),
+                    });
+                }
             };
-            let credentials =
-                crate::api::credentials_from_secret(&format!("{ns}/{secret_name}"), &secret);
-            let client = ctx
-                .vendor_client(
-                    org.spec.vendor,
-                    org.spec.connection.endpoint.as_deref(),
-                    credentials,
-                    secret.resource_version().as_deref().unwrap_or(""),
-                )
-                .map_err(|e| Error::Transient {
-                    reason: e.category().into(),
-                    message: e.to_string(),
-                })?;
             let Some(id) = id else {
                 // A create is pending: resolve it before deciding (the next reconcile will).
                 return Err(Error::Transient {

@@ -39,6 +39,7 @@
 //! A vendor that cannot do something returns [`VendorError::Unsupported`], which the engine
 //! turns into an `Unsupported` condition instead of retrying.
 
+pub mod connection;
 pub mod http;
 pub mod rossum;
 
@@ -114,6 +115,15 @@ pub struct OrgInfo {
     pub usage: Option<Value>,
     /// The raw object, for vendor-specific settings comparison.
     pub raw: Value,
+}
+
+/// What a connection's credentials reach at the vendor.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AccountInfo {
+    /// One line, e.g. `org group 7 (Acme), user 42`.
+    pub summary: String,
+    /// Ids and names by key (never credentials).
+    pub details: BTreeMap<String, String>,
 }
 
 /// What the engine wants the organization to look like (vendor-neutral plus one vendor block).
@@ -288,6 +298,16 @@ pub trait VendorClient: RefCodec {
     /// Checks the credentials (logs in); errors name the Secret.
     async fn verify_credentials(&self) -> Result<(), VendorError>;
 
+    /// Checks the credentials at the vendor (a request, not a cached token) and says what they
+    /// reach: ids and names, never a credential.
+    async fn describe_account(&self) -> Result<AccountInfo, VendorError> {
+        self.verify_credentials().await?;
+        Ok(AccountInfo {
+            summary: format!("a {} account", self.vendor()),
+            details: BTreeMap::new(),
+        })
+    }
+
     /// The organization with this id, or `None` when it does not exist (or is not visible).
     async fn get_org(&self, id: &str) -> Result<Option<OrgInfo>, VendorError>;
 
@@ -374,6 +394,26 @@ pub fn connect(
                 "the {other} client is not part of this orgops build yet (see design/vendors/{other}.md)"
             ),
         }),
+    }
+}
+
+/// The vendor's public API, used when neither the connection nor the operator names one.
+pub fn default_endpoint(vendor: crate::api::Vendor) -> &'static str {
+    match vendor {
+        crate::api::Vendor::Rossum => rossum::DEFAULT_ENDPOINT,
+        crate::api::Vendor::Dataloop => "https://gate.dataloop.ai/api/v1",
+        crate::api::Vendor::RenderedAi => "https://api.rendered.ai/graphql",
+        crate::api::Vendor::OpenLattice => "https://api.openlattice.com",
+    }
+}
+
+/// The vendor's public API hosts: what namespaced connections may use by default.
+pub fn public_endpoints(vendor: crate::api::Vendor) -> &'static [&'static str] {
+    match vendor {
+        crate::api::Vendor::Rossum => rossum::PUBLIC_ENDPOINTS,
+        crate::api::Vendor::Dataloop => &["https://gate.dataloop.ai"],
+        crate::api::Vendor::RenderedAi => &["https://api.rendered.ai"],
+        crate::api::Vendor::OpenLattice => &["https://api.openlattice.com"],
     }
 }
 

@@ -26,6 +26,10 @@ def test_one_person_in_two_orgs_is_one_user_and_one_membership():
 kind: Secret
 metadata: {{name: creds, namespace: sdk}}
 stringData: {{username: {USER}, password: {PASSWORD}, createKey: {CREATE_KEY}}}
+""", f"""apiVersion: orgops.io/v1alpha1
+kind: VendorConnection
+metadata: {{name: rossum, namespace: sdk}}
+spec: {{vendor: rossum, endpoint: "{BASE}", credentialsSecretRef: {{name: creds}}}}
 """]
     for dept in ("de", "fr"):
         docs.append(f"""apiVersion: orgops.io/v1alpha1
@@ -34,7 +38,7 @@ metadata: {{name: {dept}, namespace: sdk}}
 spec:
   vendor: rossum
   displayName: SDK {dept} {tag}
-  connection: {{endpoint: "{BASE}", credentialsSecretRef: {{name: creds}}}}
+  connectionRef: {{name: rossum}}
   settings: {{rossum: {{firstUser: {{email: first-{dept}-{tag}@example.com}}}}}}
 """)
         docs.append(f"""apiVersion: orgops.io/v1alpha1

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod operator;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};

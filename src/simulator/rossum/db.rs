@@ -94,6 +94,8 @@ pub struct Db {
     pub hook_secrets: HashMap<u64, Value>,
     /// Mutating requests handled (every method but GET, outside `auth/`).
     pub writes: u64,
+    /// Successful logins (`POST auth/login`).
+    pub logins: u64,
     token_counter: u64,
 }
 
@@ -110,6 +112,7 @@ impl Db {
             create_keys: HashMap::new(),
             hook_secrets: HashMap::new(),
             writes: 0,
+            logins: 0,
             token_counter: 0,
         }
     }

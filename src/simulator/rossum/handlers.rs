@@ -368,6 +368,7 @@ fn login(db: &mut Db, body: &Value) -> Answer {
         .unwrap_or(MAX_TOKEN_LIFETIME)
         .min(MAX_TOKEN_LIFETIME);
     let key = db.issue_token(uid, org, Duration::from_secs(lifetime));
+    db.logins += 1;
     if let Some(u) = db.table("users").get_mut(&uid) {
         u.value["last_login"] = json!(super::db::now_iso());
     }

@@ -15,6 +15,13 @@ use crate::vendors::{Credentials, Endpoints, VendorError};
 
 /// Rossum's public API (accounts created before Nov 2022; newer ones use `<x>.rossum.app`).
 pub const DEFAULT_ENDPOINT: &str = "https://elis.rossum.ai/api/v1";
+/// Rossum's public API hosts: `elis.rossum.ai` (accounts before Nov 2022), the deprecated
+/// `api.elis.rossum.ai`, and the per-customer `<name>.rossum.app`.
+pub const PUBLIC_ENDPOINTS: &[&str] = &[
+    "https://elis.rossum.ai",
+    "https://api.elis.rossum.ai",
+    "https://*.rossum.app",
+];
 /// Rossum's documented overall limit.
 pub const DOCUMENTED_RATE_LIMIT: u32 = 10;
 
@@ -233,6 +240,48 @@ impl RossumClient {
         }
         let req = Request::new(Method::GET, self.url("auth/user"));
         self.send_with(Scope::Primary, req).await.map(|_| ())
+    }
+
+    /// What the credentials reach: the user (`auth/user`, always a request, so a revoked token
+    /// shows) and the organization group, as ids and names.
+    pub async fn account(&self) -> Result<crate::vendors::AccountInfo, VendorError> {
+        let req = Request::new(Method::GET, self.url("auth/user"));
+        let user: User = decode(
+            "auth/user",
+            self.send_with(Scope::Primary, req).await?.json()?,
+        )?;
+        let mut details = BTreeMap::new();
+        details.insert("user".to_string(), user.id.to_string());
+        let org = id_from_url(&user.organization);
+        if let Some(org) = org {
+            details.insert("organization".to_string(), org.to_string());
+        }
+        let group = self.organization_groups().await?.into_iter().next();
+        let group_id = group.as_ref().and_then(|g| g.get("id")).map(|v| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        });
+        let group_name = group
+            .as_ref()
+            .and_then(|g| g.get("name"))
+            .and_then(Value::as_str)
+            .map(|n| n.chars().take(100).collect::<String>());
+        if let Some(id) = &group_id {
+            details.insert("organizationGroup".to_string(), id.clone());
+        }
+        if let Some(name) = &group_name {
+            details.insert("organizationGroupName".to_string(), name.clone());
+        }
+        let summary = match (group_id, group_name) {
+            (Some(id), Some(name)) => format!("org group {id} ({name}), user {}", user.id),
+            (Some(id), None) => format!("org group {id}, user {}", user.id),
+            _ => format!(
+                "organization {}, user {}",
+                org.map(|o| o.to_string()).unwrap_or_else(|| "?".into()),
+                user.id
+            ),
+        };
+        Ok(crate::vendors::AccountInfo { summary, details })
     }
 
     /// Every page of a list endpoint.

@@ -10,4 +10,4 @@ mod members;
 pub mod models;
 mod vendor;
 
-pub use client::{DEFAULT_ENDPOINT, DOCUMENTED_RATE_LIMIT, RossumClient};
+pub use client::{DEFAULT_ENDPOINT, DOCUMENTED_RATE_LIMIT, PUBLIC_ENDPOINTS, RossumClient};

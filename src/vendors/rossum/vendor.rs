@@ -92,6 +92,10 @@ impl VendorClient for RossumClient {
         self.verify().await
     }
 
+    async fn describe_account(&self) -> Result<crate::vendors::AccountInfo, VendorError> {
+        self.account().await
+    }
+
     fn members(&self) -> Option<&dyn crate::vendors::MemberClient> {
         Some(self)
     }

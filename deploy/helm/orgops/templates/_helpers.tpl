@@ -37,12 +37,24 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   resources: ["organizations", "orgmemberships"]
   verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["orgops.io"]
-  resources: ["organizations/status", "orgmemberships/status"]
-  verbs: ["patch"]
-- apiGroups: [""]
-  resources: ["secrets"]
+  resources: ["vendorconnections"]
   verbs: ["get", "list", "watch"]
+- apiGroups: ["orgops.io"]
+  resources: ["organizations/status", "orgmemberships/status", "vendorconnections/status"]
+  verbs: ["patch"]
+{{ include "orgops.secretRules" . }}
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
+{{- end -}}
+
+
+{{/* Secrets: watched metadata-only (list, watch) to notice changes; data read with get, only for
+the Secrets that connections name. RBAC cannot tell a metadata-only list from a full one, so
+the narrowing is in what the operator does; per-namespace RBAC (watchNamespaces) narrows which
+namespaces it may read at all. */}}
+{{- define "orgops.secretRules" -}}
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "list", "watch"]
 {{- end -}}

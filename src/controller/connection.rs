@@ -1,0 +1,299 @@
+//! The connection controller (VendorConnection and ClusterVendorConnection): judges the
+//! connection against the operator's policy (no request is made to an endpoint that is not
+//! allowed), reads its Secret with GET, checks the credentials at the vendor, and reports what
+//! they reach. Re-checked every `--connection-check-interval` and whenever the connection or
+//! its Secret changes.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::Instant;
+
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use super::connections::{ConnectionError, ConnectionObject};
+use super::context::{Context, Seen};
+use super::error::Error;
+use crate::api::conditions::{ConditionSpec, merge, same_ignoring_time, types};
+use crate::api::{
+    ClusterVendorConnection, ConnectionAccount, VendorConnection, VendorConnectionStatus,
+};
+use crate::vendors::connection::ConnectionProblem;
+
+const KIND: &str = "connection";
+
+/// What the controller needs of either connection kind.
+pub trait ConnectionResource:
+    Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + Debug + Send + Sync + 'static
+{
+    /// Its configuration and identity.
+    fn object(&self) -> ConnectionObject;
+    /// Its status.
+    fn status(&self) -> Option<&VendorConnectionStatus>;
+    /// The API of the object (namespaced or cluster).
+    fn api_of(&self, client: kube::Client) -> Api<Self>;
+}
+
+impl ConnectionResource for VendorConnection {
+    fn object(&self) -> ConnectionObject {
+        self.into()
+    }
+    fn status(&self) -> Option<&VendorConnectionStatus> {
+        self.status.as_ref()
+    }
+    fn api_of(&self, client: kube::Client) -> Api<Self> {
+        Api::namespaced(client, &self.namespace().unwrap_or_default())
+    }
+}
+
+impl ConnectionResource for ClusterVendorConnection {
+    fn object(&self) -> ConnectionObject {
+        self.into()
+    }
+    fn status(&self) -> Option<&VendorConnectionStatus> {
+        self.status.as_ref()
+    }
+    fn api_of(&self, client: kube::Client) -> Api<Self> {
+        Api::all(client)
+    }
+}
+
+/// The outcome of one check, as conditions and account.
+struct Check {
+    conditions: Vec<ConditionSpec>,
+    endpoint: Option<String>,
+    account: Option<ConnectionAccount>,
+    checked: bool,
+}
+
+/// Reconciles one connection of either kind.
+pub async fn reconcile<K: ConnectionResource>(
+    conn: Arc<K>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    let _timer = ctx.metrics.timer(KIND);
+    let object = conn.object();
+    let uid = format!("c/{}", object.uid);
+    if conn.meta().deletion_timestamp.is_some() {
+        ctx.connections.forget(&object.config.id);
+        ctx.remember(&uid, None);
+        return Ok(Action::await_change());
+    }
+    let resolved = ctx.connections.refresh(&ctx.client, &object).await;
+    let version = resolved.as_ref().ok().map(|r| r.version.clone());
+    if let Some(seen) = ctx.seen(&uid)
+        && seen.generation == object.generation
+        && seen.dependency_version == version
+        && let Some(wait) = seen.next_sync.checked_duration_since(Instant::now())
+    {
+        ctx.metrics.reconciled(KIND, "skipped");
+        return Ok(Action::requeue(wait));
+    }
+
+    let check = match resolved {
+        Ok(r) => match r.client.describe_account().await {
+            Ok(account) => Check {
+                conditions: vec![
+                    ConditionSpec::new(
+                        types::ENDPOINT_ALLOWED,
+                        true,
+                        "Allowed",
+                        allowed_message(&object),
+                    ),
+                    ConditionSpec::new(
+                        types::CREDENTIALS_VALID,
+                        true,
+                        "Authenticated",
+                        format!(
+                            "the vendor accepts the credentials in Secret {}",
+                            object.config.secret
+                        ),
+                    ),
+                    ConditionSpec::new(
+                        types::READY,
+                        true,
+                        "Authenticated",
+                        format!("{} reaches {}", r.endpoint, account.summary),
+                    ),
+                ],
+                endpoint: Some(r.endpoint),
+                account: Some(ConnectionAccount {
+                    summary: account.summary,
+                    details: account.details,
+                }),
+                checked: true,
+            },
+            Err(e) if e.is_transient() => {
+                ctx.remember(&uid, None);
+                return Err(Error::Transient {
+                    reason: e.category().into(),
+                    message: e.to_string(),
+                });
+            }
+            Err(e) => Check {
+                conditions: vec![
+                    ConditionSpec::new(
+                        types::ENDPOINT_ALLOWED,
+                        true,
+                        "Allowed",
+                        allowed_message(&object),
+                    ),
+                    ConditionSpec::new(
+                        types::CREDENTIALS_VALID,
+                        false,
+                        e.category(),
+                        e.to_string(),
+                    ),
+                    ConditionSpec::new(types::READY, false, e.category(), e.to_string()),
+                ],
+                endpoint: Some(r.endpoint),
+                account: None,
+                checked: true,
+            },
+        },
+        Err(ConnectionError::Kube(e)) => return Err(e.into()),
+        Err(e) => {
+            ctx.connections.forget(&object.config.id);
+            problem_check(&e)
+        }
+    };
+    let ready = check
+        .conditions
+        .iter()
+        .any(|c| c.type_ == types::READY && c.status);
+    write_status(&ctx, conn.as_ref(), &object, check).await?;
+    ctx.metrics
+        .reconciled(KIND, if ready { "ready" } else { "not_ready" });
+    ctx.succeeded(&uid);
+    let next = ctx.connection_check_interval;
+    ctx.remember(
+        &uid,
+        Some(Seen {
+            generation: object.generation,
+            dependency_version: version,
+            next_sync: Instant::now() + next,
+        }),
+    );
+    Ok(Action::requeue(next.mul_f64(0.9 + 0.2 * fastrand::f64())))
+}
+
+fn allowed_message(object: &ConnectionObject) -> String {
+    if object.config.trusted {
+        "a cluster connection: its endpoint is the platform admin's".into()
+    } else {
+        "the endpoint is on the operator's allow-list".into()
+    }
+}
+
+/// Conditions for a connection the policy refuses or whose Secret is unusable.
+fn problem_check(e: &ConnectionError) -> Check {
+    let message = e.to_string();
+    let endpoint_refused = matches!(
+        e,
+        ConnectionError::Problem(
+            ConnectionProblem::EndpointNotAllowed { .. }
+                | ConnectionProblem::InvalidEndpoint { .. }
+        )
+    );
+    let mut conditions = vec![ConditionSpec::new(
+        types::READY,
+        false,
+        e.reason(),
+        message.clone(),
+    )];
+    if endpoint_refused {
+        conditions.push(ConditionSpec::new(
+            types::ENDPOINT_ALLOWED,
+            false,
+            e.reason(),
+            message,
+        ));
+    } else {
+        conditions.push(ConditionSpec::new(
+            types::CREDENTIALS_VALID,
+            false,
+            e.reason(),
+            message,
+        ));
+    }
+    Check {
+        conditions,
+        endpoint: None,
+        account: None,
+        checked: false,
+    }
+}
+
+async fn write_status<K: ConnectionResource>(
+    ctx: &Context,
+    conn: &K,
+    object: &ConnectionObject,
+    check: Check,
+) -> Result<(), Error> {
+    let previous = conn.status().cloned().unwrap_or_default();
+    let now = jiff::Timestamp::now();
+    let status = VendorConnectionStatus {
+        observed_generation: object.generation,
+        endpoint: check.endpoint,
+        conditions: merge(
+            &previous.conditions,
+            &check.conditions,
+            object.generation,
+            now,
+        ),
+        account: check.account,
+        last_checked_time: if check.checked {
+            Some(now.to_string())
+        } else {
+            previous.last_checked_time.clone()
+        },
+    };
+    let changed = !same_ignoring_time(&previous.conditions, &status.conditions);
+    if !changed && !check.checked && previous == status {
+        return Ok(());
+    }
+    let api = conn.api_of(ctx.client.clone());
+    api.patch_status(
+        &conn.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"status": status})),
+    )
+    .await?;
+    if changed && let Some(ready) = check_ready(&status) {
+        let (type_, reason) = if ready.status == "True" {
+            (EventType::Normal, "Ready".to_string())
+        } else {
+            (EventType::Warning, ready.reason.clone())
+        };
+        let event = Event {
+            type_,
+            reason,
+            note: Some(super::organization::truncate(&ready.message, 1000)),
+            action: "Check".into(),
+            secondary: None,
+        };
+        if let Err(e) = ctx.recorder.publish(&event, &conn.object_ref(&())).await {
+            tracing::debug!(error = %e, "event not published");
+        }
+    }
+    Ok(())
+}
+
+fn check_ready(
+    status: &VendorConnectionStatus,
+) -> Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    status.conditions.iter().find(|c| c.type_ == types::READY)
+}
+
+/// Backs transient failures off per object.
+pub fn error_policy<K: ConnectionResource>(conn: Arc<K>, err: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.reconciled(KIND, "error");
+    let delay = ctx.backoff(&format!("c/{}", conn.uid().unwrap_or_default()));
+    tracing::warn!(connection = %conn.name_any(), error = %err, ?delay, "connection check failed");
+    Action::requeue(delay)
+}

@@ -1,0 +1,261 @@
+//! The connection registry: one vendor client per connection — one login and one token bucket
+//! shared by every Organization and OrgMembership that uses it — built from the connection
+//! resource, the operator's [`ConnectionPolicy`], and the Secret it names (read with GET only).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::{Api, Client, ResourceExt};
+
+use crate::api::{ClusterVendorConnection, ConnectionKind, Organization, VendorConnection};
+use crate::vendors::connection::{ConnectionConfig, ConnectionPolicy, ConnectionProblem};
+use crate::vendors::{Endpoints, HttpConfig, VendorClient, VendorError, connect};
+
+/// Why an Organization cannot get a vendor client.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectionError {
+    /// The Organization names no connection (written before `connectionRef` existed).
+    #[error(
+        "spec.connectionRef is not set: create a VendorConnection (or use a ClusterVendorConnection) and name it in spec.connectionRef; spec.connection is no longer read"
+    )]
+    NoReference,
+    /// The connection cannot be used; a human must change something.
+    #[error(transparent)]
+    Problem(#[from] ConnectionProblem),
+    /// The Secret lacks a key, or the client cannot be built.
+    #[error(transparent)]
+    Vendor(#[from] VendorError),
+    /// The Kubernetes API failed (transient).
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+impl ConnectionError {
+    /// CamelCase reason for conditions.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ConnectionError::NoReference => "ConnectionRefMissing",
+            ConnectionError::Problem(p) => p.reason(),
+            ConnectionError::Vendor(e) => e.category(),
+            ConnectionError::Kube(_) => "KubernetesApi",
+        }
+    }
+
+    /// True when only a human can fix it (so the resource is parked, not retried).
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            ConnectionError::Kube(_) => false,
+            ConnectionError::Vendor(e) => !e.is_transient(),
+            _ => true,
+        }
+    }
+}
+
+/// A usable connection.
+#[derive(Clone)]
+pub struct Resolved {
+    /// The shared client.
+    pub client: Arc<dyn VendorClient>,
+    /// The connection as configured.
+    pub config: ConnectionConfig,
+    /// Changes whenever the connection's spec or its Secret changes.
+    pub version: String,
+    /// The endpoint in use.
+    pub endpoint: String,
+}
+
+struct Built {
+    uid: String,
+    generation: Option<i64>,
+    secret_version: String,
+    resolved: Resolved,
+}
+
+/// Clients by connection, plus the operator-wide connection policy.
+pub struct Connections {
+    /// Allow-list, default endpoints and rates.
+    pub policy: ConnectionPolicy,
+    endpoints: Arc<Endpoints>,
+    http: HttpConfig,
+    built: Mutex<HashMap<String, Built>>,
+}
+
+/// A connection resource of either kind.
+pub struct ConnectionObject {
+    /// Its configuration.
+    pub config: ConnectionConfig,
+    /// `metadata.uid`.
+    pub uid: String,
+    /// `metadata.generation`.
+    pub generation: Option<i64>,
+}
+
+impl From<&VendorConnection> for ConnectionObject {
+    fn from(c: &VendorConnection) -> Self {
+        Self {
+            config: c.config(),
+            uid: c.uid().unwrap_or_default(),
+            generation: c.metadata.generation,
+        }
+    }
+}
+
+impl From<&ClusterVendorConnection> for ConnectionObject {
+    fn from(c: &ClusterVendorConnection) -> Self {
+        Self {
+            config: c.config(),
+            uid: c.uid().unwrap_or_default(),
+            generation: c.metadata.generation,
+        }
+    }
+}
+
+impl Connections {
+    /// An empty registry.
+    pub fn new(policy: ConnectionPolicy, endpoints: Arc<Endpoints>, http: HttpConfig) -> Self {
+        Self {
+            policy,
+            endpoints,
+            http,
+            built: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The connection an Organization names, as its vendor client.
+    pub async fn for_organization(
+        &self,
+        kube: &Client,
+        org: &Organization,
+    ) -> Result<Resolved, ConnectionError> {
+        let namespace = org.namespace().unwrap_or_default();
+        let reference = org
+            .spec
+            .connection_ref
+            .as_ref()
+            .ok_or(ConnectionError::NoReference)?;
+        let object: ConnectionObject = match reference.kind {
+            ConnectionKind::VendorConnection => {
+                Api::<VendorConnection>::namespaced(kube.clone(), &namespace)
+                    .get_opt(&reference.name)
+                    .await?
+                    .as_ref()
+                    .map(Into::into)
+                    .ok_or_else(|| {
+                        ConnectionProblem::NotFound(format!(
+                            "VendorConnection {namespace}/{} (spec.connectionRef)",
+                            reference.name
+                        ))
+                    })?
+            }
+            ConnectionKind::ClusterVendorConnection => {
+                Api::<ClusterVendorConnection>::all(kube.clone())
+                    .get_opt(&reference.name)
+                    .await?
+                    .as_ref()
+                    .map(Into::into)
+                    .ok_or_else(|| {
+                        ConnectionProblem::NotFound(format!(
+                            "ClusterVendorConnection {} (spec.connectionRef)",
+                            reference.name
+                        ))
+                    })?
+            }
+        };
+        self.policy
+            .admit(&object.config, org.spec.vendor, &namespace)?;
+        if let Some(r) = self.cached(&object) {
+            return Ok(r);
+        }
+        self.refresh(kube, &object).await
+    }
+
+    fn cached(&self, object: &ConnectionObject) -> Option<Resolved> {
+        let built = self.built.lock().ok()?;
+        let b = built.get(&object.config.id)?;
+        (b.uid == object.uid && b.generation == object.generation).then(|| b.resolved.clone())
+    }
+
+    /// Reads the connection's Secret (GET) and returns its client: the one already built for
+    /// this version of the connection and Secret, else a new one (which makes no request yet).
+    pub async fn refresh(
+        &self,
+        kube: &Client,
+        object: &ConnectionObject,
+    ) -> Result<Resolved, ConnectionError> {
+        let config = &object.config;
+        let admitted = self.policy.check(config)?;
+        let secret = Api::<Secret>::namespaced(kube.clone(), &config.secret.namespace)
+            .get_opt(&config.secret.name)
+            .await
+            .map_err(|e| match e {
+                kube::Error::Api(s) if s.code == 403 => {
+                    ConnectionError::Problem(ConnectionProblem::Secret {
+                        id: config.id.clone(),
+                        secret: config.secret.clone(),
+                        why: format!(
+                            "cannot be read by the operator ({}); grant it get on Secrets in namespace {}",
+                            s.message, config.secret.namespace
+                        ),
+                    })
+                }
+                other => ConnectionError::Kube(other),
+            })?
+            .ok_or_else(|| ConnectionProblem::Secret {
+                id: config.id.clone(),
+                secret: config.secret.clone(),
+                why: "does not exist".into(),
+            })?;
+        let secret_version = secret.resource_version().unwrap_or_default();
+        let mut built = match self.built.lock() {
+            Ok(b) => b,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(b) = built.get(&config.id)
+            && b.uid == object.uid
+            && b.generation == object.generation
+            && b.secret_version == secret_version
+        {
+            return Ok(b.resolved.clone());
+        }
+        let credentials = crate::api::credentials_from_secret(&config.secret.to_string(), &secret);
+        let http = HttpConfig {
+            rate_per_second: admitted.rate,
+            ..self.http.clone()
+        };
+        let client = connect(
+            config.vendor,
+            Some(&admitted.endpoint),
+            credentials,
+            http,
+            &self.endpoints,
+        )?;
+        let resolved = Resolved {
+            client,
+            config: config.clone(),
+            version: format!(
+                "{}/{}/{secret_version}",
+                object.uid,
+                object.generation.unwrap_or_default()
+            ),
+            endpoint: admitted.endpoint,
+        };
+        built.insert(
+            config.id.clone(),
+            Built {
+                uid: object.uid.clone(),
+                generation: object.generation,
+                secret_version,
+                resolved: resolved.clone(),
+            },
+        );
+        Ok(resolved)
+    }
+
+    /// Drops the client of a connection that is gone or unusable.
+    pub fn forget(&self, id: &str) {
+        if let Ok(mut built) = self.built.lock() {
+            built.remove(id);
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! `orgops run` as a real process for end-to-end tests.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use super::cluster::Cluster;
+
+/// A running operator; killed when dropped.
+pub struct Operator {
+    /// The process.
+    pub child: tokio::process::Child,
+    /// Its `/metrics` URL.
+    pub metrics: String,
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `orgops run` as pod `identity` watching `namespaces`, with its Lease (and own
+/// namespace) in `lease_ns`, plus `extra` arguments; returns once `/readyz` answers.
+pub async fn start(
+    c: &Cluster,
+    namespaces: &[&str],
+    lease_ns: &str,
+    identity: &str,
+    lease_seconds: u64,
+    extra: &[&str],
+) -> Operator {
+    let port = free_port();
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_orgops"))
+        .args(["run", "--namespace", &namespaces.join(",")])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--vendor-rate-limit", "200"])
+        .args(["--lease-namespace", lease_ns])
+        .args(["--lease-duration-seconds", &lease_seconds.to_string()])
+        .args(extra)
+        .env("POD_NAME", identity)
+        .env("KUBECONFIG", &c.kubeconfig)
+        .env("RUST_LOG", "warn,orgops=info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("orgops run starts");
+    let metrics = format!("http://127.0.0.1:{port}/metrics");
+    let ready = format!("http://127.0.0.1:{port}/readyz");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(r) = reqwest::get(&ready).await
+            && r.status().is_success()
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "orgops run did not become ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Operator { child, metrics }
+}
+
+impl Operator {
+    /// The value of the metric line that starts with `series` (e.g.
+    /// `orgops_reconciles_total{kind="connection",result="not_ready"}`), 0 when absent.
+    pub async fn metric(&self, series: &str) -> u64 {
+        let Ok(r) = reqwest::get(&self.metrics).await else {
+            return 0;
+        };
+        let text = r.text().await.unwrap_or_default();
+        text.lines()
+            .filter(|l| l.starts_with(series))
+            .filter_map(|l| l.rsplit(' ').next())
+            .filter_map(|v| v.parse::<f64>().ok())
+            .map(|v| v as u64)
+            .sum()
+    }
+}
