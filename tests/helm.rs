@@ -187,6 +187,60 @@ fn orgops_run_accepts_the_rendered_arguments_and_environment() {
     }
 }
 
+#[test]
+fn the_network_policy_lets_out_only_dns_the_api_server_and_the_vendors() {
+    // Off by default.
+    assert!(
+        !docs(&render(None))
+            .iter()
+            .any(|d| d["kind"] == "NetworkPolicy")
+    );
+    // On without the API server's addresses: refused, saying what to set.
+    let out = run(Command::new(helm()).args([
+        "template",
+        "orgops",
+        CHART,
+        "--set",
+        "networkPolicy.enabled=true",
+    ]));
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("networkPolicy.apiServer.cidrs"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rendered = docs(&render(Some(ALL_FEATURES)));
+    let policy = rendered
+        .iter()
+        .find(|d| d["kind"] == "NetworkPolicy")
+        .expect("a NetworkPolicy");
+    let deployment = rendered.iter().find(|d| d["kind"] == "Deployment").unwrap();
+    assert_eq!(
+        policy["spec"]["podSelector"]["matchLabels"],
+        deployment["spec"]["selector"]["matchLabels"]
+    );
+    assert_eq!(
+        policy["spec"]["policyTypes"],
+        serde_json::json!(["Ingress", "Egress"])
+    );
+    let ingress = policy["spec"]["ingress"].as_array().unwrap();
+    assert_eq!(ingress.len(), 1);
+    assert_eq!(ingress[0]["ports"][0]["port"], 9090);
+    let egress = policy["spec"]["egress"].as_array().unwrap();
+    let cidrs: Vec<&str> = egress
+        .iter()
+        .flat_map(|r| r["to"].as_array().into_iter().flatten())
+        .filter_map(|peer| peer["ipBlock"]["cidr"].as_str())
+        .collect();
+    assert_eq!(cidrs, ["10.0.0.1/32", "203.0.113.0/24", "198.51.100.7/32"]);
+    // Every egress rule names its peers: nothing is open to everywhere.
+    assert!(
+        egress
+            .iter()
+            .all(|r| r["to"].as_array().is_some_and(|t| !t.is_empty()))
+    );
+}
+
 /// The PolicyRules the chart grants the operator's ServiceAccount (default values).
 fn granted_rules() -> Value {
     let rendered = docs(&render(None));
