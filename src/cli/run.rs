@@ -41,6 +41,25 @@ pub struct RunArgs {
     /// How often each connection's credentials are checked at the vendor, e.g. `5m`.
     #[arg(long, env = "ORGOPS_CONNECTION_CHECK_INTERVAL", default_value = "5m", value_parser = parse_interval)]
     pub connection_check_interval: Duration,
+    /// Only callers the Kubernetes API authorizes (TokenReview, then a SubjectAccessReview for
+    /// `get` on the non-resource URL `/metrics`) may read /metrics.
+    #[arg(long, env = "ORGOPS_METRICS_AUTH", default_value_t = false, action = clap::ArgAction::Set)]
+    pub metrics_auth: bool,
+    /// PEM certificate chain: serve /metrics, /healthz and /readyz over HTTPS (re-read when
+    /// the file changes). Needs --metrics-tls-key-file.
+    #[arg(
+        long,
+        env = "ORGOPS_METRICS_TLS_CERT_FILE",
+        requires = "metrics_tls_key_file"
+    )]
+    pub metrics_tls_cert_file: Option<std::path::PathBuf>,
+    /// PEM private key of --metrics-tls-cert-file.
+    #[arg(
+        long,
+        env = "ORGOPS_METRICS_TLS_KEY_FILE",
+        requires = "metrics_tls_cert_file"
+    )]
+    pub metrics_tls_key_file: Option<std::path::PathBuf>,
     /// Check the configuration, print it, and exit without connecting to anything.
     #[arg(long)]
     pub validate_config: bool,
@@ -125,6 +144,14 @@ fn options(args: &RunArgs) -> Result<RunOptions, controller::Error> {
         policy,
         connection_check_interval: args.connection_check_interval,
         own_namespace: Some(args.lease_namespace.clone()),
+        metrics_auth: args.metrics_auth,
+        metrics_tls: match (&args.metrics_tls_cert_file, &args.metrics_tls_key_file) {
+            (Some(cert), Some(key)) => Some(controller::tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        },
         copy_concurrency: args.copy_concurrency,
         default_sync_interval: args.default_sync_interval,
         lease: args

@@ -7,7 +7,8 @@
 //! - [`membership`]: the OrgMembership reconciler (waits for its Organization to be Ready).
 //! - [`context`]: state shared by reconciles (clients, recorder, metrics, backoff).
 //! - [`sink`]: the engine's state written to the resource (create intent, id, progress).
-//! - [`metrics`], [`http`]: Prometheus metrics and health endpoints.
+//! - [`metrics`], [`http`]: Prometheus metrics and health endpoints; [`metrics_auth`] and
+//!   [`tls`]: optional authenticated metrics over HTTPS.
 //! - [`leader`]: leader election on a Lease.
 //! - [`error`]: controller errors.
 
@@ -19,8 +20,10 @@ pub mod http;
 pub mod leader;
 pub mod membership;
 pub mod metrics;
+pub mod metrics_auth;
 pub mod organization;
 pub mod sink;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -66,6 +69,10 @@ pub struct RunOptions {
     pub default_sync_interval: std::time::Duration,
     /// Leader election (`None`: this replica always acts).
     pub lease: Option<leader::LeaseConfig>,
+    /// Only callers the Kubernetes API authorizes may read `/metrics`.
+    pub metrics_auth: bool,
+    /// Serve the endpoints over HTTPS with these files.
+    pub metrics_tls: Option<tls::TlsFiles>,
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
@@ -134,11 +141,20 @@ pub async fn run(client: Client, opts: RunOptions) -> Result<(), Error> {
         http::Health {
             ctx: ctx.clone(),
             ready: ready.clone(),
+            auth: opts
+                .metrics_auth
+                .then(|| Arc::new(metrics_auth::MetricsAuth::new(client.clone()))),
         },
+        opts.metrics_tls.as_ref(),
     )
     .await
     .map_err(|e| Error::Setup(format!("cannot listen on {}: {e}", opts.listen)))?;
-    tracing::info!(%bound, "serving /metrics, /healthz, /readyz");
+    tracing::info!(%bound, tls = opts.metrics_tls.is_some(), auth = opts.metrics_auth, "serving /metrics, /healthz, /readyz");
+    if opts.metrics_auth && opts.metrics_tls.is_none() {
+        tracing::warn!(
+            "--metrics-auth without --metrics-tls-cert-file: scrapers send their tokens over plain HTTP"
+        );
+    }
 
     // A standby replica is healthy and ready; it only does not reconcile.
     ready.store(true, Ordering::Relaxed);

@@ -58,3 +58,9 @@ namespaces it may read at all. */}}
   resources: ["secrets"]
   verbs: ["get", "list", "watch"]
 {{- end -}}
+
+
+{{/* The Secret holding the metrics serving certificate. */}}
+{{- define "orgops.metricsTlsSecret" -}}
+{{- default (printf "%s-metrics-tls" (include "orgops.fullname" .)) .Values.metrics.secure.certSecret -}}
+{{- end -}}
