@@ -11,15 +11,19 @@ use std::time::Duration;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{
-    Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
+    Api, DeleteParams, GetParams, ListParams, Patch, PatchParams, PostParams, WatchEvent,
+    WatchParams,
 };
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+#[allow(deprecated)]
+use kube::runtime::metadata_watcher;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use orgops::api::{Organization, OrganizationStatus};
-use serde_json::json;
+use serde_json::{Value, json};
 use support::cluster::{Cluster, stderr, stdout};
 
 fn org(name: &str) -> Organization {
@@ -671,4 +675,189 @@ async fn rbac_rules_are_enforced_for_the_operator_identity() {
     let secrets: Api<Secret> = Api::namespaced(op, &ns);
     let other = api_error(secrets.get("other").await.unwrap_err());
     assert_eq!(other.code, 403, "resourceNames limit the grant");
+}
+
+/// A raw request, as kube-rs builds it, and the JSON the server answered.
+async fn raw(c: &Cluster, request: axum::http::Request<Vec<u8>>) -> Value {
+    serde_json::from_str(&c.client.request_text(request).await.unwrap()).unwrap()
+}
+
+/// Asserts `object` is a PartialObjectMetadata: metadata only, no Secret data.
+fn assert_metadata_only(object: &Value) {
+    assert_eq!(object["kind"], "PartialObjectMetadata", "{object}");
+    assert_eq!(object["apiVersion"], "meta.k8s.io/v1", "{object}");
+    let keys: Vec<&String> = object.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["apiVersion", "kind", "metadata"], "{object}");
+}
+
+fn secret(name: &str) -> Secret {
+    serde_json::from_value(
+        json!({"metadata": {"name": name}, "stringData": {"password": "hunter2"}}),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_only_lists_gets_and_watches_carry_no_secret_data() {
+    let c = Cluster::start().await;
+    let ns = c.namespace("meta").await;
+    let secrets: Api<Secret> = Api::namespaced(c.client.clone(), &ns);
+    let pp = PostParams::default();
+    for name in ["before-1", "before-2"] {
+        secrets.create(&pp, &secret(name)).await.unwrap();
+    }
+
+    // The full object carries the data (stringData is merged into data on write).
+    let full = secrets.get("before-1").await.unwrap();
+    assert_eq!(full.data.unwrap()["password"].0, b"hunter2");
+    assert!(full.string_data.is_none());
+
+    // Api::list_metadata, typed, then the same request raw.
+    let listed = secrets.list_metadata(&ListParams::default()).await.unwrap();
+    let names: Vec<String> = listed.items.iter().map(|o| o.name_any()).collect();
+    assert_eq!(names, ["before-1", "before-2"]);
+    let url = Secret::url_path(&(), Some(&ns));
+    let list = raw(
+        &c,
+        kube::core::Request::new(&url)
+            .list_metadata(&ListParams::default())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(list["kind"], "PartialObjectMetadataList", "{list}");
+    assert_eq!(list["apiVersion"], "meta.k8s.io/v1");
+    let list_rv = list["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    items.iter().for_each(assert_metadata_only);
+    // Pages keep the metadata form.
+    let page = raw(
+        &c,
+        kube::core::Request::new(&url)
+            .list_metadata(&ListParams::default().limit(1))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(page["kind"], "PartialObjectMetadataList");
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    assert!(
+        page["metadata"]["continue"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty()),
+        "{page}"
+    );
+    let one = raw(
+        &c,
+        kube::core::Request::new(&url)
+            .get_metadata("before-1", &GetParams::default())
+            .unwrap(),
+    )
+    .await;
+    assert_metadata_only(&one);
+    assert_eq!(one["metadata"]["name"], "before-1");
+
+    // A raw metadata watch from the list's resourceVersion, and the metadata_watcher.
+    let mut events = c
+        .client
+        .request_events::<Value>(
+            kube::core::Request::new(&url)
+                .watch_metadata(&WatchParams::default().timeout(20), &list_rv)
+                .unwrap(),
+        )
+        .await
+        .unwrap()
+        .boxed();
+    // kube's metadata_watcher (deprecated in kube 5) and its replacement, a watcher over
+    // Api<PartialObjectMeta<K>>, send the same metadata-only requests.
+    #[allow(deprecated)]
+    let legacy = metadata_watcher(secrets.clone(), watcher::Config::default()).boxed();
+    let metas: Api<PartialObjectMeta<Secret>> = Api::namespaced(c.client.clone(), &ns);
+    let mut watchers = [
+        legacy,
+        watcher(metas.clone(), watcher::Config::default()).boxed(),
+    ];
+    for w in &mut watchers {
+        let mut initial = Vec::new();
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), w.try_next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap()
+            {
+                watcher::Event::InitApply(o) => initial.push(o.name_any()),
+                watcher::Event::InitDone => break,
+                _ => {}
+            }
+        }
+        assert_eq!(initial, ["before-1", "before-2"]);
+    }
+    assert_eq!(metas.get("before-2").await.unwrap().name_any(), "before-2");
+
+    secrets.create(&pp, &secret("during")).await.unwrap();
+    let change =
+        json!({"metadata": {"labels": {"rotated": "yes"}}, "stringData": {"password": "hunter3"}});
+    secrets
+        .patch("during", &PatchParams::default(), &Patch::Merge(&change))
+        .await
+        .unwrap();
+    secrets
+        .delete("during", &DeleteParams::default())
+        .await
+        .unwrap();
+
+    for w in &mut watchers {
+        let mut seen = Vec::new();
+        while seen.len() < 3 {
+            let (what, o) = match tokio::time::timeout(Duration::from_secs(10), w.try_next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap()
+            {
+                watcher::Event::Apply(o) => ("apply", o),
+                watcher::Event::Delete(o) => ("delete", o),
+                other => panic!("unexpected {other:?}"),
+            };
+            let labelled = o.labels().contains_key("rotated");
+            seen.push(format!("{what} {} labelled={labelled}", o.name_any()));
+        }
+        assert_eq!(
+            seen,
+            [
+                "apply during labelled=false",
+                "apply during labelled=true",
+                "delete during labelled=true"
+            ]
+        );
+    }
+
+    let mut raw_seen = Vec::new();
+    while raw_seen.len() < 3 {
+        let event = tokio::time::timeout(Duration::from_secs(10), events.try_next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let (what, object) = match event {
+            WatchEvent::Added(o) => ("ADDED", o),
+            WatchEvent::Modified(o) => ("MODIFIED", o),
+            WatchEvent::Deleted(o) => ("DELETED", o),
+            WatchEvent::Bookmark(_) => continue,
+            WatchEvent::Error(e) => panic!("{e:?}"),
+        };
+        assert_metadata_only(&object);
+        raw_seen.push(format!("{what} {}", object["metadata"]["name"]));
+    }
+    assert_eq!(
+        raw_seen,
+        [
+            "ADDED \"during\"",
+            "MODIFIED \"during\"",
+            "DELETED \"during\""
+        ]
+    );
 }

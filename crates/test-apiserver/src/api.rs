@@ -11,11 +11,11 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde_json::{Value, json};
 
+use crate::media::Output;
 use crate::registry::ResourceType;
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
 use crate::store::{Event, FieldValidation, Store, WriteOpts};
-use crate::table;
 
 /// Shared state.
 pub struct Shared {
@@ -283,17 +283,6 @@ fn resolve(store: &Store, group: &str, version: &str, rest: &[&str]) -> Result<T
     })
 }
 
-fn wants_table(headers: &HeaderMap) -> bool {
-    headers
-        .get("accept")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| {
-            a.split(',')
-                .next()
-                .is_some_and(|first| first.contains("as=Table"))
-        })
-}
-
 fn field_validation(q: &HashMap<String, String>) -> FieldValidation {
     match q.get("fieldValidation").map(String::as_str) {
         Some("Strict") => FieldValidation::Strict,
@@ -361,28 +350,18 @@ async fn resource(
     let ns = target.namespace.clone().unwrap_or_default();
     let dry_run = q.get("dryRun").is_some_and(|d| d == "All");
     let rt = target.rt.clone();
+    let out = Output::negotiate(headers);
+    let answer = |code: StatusCode, obj: Value| -> Result<Response, ApiError> {
+        Ok(json_response(code, &out.one(&rt, obj)?))
+    };
     match (method, &target.name) {
         (&Method::GET, None) => {
             if q.get("watch").is_some_and(|w| w == "true" || w == "1") {
-                return watch(s, &target, q, wants_table(headers)).await;
+                return watch(s, &target, q, out.check_watch()?).await;
             }
-            list(s, &target, q, headers)
+            list(s, &target, q, out)
         }
-        (&Method::GET, Some(name)) => {
-            let obj = lock(s).get(&rt, &ns, name)?;
-            if wants_table(headers) {
-                let rv = obj
-                    .pointer("/metadata/resourceVersion")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string();
-                return Ok(json_response(
-                    StatusCode::OK,
-                    &table::table(&rt, &[obj], &rv),
-                ));
-            }
-            Ok(json_response(StatusCode::OK, &obj))
-        }
+        (&Method::GET, Some(name)) => answer(StatusCode::OK, lock(s).get(&rt, &ns, name)?),
         (&Method::POST, None) => {
             let obj = parse_body(headers, &body)?;
             let created = lock(s).create(
@@ -394,7 +373,7 @@ async fn resource(
                     dry_run,
                 },
             )?;
-            Ok(json_response(StatusCode::CREATED, &created))
+            answer(StatusCode::CREATED, created)
         }
         (&Method::PUT, Some(name)) => {
             let obj = parse_body(headers, &body)?;
@@ -409,9 +388,12 @@ async fn resource(
                     dry_run,
                 },
             )?;
-            Ok(json_response(StatusCode::OK, &updated))
+            answer(StatusCode::OK, updated)
         }
-        (&Method::PATCH, Some(name)) => patch(s, &target, name, q, headers, &body),
+        (&Method::PATCH, Some(name)) => {
+            let (code, patched) = patch(s, &target, name, q, headers, &body)?;
+            answer(code, patched)
+        }
         (&Method::DELETE, Some(name)) => {
             let opts: Value = if body.is_empty() {
                 json!({})
@@ -423,7 +405,7 @@ async fn resource(
                 .and_then(Value::as_str)
                 .map(str::to_string);
             let deleted = lock(s).delete(&rt, &ns, name, precondition.as_deref(), dry_run)?;
-            Ok(json_response(StatusCode::OK, &deleted))
+            answer(StatusCode::OK, deleted)
         }
         (&Method::DELETE, None) => {
             let mut store = lock(s);
@@ -475,7 +457,7 @@ fn list(
     s: &S,
     target: &Target,
     q: &HashMap<String, String>,
-    headers: &HeaderMap,
+    out: Output,
 ) -> Result<Response, ApiError> {
     let store = lock(s);
     let mut items = filtered(&store, target, q)?;
@@ -510,16 +492,10 @@ fn list(
             json!(base64::engine::general_purpose::STANDARD.encode(next.to_string()));
         meta["remainingItemCount"] = json!(total - start - limit);
     }
-    if wants_table(headers) {
-        let mut t = table::table(&target.rt, &items, &rv.to_string());
-        t["metadata"] = meta;
-        return Ok(json_response(StatusCode::OK, &t));
-    }
-    let list = json!({
-        "kind": format!("{}List", target.rt.kind), "apiVersion": target.rt.api_version(),
-        "metadata": meta, "items": items,
-    });
-    Ok(json_response(StatusCode::OK, &list))
+    Ok(json_response(
+        StatusCode::OK,
+        &out.list(&target.rt, &items, meta)?,
+    ))
 }
 
 fn strip_directives(v: &mut Value) {
@@ -540,7 +516,7 @@ fn patch(
     q: &HashMap<String, String>,
     headers: &HeaderMap,
     body: &Bytes,
-) -> Result<Response, ApiError> {
+) -> Result<(StatusCode, Value), ApiError> {
     let ct = headers
         .get("content-type")
         .and_then(|v| v.to_str().ok())
@@ -604,7 +580,7 @@ fn patch(
                             dry_run,
                         },
                     )?;
-                    return Ok(json_response(StatusCode::CREATED, &created));
+                    return Ok((StatusCode::CREATED, created));
                 }
                 Err(e) => return Err(e),
                 Ok(mut doc) => {
@@ -632,7 +608,7 @@ fn patch(
             dry_run,
         },
     )?;
-    Ok(json_response(StatusCode::OK, &updated))
+    Ok((StatusCode::OK, updated))
 }
 
 fn event_line(kind: &str, object: &Value) -> Bytes {
@@ -641,23 +617,28 @@ fn event_line(kind: &str, object: &Value) -> Bytes {
     Bytes::from(line)
 }
 
-/// The object of a watch event: the object itself, or a one-row Table for `kubectl get -w`.
-fn watch_object(rt: &ResourceType, object: &Value, as_table: bool) -> Value {
-    if !as_table || object.get("kind").and_then(Value::as_str) == Some("Status") {
-        return object.clone();
+/// The object of a watch event as the client asked for it: the object itself, a one-row
+/// Table for `kubectl get -w`, or its PartialObjectMetadata.
+fn watch_object(rt: &ResourceType, object: &Value, out: Output) -> Value {
+    out.one(rt, Store::present(rt, object))
+        .unwrap_or_else(|e| e.to_status())
+}
+
+/// A BOOKMARK's object: only metadata, in the form the client asked for (a Table client gets
+/// the bare object, as kubectl never asks for bookmarks).
+fn bookmark(rt: &ResourceType, metadata: Value, out: Output) -> Value {
+    let object = json!({"kind": rt.kind, "apiVersion": rt.api_version(), "metadata": metadata});
+    match out {
+        Output::Metadata(_) => watch_object(rt, &object, out),
+        _ => object,
     }
-    let rv = object
-        .pointer("/metadata/resourceVersion")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    table::table(rt, std::slice::from_ref(object), rv)
 }
 
 async fn watch(
     s: &S,
     target: &Target,
     q: &HashMap<String, String>,
-    as_table: bool,
+    out: Output,
 ) -> Result<Response, ApiError> {
     let labels = q
         .get("labelSelector")
@@ -698,21 +679,18 @@ async fn watch(
                 .into_iter()
                 .filter(|o| matches(o))
             {
-                first.push(event_line("ADDED", &o));
+                first.push(event_line("ADDED", &watch_object(&rt, &o, out)));
             }
             if initial_events {
-                let bm = json!({"kind": rt.kind, "apiVersion": rt.api_version(), "metadata": {
-                    "resourceVersion": store.rv.to_string(), "annotations": {"k8s.io/initial-events-end": "true"}}});
-                first.push(event_line("BOOKMARK", &bm));
+                let meta = json!({"resourceVersion": store.rv.to_string(),
+                    "annotations": {"k8s.io/initial-events-end": "true"}});
+                first.push(event_line("BOOKMARK", &bookmark(&rt, meta, out)));
             }
         } else if let Some(rv) = requested {
             match store.events_since(rv, &key, ns.as_deref()) {
                 Ok(events) => {
                     for e in events.iter().filter(|e| matches(&e.object)) {
-                        first.push(event_line(
-                            e.kind,
-                            &watch_object(&rt, &Store::present(&rt, &e.object), as_table),
-                        ));
+                        first.push(event_line(e.kind, &watch_object(&rt, &e.object, out)));
                     }
                 }
                 Err(e) => gone = Some(e),
@@ -733,7 +711,7 @@ async fn watch(
         ns,
         deadline: tokio::time::Instant::now() + timeout,
         bookmarks,
-        as_table,
+        out,
     };
     let live = futures::stream::unfold((state, matches), |(mut st, matches)| async move {
         loop {
@@ -749,7 +727,7 @@ async fn watch(
                         if !matches(&object) {
                             continue;
                         }
-                        let line = event_line(kind, &watch_object(&st.rt, &Store::present(&st.rt, &object), st.as_table));
+                        let line = event_line(kind, &watch_object(&st.rt, &object, st.out));
                         return Some((Ok::<_, std::io::Error>(line), (st, matches)));
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
@@ -759,7 +737,7 @@ async fn watch(
                     Err(_) => return None,
                 },
                 _ = tick, if st.bookmarks => {
-                    let bm = json!({"kind": st.rt.kind, "apiVersion": st.rt.api_version(), "metadata": {"resourceVersion": st.last_rv.to_string()}});
+                    let bm = bookmark(&st.rt, json!({"resourceVersion": st.last_rv.to_string()}), st.out);
                     return Some((Ok(event_line("BOOKMARK", &bm)), (st, matches)));
                 }
             }
@@ -778,7 +756,7 @@ struct WatchState {
     ns: Option<String>,
     deadline: tokio::time::Instant,
     bookmarks: bool,
-    as_table: bool,
+    out: Output,
 }
 
 fn watch_response(body: Body) -> Response {

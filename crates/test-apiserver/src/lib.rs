@@ -5,10 +5,11 @@
 //! deletionTimestamp, merge/JSON/apply patches, the status subresource and generation,
 //! watches (resume, bookmarks, timeouts, 410 Gone, streaming lists), label and field
 //! selectors, limit/continue, custom resources validated against their CRD schema and CEL
-//! rules (422 with field causes), Tables from printer columns, Status errors, and optional
-//! RBAC for one identity. Plain HTTP on loopback.
+//! rules (422 with field causes), Tables and metadata-only (`PartialObjectMetadata`) responses,
+//! Status errors, and optional RBAC for one identity. Plain HTTP on loopback.
 
 mod api;
+mod media;
 pub mod rbac;
 mod registry;
 mod schema;

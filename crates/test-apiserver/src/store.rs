@@ -99,6 +99,24 @@ fn spec_part(v: &Value) -> Value {
     c
 }
 
+/// A Secret as stored: `stringData` is write-only, merged into `data` (base64), winning over
+/// a `data` key of the same name.
+fn merge_string_data(mut secret: Value) -> Value {
+    use base64::Engine;
+    let Some(Value::Object(strings)) = secret.as_object_mut().and_then(|m| m.remove("stringData"))
+    else {
+        return secret;
+    };
+    if !secret["data"].is_object() {
+        secret["data"] = json!({});
+    }
+    for (k, v) in strings {
+        let text = v.as_str().unwrap_or_default();
+        secret["data"][k] = json!(base64::engine::general_purpose::STANDARD.encode(text));
+    }
+    secret
+}
+
 impl Default for Store {
     fn default() -> Self {
         Self::new()
@@ -215,6 +233,9 @@ impl Store {
         old: Option<&Value>,
         fv: FieldValidation,
     ) -> Result<Value, ApiError> {
+        if rt.group.is_empty() && rt.plural == "secrets" {
+            return Ok(merge_string_data(obj));
+        }
         if rt.plural == "customresourcedefinitions" && rt.group == "apiextensions.k8s.io" {
             registry::from_crd(&obj).map_err(|m| {
                 let (field, message) = m
