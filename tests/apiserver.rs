@@ -9,7 +9,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenReview};
+use k8s_openapi::api::authorization::v1::SubjectAccessReview;
+use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::api::{
     Api, DeleteParams, GetParams, ListParams, Patch, PatchParams, PostParams, WatchEvent,
     WatchParams,
@@ -860,4 +863,302 @@ async fn metadata_only_lists_gets_and_watches_carry_no_secret_data() {
             "DELETED \"during\""
         ]
     );
+}
+
+/// Creates the ServiceAccount `ns/name` and a token for it (TokenRequest); returns the token
+/// and the ServiceAccount's uid.
+async fn service_account_token(c: &Cluster, ns: &str, name: &str) -> (String, String) {
+    let accounts: Api<ServiceAccount> = Api::namespaced(c.client.clone(), ns);
+    let sa: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+    let created = accounts.create(&PostParams::default(), &sa).await.unwrap();
+    let request: TokenRequest = serde_json::from_value(json!({"spec": {"audiences": []}})).unwrap();
+    let issued = accounts
+        .create_token_request(name, &PostParams::default(), &request)
+        .await
+        .unwrap();
+    (
+        issued.status.unwrap().token.unwrap(),
+        created.metadata.uid.unwrap(),
+    )
+}
+
+/// Creates a namespaced or cluster-scoped RBAC object (or any object) from JSON.
+async fn create<K>(api: &Api<K>, object: Value) -> K
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    let object: K = serde_json::from_value(object).unwrap();
+    api.create(&PostParams::default(), &object).await.unwrap()
+}
+
+/// `f` until it succeeds: RBAC changes take a moment to reach a real apiserver's authorizer.
+async fn eventually<T>(f: impl AsyncFn() -> Result<T, kube::Error>) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        match f().await {
+            Ok(t) => return t,
+            Err(e) if tokio::time::Instant::now() > deadline => panic!("still failing: {e:?}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_account_tokens_get_what_their_role_bindings_grant_and_no_more() {
+    let c = Cluster::start().await;
+    let home = c.namespace("rbac-home").await;
+    let other = c.namespace("rbac-other").await;
+    for ns in [&home, &other] {
+        Api::<Secret>::namespaced(c.client.clone(), ns)
+            .create(&PostParams::default(), &secret("s"))
+            .await
+            .unwrap();
+    }
+    create(
+        &Api::<Role>::namespaced(c.client.clone(), &home),
+        json!({"metadata": {"name": "secret-reader"},
+            "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch"]}]}),
+    )
+    .await;
+    create(
+        &Api::<RoleBinding>::namespaced(c.client.clone(), &home),
+        json!({"metadata": {"name": "reader"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "secret-reader"},
+            "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": home}]}),
+    )
+    .await;
+    let (token, _) = service_account_token(&c, &home, "reader").await;
+    let sa = c.client_with_token(&token).await;
+    let user = format!("system:serviceaccount:{home}:reader");
+
+    let mine: Api<Secret> = Api::namespaced(sa.clone(), &home);
+    eventually(async || mine.get("s").await).await;
+    assert_eq!(
+        mine.list(&ListParams::default()).await.unwrap().items.len(),
+        1
+    );
+    let write = api_error(
+        mine.create(&PostParams::default(), &secret("new"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        write.message,
+        format!(
+            "secrets is forbidden: User \"{user}\" cannot create resource \"secrets\" in API group \"\" in the namespace \"{home}\""
+        )
+    );
+
+    // The Role binds in its own namespace only.
+    let theirs: Api<Secret> = Api::namespaced(sa.clone(), &other);
+    let e = api_error(theirs.get("s").await.unwrap_err());
+    assert_eq!((e.code, e.reason.as_str()), (403, "Forbidden"));
+    assert_eq!(
+        e.message,
+        format!(
+            "secrets \"s\" is forbidden: User \"{user}\" cannot get resource \"secrets\" in API group \"\" in the namespace \"{other}\""
+        )
+    );
+    // Listing or watching across namespaces needs a cluster-wide grant.
+    let everywhere: Api<Secret> = Api::all(sa.clone());
+    let e = api_error(everywhere.list(&ListParams::default()).await.unwrap_err());
+    assert_eq!(
+        e.message,
+        format!(
+            "secrets is forbidden: User \"{user}\" cannot list resource \"secrets\" in API group \"\" at the cluster scope"
+        )
+    );
+    let e = api_error(
+        everywhere
+            .watch(&WatchParams::default().timeout(1), "0")
+            .await
+            .err()
+            .unwrap(),
+    );
+    assert_eq!(e.code, 403);
+
+    // A token nobody issued is 401.
+    let nobody = c.client_with_token("not-a-token").await;
+    let e = api_error(
+        Api::<Secret>::namespaced(nobody, &home)
+            .get("s")
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((e.code, e.reason.as_str()), (401, "Unauthorized"));
+}
+
+fn non_resource_review(user: &str, path: &str) -> SubjectAccessReview {
+    serde_json::from_value(
+        json!({"spec": {"user": user, "nonResourceAttributes": {"path": path, "verb": "get"}}}),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subject_access_reviews_follow_cluster_roles_bound_to_users() {
+    let c = Cluster::start().await;
+    // Cluster-scoped names are made unique (and removed at the end) through a fresh namespace.
+    let ns = c.namespace("sar").await;
+    let role = format!("{ns}-metrics-reader");
+    let user = format!("{ns}-prometheus");
+    let roles: Api<ClusterRole> = Api::all(c.client.clone());
+    let bindings: Api<ClusterRoleBinding> = Api::all(c.client.clone());
+    create(
+        &roles,
+        json!({"metadata": {"name": role}, "rules": [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]}),
+    )
+    .await;
+    create(
+        &bindings,
+        json!({"metadata": {"name": role},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]}),
+    )
+    .await;
+    let reviews: Api<SubjectAccessReview> = Api::all(c.client.clone());
+    let pp = PostParams::default();
+    let allowed = eventually(async || {
+        let r = reviews
+            .create(&pp, &non_resource_review(&user, "/metrics"))
+            .await?;
+        let status = r.status.unwrap();
+        match status.allowed {
+            true => Ok(status),
+            false => Err(kube::Error::LinesCodecMaxLineLengthExceeded),
+        }
+    })
+    .await;
+    assert_eq!(
+        allowed.reason.as_deref(),
+        Some(
+            format!(
+                "RBAC: allowed by ClusterRoleBinding \"{role}\" of ClusterRole \"{role}\" to User \"{user}\""
+            )
+            .as_str()
+        )
+    );
+    for (who, path) in [
+        (format!("{ns}-someone-else"), "/metrics"),
+        (user.clone(), "/metrics/extra"),
+        (user.clone(), "/debug/pprof"),
+    ] {
+        let r = reviews
+            .create(&pp, &non_resource_review(&who, path))
+            .await
+            .unwrap();
+        assert!(!r.status.unwrap().allowed, "{who} {path}");
+    }
+    // A resource review of the same user: the ClusterRole grants no resources.
+    let secrets: SubjectAccessReview = serde_json::from_value(json!({"spec": {"user": user,
+        "resourceAttributes": {"namespace": ns, "verb": "get", "resource": "secrets"}}}))
+    .unwrap();
+    assert!(
+        !reviews
+            .create(&pp, &secrets)
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .allowed
+    );
+    // A review needs a subject.
+    let nobody: SubjectAccessReview = serde_json::from_value(
+        json!({"spec": {"nonResourceAttributes": {"path": "/metrics", "verb": "get"}}}),
+    )
+    .unwrap();
+    let e = api_error(reviews.create(&pp, &nobody).await.unwrap_err());
+    assert_eq!((e.code, e.reason.as_str()), (422, "Invalid"));
+
+    bindings
+        .delete(&role, &DeleteParams::default())
+        .await
+        .unwrap();
+    roles.delete(&role, &DeleteParams::default()).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_reviews_authenticate_and_reviewing_needs_rbac_too() {
+    let c = Cluster::start().await;
+    let ns = c.namespace("authn").await;
+    let (token, uid) = service_account_token(&c, &ns, "metrics").await;
+    let user = format!("system:serviceaccount:{ns}:metrics");
+    let review = |token: &str| -> TokenReview {
+        serde_json::from_value(json!({"spec": {"token": token}})).unwrap()
+    };
+    let pp = PostParams::default();
+    let admin: Api<TokenReview> = Api::all(c.client.clone());
+    let status = admin
+        .create(&pp, &review(&token))
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    assert!(status.authenticated.unwrap());
+    let info = status.user.unwrap();
+    assert_eq!(info.username.as_deref(), Some(user.as_str()));
+    assert_eq!(info.uid.as_deref(), Some(uid.as_str()));
+    assert_eq!(
+        info.groups.unwrap(),
+        [
+            "system:serviceaccounts".to_string(),
+            format!("system:serviceaccounts:{ns}"),
+            "system:authenticated".to_string()
+        ]
+    );
+    let garbage = admin
+        .create(&pp, &review("garbage.not.a-token"))
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    assert_eq!(garbage.authenticated, Some(false));
+    assert!(
+        garbage.error.is_some_and(|e| !e.is_empty()),
+        "an unknown token says why"
+    );
+
+    // Creating reviews is itself authorized: a ServiceAccount (like an operator serving
+    // authenticated metrics) may not until it is bound to system:auth-delegator.
+    let sa = c.client_with_token(&token).await;
+    let as_sa: Api<TokenReview> = Api::all(sa.clone());
+    let e = api_error(as_sa.create(&pp, &review(&token)).await.unwrap_err());
+    assert_eq!(
+        e.message,
+        format!(
+            "tokenreviews.authentication.k8s.io is forbidden: User \"{user}\" cannot create resource \"tokenreviews\" in API group \"authentication.k8s.io\" at the cluster scope"
+        )
+    );
+    let sars: Api<SubjectAccessReview> = Api::all(sa.clone());
+    let e = api_error(
+        sars.create(&pp, &non_resource_review("someone", "/metrics"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(e.code, 403);
+
+    let bindings: Api<ClusterRoleBinding> = Api::all(c.client.clone());
+    let binding = format!("{ns}-auth-delegator");
+    create(
+        &bindings,
+        json!({"metadata": {"name": binding},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:auth-delegator"},
+            "subjects": [{"kind": "ServiceAccount", "name": "metrics", "namespace": ns}]}),
+    )
+    .await;
+    let own = eventually(async || as_sa.create(&pp, &review(&token)).await).await;
+    assert_eq!(
+        own.status.unwrap().user.unwrap().username.as_deref(),
+        Some(user.as_str())
+    );
+    let answered = eventually(async || {
+        sars.create(&pp, &non_resource_review("someone", "/metrics"))
+            .await
+    })
+    .await;
+    assert!(!answered.status.unwrap().allowed);
+    bindings
+        .delete(&binding, &DeleteParams::default())
+        .await
+        .unwrap();
 }

@@ -11,11 +11,14 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde_json::{Value, json};
 
+use crate::attributes::Attributes;
+use crate::auth::{self, Tokens, UserInfo};
 use crate::media::Output;
 use crate::registry::ResourceType;
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
 use crate::store::{Event, FieldValidation, Store, WriteOpts};
+use crate::{rbac, reviews};
 
 /// Shared state.
 pub struct Shared {
@@ -23,8 +26,8 @@ pub struct Shared {
     pub store: Mutex<Store>,
     /// Requests served, by `METHOD path-pattern` (for tests and benchmarks).
     pub requests: Mutex<HashMap<String, u64>>,
-    /// Optional RBAC enforcement.
-    pub rbac: Mutex<Option<crate::rbac::Rbac>>,
+    /// The tokens the server knows (taken before `store` when both are needed).
+    pub auth: Mutex<Tokens>,
 }
 
 type S = Arc<Shared>;
@@ -34,6 +37,31 @@ fn lock(s: &S) -> std::sync::MutexGuard<'_, Store> {
         Ok(g) => g,
         Err(p) => p.into_inner(),
     }
+}
+
+fn tokens(s: &S) -> std::sync::MutexGuard<'_, Tokens> {
+    match s.auth.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+/// Authenticates a request, applies impersonation and authorizes it: the user it acts as, or
+/// 401/403 as a Status.
+fn admit(s: &S, headers: &HeaderMap, attrs: &Attributes) -> Result<UserInfo, ApiError> {
+    let tokens = tokens(s);
+    let store = lock(s);
+    let decide = |user: &UserInfo, a: &Attributes| -> Result<(), ApiError> {
+        let d = rbac::authorize(&store, tokens.legacy.as_ref(), user, a);
+        if d.allowed {
+            Ok(())
+        } else {
+            Err(rbac::forbidden(user, a, &d.reason))
+        }
+    };
+    let user = auth::impersonate(tokens.user_of(headers, &store)?, headers, decide)?;
+    decide(&user, attrs)?;
+    Ok(user)
 }
 
 fn json_response(code: StatusCode, v: &Value) -> Response {
@@ -58,7 +86,12 @@ pub async fn handle(
                 .collect()
         })
         .unwrap_or_default();
-    match route(&s, &method, &segs, &query, &headers, body).await {
+    let attrs = Attributes::from_request(&method, uri.path(), &segs, &query);
+    let user = match admit(&s, &headers, &attrs) {
+        Ok(user) => user,
+        Err(e) => return e.into_response(),
+    };
+    match route(&s, &user, &method, &segs, &query, &headers, body).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
@@ -66,6 +99,7 @@ pub async fn handle(
 
 async fn route(
     s: &S,
+    user: &UserInfo,
     method: &Method,
     segs: &[&str],
     q: &HashMap<String, String>,
@@ -126,8 +160,22 @@ async fn route(
             Ok(json_response(StatusCode::OK, &openapi_gv(&lock(s), g, v)))
         }
         ["openapi", "v2"] => Err(ApiError::no_route()),
-        ["api", "v1", rest @ ..] => resource(s, method, "", "v1", rest, q, headers, body).await,
-        ["apis", g, v, rest @ ..] => resource(s, method, g, v, rest, q, headers, body).await,
+        ["api", "v1", rest @ ..] => {
+            let at = Location {
+                group: "",
+                version: "v1",
+                rest,
+            };
+            resource(s, user, method, at, q, headers, body).await
+        }
+        ["apis", group, version, rest @ ..] => {
+            let at = Location {
+                group,
+                version,
+                rest,
+            };
+            resource(s, user, method, at, q, headers, body).await
+        }
         _ => Err(ApiError::no_route()),
     }
 }
@@ -179,6 +227,14 @@ fn openapi_gv(store: &Store, group: &str, version: &str) -> Value {
             format!("{prefix}/{}/{{name}}", r.plural)
         };
         let op = |action: &str| json!({"x-kubernetes-group-version-kind": gvk, "x-kubernetes-action": action, "parameters": params, "responses": {"200": {"description": "OK"}}});
+        if r.review {
+            let collection = match r.namespaced {
+                true => format!("{prefix}/namespaces/{{namespace}}/{}", r.plural),
+                false => format!("{prefix}/{}", r.plural),
+            };
+            paths.insert(collection, json!({"post": op("post")}));
+            continue;
+        }
         paths.insert(item, json!({"get": op("get"), "put": op("put"), "patch": op("patch"), "delete": op("delete")}));
         let collection = if r.namespaced {
             format!("{prefix}/namespaces/{{namespace}}/{}", r.plural)
@@ -235,6 +291,10 @@ fn resource_list(store: &Store, group: &str, version: &str) -> Value {
             resources.push(json!({"name": format!("{}/status", r.plural), "singularName": "", "namespaced": r.namespaced,
                 "kind": r.kind, "verbs": ["get", "patch", "update"]}));
         }
+        if r.group.is_empty() && r.plural == "serviceaccounts" {
+            resources.push(json!({"name": "serviceaccounts/token", "singularName": "", "namespaced": true,
+                "group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest", "verbs": ["create"]}));
+        }
     }
     let gv = if group.is_empty() {
         version.to_string()
@@ -272,6 +332,7 @@ fn resolve(store: &Store, group: &str, version: &str, rest: &[&str]) -> Result<T
     }
     if let Some(sub) = &sub
         && !(sub == "status" && rt.status)
+        && !(sub == "token" && rt.group.is_empty() && rt.plural == "serviceaccounts")
     {
         return Err(ApiError::no_route());
     }
@@ -305,18 +366,23 @@ fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
         .map_err(|e| ApiError::bad_request(format!("error decoding JSON: {e}")))
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A resource path: group, version and what follows.
+struct Location<'a> {
+    group: &'a str,
+    version: &'a str,
+    rest: &'a [&'a str],
+}
+
 async fn resource(
     s: &S,
+    user: &UserInfo,
     method: &Method,
-    group: &str,
-    version: &str,
-    rest: &[&str],
+    at: Location<'_>,
     q: &HashMap<String, String>,
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let target = resolve(&lock(s), group, version, rest)?;
+    let target = resolve(&lock(s), at.group, at.version, at.rest)?;
     let pattern = format!(
         "{method} {}{}{}",
         target.rt.storage_key(),
@@ -330,22 +396,31 @@ async fn resource(
     if let Ok(mut r) = s.requests.lock() {
         *r.entry(pattern).or_default() += 1;
     }
-    if let Ok(rbac) = s.rbac.lock()
-        && let Some(rbac) = rbac.as_ref()
-    {
-        let verb = crate::rbac::verb(
-            method,
-            target.name.is_some(),
-            q.get("watch").is_some_and(|w| w == "true" || w == "1"),
-        );
-        rbac.authorize(
-            headers,
-            verb,
+    if target.rt.review {
+        if *method != Method::POST || target.name.is_some() {
+            return Err(ApiError::method_not_allowed());
+        }
+        let review = parse_body(headers, &body)?;
+        let tokens = tokens(s);
+        let answered = reviews::answer(
             &target.rt,
             target.namespace.as_deref(),
-            target.name.as_deref(),
-            target.sub.as_deref(),
+            review,
+            user,
+            &tokens,
+            &lock(s),
         )?;
+        return Ok(json_response(StatusCode::CREATED, &answered));
+    }
+    if let (Some(name), Some("token")) = (&target.name, target.sub.as_deref()) {
+        if *method != Method::POST {
+            return Err(ApiError::method_not_allowed());
+        }
+        let request = parse_body(headers, &body)?;
+        let mut tokens = tokens(s);
+        let ns = target.namespace.as_deref().unwrap_or("");
+        let issued = reviews::token_request(ns, name, request, &mut tokens, &lock(s))?;
+        return Ok(json_response(StatusCode::CREATED, &issued));
     }
     let ns = target.namespace.clone().unwrap_or_default();
     let dry_run = q.get("dryRun").is_some_and(|d| d == "All");

@@ -149,6 +149,20 @@ impl Store {
                 );
             }
         }
+        for (plural, obj) in crate::rbac::bootstrap_policy() {
+            let rt = s.find("rbac.authorization.k8s.io", "v1", plural).cloned();
+            if let Some(rt) = rt {
+                let _ = s.create(
+                    &rt,
+                    "",
+                    obj,
+                    WriteOpts {
+                        fields: FieldValidation::Ignore,
+                        dry_run: false,
+                    },
+                );
+            }
+        }
         s
     }
 
