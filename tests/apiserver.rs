@@ -986,6 +986,22 @@ async fn service_account_tokens_get_what_their_role_bindings_grant_and_no_more()
             .unwrap_err(),
     );
     assert_eq!((e.code, e.reason.as_str()), (401, "Unauthorized"));
+
+    // kubectl auth can-i, impersonating the ServiceAccount (a SelfSubjectAccessReview).
+    let yes = c
+        .kubectl(&[
+            "auth", "can-i", "get", "secrets", "-n", &home, "--as", &user,
+        ])
+        .await;
+    assert!(yes.status.success(), "{}", stderr(&yes));
+    assert_eq!(stdout(&yes).trim(), "yes");
+    let no = c
+        .kubectl(&[
+            "auth", "can-i", "get", "secrets", "-n", &other, "--as", &user,
+        ])
+        .await;
+    assert_eq!(no.status.code(), Some(1), "{}", stderr(&no));
+    assert_eq!(stdout(&no).trim(), "no");
 }
 
 fn non_resource_review(user: &str, path: &str) -> SubjectAccessReview {

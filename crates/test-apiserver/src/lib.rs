@@ -13,6 +13,7 @@ mod api;
 mod attributes;
 mod auth;
 mod media;
+mod protobuf;
 mod rbac;
 mod registry;
 mod reviews;
