@@ -9,17 +9,24 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenReview};
+use k8s_openapi::api::authorization::v1::SubjectAccessReview;
+use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::api::{
-    Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
+    Api, DeleteParams, GetParams, ListParams, Patch, PatchParams, PostParams, WatchEvent,
+    WatchParams,
 };
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+#[allow(deprecated)]
+use kube::runtime::metadata_watcher;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use orgops::api::{Organization, OrganizationStatus};
-use serde_json::json;
+use serde_json::{Value, json};
 use support::cluster::{Cluster, stderr, stdout};
 
 fn org(name: &str) -> Organization {
@@ -671,4 +678,503 @@ async fn rbac_rules_are_enforced_for_the_operator_identity() {
     let secrets: Api<Secret> = Api::namespaced(op, &ns);
     let other = api_error(secrets.get("other").await.unwrap_err());
     assert_eq!(other.code, 403, "resourceNames limit the grant");
+}
+
+/// A raw request, as kube-rs builds it, and the JSON the server answered.
+async fn raw(c: &Cluster, request: axum::http::Request<Vec<u8>>) -> Value {
+    serde_json::from_str(&c.client.request_text(request).await.unwrap()).unwrap()
+}
+
+/// Asserts `object` is a PartialObjectMetadata: metadata only, no Secret data.
+fn assert_metadata_only(object: &Value) {
+    assert_eq!(object["kind"], "PartialObjectMetadata", "{object}");
+    assert_eq!(object["apiVersion"], "meta.k8s.io/v1", "{object}");
+    let keys: Vec<&String> = object.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["apiVersion", "kind", "metadata"], "{object}");
+}
+
+fn secret(name: &str) -> Secret {
+    serde_json::from_value(
+        json!({"metadata": {"name": name}, "stringData": {"password": "hunter2"}}),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_only_lists_gets_and_watches_carry_no_secret_data() {
+    let c = Cluster::start().await;
+    let ns = c.namespace("meta").await;
+    let secrets: Api<Secret> = Api::namespaced(c.client.clone(), &ns);
+    let pp = PostParams::default();
+    for name in ["before-1", "before-2"] {
+        secrets.create(&pp, &secret(name)).await.unwrap();
+    }
+
+    // The full object carries the data (stringData is merged into data on write).
+    let full = secrets.get("before-1").await.unwrap();
+    assert_eq!(full.data.unwrap()["password"].0, b"hunter2");
+    assert!(full.string_data.is_none());
+
+    // Api::list_metadata, typed, then the same request raw.
+    let listed = secrets.list_metadata(&ListParams::default()).await.unwrap();
+    let names: Vec<String> = listed.items.iter().map(|o| o.name_any()).collect();
+    assert_eq!(names, ["before-1", "before-2"]);
+    let url = Secret::url_path(&(), Some(&ns));
+    let list = raw(
+        &c,
+        kube::core::Request::new(&url)
+            .list_metadata(&ListParams::default())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(list["kind"], "PartialObjectMetadataList", "{list}");
+    assert_eq!(list["apiVersion"], "meta.k8s.io/v1");
+    let list_rv = list["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    items.iter().for_each(assert_metadata_only);
+    // Pages keep the metadata form.
+    let page = raw(
+        &c,
+        kube::core::Request::new(&url)
+            .list_metadata(&ListParams::default().limit(1))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(page["kind"], "PartialObjectMetadataList");
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    assert!(
+        page["metadata"]["continue"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty()),
+        "{page}"
+    );
+    let one = raw(
+        &c,
+        kube::core::Request::new(&url)
+            .get_metadata("before-1", &GetParams::default())
+            .unwrap(),
+    )
+    .await;
+    assert_metadata_only(&one);
+    assert_eq!(one["metadata"]["name"], "before-1");
+
+    // A raw metadata watch from the list's resourceVersion, and the metadata_watcher.
+    let mut events = c
+        .client
+        .request_events::<Value>(
+            kube::core::Request::new(&url)
+                .watch_metadata(&WatchParams::default().timeout(20), &list_rv)
+                .unwrap(),
+        )
+        .await
+        .unwrap()
+        .boxed();
+    // kube's metadata_watcher (deprecated in kube 5) and its replacement, a watcher over
+    // Api<PartialObjectMeta<K>>, send the same metadata-only requests.
+    #[allow(deprecated)]
+    let legacy = metadata_watcher(secrets.clone(), watcher::Config::default()).boxed();
+    let metas: Api<PartialObjectMeta<Secret>> = Api::namespaced(c.client.clone(), &ns);
+    let mut watchers = [
+        legacy,
+        watcher(metas.clone(), watcher::Config::default()).boxed(),
+    ];
+    for w in &mut watchers {
+        let mut initial = Vec::new();
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), w.try_next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap()
+            {
+                watcher::Event::InitApply(o) => initial.push(o.name_any()),
+                watcher::Event::InitDone => break,
+                _ => {}
+            }
+        }
+        assert_eq!(initial, ["before-1", "before-2"]);
+    }
+    assert_eq!(metas.get("before-2").await.unwrap().name_any(), "before-2");
+
+    secrets.create(&pp, &secret("during")).await.unwrap();
+    let change =
+        json!({"metadata": {"labels": {"rotated": "yes"}}, "stringData": {"password": "hunter3"}});
+    secrets
+        .patch("during", &PatchParams::default(), &Patch::Merge(&change))
+        .await
+        .unwrap();
+    secrets
+        .delete("during", &DeleteParams::default())
+        .await
+        .unwrap();
+
+    for w in &mut watchers {
+        let mut seen = Vec::new();
+        while seen.len() < 3 {
+            let (what, o) = match tokio::time::timeout(Duration::from_secs(10), w.try_next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap()
+            {
+                watcher::Event::Apply(o) => ("apply", o),
+                watcher::Event::Delete(o) => ("delete", o),
+                other => panic!("unexpected {other:?}"),
+            };
+            let labelled = o.labels().contains_key("rotated");
+            seen.push(format!("{what} {} labelled={labelled}", o.name_any()));
+        }
+        assert_eq!(
+            seen,
+            [
+                "apply during labelled=false",
+                "apply during labelled=true",
+                "delete during labelled=true"
+            ]
+        );
+    }
+
+    let mut raw_seen = Vec::new();
+    while raw_seen.len() < 3 {
+        let event = tokio::time::timeout(Duration::from_secs(10), events.try_next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let (what, object) = match event {
+            WatchEvent::Added(o) => ("ADDED", o),
+            WatchEvent::Modified(o) => ("MODIFIED", o),
+            WatchEvent::Deleted(o) => ("DELETED", o),
+            WatchEvent::Bookmark(_) => continue,
+            WatchEvent::Error(e) => panic!("{e:?}"),
+        };
+        assert_metadata_only(&object);
+        raw_seen.push(format!("{what} {}", object["metadata"]["name"]));
+    }
+    assert_eq!(
+        raw_seen,
+        [
+            "ADDED \"during\"",
+            "MODIFIED \"during\"",
+            "DELETED \"during\""
+        ]
+    );
+}
+
+/// Creates the ServiceAccount `ns/name` and a token for it (TokenRequest); returns the token
+/// and the ServiceAccount's uid.
+async fn service_account_token(c: &Cluster, ns: &str, name: &str) -> (String, String) {
+    let accounts: Api<ServiceAccount> = Api::namespaced(c.client.clone(), ns);
+    let sa: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+    let created = accounts.create(&PostParams::default(), &sa).await.unwrap();
+    let request: TokenRequest = serde_json::from_value(json!({"spec": {"audiences": []}})).unwrap();
+    let issued = accounts
+        .create_token_request(name, &PostParams::default(), &request)
+        .await
+        .unwrap();
+    (
+        issued.status.unwrap().token.unwrap(),
+        created.metadata.uid.unwrap(),
+    )
+}
+
+/// Creates a namespaced or cluster-scoped RBAC object (or any object) from JSON.
+async fn create<K>(api: &Api<K>, object: Value) -> K
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    let object: K = serde_json::from_value(object).unwrap();
+    api.create(&PostParams::default(), &object).await.unwrap()
+}
+
+/// `f` until it succeeds: RBAC changes take a moment to reach a real apiserver's authorizer.
+async fn eventually<T>(f: impl AsyncFn() -> Result<T, kube::Error>) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        match f().await {
+            Ok(t) => return t,
+            Err(e) if tokio::time::Instant::now() > deadline => panic!("still failing: {e:?}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_account_tokens_get_what_their_role_bindings_grant_and_no_more() {
+    let c = Cluster::start().await;
+    let home = c.namespace("rbac-home").await;
+    let other = c.namespace("rbac-other").await;
+    for ns in [&home, &other] {
+        Api::<Secret>::namespaced(c.client.clone(), ns)
+            .create(&PostParams::default(), &secret("s"))
+            .await
+            .unwrap();
+    }
+    create(
+        &Api::<Role>::namespaced(c.client.clone(), &home),
+        json!({"metadata": {"name": "secret-reader"},
+            "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch"]}]}),
+    )
+    .await;
+    create(
+        &Api::<RoleBinding>::namespaced(c.client.clone(), &home),
+        json!({"metadata": {"name": "reader"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "secret-reader"},
+            "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": home}]}),
+    )
+    .await;
+    let (token, _) = service_account_token(&c, &home, "reader").await;
+    let sa = c.client_with_token(&token).await;
+    let user = format!("system:serviceaccount:{home}:reader");
+
+    let mine: Api<Secret> = Api::namespaced(sa.clone(), &home);
+    eventually(async || mine.get("s").await).await;
+    assert_eq!(
+        mine.list(&ListParams::default()).await.unwrap().items.len(),
+        1
+    );
+    let write = api_error(
+        mine.create(&PostParams::default(), &secret("new"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        write.message,
+        format!(
+            "secrets is forbidden: User \"{user}\" cannot create resource \"secrets\" in API group \"\" in the namespace \"{home}\""
+        )
+    );
+
+    // The Role binds in its own namespace only.
+    let theirs: Api<Secret> = Api::namespaced(sa.clone(), &other);
+    let e = api_error(theirs.get("s").await.unwrap_err());
+    assert_eq!((e.code, e.reason.as_str()), (403, "Forbidden"));
+    assert_eq!(
+        e.message,
+        format!(
+            "secrets \"s\" is forbidden: User \"{user}\" cannot get resource \"secrets\" in API group \"\" in the namespace \"{other}\""
+        )
+    );
+    // Listing or watching across namespaces needs a cluster-wide grant.
+    let everywhere: Api<Secret> = Api::all(sa.clone());
+    let e = api_error(everywhere.list(&ListParams::default()).await.unwrap_err());
+    assert_eq!(
+        e.message,
+        format!(
+            "secrets is forbidden: User \"{user}\" cannot list resource \"secrets\" in API group \"\" at the cluster scope"
+        )
+    );
+    let e = api_error(
+        everywhere
+            .watch(&WatchParams::default().timeout(1), "0")
+            .await
+            .err()
+            .unwrap(),
+    );
+    assert_eq!(e.code, 403);
+
+    // A token nobody issued is 401.
+    let nobody = c.client_with_token("not-a-token").await;
+    let e = api_error(
+        Api::<Secret>::namespaced(nobody, &home)
+            .get("s")
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((e.code, e.reason.as_str()), (401, "Unauthorized"));
+
+    // kubectl auth can-i, impersonating the ServiceAccount (a SelfSubjectAccessReview).
+    let yes = c
+        .kubectl(&[
+            "auth", "can-i", "get", "secrets", "-n", &home, "--as", &user,
+        ])
+        .await;
+    assert!(yes.status.success(), "{}", stderr(&yes));
+    assert_eq!(stdout(&yes).trim(), "yes");
+    let no = c
+        .kubectl(&[
+            "auth", "can-i", "get", "secrets", "-n", &other, "--as", &user,
+        ])
+        .await;
+    assert_eq!(no.status.code(), Some(1), "{}", stderr(&no));
+    assert_eq!(stdout(&no).trim(), "no");
+}
+
+fn non_resource_review(user: &str, path: &str) -> SubjectAccessReview {
+    serde_json::from_value(
+        json!({"spec": {"user": user, "nonResourceAttributes": {"path": path, "verb": "get"}}}),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subject_access_reviews_follow_cluster_roles_bound_to_users() {
+    let c = Cluster::start().await;
+    // Cluster-scoped names are made unique (and removed at the end) through a fresh namespace.
+    let ns = c.namespace("sar").await;
+    let role = format!("{ns}-metrics-reader");
+    let user = format!("{ns}-prometheus");
+    let roles: Api<ClusterRole> = Api::all(c.client.clone());
+    let bindings: Api<ClusterRoleBinding> = Api::all(c.client.clone());
+    create(
+        &roles,
+        json!({"metadata": {"name": role}, "rules": [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]}),
+    )
+    .await;
+    create(
+        &bindings,
+        json!({"metadata": {"name": role},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]}),
+    )
+    .await;
+    let reviews: Api<SubjectAccessReview> = Api::all(c.client.clone());
+    let pp = PostParams::default();
+    let allowed = eventually(async || {
+        let r = reviews
+            .create(&pp, &non_resource_review(&user, "/metrics"))
+            .await?;
+        let status = r.status.unwrap();
+        match status.allowed {
+            true => Ok(status),
+            false => Err(kube::Error::LinesCodecMaxLineLengthExceeded),
+        }
+    })
+    .await;
+    assert_eq!(
+        allowed.reason.as_deref(),
+        Some(
+            format!(
+                "RBAC: allowed by ClusterRoleBinding \"{role}\" of ClusterRole \"{role}\" to User \"{user}\""
+            )
+            .as_str()
+        )
+    );
+    for (who, path) in [
+        (format!("{ns}-someone-else"), "/metrics"),
+        (user.clone(), "/metrics/extra"),
+        (user.clone(), "/debug/pprof"),
+    ] {
+        let r = reviews
+            .create(&pp, &non_resource_review(&who, path))
+            .await
+            .unwrap();
+        assert!(!r.status.unwrap().allowed, "{who} {path}");
+    }
+    // A resource review of the same user: the ClusterRole grants no resources.
+    let secrets: SubjectAccessReview = serde_json::from_value(json!({"spec": {"user": user,
+        "resourceAttributes": {"namespace": ns, "verb": "get", "resource": "secrets"}}}))
+    .unwrap();
+    assert!(
+        !reviews
+            .create(&pp, &secrets)
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .allowed
+    );
+    // A review needs a subject.
+    let nobody: SubjectAccessReview = serde_json::from_value(
+        json!({"spec": {"nonResourceAttributes": {"path": "/metrics", "verb": "get"}}}),
+    )
+    .unwrap();
+    let e = api_error(reviews.create(&pp, &nobody).await.unwrap_err());
+    assert_eq!((e.code, e.reason.as_str()), (422, "Invalid"));
+
+    bindings
+        .delete(&role, &DeleteParams::default())
+        .await
+        .unwrap();
+    roles.delete(&role, &DeleteParams::default()).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_reviews_authenticate_and_reviewing_needs_rbac_too() {
+    let c = Cluster::start().await;
+    let ns = c.namespace("authn").await;
+    let (token, uid) = service_account_token(&c, &ns, "metrics").await;
+    let user = format!("system:serviceaccount:{ns}:metrics");
+    let review = |token: &str| -> TokenReview {
+        serde_json::from_value(json!({"spec": {"token": token}})).unwrap()
+    };
+    let pp = PostParams::default();
+    let admin: Api<TokenReview> = Api::all(c.client.clone());
+    let status = admin
+        .create(&pp, &review(&token))
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    assert!(status.authenticated.unwrap());
+    let info = status.user.unwrap();
+    assert_eq!(info.username.as_deref(), Some(user.as_str()));
+    assert_eq!(info.uid.as_deref(), Some(uid.as_str()));
+    assert_eq!(
+        info.groups.unwrap(),
+        [
+            "system:serviceaccounts".to_string(),
+            format!("system:serviceaccounts:{ns}"),
+            "system:authenticated".to_string()
+        ]
+    );
+    let garbage = admin
+        .create(&pp, &review("garbage.not.a-token"))
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    assert_eq!(garbage.authenticated, Some(false));
+    assert!(
+        garbage.error.is_some_and(|e| !e.is_empty()),
+        "an unknown token says why"
+    );
+
+    // Creating reviews is itself authorized: a ServiceAccount (like an operator serving
+    // authenticated metrics) may not until it is bound to system:auth-delegator.
+    let sa = c.client_with_token(&token).await;
+    let as_sa: Api<TokenReview> = Api::all(sa.clone());
+    let e = api_error(as_sa.create(&pp, &review(&token)).await.unwrap_err());
+    assert_eq!(
+        e.message,
+        format!(
+            "tokenreviews.authentication.k8s.io is forbidden: User \"{user}\" cannot create resource \"tokenreviews\" in API group \"authentication.k8s.io\" at the cluster scope"
+        )
+    );
+    let sars: Api<SubjectAccessReview> = Api::all(sa.clone());
+    let e = api_error(
+        sars.create(&pp, &non_resource_review("someone", "/metrics"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(e.code, 403);
+
+    let bindings: Api<ClusterRoleBinding> = Api::all(c.client.clone());
+    let binding = format!("{ns}-auth-delegator");
+    create(
+        &bindings,
+        json!({"metadata": {"name": binding},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:auth-delegator"},
+            "subjects": [{"kind": "ServiceAccount", "name": "metrics", "namespace": ns}]}),
+    )
+    .await;
+    let own = eventually(async || as_sa.create(&pp, &review(&token)).await).await;
+    assert_eq!(
+        own.status.unwrap().user.unwrap().username.as_deref(),
+        Some(user.as_str())
+    );
+    let answered = eventually(async || {
+        sars.create(&pp, &non_resource_review("someone", "/metrics"))
+            .await
+    })
+    .await;
+    assert!(!answered.status.unwrap().allowed);
+    bindings
+        .delete(&binding, &DeleteParams::default())
+        .await
+        .unwrap();
 }

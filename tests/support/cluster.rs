@@ -7,8 +7,9 @@ use std::process::Output;
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::config::{AuthInfo, KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
+use secrecy::SecretString;
 use test_apiserver::TestApiServer;
 
 /// An API server plus a kube-rs client and a kubeconfig file for kubectl.
@@ -48,6 +49,22 @@ impl Cluster {
             server,
             _dir: dir,
         }
+    }
+
+    /// A kube-rs client for this cluster that authenticates with bearer `token` instead of the
+    /// kubeconfig's credentials.
+    pub async fn client_with_token(&self, token: &str) -> Client {
+        let mut config = Config::from_custom_kubeconfig(
+            Kubeconfig::read_from(&self.kubeconfig).unwrap(),
+            &KubeConfigOptions::default(),
+        )
+        .await
+        .unwrap();
+        config.auth_info = AuthInfo {
+            token: Some(SecretString::from(token)),
+            ..AuthInfo::default()
+        };
+        Client::try_from(config).unwrap()
     }
 
     /// True against the in-repo server (some checks need to reach inside it).

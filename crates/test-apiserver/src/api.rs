@@ -11,11 +11,14 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde_json::{Value, json};
 
+use crate::attributes::Attributes;
+use crate::auth::{self, Tokens, UserInfo};
+use crate::media::Output;
 use crate::registry::ResourceType;
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
 use crate::store::{Event, FieldValidation, Store, WriteOpts};
-use crate::table;
+use crate::{rbac, reviews};
 
 /// Shared state.
 pub struct Shared {
@@ -23,8 +26,8 @@ pub struct Shared {
     pub store: Mutex<Store>,
     /// Requests served, by `METHOD path-pattern` (for tests and benchmarks).
     pub requests: Mutex<HashMap<String, u64>>,
-    /// Optional RBAC enforcement.
-    pub rbac: Mutex<Option<crate::rbac::Rbac>>,
+    /// The tokens the server knows (taken before `store` when both are needed).
+    pub auth: Mutex<Tokens>,
 }
 
 type S = Arc<Shared>;
@@ -34,6 +37,31 @@ fn lock(s: &S) -> std::sync::MutexGuard<'_, Store> {
         Ok(g) => g,
         Err(p) => p.into_inner(),
     }
+}
+
+fn tokens(s: &S) -> std::sync::MutexGuard<'_, Tokens> {
+    match s.auth.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+/// Authenticates a request, applies impersonation and authorizes it: the user it acts as, or
+/// 401/403 as a Status.
+fn admit(s: &S, headers: &HeaderMap, attrs: &Attributes) -> Result<UserInfo, ApiError> {
+    let tokens = tokens(s);
+    let store = lock(s);
+    let decide = |user: &UserInfo, a: &Attributes| -> Result<(), ApiError> {
+        let d = rbac::authorize(&store, tokens.legacy.as_ref(), user, a);
+        if d.allowed {
+            Ok(())
+        } else {
+            Err(rbac::forbidden(user, a, &d.reason))
+        }
+    };
+    let user = auth::impersonate(tokens.user_of(headers, &store)?, headers, decide)?;
+    decide(&user, attrs)?;
+    Ok(user)
 }
 
 fn json_response(code: StatusCode, v: &Value) -> Response {
@@ -58,7 +86,12 @@ pub async fn handle(
                 .collect()
         })
         .unwrap_or_default();
-    match route(&s, &method, &segs, &query, &headers, body).await {
+    let attrs = Attributes::from_request(&method, uri.path(), &segs, &query);
+    let user = match admit(&s, &headers, &attrs) {
+        Ok(user) => user,
+        Err(e) => return e.into_response(),
+    };
+    match route(&s, &user, &method, &segs, &query, &headers, body).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
@@ -66,6 +99,7 @@ pub async fn handle(
 
 async fn route(
     s: &S,
+    user: &UserInfo,
     method: &Method,
     segs: &[&str],
     q: &HashMap<String, String>,
@@ -126,8 +160,22 @@ async fn route(
             Ok(json_response(StatusCode::OK, &openapi_gv(&lock(s), g, v)))
         }
         ["openapi", "v2"] => Err(ApiError::no_route()),
-        ["api", "v1", rest @ ..] => resource(s, method, "", "v1", rest, q, headers, body).await,
-        ["apis", g, v, rest @ ..] => resource(s, method, g, v, rest, q, headers, body).await,
+        ["api", "v1", rest @ ..] => {
+            let at = Location {
+                group: "",
+                version: "v1",
+                rest,
+            };
+            resource(s, user, method, at, q, headers, body).await
+        }
+        ["apis", group, version, rest @ ..] => {
+            let at = Location {
+                group,
+                version,
+                rest,
+            };
+            resource(s, user, method, at, q, headers, body).await
+        }
         _ => Err(ApiError::no_route()),
     }
 }
@@ -179,6 +227,14 @@ fn openapi_gv(store: &Store, group: &str, version: &str) -> Value {
             format!("{prefix}/{}/{{name}}", r.plural)
         };
         let op = |action: &str| json!({"x-kubernetes-group-version-kind": gvk, "x-kubernetes-action": action, "parameters": params, "responses": {"200": {"description": "OK"}}});
+        if r.review {
+            let collection = match r.namespaced {
+                true => format!("{prefix}/namespaces/{{namespace}}/{}", r.plural),
+                false => format!("{prefix}/{}", r.plural),
+            };
+            paths.insert(collection, json!({"post": op("post")}));
+            continue;
+        }
         paths.insert(item, json!({"get": op("get"), "put": op("put"), "patch": op("patch"), "delete": op("delete")}));
         let collection = if r.namespaced {
             format!("{prefix}/namespaces/{{namespace}}/{}", r.plural)
@@ -235,6 +291,10 @@ fn resource_list(store: &Store, group: &str, version: &str) -> Value {
             resources.push(json!({"name": format!("{}/status", r.plural), "singularName": "", "namespaced": r.namespaced,
                 "kind": r.kind, "verbs": ["get", "patch", "update"]}));
         }
+        if r.group.is_empty() && r.plural == "serviceaccounts" {
+            resources.push(json!({"name": "serviceaccounts/token", "singularName": "", "namespaced": true,
+                "group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest", "verbs": ["create"]}));
+        }
     }
     let gv = if group.is_empty() {
         version.to_string()
@@ -272,6 +332,7 @@ fn resolve(store: &Store, group: &str, version: &str, rest: &[&str]) -> Result<T
     }
     if let Some(sub) = &sub
         && !(sub == "status" && rt.status)
+        && !(sub == "token" && rt.group.is_empty() && rt.plural == "serviceaccounts")
     {
         return Err(ApiError::no_route());
     }
@@ -281,17 +342,6 @@ fn resolve(store: &Store, group: &str, version: &str, rest: &[&str]) -> Result<T
         name,
         sub,
     })
-}
-
-fn wants_table(headers: &HeaderMap) -> bool {
-    headers
-        .get("accept")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| {
-            a.split(',')
-                .next()
-                .is_some_and(|first| first.contains("as=Table"))
-        })
 }
 
 fn field_validation(q: &HashMap<String, String>) -> FieldValidation {
@@ -307,6 +357,9 @@ fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json");
+    if ct.contains("protobuf") {
+        return crate::protobuf::decode(body);
+    }
     if ct.contains("yaml") {
         let text = std::str::from_utf8(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
         return serde_saphyr::from_str(text)
@@ -316,18 +369,23 @@ fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
         .map_err(|e| ApiError::bad_request(format!("error decoding JSON: {e}")))
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A resource path: group, version and what follows.
+struct Location<'a> {
+    group: &'a str,
+    version: &'a str,
+    rest: &'a [&'a str],
+}
+
 async fn resource(
     s: &S,
+    user: &UserInfo,
     method: &Method,
-    group: &str,
-    version: &str,
-    rest: &[&str],
+    at: Location<'_>,
     q: &HashMap<String, String>,
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let target = resolve(&lock(s), group, version, rest)?;
+    let target = resolve(&lock(s), at.group, at.version, at.rest)?;
     let pattern = format!(
         "{method} {}{}{}",
         target.rt.storage_key(),
@@ -341,48 +399,47 @@ async fn resource(
     if let Ok(mut r) = s.requests.lock() {
         *r.entry(pattern).or_default() += 1;
     }
-    if let Ok(rbac) = s.rbac.lock()
-        && let Some(rbac) = rbac.as_ref()
-    {
-        let verb = crate::rbac::verb(
-            method,
-            target.name.is_some(),
-            q.get("watch").is_some_and(|w| w == "true" || w == "1"),
-        );
-        rbac.authorize(
-            headers,
-            verb,
+    if target.rt.review {
+        if *method != Method::POST || target.name.is_some() {
+            return Err(ApiError::method_not_allowed());
+        }
+        let review = parse_body(headers, &body)?;
+        let tokens = tokens(s);
+        let answered = reviews::answer(
             &target.rt,
             target.namespace.as_deref(),
-            target.name.as_deref(),
-            target.sub.as_deref(),
+            review,
+            user,
+            &tokens,
+            &lock(s),
         )?;
+        return Ok(json_response(StatusCode::CREATED, &answered));
+    }
+    if let (Some(name), Some("token")) = (&target.name, target.sub.as_deref()) {
+        if *method != Method::POST {
+            return Err(ApiError::method_not_allowed());
+        }
+        let request = parse_body(headers, &body)?;
+        let mut tokens = tokens(s);
+        let ns = target.namespace.as_deref().unwrap_or("");
+        let issued = reviews::token_request(ns, name, request, &mut tokens, &lock(s))?;
+        return Ok(json_response(StatusCode::CREATED, &issued));
     }
     let ns = target.namespace.clone().unwrap_or_default();
     let dry_run = q.get("dryRun").is_some_and(|d| d == "All");
     let rt = target.rt.clone();
+    let out = Output::negotiate(headers);
+    let answer = |code: StatusCode, obj: Value| -> Result<Response, ApiError> {
+        Ok(json_response(code, &out.one(&rt, obj)?))
+    };
     match (method, &target.name) {
         (&Method::GET, None) => {
             if q.get("watch").is_some_and(|w| w == "true" || w == "1") {
-                return watch(s, &target, q, wants_table(headers)).await;
+                return watch(s, &target, q, out.check_watch()?).await;
             }
-            list(s, &target, q, headers)
+            list(s, &target, q, out)
         }
-        (&Method::GET, Some(name)) => {
-            let obj = lock(s).get(&rt, &ns, name)?;
-            if wants_table(headers) {
-                let rv = obj
-                    .pointer("/metadata/resourceVersion")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string();
-                return Ok(json_response(
-                    StatusCode::OK,
-                    &table::table(&rt, &[obj], &rv),
-                ));
-            }
-            Ok(json_response(StatusCode::OK, &obj))
-        }
+        (&Method::GET, Some(name)) => answer(StatusCode::OK, lock(s).get(&rt, &ns, name)?),
         (&Method::POST, None) => {
             let obj = parse_body(headers, &body)?;
             let created = lock(s).create(
@@ -394,7 +451,7 @@ async fn resource(
                     dry_run,
                 },
             )?;
-            Ok(json_response(StatusCode::CREATED, &created))
+            answer(StatusCode::CREATED, created)
         }
         (&Method::PUT, Some(name)) => {
             let obj = parse_body(headers, &body)?;
@@ -409,9 +466,12 @@ async fn resource(
                     dry_run,
                 },
             )?;
-            Ok(json_response(StatusCode::OK, &updated))
+            answer(StatusCode::OK, updated)
         }
-        (&Method::PATCH, Some(name)) => patch(s, &target, name, q, headers, &body),
+        (&Method::PATCH, Some(name)) => {
+            let (code, patched) = patch(s, &target, name, q, headers, &body)?;
+            answer(code, patched)
+        }
         (&Method::DELETE, Some(name)) => {
             let opts: Value = if body.is_empty() {
                 json!({})
@@ -423,7 +483,7 @@ async fn resource(
                 .and_then(Value::as_str)
                 .map(str::to_string);
             let deleted = lock(s).delete(&rt, &ns, name, precondition.as_deref(), dry_run)?;
-            Ok(json_response(StatusCode::OK, &deleted))
+            answer(StatusCode::OK, deleted)
         }
         (&Method::DELETE, None) => {
             let mut store = lock(s);
@@ -475,7 +535,7 @@ fn list(
     s: &S,
     target: &Target,
     q: &HashMap<String, String>,
-    headers: &HeaderMap,
+    out: Output,
 ) -> Result<Response, ApiError> {
     let store = lock(s);
     let mut items = filtered(&store, target, q)?;
@@ -510,16 +570,10 @@ fn list(
             json!(base64::engine::general_purpose::STANDARD.encode(next.to_string()));
         meta["remainingItemCount"] = json!(total - start - limit);
     }
-    if wants_table(headers) {
-        let mut t = table::table(&target.rt, &items, &rv.to_string());
-        t["metadata"] = meta;
-        return Ok(json_response(StatusCode::OK, &t));
-    }
-    let list = json!({
-        "kind": format!("{}List", target.rt.kind), "apiVersion": target.rt.api_version(),
-        "metadata": meta, "items": items,
-    });
-    Ok(json_response(StatusCode::OK, &list))
+    Ok(json_response(
+        StatusCode::OK,
+        &out.list(&target.rt, &items, meta)?,
+    ))
 }
 
 fn strip_directives(v: &mut Value) {
@@ -540,7 +594,7 @@ fn patch(
     q: &HashMap<String, String>,
     headers: &HeaderMap,
     body: &Bytes,
-) -> Result<Response, ApiError> {
+) -> Result<(StatusCode, Value), ApiError> {
     let ct = headers
         .get("content-type")
         .and_then(|v| v.to_str().ok())
@@ -604,7 +658,7 @@ fn patch(
                             dry_run,
                         },
                     )?;
-                    return Ok(json_response(StatusCode::CREATED, &created));
+                    return Ok((StatusCode::CREATED, created));
                 }
                 Err(e) => return Err(e),
                 Ok(mut doc) => {
@@ -632,7 +686,7 @@ fn patch(
             dry_run,
         },
     )?;
-    Ok(json_response(StatusCode::OK, &updated))
+    Ok((StatusCode::OK, updated))
 }
 
 fn event_line(kind: &str, object: &Value) -> Bytes {
@@ -641,23 +695,28 @@ fn event_line(kind: &str, object: &Value) -> Bytes {
     Bytes::from(line)
 }
 
-/// The object of a watch event: the object itself, or a one-row Table for `kubectl get -w`.
-fn watch_object(rt: &ResourceType, object: &Value, as_table: bool) -> Value {
-    if !as_table || object.get("kind").and_then(Value::as_str) == Some("Status") {
-        return object.clone();
+/// The object of a watch event as the client asked for it: the object itself, a one-row
+/// Table for `kubectl get -w`, or its PartialObjectMetadata.
+fn watch_object(rt: &ResourceType, object: &Value, out: Output) -> Value {
+    out.one(rt, Store::present(rt, object))
+        .unwrap_or_else(|e| e.to_status())
+}
+
+/// A BOOKMARK's object: only metadata, in the form the client asked for (a Table client gets
+/// the bare object, as kubectl never asks for bookmarks).
+fn bookmark(rt: &ResourceType, metadata: Value, out: Output) -> Value {
+    let object = json!({"kind": rt.kind, "apiVersion": rt.api_version(), "metadata": metadata});
+    match out {
+        Output::Metadata(_) => watch_object(rt, &object, out),
+        _ => object,
     }
-    let rv = object
-        .pointer("/metadata/resourceVersion")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    table::table(rt, std::slice::from_ref(object), rv)
 }
 
 async fn watch(
     s: &S,
     target: &Target,
     q: &HashMap<String, String>,
-    as_table: bool,
+    out: Output,
 ) -> Result<Response, ApiError> {
     let labels = q
         .get("labelSelector")
@@ -698,21 +757,18 @@ async fn watch(
                 .into_iter()
                 .filter(|o| matches(o))
             {
-                first.push(event_line("ADDED", &o));
+                first.push(event_line("ADDED", &watch_object(&rt, &o, out)));
             }
             if initial_events {
-                let bm = json!({"kind": rt.kind, "apiVersion": rt.api_version(), "metadata": {
-                    "resourceVersion": store.rv.to_string(), "annotations": {"k8s.io/initial-events-end": "true"}}});
-                first.push(event_line("BOOKMARK", &bm));
+                let meta = json!({"resourceVersion": store.rv.to_string(),
+                    "annotations": {"k8s.io/initial-events-end": "true"}});
+                first.push(event_line("BOOKMARK", &bookmark(&rt, meta, out)));
             }
         } else if let Some(rv) = requested {
             match store.events_since(rv, &key, ns.as_deref()) {
                 Ok(events) => {
                     for e in events.iter().filter(|e| matches(&e.object)) {
-                        first.push(event_line(
-                            e.kind,
-                            &watch_object(&rt, &Store::present(&rt, &e.object), as_table),
-                        ));
+                        first.push(event_line(e.kind, &watch_object(&rt, &e.object, out)));
                     }
                 }
                 Err(e) => gone = Some(e),
@@ -733,7 +789,7 @@ async fn watch(
         ns,
         deadline: tokio::time::Instant::now() + timeout,
         bookmarks,
-        as_table,
+        out,
     };
     let live = futures::stream::unfold((state, matches), |(mut st, matches)| async move {
         loop {
@@ -749,7 +805,7 @@ async fn watch(
                         if !matches(&object) {
                             continue;
                         }
-                        let line = event_line(kind, &watch_object(&st.rt, &Store::present(&st.rt, &object), st.as_table));
+                        let line = event_line(kind, &watch_object(&st.rt, &object, st.out));
                         return Some((Ok::<_, std::io::Error>(line), (st, matches)));
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
@@ -759,7 +815,7 @@ async fn watch(
                     Err(_) => return None,
                 },
                 _ = tick, if st.bookmarks => {
-                    let bm = json!({"kind": st.rt.kind, "apiVersion": st.rt.api_version(), "metadata": {"resourceVersion": st.last_rv.to_string()}});
+                    let bm = bookmark(&st.rt, json!({"resourceVersion": st.last_rv.to_string()}), st.out);
                     return Some((Ok(event_line("BOOKMARK", &bm)), (st, matches)));
                 }
             }
@@ -778,7 +834,7 @@ struct WatchState {
     ns: Option<String>,
     deadline: tokio::time::Instant,
     bookmarks: bool,
-    as_table: bool,
+    out: Output,
 }
 
 fn watch_response(body: Body) -> Response {

@@ -5,12 +5,18 @@
 //! deletionTimestamp, merge/JSON/apply patches, the status subresource and generation,
 //! watches (resume, bookmarks, timeouts, 410 Gone, streaming lists), label and field
 //! selectors, limit/continue, custom resources validated against their CRD schema and CEL
-//! rules (422 with field causes), Tables from printer columns, Status errors, and optional
-//! RBAC for one identity. Plain HTTP on loopback.
+//! rules (422 with field causes), Tables and metadata-only (`PartialObjectMetadata`) responses,
+//! Status errors, bearer-token authentication with RBAC evaluated from the stored Roles and
+//! bindings, and the TokenReview and SubjectAccessReview APIs. Plain HTTP on loopback.
 
 mod api;
-pub mod rbac;
+mod attributes;
+mod auth;
+mod media;
+mod protobuf;
+mod rbac;
 mod registry;
+mod reviews;
 mod schema;
 mod selectors;
 mod status;
@@ -52,7 +58,7 @@ impl TestApiServer {
         let shared = Arc::new(api::Shared {
             store: Mutex::new(store::Store::new()),
             requests: Mutex::new(HashMap::new()),
-            rbac: Mutex::new(None),
+            auth: Mutex::new(auth::Tokens::default()),
         });
         let app = axum::Router::new()
             .fallback(api::handle)
@@ -107,10 +113,23 @@ impl TestApiServer {
         }
     }
 
-    /// Enforces `rules` (a JSON array of PolicyRules) for requests with `token`.
+    /// Makes `token` the bearer token of `user`, granted `rules` (a JSON array of PolicyRules)
+    /// cluster-wide on top of what stored bindings grant `user`. Replaces the previous call's
+    /// token.
     pub fn enforce_rbac(&self, token: &str, user: &str, rules: &serde_json::Value) {
-        if let Ok(mut r) = self.shared.rbac.lock() {
-            *r = Some(rbac::Rbac::new(token, user, rules));
+        if let Ok(mut t) = self.shared.auth.lock() {
+            t.legacy = Some(rbac::Rbac::new(token, user, rules));
+        }
+    }
+
+    /// Requests with bearer `token` authenticate as the ServiceAccount `namespace/name`
+    /// (`system:serviceaccount:<namespace>:<name>`, groups `system:serviceaccounts`,
+    /// `system:serviceaccounts:<namespace>`, `system:authenticated`) and are authorized from the
+    /// Roles, ClusterRoles, RoleBindings and ClusterRoleBindings stored at request time. The
+    /// ServiceAccount object need not exist; its uid is reported when it does.
+    pub fn add_service_account_token(&self, token: &str, namespace: &str, name: &str) {
+        if let Ok(mut t) = self.shared.auth.lock() {
+            t.add_service_account(token, namespace, name);
         }
     }
 

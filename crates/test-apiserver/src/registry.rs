@@ -29,6 +29,8 @@ pub struct ResourceType {
     pub columns: Vec<Value>,
     /// A custom resource (generation, validation) rather than a built-in.
     pub custom: bool,
+    /// A review (TokenReview, SubjectAccessReview, …): create-only, answered and never stored.
+    pub review: bool,
 }
 
 impl ResourceType {
@@ -52,6 +54,12 @@ impl ResourceType {
 
     /// The `APIResource` entry of discovery.
     pub fn api_resource(&self) -> Value {
+        if self.review {
+            return json!({
+                "name": self.plural, "singularName": self.singular, "namespaced": self.namespaced,
+                "kind": self.kind, "verbs": ["create"],
+            });
+        }
         let mut verbs = vec![
             "create",
             "delete",
@@ -91,6 +99,14 @@ impl ResourceType {
             schema: None,
             columns: Vec::new(),
             custom: false,
+            review: false,
+        }
+    }
+
+    fn review(group: &str, plural: &str, kind: &str, namespaced: bool) -> Self {
+        Self {
+            review: true,
+            ..Self::builtin(group, "v1", plural, kind, namespaced, &[])
         }
     }
 }
@@ -144,6 +160,42 @@ pub fn builtins() -> Vec<ResourceType> {
             "ClusterRoleBinding",
             false,
             &[],
+        ),
+        ResourceType::review(
+            "authentication.k8s.io",
+            "tokenreviews",
+            "TokenReview",
+            false,
+        ),
+        ResourceType::review(
+            "authentication.k8s.io",
+            "selfsubjectreviews",
+            "SelfSubjectReview",
+            false,
+        ),
+        ResourceType::review(
+            "authorization.k8s.io",
+            "subjectaccessreviews",
+            "SubjectAccessReview",
+            false,
+        ),
+        ResourceType::review(
+            "authorization.k8s.io",
+            "selfsubjectaccessreviews",
+            "SelfSubjectAccessReview",
+            false,
+        ),
+        ResourceType::review(
+            "authorization.k8s.io",
+            "localsubjectaccessreviews",
+            "LocalSubjectAccessReview",
+            true,
+        ),
+        ResourceType::review(
+            "authorization.k8s.io",
+            "selfsubjectrulesreviews",
+            "SelfSubjectRulesReview",
+            false,
         ),
     ]
 }
@@ -203,6 +255,7 @@ pub fn from_crd(crd: &Value) -> Result<Vec<ResourceType>, String> {
                 .cloned()
                 .unwrap_or_default(),
             custom: true,
+            review: false,
         });
     }
     Ok(out)

@@ -103,6 +103,11 @@ impl ApiError {
         )
     }
 
+    /// 401 for a bearer token nobody issued.
+    pub fn unauthorized() -> Self {
+        Self::new(401, "Unauthorized", "Unauthorized")
+    }
+
     /// 403.
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self::new(403, "Forbidden", message)

@@ -99,6 +99,24 @@ fn spec_part(v: &Value) -> Value {
     c
 }
 
+/// A Secret as stored: `stringData` is write-only, merged into `data` (base64), winning over
+/// a `data` key of the same name.
+fn merge_string_data(mut secret: Value) -> Value {
+    use base64::Engine;
+    let Some(Value::Object(strings)) = secret.as_object_mut().and_then(|m| m.remove("stringData"))
+    else {
+        return secret;
+    };
+    if !secret["data"].is_object() {
+        secret["data"] = json!({});
+    }
+    for (k, v) in strings {
+        let text = v.as_str().unwrap_or_default();
+        secret["data"][k] = json!(base64::engine::general_purpose::STANDARD.encode(text));
+    }
+    secret
+}
+
 impl Default for Store {
     fn default() -> Self {
         Self::new()
@@ -124,6 +142,20 @@ impl Store {
                     &rt,
                     "",
                     json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+                    WriteOpts {
+                        fields: FieldValidation::Ignore,
+                        dry_run: false,
+                    },
+                );
+            }
+        }
+        for (plural, obj) in crate::rbac::bootstrap_policy() {
+            let rt = s.find("rbac.authorization.k8s.io", "v1", plural).cloned();
+            if let Some(rt) = rt {
+                let _ = s.create(
+                    &rt,
+                    "",
+                    obj,
                     WriteOpts {
                         fields: FieldValidation::Ignore,
                         dry_run: false,
@@ -215,6 +247,9 @@ impl Store {
         old: Option<&Value>,
         fv: FieldValidation,
     ) -> Result<Value, ApiError> {
+        if rt.group.is_empty() && rt.plural == "secrets" {
+            return Ok(merge_string_data(obj));
+        }
         if rt.plural == "customresourcedefinitions" && rt.group == "apiextensions.k8s.io" {
             registry::from_crd(&obj).map_err(|m| {
                 let (field, message) = m
