@@ -23,6 +23,7 @@ use crate::api::conditions::{ConditionSpec, merge, same_ignoring_time, types};
 use crate::api::{
     ClusterVendorConnection, ConnectionAccount, VendorConnection, VendorConnectionStatus,
 };
+use crate::vendors::VendorError;
 use crate::vendors::connection::ConnectionProblem;
 
 const KIND: &str = "connection";
@@ -97,37 +98,18 @@ pub async fn reconcile<K: ConnectionResource>(
 
     let check = match resolved {
         Ok(r) => match r.client.describe_account().await {
-            Ok(account) => Check {
-                conditions: vec![
-                    ConditionSpec::new(
-                        types::ENDPOINT_ALLOWED,
-                        true,
-                        "Allowed",
-                        allowed_message(&object),
-                    ),
-                    ConditionSpec::new(
-                        types::CREDENTIALS_VALID,
-                        true,
-                        "Authenticated",
-                        format!(
-                            "the vendor accepts the credentials in Secret {}",
-                            object.config.secret
-                        ),
-                    ),
-                    ConditionSpec::new(
-                        types::READY,
-                        true,
-                        "Authenticated",
-                        format!("{} reaches {}", r.endpoint, account.summary),
-                    ),
-                ],
-                endpoint: Some(r.endpoint),
-                account: Some(ConnectionAccount {
-                    summary: account.summary,
-                    details: account.details,
-                }),
-                checked: true,
-            },
+            Ok(account) => {
+                let reached = format!("{} reaches {}", r.endpoint, account.summary);
+                Check {
+                    conditions: checked(&object, Ok(reached)),
+                    endpoint: Some(r.endpoint),
+                    account: Some(ConnectionAccount {
+                        summary: account.summary,
+                        details: account.details,
+                    }),
+                    checked: true,
+                }
+            }
             Err(e) if e.is_transient() => {
                 ctx.remember(&uid, None);
                 return Err(Error::Transient {
@@ -136,21 +118,7 @@ pub async fn reconcile<K: ConnectionResource>(
                 });
             }
             Err(e) => Check {
-                conditions: vec![
-                    ConditionSpec::new(
-                        types::ENDPOINT_ALLOWED,
-                        true,
-                        "Allowed",
-                        allowed_message(&object),
-                    ),
-                    ConditionSpec::new(
-                        types::CREDENTIALS_VALID,
-                        false,
-                        e.category(),
-                        e.to_string(),
-                    ),
-                    ConditionSpec::new(types::READY, false, e.category(), e.to_string()),
-                ],
+                conditions: checked(&object, Err(&e)),
                 endpoint: Some(r.endpoint),
                 account: None,
                 checked: true,
@@ -180,6 +148,36 @@ pub async fn reconcile<K: ConnectionResource>(
         }),
     );
     Ok(Action::requeue(next.mul_f64(0.9 + 0.2 * fastrand::f64())))
+}
+
+/// Conditions after asking the vendor: what the credentials reach, or why they were rejected.
+fn checked(object: &ConnectionObject, outcome: Result<String, &VendorError>) -> Vec<ConditionSpec> {
+    let allowed = ConditionSpec::new(
+        types::ENDPOINT_ALLOWED,
+        true,
+        "Allowed",
+        allowed_message(object),
+    );
+    match outcome {
+        Ok(reached) => vec![
+            allowed,
+            ConditionSpec::new(
+                types::CREDENTIALS_VALID,
+                true,
+                "Authenticated",
+                format!(
+                    "the vendor accepts the credentials in Secret {}",
+                    object.config.secret
+                ),
+            ),
+            ConditionSpec::new(types::READY, true, "Authenticated", reached),
+        ],
+        Err(e) => vec![
+            allowed,
+            ConditionSpec::new(types::CREDENTIALS_VALID, false, e.category(), e.to_string()),
+            ConditionSpec::new(types::READY, false, e.category(), e.to_string()),
+        ],
+    }
 }
 
 fn allowed_message(object: &ConnectionObject) -> String {

@@ -111,6 +111,22 @@ impl From<&ClusterVendorConnection> for ConnectionObject {
     }
 }
 
+/// The connection `name` of `api`, or `NotFound` naming `what`.
+async fn fetch<K>(
+    api: Api<K>,
+    name: &str,
+    what: String,
+) -> Result<ConnectionObject, ConnectionError>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    for<'a> ConnectionObject: From<&'a K>,
+{
+    match api.get_opt(name).await? {
+        Some(k) => Ok(ConnectionObject::from(&k)),
+        None => Err(ConnectionProblem::NotFound(format!("{what} (spec.connectionRef)")).into()),
+    }
+}
+
 impl Connections {
     /// An empty registry.
     pub fn new(policy: ConnectionPolicy, endpoints: Arc<Endpoints>, http: HttpConfig) -> Self {
@@ -134,32 +150,22 @@ impl Connections {
             .connection_ref
             .as_ref()
             .ok_or(ConnectionError::NoReference)?;
-        let object: ConnectionObject = match reference.kind {
+        let object = match reference.kind {
             ConnectionKind::VendorConnection => {
-                Api::<VendorConnection>::namespaced(kube.clone(), &namespace)
-                    .get_opt(&reference.name)
-                    .await?
-                    .as_ref()
-                    .map(Into::into)
-                    .ok_or_else(|| {
-                        ConnectionProblem::NotFound(format!(
-                            "VendorConnection {namespace}/{} (spec.connectionRef)",
-                            reference.name
-                        ))
-                    })?
+                fetch(
+                    Api::<VendorConnection>::namespaced(kube.clone(), &namespace),
+                    &reference.name,
+                    format!("VendorConnection {namespace}/{}", reference.name),
+                )
+                .await?
             }
             ConnectionKind::ClusterVendorConnection => {
-                Api::<ClusterVendorConnection>::all(kube.clone())
-                    .get_opt(&reference.name)
-                    .await?
-                    .as_ref()
-                    .map(Into::into)
-                    .ok_or_else(|| {
-                        ConnectionProblem::NotFound(format!(
-                            "ClusterVendorConnection {} (spec.connectionRef)",
-                            reference.name
-                        ))
-                    })?
+                fetch(
+                    Api::<ClusterVendorConnection>::all(kube.clone()),
+                    &reference.name,
+                    format!("ClusterVendorConnection {}", reference.name),
+                )
+                .await?
             }
         };
         self.policy

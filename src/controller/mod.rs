@@ -34,7 +34,7 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Config, Controller};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 
@@ -287,6 +287,27 @@ fn ready_of(status: Option<&crate::api::VendorConnectionStatus>) -> Option<Strin
     })
 }
 
+/// The objects in `store` for which `refers` holds, as reconcile requests.
+fn referring<K>(store: &Store<K>, refers: impl Fn(&K) -> bool) -> Vec<ObjectRef<K>>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + 'static,
+{
+    store
+        .state()
+        .into_iter()
+        .filter(|k| refers(k))
+        .map(|k| ObjectRef::from_obj(&*k))
+        .collect()
+}
+
+/// True when `org` names the connection `kind`/`name`.
+fn uses(org: &Organization, kind: ConnectionKind, name: &str) -> bool {
+    org.spec
+        .connection_ref
+        .as_ref()
+        .is_some_and(|r| r.kind == kind && r.name == name)
+}
+
 fn namespaced_connections(
     client: &Client,
     scope: &Option<String>,
@@ -298,16 +319,10 @@ fn namespaced_connections(
     Box::pin(
         controller
             .watches_stream(secret_changes(client, scope), move |secret| {
-                let ns = secret.namespace().unwrap_or_default();
-                let name = secret.name_any();
-                store
-                    .state()
-                    .into_iter()
-                    .filter(move |c| {
-                        c.namespace().as_deref() == Some(ns.as_str())
-                            && c.spec.credentials_secret_ref.name == name
-                    })
-                    .map(|c| ObjectRef::from_obj(&*c))
+                referring(&store, |c: &VendorConnection| {
+                    c.namespace() == secret.namespace()
+                        && c.spec.credentials_secret_ref.name == secret.name_any()
+                })
             })
             .with_config(Config::default().concurrency(concurrency))
             .shutdown_on_signal()
@@ -333,16 +348,10 @@ fn cluster_connections(
     for scope in secret_scopes {
         let store = controller.store();
         controller = controller.watches_stream(secret_changes(client, scope), move |secret| {
-            let ns = secret.namespace().unwrap_or_default();
-            let name = secret.name_any();
-            store
-                .state()
-                .into_iter()
-                .filter(move |c| {
-                    c.spec.credentials_secret_ref.namespace == ns
-                        && c.spec.credentials_secret_ref.name == name
-                })
-                .map(|c| ObjectRef::from_obj(&*c))
+            referring(&store, |c: &ClusterVendorConnection| {
+                let r = &c.spec.credentials_secret_ref;
+                Some(&r.namespace) == secret.namespace().as_ref() && r.name == secret.name_any()
+            })
         });
     }
     Box::pin(
@@ -384,30 +393,15 @@ fn organizations(
     Box::pin(
         controller
             .watches_stream(namespaced, move |c: VendorConnection| {
-                let ns = c.namespace().unwrap_or_default();
-                let name = c.name_any();
-                namespaced_store
-                    .state()
-                    .into_iter()
-                    .filter(move |o| {
-                        o.namespace().as_deref() == Some(ns.as_str())
-                            && o.spec.connection_ref.as_ref().is_some_and(|r| {
-                                r.kind == ConnectionKind::VendorConnection && r.name == name
-                            })
-                    })
-                    .map(|o| ObjectRef::from_obj(&*o))
+                referring(&namespaced_store, |o: &Organization| {
+                    o.namespace() == c.namespace()
+                        && uses(o, ConnectionKind::VendorConnection, &c.name_any())
+                })
             })
             .watches_stream(cluster, move |c: ClusterVendorConnection| {
-                let name = c.name_any();
-                cluster_store
-                    .state()
-                    .into_iter()
-                    .filter(move |o| {
-                        o.spec.connection_ref.as_ref().is_some_and(|r| {
-                            r.kind == ConnectionKind::ClusterVendorConnection && r.name == name
-                        })
-                    })
-                    .map(|o| ObjectRef::from_obj(&*o))
+                referring(&cluster_store, |o: &Organization| {
+                    uses(o, ConnectionKind::ClusterVendorConnection, &c.name_any())
+                })
             })
             .with_config(Config::default().concurrency(concurrency))
             .shutdown_on_signal()
@@ -435,16 +429,10 @@ fn memberships(
                 api_in::<Organization>(client, scope),
                 watch_config(),
                 move |org: Organization| {
-                    let ns = org.namespace().unwrap_or_default();
-                    let name = org.name_any();
-                    store
-                        .state()
-                        .into_iter()
-                        .filter(move |m| {
-                            m.namespace().as_deref() == Some(ns.as_str())
-                                && m.spec.organization_ref.name == name
-                        })
-                        .map(|m| ObjectRef::from_obj(&*m))
+                    referring(&store, |m: &OrgMembership| {
+                        m.namespace() == org.namespace()
+                            && m.spec.organization_ref.name == org.name_any()
+                    })
                 },
             )
             .with_config(Config::default().concurrency(concurrency))
