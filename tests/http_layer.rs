@@ -1,55 +1,154 @@
-//! The shared vendor HTTP layer against a scripted loopback server: what is retried, what is
-//! not, `Retry-After`, the shared rate limit, and re-login on 401.
+//! The shared vendor HTTP layer against scripted loopback servers: what is retried, what is
+//! not, `Retry-After`, the shared rate limit, re-login on 401, origin pinning, redirects, the
+//! response size cap and per-flow fairness.
+//!
+//! "Nothing was sent there" is always checked on the request log of a second listener.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::http::{HeaderMap, StatusCode};
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method as AxumMethod, StatusCode, Uri};
 use axum::response::IntoResponse;
 use axum::routing::any;
 use orgops::vendors::http::{HttpConfig, HttpError, Request, Transport};
 use orgops::vendors::{Endpoints, VendorError};
 use reqwest::Method;
+use secrecy::SecretString;
+use serde_json::{Value, json};
 use url::Url;
+
+/// One scripted answer.
+struct Answer {
+    status: u16,
+    headers: Vec<(&'static str, String)>,
+    body: Value,
+}
+
+impl From<u16> for Answer {
+    fn from(status: u16) -> Self {
+        let headers = if status == 429 {
+            vec![("retry-after", "1".to_string())]
+        } else {
+            Vec::new()
+        };
+        Answer {
+            status,
+            headers,
+            body: json!({"detail": format!("scripted {status}")}),
+        }
+    }
+}
+
+impl Answer {
+    /// A redirect to `location`.
+    fn redirect(status: u16, location: impl Into<String>) -> Self {
+        Answer {
+            status,
+            headers: vec![("location", location.into())],
+            body: json!({}),
+        }
+    }
+
+    /// A 200 with `body`.
+    fn ok(body: Value) -> Self {
+        Answer {
+            status: 200,
+            headers: Vec::new(),
+            body,
+        }
+    }
+}
+
+/// A request as the server saw it.
+#[derive(Clone, Debug)]
+struct Seen {
+    method: String,
+    /// Path and query.
+    uri: String,
+    authorization: Option<String>,
+    body: String,
+}
 
 #[derive(Default)]
 struct Script {
-    /// Status codes to answer, in order; then 200.
-    answers: Mutex<Vec<u16>>,
+    /// Answers, in order; then 200.
+    answers: Mutex<Vec<Answer>>,
     hits: AtomicU32,
+    seen: Mutex<Vec<Seen>>,
 }
 
-async fn serve(script: Arc<Script>) -> Url {
-    let app = Router::new().route(
-        "/{*path}",
-        any(move |headers: HeaderMap| {
-            let script = script.clone();
-            async move {
-                script.hits.fetch_add(1, Ordering::SeqCst);
-                let next = {
-                    let mut a = script.answers.lock().unwrap();
-                    if a.is_empty() { 200 } else { a.remove(0) }
-                };
-                let mut resp = (
-                    StatusCode::from_u16(next).unwrap(),
-                    axum::Json(serde_json::json!({"detail": format!("scripted {next}")})),
-                )
-                    .into_response();
-                if next == 429 {
-                    resp.headers_mut()
-                        .insert("retry-after", "1".parse().unwrap());
-                }
-                let _ = headers;
-                resp
-            }
-        }),
-    );
+impl Script {
+    fn answering<A: Into<Answer>>(answers: impl IntoIterator<Item = A>) -> Arc<Self> {
+        Arc::new(Script {
+            answers: Mutex::new(answers.into_iter().map(Into::into).collect()),
+            ..Script::default()
+        })
+    }
+
+    fn hits(&self) -> u32 {
+        self.hits.load(Ordering::SeqCst)
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// Serves `app` on a fresh loopback port; returns `http://127.0.0.1:<port>`.
+async fn bind(app: Router) -> Url {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    Url::parse(&format!("http://{addr}/api/v1/x")).unwrap()
+    Url::parse(&format!("http://{addr}/")).unwrap()
+}
+
+/// Serves `script`; returns the URL `…/api/v1/x` on it.
+async fn serve(script: Arc<Script>) -> Url {
+    let app = Router::new().route(
+        "/{*path}",
+        any(
+            move |method: AxumMethod, uri: Uri, headers: HeaderMap, body: Bytes| {
+                let script = script.clone();
+                async move {
+                    script.hits.fetch_add(1, Ordering::SeqCst);
+                    script.seen.lock().unwrap().push(Seen {
+                        method: method.to_string(),
+                        uri: uri.to_string(),
+                        authorization: headers
+                            .get("authorization")
+                            .map(|v| v.to_str().unwrap().to_string()),
+                        body: String::from_utf8_lossy(&body).to_string(),
+                    });
+                    let next = {
+                        let mut a = script.answers.lock().unwrap();
+                        if a.is_empty() {
+                            Answer::from(200)
+                        } else {
+                            a.remove(0)
+                        }
+                    };
+                    let mut resp = (
+                        StatusCode::from_u16(next.status).unwrap(),
+                        axum::Json(next.body),
+                    )
+                        .into_response();
+                    for (name, value) in next.headers {
+                        resp.headers_mut().insert(name, value.parse().unwrap());
+                    }
+                    resp
+                }
+            },
+        ),
+    );
+    bind(app).await.join("api/v1/x").unwrap()
+}
+
+/// The origin of `url` as the layer prints it.
+fn origin(url: &Url) -> String {
+    url.origin().ascii_serialization()
 }
 
 fn fast() -> HttpConfig {
@@ -63,8 +162,7 @@ fn fast() -> HttpConfig {
 
 #[tokio::test]
 async fn safe_requests_are_retried_after_5xx() {
-    let script = Arc::new(Script::default());
-    *script.answers.lock().unwrap() = vec![503, 502, 500];
+    let script = Script::answering([503, 502, 500]);
     let url = serve(script.clone()).await;
     let t = Transport::new("test", &url, fast(), &Endpoints::default()).unwrap();
     let resp = t
@@ -72,13 +170,12 @@ async fn safe_requests_are_retried_after_5xx() {
         .await
         .unwrap();
     assert_eq!(resp.status.as_u16(), 200);
-    assert_eq!(script.hits.load(Ordering::SeqCst), 4);
+    assert_eq!(script.hits(), 4);
 }
 
 #[tokio::test]
 async fn a_post_is_never_blindly_resent_after_a_5xx() {
-    let script = Arc::new(Script::default());
-    *script.answers.lock().unwrap() = vec![503];
+    let script = Script::answering([503]);
     let url = serve(script.clone()).await;
     let t = Transport::new("test", &url, fast(), &Endpoints::default()).unwrap();
     let err = t
@@ -86,13 +183,12 @@ async fn a_post_is_never_blindly_resent_after_a_5xx() {
         .await
         .unwrap_err();
     assert!(matches!(err, HttpError::OutcomeUnknown { .. }), "{err}");
-    assert_eq!(script.hits.load(Ordering::SeqCst), 1);
+    assert_eq!(script.hits(), 1);
 }
 
 #[tokio::test]
 async fn a_post_is_resent_after_429_because_it_was_not_processed_and_retry_after_is_honoured() {
-    let script = Arc::new(Script::default());
-    *script.answers.lock().unwrap() = vec![429];
+    let script = Script::answering([429]);
     let url = serve(script.clone()).await;
     let t = Transport::new("test", &url, fast(), &Endpoints::default()).unwrap();
     let start = Instant::now();
@@ -106,13 +202,12 @@ async fn a_post_is_resent_after_429_because_it_was_not_processed_and_retry_after
         "{:?}",
         start.elapsed()
     );
-    assert_eq!(script.hits.load(Ordering::SeqCst), 2);
+    assert_eq!(script.hits(), 2);
 }
 
 #[tokio::test]
 async fn client_errors_are_not_retried_and_carry_the_vendor_message() {
-    let script = Arc::new(Script::default());
-    *script.answers.lock().unwrap() = vec![400];
+    let script = Script::answering([400]);
     let url = serve(script.clone()).await;
     let t = Transport::new("test", &url, fast(), &Endpoints::default()).unwrap();
     let err = t
@@ -121,12 +216,12 @@ async fn client_errors_are_not_retried_and_carry_the_vendor_message() {
         .unwrap_err();
     assert_eq!(err.status(), Some(400));
     assert!(err.to_string().contains("scripted 400"));
-    assert_eq!(script.hits.load(Ordering::SeqCst), 1);
+    assert_eq!(script.hits(), 1);
 }
 
 #[tokio::test]
 async fn one_rate_limit_is_shared_by_every_client_of_an_endpoint() {
-    let script = Arc::new(Script::default());
+    let script = Script::answering::<u16>([]);
     let url = serve(script.clone()).await;
     let endpoints = Endpoints::default();
     let config = HttpConfig {
@@ -286,4 +381,186 @@ async fn a_token_secret_works_and_a_bad_token_names_the_secret() {
         err.to_string().contains("ns/rossum-token")
             && !err.to_string().contains("not-a-real-token")
     );
+}
+
+/// A page body in the shape the pagination tests use.
+fn page(results: Value, next: Option<String>) -> Answer {
+    Answer::ok(json!({"results": results, "next": next}))
+}
+
+fn split(page: Value) -> Result<(Vec<Value>, Option<String>), String> {
+    let items = page["results"].as_array().cloned().ok_or("no results")?;
+    Ok((items, page["next"].as_str().map(str::to_string)))
+}
+
+fn bearer() -> SecretString {
+    SecretString::from("Bearer secret-token-123")
+}
+
+#[tokio::test]
+async fn a_request_to_another_origin_is_refused_without_sending_anything() {
+    let vendor = Script::answering::<u16>([]);
+    let other = Script::answering::<u16>([]);
+    let url = serve(vendor.clone()).await;
+    let elsewhere = serve(other.clone()).await;
+    let t = Transport::new("test", &url, fast(), &Endpoints::default()).unwrap();
+    let err = t
+        .send(&Request::new(Method::GET, elsewhere.clone()).authorization(bearer()))
+        .await
+        .unwrap_err();
+    match &err {
+        HttpError::OffOrigin { url: to, allowed } => {
+            assert_eq!(to, &origin(&elsewhere));
+            assert_eq!(allowed, &origin(&url));
+        }
+        other => panic!("expected OffOrigin, got {other}"),
+    }
+    assert!(!err.is_transient());
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "refused to send a request to {}: the connection's origin is {}",
+            origin(&elsewhere),
+            origin(&url)
+        )
+    );
+    assert_eq!(other.hits(), 0);
+    assert_eq!(vendor.hits(), 0);
+    assert_eq!(t.stats().total(), 0, "not even counted as an attempt");
+}
+
+#[tokio::test]
+async fn a_next_link_to_another_origin_is_refused_and_the_token_stays_home() {
+    let other = Script::answering::<u16>([]);
+    let elsewhere = serve(other.clone()).await;
+    let vendor = Script::answering([page(
+        json!([1, 2]),
+        Some(elsewhere.join("steal?page=2").unwrap().to_string()),
+    )]);
+    let url = serve(vendor.clone()).await;
+    let t = Transport::new("test", &url, fast(), &Endpoints::default()).unwrap();
+    let err = t
+        .get_all_pages(url.clone(), Some(bearer()), split)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, HttpError::OffOrigin { url: to, .. } if *to == origin(&elsewhere)),
+        "{err}"
+    );
+    assert_eq!(vendor.hits(), 1);
+    assert_eq!(other.hits(), 0);
+    assert!(other.seen().is_empty(), "the bearer token never reached it");
+}
+
+#[tokio::test]
+async fn a_relative_next_link_is_resolved_against_the_page_and_followed() {
+    let vendor = Script::answering([
+        page(json!([1, 2]), Some("x?page=2".into())),
+        page(json!([3]), Some("/api/v1/x?page=3".into())),
+        page(json!([4]), None),
+    ]);
+    let url = serve(vendor.clone()).await;
+    let t = Transport::new("test", &url, fast(), &Endpoints::default()).unwrap();
+    let items = t
+        .get_all_pages(url.clone(), Some(bearer()), split)
+        .await
+        .unwrap();
+    assert_eq!(items, vec![json!(1), json!(2), json!(3), json!(4)]);
+    let uris: Vec<_> = vendor.seen().into_iter().map(|s| s.uri).collect();
+    assert_eq!(uris, ["/api/v1/x", "/api/v1/x?page=2", "/api/v1/x?page=3"]);
+}
+
+#[tokio::test]
+async fn a_post_redirected_elsewhere_is_not_followed_and_the_password_stays_home() {
+    let other = Script::answering::<u16>([]);
+    let elsewhere = serve(other.clone()).await;
+    let vendor = Script::answering([Answer::redirect(
+        307,
+        elsewhere.join("auth/login").unwrap().to_string(),
+    )]);
+    let url = serve(vendor.clone()).await;
+    let t = Transport::new("test", &url, fast(), &Endpoints::default()).unwrap();
+    let login = Request::new(Method::POST, url.join("auth/login").unwrap())
+        .json(json!({"username": "a", "password": "hunter2-password"}))
+        .repeat(orgops::vendors::http::Repeat::Safe);
+    let err = t.send(&login).await.unwrap_err();
+    assert_eq!(err.status(), Some(307), "{err}");
+    assert!(err.to_string().contains(&origin(&elsewhere)), "{err}");
+    assert!(!err.is_transient());
+    assert_eq!(vendor.hits(), 1, "not retried either");
+    assert_eq!(vendor.seen()[0].method, "POST");
+    assert_eq!(other.hits(), 0);
+    assert!(other.seen().iter().all(|s| !s.body.contains("hunter2")));
+}
+
+#[tokio::test]
+async fn a_write_is_not_redirected_even_within_the_origin() {
+    let vendor = Script::answering([Answer::redirect(308, "/api/v1/moved")]);
+    let url = serve(vendor.clone()).await;
+    let t = Transport::new("test", &url, fast(), &Endpoints::default()).unwrap();
+    let err = t
+        .send(&Request::new(Method::PATCH, url.clone()).json(json!({"a": 1})))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(308), "{err}");
+    assert!(err.to_string().contains("redirected to"), "{err}");
+    assert_eq!(vendor.hits(), 1);
+}
+
+#[tokio::test]
+async fn a_get_redirected_to_another_origin_is_refused() {
+    let other = Script::answering::<u16>([]);
+    let elsewhere = serve(other.clone()).await;
+    let vendor = Script::answering([Answer::redirect(
+        302,
+        elsewhere.join("api/v1/x").unwrap().to_string(),
+    )]);
+    let url = serve(vendor.clone()).await;
+    let t = Transport::new("test", &url, fast(), &Endpoints::default()).unwrap();
+    let err = t
+        .send(&Request::new(Method::GET, url.clone()).authorization(bearer()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, HttpError::OffOrigin { url: to, allowed } if *to == origin(&elsewhere) && *allowed == origin(&url)),
+        "{err}"
+    );
+    assert_eq!(vendor.hits(), 1);
+    assert_eq!(other.hits(), 0);
+}
+
+#[tokio::test]
+async fn a_get_follows_redirects_within_the_origin_up_to_five_hops() {
+    let vendor = Script::answering([
+        Answer::redirect(301, "/api/v1/a"),
+        Answer::redirect(302, "b"),
+        Answer::ok(json!({"here": true})),
+    ]);
+    let url = serve(vendor.clone()).await;
+    let t = Transport::new("test", &url, fast(), &Endpoints::default()).unwrap();
+    let resp = t
+        .send(&Request::new(Method::GET, url.clone()).authorization(bearer()))
+        .await
+        .unwrap();
+    assert_eq!(resp.json().unwrap(), json!({"here": true}));
+    let seen = vendor.seen();
+    let uris: Vec<_> = seen.iter().map(|s| s.uri.as_str()).collect();
+    assert_eq!(uris, ["/api/v1/x", "/api/v1/a", "/api/v1/b"]);
+    assert!(
+        seen.iter()
+            .all(|s| s.authorization.as_deref() == Some("Bearer secret-token-123")),
+        "the credential is kept within the origin"
+    );
+
+    // A redirect loop ends after five hops.
+    let looping = Script::answering((0..20).map(|_| Answer::redirect(307, "/api/v1/x")));
+    let url = serve(looping.clone()).await;
+    let t = Transport::new("test", &url, fast(), &Endpoints::default()).unwrap();
+    let err = t
+        .send(&Request::new(Method::GET, url.clone()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(307), "{err}");
+    assert!(err.to_string().contains("more than 5"), "{err}");
+    assert_eq!(looping.hits(), 6);
 }

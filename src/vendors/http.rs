@@ -7,7 +7,15 @@
 //!   retried only when the server provably did not process it (connect error, 429). A POST whose
 //!   response was lost surfaces as [`HttpError::OutcomeUnknown`] so the engine observes first.
 //! - **Auth**: [`TokenCache`] logs in once per scope and re-logs-in once on a 401.
-//! - **Pagination**: [`Transport::get_all_pages`] follows a vendor's "next" link.
+//! - **Origin pinning**: a [`Transport`] sends only to the origin (scheme, host, port) of the base
+//!   URL it was created with. A request, a "next" link or a redirect to any other origin is
+//!   refused with [`HttpError::OffOrigin`] before anything is sent there, so a credential never
+//!   leaves the vendor.
+//! - **Redirects**: GET and HEAD follow at most [`MAX_REDIRECTS`] redirects within the origin;
+//!   every other method never follows one (a body is never replayed): the 3xx becomes
+//!   [`HttpError::Status`] naming where the vendor redirected to.
+//! - **Pagination**: [`Transport::get_all_pages`] follows a vendor's "next" link (absolute, or
+//!   relative to the page it came from).
 //! - **Credentials** live in [`SecretString`]s; the `Authorization` header is marked sensitive,
 //!   and no error carries a request body.
 
@@ -18,11 +26,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use governor::{DefaultDirectRateLimiter, Quota};
-use reqwest::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER};
+use reqwest::header::{AUTHORIZATION, HeaderValue, LOCATION, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use url::Url;
+
+/// Redirects a GET or HEAD follows (within its origin) before the answer counts as an error.
+pub const MAX_REDIRECTS: usize = 5;
 
 /// Tuning of the transport. `Default` suits a production SaaS API.
 #[derive(Clone, Debug)]
@@ -104,6 +115,15 @@ pub enum HttpError {
     /// A URL could not be built.
     #[error("invalid URL {0}")]
     Url(String),
+    /// A request (or a "next" link, or a redirect) pointed outside the origin of the transport;
+    /// nothing was sent there.
+    #[error("refused to send a request to {url}: the connection's origin is {allowed}")]
+    OffOrigin {
+        /// The refused origin (no path, no query).
+        url: String,
+        /// The origin the transport is bound to.
+        allowed: String,
+    },
 }
 
 impl HttpError {
@@ -123,7 +143,7 @@ impl HttpError {
                 matches!(*status, 408 | 412 | 429) || *status >= 500
             }
             HttpError::OutcomeUnknown { .. } | HttpError::Transport { .. } => true,
-            HttpError::Decode { .. } | HttpError::Url(_) => false,
+            HttpError::Decode { .. } | HttpError::Url(_) | HttpError::OffOrigin { .. } => false,
         }
     }
 }
@@ -205,7 +225,8 @@ impl Request {
     }
 }
 
-/// A response whose status is below 400 (errors become [`HttpError::Status`]).
+/// A response whose status is below 300 (redirects are followed or refused, errors become
+/// [`HttpError::Status`]).
 #[derive(Clone, Debug)]
 pub struct Response {
     /// Status code.
@@ -353,38 +374,63 @@ impl Endpoints {
     }
 }
 
-/// Sends requests to one vendor endpoint under its rate limit and retry policy.
+/// Sends requests to one vendor endpoint under its rate limit and retry policy, and only to the
+/// origin of the base URL it was created with.
 #[derive(Clone, Debug)]
 pub struct Transport {
     http: reqwest::Client,
     endpoint: Arc<Endpoint>,
     config: HttpConfig,
+    origin: url::Origin,
 }
 
 impl Transport {
     /// A transport for the endpoint of `base_url`, sharing its limiter through `endpoints`.
+    /// It is bound to the origin of `base_url`, which must be an `http` or `https` URL.
     pub fn new(
         vendor: &str,
         base_url: &Url,
         config: HttpConfig,
         endpoints: &Endpoints,
     ) -> Result<Self, HttpError> {
+        let origin = base_url.origin();
+        if !origin.is_tuple() || !matches!(base_url.scheme(), "http" | "https") {
+            return Err(HttpError::Url(format!(
+                "{}: a vendor endpoint must be an http or https URL",
+                origin_of(base_url)
+            )));
+        }
+        // Redirects are followed by hand (see `follow`), where the method and origin are known.
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.connect_timeout)
             .user_agent(concat!("orgops/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
+            .referer(false)
             .build()
             .map_err(|e| HttpError::Transport {
                 method: Method::GET,
                 path: String::new(),
                 cause: format!("cannot build HTTP client: {e}"),
             })?;
-        let key = format!("{vendor} {}", base_url.origin().ascii_serialization());
+        let key = format!("{vendor} {}", origin.ascii_serialization());
         let endpoint = endpoints.get(&key, config.rate_per_second);
         Ok(Self {
             http,
             endpoint,
             config,
+            origin,
+        })
+    }
+
+    /// Refuses `url` unless it has the origin of this transport.
+    fn check_origin(&self, url: &Url) -> Result<(), HttpError> {
+        if url.origin() == self.origin {
+            return Ok(());
+        }
+        Err(HttpError::OffOrigin {
+            url: origin_of(url),
+            allowed: self.origin.ascii_serialization(),
         })
     }
 
@@ -393,8 +439,11 @@ impl Transport {
         &self.endpoint.stats
     }
 
-    /// Sends `req`, retrying where that is safe. Statuses ≥ 400 become [`HttpError::Status`].
+    /// Sends `req`, retrying where that is safe. Statuses ≥ 400 and redirects that are not
+    /// followed become [`HttpError::Status`]. A URL outside the transport's origin is refused
+    /// with [`HttpError::OffOrigin`] before anything is sent.
     pub async fn send(&self, req: &Request) -> Result<Response, HttpError> {
+        self.check_origin(&req.url)?;
         let path = req.url.path().to_string();
         let mut transient_attempt = 0u32;
         let mut throttle_attempt = 0u32;
@@ -402,11 +451,14 @@ impl Transport {
             self.endpoint.admit().await;
             let outcome = self.attempt(req).await;
             let status = match &outcome {
-                Attempt::Answered { status, .. } => status.as_u16(),
+                Attempt::Answered { status, .. } | Attempt::Refused { status, .. } => {
+                    status.as_u16()
+                }
                 _ => 0,
             };
             self.endpoint.stats.record(&req.method, status);
             let retry = match outcome {
+                Attempt::Refused { error, .. } => return Err(error),
                 Attempt::Answered { status, body, .. } if status.as_u16() < 400 => {
                     return Ok(Response { status, body, path });
                 }
@@ -486,27 +538,38 @@ impl Transport {
         }
     }
 
+    /// One attempt of `req`, following the redirects [`Transport::follow`] allows.
     async fn attempt(&self, req: &Request) -> Attempt {
-        let mut builder = self.http.request(req.method.clone(), req.url.clone());
-        if let Some(auth) = &req.authorization {
-            match HeaderValue::from_str(auth.expose_secret()) {
-                Ok(mut value) => {
-                    value.set_sensitive(true);
-                    builder = builder.header(AUTHORIZATION, value);
-                }
-                Err(_) => return Attempt::NotSent("credential is not a valid header value".into()),
+        let mut url = req.url.clone();
+        let mut hops = 0;
+        let response = loop {
+            let builder = match self.build(req, &url) {
+                Ok(b) => b,
+                Err(cause) => return Attempt::NotSent(cause),
+            };
+            let response = match builder.send().await {
+                Ok(r) => r,
+                Err(e) if e.is_connect() => return Attempt::NotSent(describe(&e)),
+                Err(e) if e.is_builder() => return Attempt::NotSent(describe(&e)),
+                Err(e) => return Attempt::Lost(describe(&e)),
+            };
+            let status = response.status();
+            if !status.is_redirection() {
+                break response;
             }
-        }
-        builder = match &req.body {
-            Body::Empty => builder,
-            Body::Json(v) => builder.json(v),
-            Body::Form(fields) => builder.form(fields),
-        };
-        let response = match builder.send().await {
-            Ok(r) => r,
-            Err(e) if e.is_connect() => return Attempt::NotSent(describe(&e)),
-            Err(e) if e.is_builder() => return Attempt::NotSent(describe(&e)),
-            Err(e) => return Attempt::Lost(describe(&e)),
+            let location = response
+                .headers()
+                .get(LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|l| url.join(l).ok());
+            match self.follow(req, status, location, hops) {
+                Ok(next) => {
+                    tracing::debug!(path = %req.url.path(), to = %next.path(), "following a redirect");
+                    url = next;
+                    hops += 1;
+                }
+                Err(error) => return Attempt::Refused { status, error },
+            }
         };
         let status = response.status();
         let retry_after = response
@@ -526,7 +589,64 @@ impl Transport {
         }
     }
 
-    /// GETs `first` and every page after it. `split` returns a page's items and its next URL.
+    /// The request builder of `req` sent to `url` (the request's own URL or a redirect target).
+    fn build(&self, req: &Request, url: &Url) -> Result<reqwest::RequestBuilder, String> {
+        let mut builder = self.http.request(req.method.clone(), url.clone());
+        if let Some(auth) = &req.authorization {
+            let mut value = HeaderValue::from_str(auth.expose_secret())
+                .map_err(|_| "credential is not a valid header value".to_string())?;
+            value.set_sensitive(true);
+            builder = builder.header(AUTHORIZATION, value);
+        }
+        Ok(match &req.body {
+            Body::Empty => builder,
+            Body::Json(v) => builder.json(v),
+            Body::Form(fields) => builder.form(fields),
+        })
+    }
+
+    /// Where a redirect answer to `req` leads, when it may be followed: GET and HEAD only,
+    /// within the transport's origin, at most [`MAX_REDIRECTS`] hops. Anything else is an error,
+    /// and the target is never contacted.
+    fn follow(
+        &self,
+        req: &Request,
+        status: StatusCode,
+        location: Option<Url>,
+        hops: usize,
+    ) -> Result<Url, HttpError> {
+        let refuse = |detail: String| HttpError::Status {
+            method: req.method.clone(),
+            path: req.url.path().to_string(),
+            status: status.as_u16(),
+            detail,
+        };
+        let Some(target) = location else {
+            return Err(refuse(
+                "the vendor redirected without a usable Location".into(),
+            ));
+        };
+        let to = origin_of(&target);
+        if !matches!(req.method, Method::GET | Method::HEAD) {
+            return Err(refuse(format!(
+                "the vendor redirected to {to}; only GET and HEAD follow redirects"
+            )));
+        }
+        if !matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308) {
+            return Err(refuse(format!("unexpected redirect status towards {to}")));
+        }
+        self.check_origin(&target)?;
+        if hops >= MAX_REDIRECTS {
+            return Err(refuse(format!(
+                "the vendor redirected more than {MAX_REDIRECTS} times"
+            )));
+        }
+        Ok(target)
+    }
+
+    /// GETs `first` and every page after it. `split` returns a page's items and its next URL;
+    /// a relative next URL is resolved against the page's URL, and one outside the transport's
+    /// origin is refused with [`HttpError::OffOrigin`].
     pub async fn get_all_pages<F>(
         &self,
         first: Url,
@@ -556,7 +676,11 @@ impl Transport {
             })?;
             items.append(&mut page_items);
             next = match next_url {
-                Some(n) => Some(Url::parse(&n).map_err(|_| HttpError::Url(n))?),
+                Some(n) => {
+                    let n = url.join(&n).map_err(|_| HttpError::Url(n))?;
+                    self.check_origin(&n)?;
+                    Some(n)
+                }
                 None => None,
             };
         }
@@ -565,10 +689,17 @@ impl Transport {
 }
 
 enum Attempt {
+    /// The vendor answered below 400 or with an error status to handle.
     Answered {
         status: StatusCode,
         body: bytes::Bytes,
         retry_after: Option<Duration>,
+    },
+    /// The vendor answered, and the answer is an error as it stands (a redirect that is not
+    /// followed).
+    Refused {
+        status: StatusCode,
+        error: HttpError,
     },
     /// The request never reached the server.
     NotSent(String),
@@ -587,6 +718,16 @@ pub fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
     let capped = exp.min(max);
     let half = capped / 2;
     half + half.mul_f64(fastrand::f64())
+}
+
+/// The origin of `url` as text (`https://host:port`); the scheme alone for a URL without one.
+fn origin_of(url: &Url) -> String {
+    let origin = url.origin();
+    if origin.is_tuple() {
+        origin.ascii_serialization()
+    } else {
+        format!("{}:", url.scheme())
+    }
 }
 
 fn describe(e: &reqwest::Error) -> String {
