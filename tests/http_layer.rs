@@ -564,3 +564,102 @@ async fn a_get_follows_redirects_within_the_origin_up_to_five_hops() {
     assert!(err.to_string().contains("more than 5"), "{err}");
     assert_eq!(looping.hits(), 6);
 }
+
+#[tokio::test]
+async fn an_endless_body_is_cut_at_the_cap() {
+    // The server streams 64 KiB chunks for as long as the client reads.
+    let streamed = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = streamed.clone();
+    let app = Router::new().route(
+        "/{*path}",
+        any(move || {
+            let counter = counter.clone();
+            async move {
+                let chunks = futures::stream::repeat_with(move || {
+                    counter.fetch_add(64 * 1024, Ordering::SeqCst);
+                    Ok::<_, std::convert::Infallible>(Bytes::from(vec![b'x'; 64 * 1024]))
+                });
+                axum::body::Body::from_stream(chunks)
+            }
+        }),
+    );
+    let url = bind(app).await.join("api/v1/x").unwrap();
+    let config = HttpConfig {
+        max_response_bytes: 1024 * 1024,
+        // Without the cap the read would only end here, as a transport error.
+        timeout: Duration::from_secs(20),
+        ..fast()
+    };
+    let t = Transport::new("test", &url, config, &Endpoints::default()).unwrap();
+    let start = Instant::now();
+    let err = t
+        .send(&Request::new(Method::GET, url.clone()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            HttpError::ResponseTooLarge {
+                max_bytes: 1048576,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("1048576 bytes"), "{err}");
+    assert!(!err.is_transient());
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(t.stats().total(), 1, "not retried");
+    // The client stopped reading: the server got rid of little more than the cap (plus socket
+    // buffers), not the hundreds of MiB it would stream in the meantime.
+    let sent = streamed.load(Ordering::SeqCst);
+    assert!(sent < 64 * 1024 * 1024, "{sent} bytes streamed");
+}
+
+#[tokio::test]
+async fn an_over_long_content_length_is_refused_before_reading() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A raw server that announces 10 GiB, sends nothing of it and keeps the connection open:
+    // a client that reads waits for the timeout instead.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = socket.read(&mut buf).await;
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                            content-length: 10737418240\r\n\r\n";
+                let _ = socket.write_all(head.as_bytes()).await;
+                tokio::time::sleep(Duration::from_secs(60)).await;
+            });
+        }
+    });
+    let url = Url::parse(&format!("http://{addr}/api/v1/x")).unwrap();
+    let config = HttpConfig {
+        timeout: Duration::from_secs(20),
+        ..fast()
+    };
+    let t = Transport::new("test", &url, config, &Endpoints::default()).unwrap();
+    let start = Instant::now();
+    let err = t
+        .send(&Request::new(Method::GET, url.clone()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, HttpError::ResponseTooLarge { max_bytes, .. } if max_bytes == 32 * 1024 * 1024),
+        "{err}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+}

@@ -16,6 +16,9 @@
 //!   [`HttpError::Status`] naming where the vendor redirected to.
 //! - **Pagination**: [`Transport::get_all_pages`] follows a vendor's "next" link (absolute, or
 //!   relative to the page it came from).
+//! - **Response size cap**: a body longer than [`HttpConfig::max_response_bytes`] is refused
+//!   ([`HttpError::ResponseTooLarge`]): by its `Content-Length` before reading, or as soon as a
+//!   streamed body passes the cap.
 //! - **Credentials** live in [`SecretString`]s; the `Authorization` header is marked sensitive,
 //!   and no error carries a request body.
 
@@ -52,6 +55,8 @@ pub struct HttpConfig {
     pub backoff_max: Duration,
     /// Requests per second allowed to one endpoint.
     pub rate_per_second: u32,
+    /// Longest response body read; a longer one fails with [`HttpError::ResponseTooLarge`].
+    pub max_response_bytes: u64,
 }
 
 impl Default for HttpConfig {
@@ -64,6 +69,7 @@ impl Default for HttpConfig {
             backoff_base: Duration::from_millis(200),
             backoff_max: Duration::from_secs(10),
             rate_per_second: 10,
+            max_response_bytes: 32 * 1024 * 1024,
         }
     }
 }
@@ -112,6 +118,17 @@ pub enum HttpError {
         /// What did not parse.
         cause: String,
     },
+    /// The response body was longer than [`HttpConfig::max_response_bytes`]; it was not read
+    /// beyond the cap.
+    #[error("{method} {path}: the response is longer than the cap of {max_bytes} bytes")]
+    ResponseTooLarge {
+        /// Request method.
+        method: Method,
+        /// Request path.
+        path: String,
+        /// The cap, [`HttpConfig::max_response_bytes`].
+        max_bytes: u64,
+    },
     /// A URL could not be built.
     #[error("invalid URL {0}")]
     Url(String),
@@ -143,7 +160,10 @@ impl HttpError {
                 matches!(*status, 408 | 412 | 429) || *status >= 500
             }
             HttpError::OutcomeUnknown { .. } | HttpError::Transport { .. } => true,
-            HttpError::Decode { .. } | HttpError::Url(_) | HttpError::OffOrigin { .. } => false,
+            HttpError::Decode { .. }
+            | HttpError::ResponseTooLarge { .. }
+            | HttpError::Url(_)
+            | HttpError::OffOrigin { .. } => false,
         }
     }
 }
@@ -579,14 +599,46 @@ impl Transport {
             .and_then(|v| v.trim().parse::<f64>().ok())
             .filter(|s| s.is_finite() && *s >= 0.0)
             .map(|s| Duration::from_secs_f64(s.min(300.0)));
-        match response.bytes().await {
+        match self.read_body(req, response).await {
             Ok(body) => Attempt::Answered {
                 status,
                 body,
                 retry_after,
             },
-            Err(e) => Attempt::Lost(describe(&e)),
+            Err(BodyError::TooLarge(error)) => Attempt::Refused { status, error },
+            Err(BodyError::Lost(cause)) => Attempt::Lost(cause),
         }
+    }
+
+    /// Reads the body of `response`, at most [`HttpConfig::max_response_bytes`] of it.
+    async fn read_body(
+        &self,
+        req: &Request,
+        mut response: reqwest::Response,
+    ) -> Result<bytes::Bytes, BodyError> {
+        let max_bytes = self.config.max_response_bytes;
+        let too_large = || {
+            BodyError::TooLarge(HttpError::ResponseTooLarge {
+                method: req.method.clone(),
+                path: req.url.path().to_string(),
+                max_bytes,
+            })
+        };
+        if req.method != Method::HEAD && response.content_length().is_some_and(|n| n > max_bytes) {
+            return Err(too_large());
+        }
+        let mut body = bytes::BytesMut::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| BodyError::Lost(describe(&e)))?
+        {
+            if (body.len() as u64).saturating_add(chunk.len() as u64) > max_bytes {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
     }
 
     /// The request builder of `req` sent to `url` (the request's own URL or a redirect target).
@@ -704,6 +756,13 @@ enum Attempt {
     /// The request never reached the server.
     NotSent(String),
     /// The request may have reached the server; its response did not arrive.
+    Lost(String),
+}
+
+enum BodyError {
+    /// Longer than the cap.
+    TooLarge(HttpError),
+    /// The connection failed while reading.
     Lost(String),
 }
 
