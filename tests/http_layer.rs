@@ -60,6 +60,13 @@ impl Answer {
             body,
         }
     }
+
+    /// Adds a header.
+    fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.retain(|(n, _)| *n != name);
+        self.headers.push((name, value.into()));
+        self
+    }
 }
 
 /// A request as the server saw it.
@@ -662,4 +669,92 @@ async fn an_over_long_content_length_is_refused_before_reading() {
         "{:?}",
         start.elapsed()
     );
+}
+
+/// A 429 asking to wait `retry_after`.
+fn throttled(retry_after: impl Into<String>) -> Answer {
+    Answer::from(429).header("retry-after", retry_after)
+}
+
+#[tokio::test]
+async fn a_long_retry_after_is_capped_per_wait() {
+    let script = Script::answering([throttled("300")]);
+    let url = serve(script.clone()).await;
+    let config = HttpConfig {
+        max_retry_after: Duration::from_secs(1),
+        ..fast()
+    };
+    let t = Transport::new("test", &url, config, &Endpoints::default()).unwrap();
+    let start = Instant::now();
+    let resp = t
+        .send(&Request::new(Method::GET, url.clone()))
+        .await
+        .unwrap();
+    assert_eq!(resp.status.as_u16(), 200);
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(30),
+        "{took:?}"
+    );
+    assert_eq!(script.hits(), 2);
+}
+
+#[tokio::test]
+async fn throttling_beyond_the_total_budget_gives_up_with_the_429() {
+    let script = Script::answering((0..50).map(|_| throttled("300")));
+    let url = serve(script.clone()).await;
+    let config = HttpConfig {
+        max_retry_after: Duration::from_secs(1),
+        max_throttle_wait: Duration::from_secs(2),
+        ..fast()
+    };
+    let t = Transport::new("test", &url, config, &Endpoints::default()).unwrap();
+    let start = Instant::now();
+    let err = t
+        .send(&Request::new(Method::POST, url.clone()))
+        .await
+        .unwrap_err();
+    let took = start.elapsed();
+    assert!(
+        matches!(err, HttpError::Status { status: 429, .. }),
+        "{err}"
+    );
+    assert!(
+        err.is_transient(),
+        "the controller backs off and tries later"
+    );
+    assert!(err.to_string().contains("max_throttle_wait"), "{err}");
+    // About 2 s of waiting; the vendor asked for 300 s per 429.
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_secs(30),
+        "{took:?}"
+    );
+    let hits = script.hits();
+    assert!((2..=10).contains(&hits), "{hits} attempts");
+}
+
+#[tokio::test]
+async fn retry_after_as_an_http_date_is_honoured_and_capped() {
+    let in_an_hour = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1);
+    let date = jiff::fmt::rfc2822::DateTimePrinter::new()
+        .timestamp_to_rfc9110_string(&in_an_hour)
+        .unwrap();
+    let script = Script::answering([throttled(date)]);
+    let url = serve(script.clone()).await;
+    let config = HttpConfig {
+        // Above the 1 s default, so an unparsed date would show as a shorter wait.
+        max_retry_after: Duration::from_secs(2),
+        ..fast()
+    };
+    let t = Transport::new("test", &url, config, &Endpoints::default()).unwrap();
+    let start = Instant::now();
+    t.send(&Request::new(Method::GET, url.clone()))
+        .await
+        .unwrap();
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(1900) && took < Duration::from_secs(30),
+        "{took:?}"
+    );
+    assert_eq!(script.hits(), 2);
 }

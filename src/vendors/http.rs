@@ -1,7 +1,10 @@
 //! The HTTP layer every vendor client shares.
 //!
 //! - **Rate limit**: one token bucket per vendor endpoint ([`Endpoints`]), shared by every
-//!   reconcile that talks to it; a `429` pauses the whole endpoint for `Retry-After`.
+//!   reconcile that talks to it; a `429` pauses the whole endpoint for `Retry-After` (seconds or
+//!   an HTTP date), at most [`HttpConfig::max_retry_after`] at a time. A request that would wait
+//!   on throttling longer than [`HttpConfig::max_throttle_wait`] in total gives up with its `429`
+//!   (transient), so the controller backs the object off instead of holding a worker.
 //! - **Retries** with exponential backoff and jitter, *only where repeating is safe*: reads and
 //!   idempotent writes (PUT, PATCH, DELETE) are retried after 5xx, timeouts and resets; a POST is
 //!   retried only when the server provably did not process it (connect error, 429). A POST whose
@@ -49,6 +52,11 @@ pub struct HttpConfig {
     pub max_retries: u32,
     /// Retries after `429 Too Many Requests` (any method: the server did not process it).
     pub max_throttle_retries: u32,
+    /// Longest pause one `429` imposes, whatever its `Retry-After` says.
+    pub max_retry_after: Duration,
+    /// Longest total time one request waits on throttling (its own `429`s and the endpoint's
+    /// pause) before it gives up with `HTTP 429`.
+    pub max_throttle_wait: Duration,
     /// First backoff delay; doubles per retry.
     pub backoff_base: Duration,
     /// Upper bound of one backoff delay.
@@ -66,6 +74,8 @@ impl Default for HttpConfig {
             connect_timeout: Duration::from_secs(5),
             max_retries: 5,
             max_throttle_retries: 20,
+            max_retry_after: Duration::from_secs(60),
+            max_throttle_wait: Duration::from_secs(120),
             backoff_base: Duration::from_millis(200),
             backoff_max: Duration::from_secs(10),
             rate_per_second: 10,
@@ -337,19 +347,20 @@ impl Endpoint {
     }
 
     async fn admit(&self) {
-        loop {
-            let pause = self
-                .paused_until
-                .lock()
-                .ok()
-                .and_then(|p| *p)
-                .and_then(|until| until.checked_duration_since(Instant::now()));
-            match pause {
-                Some(wait) => tokio::time::sleep(wait).await,
-                None => break,
-            }
+        while let Some(wait) = self.pause_remaining() {
+            tokio::time::sleep(wait).await;
         }
         self.limiter.until_ready().await;
+    }
+
+    /// What is left of the current 429 pause, if any.
+    fn pause_remaining(&self) -> Option<Duration> {
+        self.paused_until
+            .lock()
+            .ok()
+            .and_then(|p| *p)
+            .and_then(|until| until.checked_duration_since(Instant::now()))
+            .filter(|wait| !wait.is_zero())
     }
 
     fn pause_for(&self, wait: Duration) {
@@ -467,7 +478,23 @@ impl Transport {
         let path = req.url.path().to_string();
         let mut transient_attempt = 0u32;
         let mut throttle_attempt = 0u32;
+        // Time this request has waited (or is about to wait) on the endpoint's 429 pause.
+        let mut throttled = Duration::ZERO;
         loop {
+            if let Some(pause) = self.endpoint.pause_remaining() {
+                throttled += pause;
+                if throttled > self.config.max_throttle_wait {
+                    return Err(HttpError::Status {
+                        method: req.method.clone(),
+                        path,
+                        status: 429,
+                        detail: format!(
+                            "rate limited for longer than {:?} (HttpConfig::max_throttle_wait)",
+                            self.config.max_throttle_wait
+                        ),
+                    });
+                }
+            }
             self.endpoint.admit().await;
             let outcome = self.attempt(req).await;
             let status = match &outcome {
@@ -487,7 +514,9 @@ impl Transport {
                     retry_after,
                     ..
                 } => {
-                    let wait = retry_after.unwrap_or(Duration::from_secs(1));
+                    let wait = retry_after
+                        .unwrap_or(DEFAULT_RETRY_AFTER)
+                        .min(self.config.max_retry_after);
                     self.endpoint.pause_for(wait);
                     throttle_attempt += 1;
                     if throttle_attempt > self.config.max_throttle_retries {
@@ -596,9 +625,7 @@ impl Transport {
             .headers()
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .filter(|s| s.is_finite() && *s >= 0.0)
-            .map(|s| Duration::from_secs_f64(s.min(300.0)));
+            .and_then(|v| parse_retry_after(v, jiff::Timestamp::now()));
         match self.read_body(req, response).await {
             Ok(body) => Attempt::Answered {
                 status,
@@ -771,6 +798,32 @@ enum RetryCause {
     Transport(String),
 }
 
+/// The wait a `429` without a usable `Retry-After` imposes.
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// The wait a `Retry-After` value asks for at `now`: delta-seconds or an HTTP date (IMF-fixdate,
+/// e.g. `Sun, 06 Nov 1994 08:49:37 GMT`). `None` for garbage, a negative number or a date that
+/// has passed; the caller then waits [`DEFAULT_RETRY_AFTER`]. At most a day (callers cap it
+/// further).
+fn parse_retry_after(value: &str, now: jiff::Timestamp) -> Option<Duration> {
+    const DAY: f64 = 86_400.0;
+    static HTTP_DATE: jiff::fmt::rfc2822::DateTimeParser =
+        jiff::fmt::rfc2822::DateTimeParser::new().relaxed_weekday(true);
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<f64>() {
+        return (seconds.is_finite() && seconds >= 0.0)
+            .then(|| Duration::from_secs_f64(seconds.min(DAY)));
+    }
+    let at = HTTP_DATE.parse_timestamp(value).ok()?;
+    let wait = at.duration_since(now);
+    if !wait.is_positive() {
+        return None;
+    }
+    Duration::try_from(wait)
+        .ok()
+        .map(|w| w.min(Duration::from_secs_f64(DAY)))
+}
+
 /// Exponential backoff with "equal jitter": half the delay is fixed, half random.
 pub fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
     let exp = base.saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1).min(16)));
@@ -919,6 +972,41 @@ mod tests {
         );
         assert_eq!(error_detail(b"oops"), "oops");
         assert!(error_detail("x".repeat(1000).as_bytes()).len() < 320);
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        let now: jiff::Timestamp = "1994-11-06T08:49:07Z".parse().unwrap();
+        let p = |v| parse_retry_after(v, now);
+        assert_eq!(p("120"), Some(Duration::from_secs(120)));
+        assert_eq!(p(" 0 "), Some(Duration::ZERO));
+        assert_eq!(p("1.5"), Some(Duration::from_millis(1500)));
+        assert_eq!(
+            p("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(Duration::from_secs(30))
+        );
+        // A wrong weekday is tolerated; the date counts.
+        assert_eq!(
+            p("Mon, 06 Nov 1994 08:50:07 GMT"),
+            Some(Duration::from_secs(60))
+        );
+        // Garbage, negative numbers and past dates fall back to the default.
+        for bad in [
+            "",
+            "soon",
+            "-5",
+            "NaN",
+            "inf",
+            "Sun, 06 Nov 1994 08:00:00 GMT",
+        ] {
+            assert_eq!(p(bad), None, "{bad:?}");
+        }
+        // Absurd values are bounded before any conversion can overflow.
+        assert_eq!(p("1e300"), Some(Duration::from_secs(86_400)));
+        assert_eq!(
+            p("Sat, 01 Jan 9000 00:00:00 GMT"),
+            Some(Duration::from_secs(86_400))
+        );
     }
 
     #[tokio::test]
