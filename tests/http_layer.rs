@@ -13,7 +13,7 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, Method as AxumMethod, StatusCode, Uri};
 use axum::response::IntoResponse;
 use axum::routing::any;
-use orgops::vendors::http::{HttpConfig, HttpError, Request, Transport};
+use orgops::vendors::http::{HttpConfig, HttpError, Request, Transport, in_flow};
 use orgops::vendors::{Endpoints, VendorError};
 use reqwest::Method;
 use secrecy::SecretString;
@@ -757,4 +757,109 @@ async fn retry_after_as_an_http_date_is_honoured_and_capped() {
         "{took:?}"
     );
     assert_eq!(script.hits(), 2);
+}
+
+/// Asserts that the 5 requests whose URI ends in `quiet`, queued once `before` requests had
+/// arrived, arrived among the next 20 and each right after one of the busy flow's: one token
+/// per flow per turn.
+fn assert_takes_turns(script: &Script, quiet: &str, before: usize) {
+    let positions: Vec<usize> = script
+        .seen()
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.uri.ends_with(quiet))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(positions.len(), 5);
+    assert!(
+        positions.iter().all(|p| *p < before + 20),
+        "the quiet flow arrived at {positions:?}, having queued after request {before}"
+    );
+    // The quiet flow does not overtake the busy one either: the two alternate.
+    assert!(
+        positions.windows(2).all(|w| w[1] - w[0] == 2),
+        "the quiet flow arrived at {positions:?}; the flows should take turns"
+    );
+}
+
+#[tokio::test]
+async fn a_busy_flow_does_not_starve_a_quiet_one() {
+    let script = Script::answering::<u16>([]);
+    let url = serve(script.clone()).await;
+    let config = HttpConfig {
+        rate_per_second: 20,
+        ..fast()
+    };
+    let t = Transport::new("test", &url, config, &Endpoints::default()).unwrap();
+    let request = |flow: &str| {
+        let t = t.clone();
+        let url = url.join(&format!("x?flow={flow}")).unwrap();
+        async move { t.send(&Request::new(Method::GET, url)).await.map(|_| ()) }
+    };
+    // Organization A queues 100 requests at once.
+    let mut busy = tokio::task::JoinSet::new();
+    for _ in 0..100 {
+        busy.spawn(in_flow("a", request("a")));
+    }
+    // Once A has spent the burst (and so has every request queued), B asks for 5.
+    while script.hits() < 12 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let before = script.seen().len();
+    let quiet = in_flow("b", futures::future::join_all((0..5).map(|_| request("b")))).await;
+    assert!(quiet.iter().all(Result::is_ok));
+    // Turns alternate between A and B, so B's 5 arrive among the next ~10 requests; first come
+    // first served would put them after A's remaining ~88.
+    assert_takes_turns(&script, "flow=b", before);
+    assert!(
+        script.hits() < 60,
+        "B finished long before A ({} requests so far)",
+        script.hits()
+    );
+
+    // A gives up its queued requests: they take no tokens, so A's next request is served at
+    // once (handing the 80-odd tokens to dropped requests first would take 4 s at 20/s).
+    busy.abort_all();
+    while busy.join_next().await.is_some() {}
+    let again = tokio::time::timeout(Duration::from_secs(2), in_flow("a", request("a"))).await;
+    assert!(matches!(again, Ok(Ok(()))), "{again:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flow_that_keeps_requeueing_does_not_starve_another() {
+    let script = Script::answering::<u16>([]);
+    let url = serve(script.clone()).await;
+    let config = HttpConfig {
+        rate_per_second: 20,
+        ..fast()
+    };
+    let t = Transport::new("test", &url, config, &Endpoints::default()).unwrap();
+    // A copy of organization A: 16 workers, each sending its next request as soon as the last
+    // one is answered.
+    let mut busy = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let t = t.clone();
+        let url = url.join("x?flow=a").unwrap();
+        busy.spawn(in_flow("a", async move {
+            loop {
+                let _ = t.send(&Request::new(Method::GET, url.clone())).await;
+            }
+        }));
+    }
+    while script.hits() < 12 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let before = script.seen().len();
+    let quiet = in_flow(
+        "b",
+        futures::future::join_all((0..5).map(|_| {
+            let t = t.clone();
+            let url = url.join("x?flow=b").unwrap();
+            async move { t.send(&Request::new(Method::GET, url)).await.map(|_| ()) }
+        })),
+    )
+    .await;
+    busy.abort_all();
+    assert!(quiet.iter().all(Result::is_ok));
+    assert_takes_turns(&script, "flow=b", before);
 }

@@ -5,6 +5,9 @@
 //!   an HTTP date), at most [`HttpConfig::max_retry_after`] at a time. A request that would wait
 //!   on throttling longer than [`HttpConfig::max_throttle_wait`] in total gives up with its `429`
 //!   (transient), so the controller backs the object off instead of holding a worker.
+//! - **Fairness**: the requests waiting for an endpoint's bucket are admitted round-robin across
+//!   *flows* (one token per flow per turn), so one busy organization cannot starve the others.
+//!   A caller puts its requests in a flow with [`in_flow`]; requests outside any flow share one.
 //! - **Retries** with exponential backoff and jitter, *only where repeating is safe*: reads and
 //!   idempotent writes (PUT, PATCH, DELETE) are retried after 5xx, timeouts and resets; a POST is
 //!   retried only when the server provably did not process it (connect error, 429). A POST whose
@@ -25,10 +28,10 @@
 //! - **Credentials** live in [`SecretString`]s; the `Authorization` header is marked sensitive,
 //!   and no error carries a request body.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::Hash;
 use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use governor::{DefaultDirectRateLimiter, Quota};
@@ -36,6 +39,7 @@ use reqwest::header::{AUTHORIZATION, HeaderValue, LOCATION, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
+use tokio::sync::oneshot;
 use url::Url;
 
 /// Redirects a GET or HEAD follows (within its origin) before the answer counts as an error.
@@ -322,11 +326,91 @@ impl RequestStats {
     }
 }
 
-/// The shared state of one vendor endpoint: its token bucket, a 429 pause, and request counts.
+tokio::task_local! {
+    /// The flow of the requests the current task makes (see [`in_flow`]).
+    static FLOW: String;
+}
+
+/// Runs `fut` with every request it makes in flow `flow` (e.g. one organization's key).
+///
+/// An endpoint admits the requests waiting for its token bucket round-robin across flows, one
+/// per flow per turn, so a flow with many requests queued does not starve one with a few.
+/// Requests made outside any flow share the flow `""`. The flow is a task-local: a task spawned
+/// inside `fut` starts outside it and needs its own `in_flow`.
+pub async fn in_flow<F: Future>(flow: impl Into<String>, fut: F) -> F::Output {
+    FLOW.scope(flow.into(), fut).await
+}
+
+/// The flow of the current task.
+fn current_flow() -> String {
+    FLOW.try_with(String::clone).unwrap_or_default()
+}
+
+/// The requests waiting for an endpoint's tokens, by flow.
+#[derive(Debug, Default)]
+struct Admission {
+    /// Each flow's waiters, oldest first; a flow without waiters has no entry.
+    waiting: HashMap<String, VecDeque<oneshot::Sender<()>>>,
+    /// The flows that have waiters, in turn order; each appears once.
+    turns: VecDeque<String>,
+    /// Whether a dispatcher task runs for this endpoint.
+    dispatching: bool,
+}
+
+impl Admission {
+    fn push(&mut self, flow: String, waiter: oneshot::Sender<()>) {
+        let queue = self.waiting.entry(flow.clone()).or_default();
+        if queue.is_empty() {
+            self.turns.push_back(flow);
+        }
+        queue.push_back(waiter);
+    }
+
+    /// Forgets waiters that gave up (their request was dropped); true when any is left.
+    fn prune(&mut self) -> bool {
+        self.waiting.retain(|_, queue| {
+            queue.retain(|w| !w.is_closed());
+            !queue.is_empty()
+        });
+        let waiting = &self.waiting;
+        self.turns.retain(|flow| waiting.contains_key(flow));
+        !self.turns.is_empty()
+    }
+
+    /// Hands a token to the oldest live waiter of the flow whose turn it is, skipping waiters
+    /// that gave up; false when nobody took it.
+    fn admit_next(&mut self) -> bool {
+        while let Some(flow) = self.turns.pop_front() {
+            let Some(queue) = self.waiting.get_mut(&flow) else {
+                continue;
+            };
+            let mut admitted = false;
+            while let Some(waiter) = queue.pop_front() {
+                if waiter.send(()).is_ok() {
+                    admitted = true;
+                    break;
+                }
+            }
+            if queue.is_empty() {
+                self.waiting.remove(&flow);
+            } else {
+                self.turns.push_back(flow);
+            }
+            if admitted {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// The shared state of one vendor endpoint: its token bucket, a 429 pause, the requests waiting
+/// for admission, and request counts.
 #[derive(Debug)]
 pub struct Endpoint {
     limiter: DefaultDirectRateLimiter,
     paused_until: Mutex<Option<Instant>>,
+    admission: Mutex<Admission>,
     /// Requests sent to this endpoint.
     pub stats: RequestStats,
 }
@@ -342,17 +426,93 @@ impl Endpoint {
         Self {
             limiter: DefaultDirectRateLimiter::direct(quota),
             paused_until: Mutex::new(None),
+            admission: Mutex::new(Admission::default()),
             stats: RequestStats::default(),
         }
     }
 
-    async fn admit(&self) {
-        while let Some(wait) = self.pause_remaining() {
-            tokio::time::sleep(wait).await;
+    fn admission(&self) -> MutexGuard<'_, Admission> {
+        match self.admission.lock() {
+            Ok(a) => a,
+            Err(poisoned) => poisoned.into_inner(),
         }
+    }
+
+    /// Waits until the current task's flow may send one request.
+    ///
+    /// With nobody waiting, no pause and a token at hand the request goes at once; otherwise it
+    /// queues in its flow and a dispatcher task (started on demand, gone when the queue is
+    /// empty) hands out the tokens round-robin across flows.
+    async fn admit(self: &Arc<Self>) {
+        match self.enqueue() {
+            Ticket::Now => {}
+            Ticket::Queued(admitted) => {
+                if admitted.await.is_err() {
+                    // The dispatcher was stopped with its runtime; do not hang.
+                    self.admit_directly().await;
+                }
+            }
+            Ticket::Direct => self.admit_directly().await,
+        }
+    }
+
+    /// Takes a token at once, or queues the current task's flow for one.
+    fn enqueue(self: &Arc<Self>) -> Ticket {
+        let mut admission = self.admission();
+        if admission.turns.is_empty()
+            && self.pause_remaining().is_none()
+            && self.limiter.check().is_ok()
+        {
+            return Ticket::Now;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // No runtime to run a dispatcher on.
+            return Ticket::Direct;
+        };
+        let (tx, rx) = oneshot::channel();
+        admission.push(current_flow(), tx);
+        if !admission.dispatching {
+            admission.dispatching = true;
+            runtime.spawn(Arc::clone(self).dispatch());
+        }
+        Ticket::Queued(rx)
+    }
+
+    async fn admit_directly(&self) {
+        self.wait_out_pause().await;
         self.limiter.until_ready().await;
     }
 
+    /// Hands out tokens while anyone waits, then ends.
+    async fn dispatch(self: Arc<Self>) {
+        let mut guard = DispatchGuard {
+            endpoint: &self,
+            armed: true,
+        };
+        loop {
+            {
+                let mut admission = self.admission();
+                if !admission.prune() {
+                    // Decided under the lock a waiter takes to start a dispatcher: no waiter
+                    // is left behind.
+                    admission.dispatching = false;
+                    guard.armed = false;
+                    return;
+                }
+            }
+            self.wait_out_pause().await;
+            self.limiter.until_ready().await;
+            // A 429 may have paused the endpoint while we waited for the token.
+            self.wait_out_pause().await;
+            self.admission().admit_next();
+        }
+    }
+
+    async fn wait_out_pause(&self) {
+        while let Some(wait) = self.pause_remaining() {
+            tokio::time::sleep(wait).await;
+        }
+    }
     /// What is left of the current 429 pause, if any.
     fn pause_remaining(&self) -> Option<Duration> {
         self.paused_until
@@ -369,6 +529,34 @@ impl Endpoint {
             if p.is_none_or(|current| current < until) {
                 *p = Some(until);
             }
+        }
+    }
+}
+
+/// How a request gets its token.
+enum Ticket {
+    /// It took one at once.
+    Now,
+    /// It waits in its flow; the dispatcher sends `()` when its turn comes.
+    Queued(oneshot::Receiver<()>),
+    /// It waits for the bucket itself (no runtime to run a dispatcher on).
+    Direct,
+}
+
+/// Resets an endpoint's dispatcher state when its task is dropped before it ended on its own
+/// (its runtime shut down): the waiters are released to wait for the bucket themselves.
+struct DispatchGuard<'a> {
+    endpoint: &'a Endpoint,
+    armed: bool,
+}
+
+impl Drop for DispatchGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let mut admission = self.endpoint.admission();
+            admission.dispatching = false;
+            admission.waiting.clear();
+            admission.turns.clear();
         }
     }
 }
@@ -1007,6 +1195,58 @@ mod tests {
             p("Sat, 01 Jan 9000 00:00:00 GMT"),
             Some(Duration::from_secs(86_400))
         );
+    }
+
+    #[test]
+    fn admission_takes_turns_across_flows_and_skips_waiters_that_gave_up() {
+        let mut admission = Admission::default();
+        let mut a: Vec<_> = (0..4)
+            .map(|_| {
+                let (tx, rx) = oneshot::channel();
+                admission.push("a".into(), tx);
+                rx
+            })
+            .collect();
+        let (tx, mut b) = oneshot::channel();
+        admission.push("b".into(), tx);
+        // a[0] gave up before its turn: it does not take a token, a[1] gets a's turn.
+        drop(a.remove(0));
+        assert!(admission.admit_next());
+        assert!(a[0].try_recv().is_ok());
+        assert!(admission.admit_next());
+        assert!(
+            b.try_recv().is_ok(),
+            "b's turn comes before a's second request"
+        );
+        assert!(admission.admit_next());
+        assert!(a[1].try_recv().is_ok());
+        // The last waiter gives up too: pruning leaves nobody, and no token is handed out.
+        drop(a.remove(2));
+        assert!(!admission.prune());
+        assert!(!admission.admit_next());
+        assert!(admission.waiting.is_empty() && admission.turns.is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_dispatcher_ends_when_nobody_waits() {
+        let endpoint = Arc::new(Endpoint::new(50));
+        for round in 0..2 {
+            let admits = (0..40).map(|i| {
+                let endpoint = endpoint.clone();
+                in_flow(
+                    format!("flow-{}", i % 3),
+                    async move { endpoint.admit().await },
+                )
+            });
+            futures::future::join_all(admits).await;
+            // The dispatcher task lets go of the endpoint once the queue is empty.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Arc::strong_count(&endpoint) > 1 && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            assert_eq!(Arc::strong_count(&endpoint), 1, "round {round}");
+            assert!(!endpoint.admission().dispatching, "round {round}");
+        }
     }
 
     #[tokio::test]
