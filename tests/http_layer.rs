@@ -863,3 +863,53 @@ async fn a_flow_that_keeps_requeueing_does_not_starve_another() {
     assert!(quiet.iter().all(Result::is_ok));
     assert_takes_turns(&script, "flow=b", before);
 }
+
+#[tokio::test]
+async fn a_rate_key_names_the_bucket_instead_of_the_origin() {
+    let first = Script::answering::<u16>([]);
+    let second = Script::answering::<u16>([]);
+    let a = serve(first.clone()).await;
+    let b = serve(second.clone()).await;
+    let endpoints = Endpoints::default();
+    let owned = HttpConfig {
+        rate_key: Some("test connection/ns/one".into()),
+        ..fast()
+    };
+    // Two origins under one key share one bucket; the same origin without a key has its own.
+    let ta = Transport::new("test", &a, owned.clone(), &endpoints).unwrap();
+    let tb = Transport::new("test", &b, owned, &endpoints).unwrap();
+    let plain = Transport::new("test", &a, fast(), &endpoints).unwrap();
+    ta.send(&Request::new(Method::GET, a.clone()))
+        .await
+        .unwrap();
+    tb.send(&Request::new(Method::GET, b.clone()))
+        .await
+        .unwrap();
+    plain
+        .send(&Request::new(Method::GET, a.clone()))
+        .await
+        .unwrap();
+    assert_eq!(ta.stats().total(), 2, "one bucket for both origins");
+    assert_eq!(plain.stats().total(), 1);
+    let mut snapshot: Vec<(String, u64)> = endpoints
+        .snapshot()
+        .into_iter()
+        .map(|(key, counts)| (key, counts.values().sum()))
+        .collect();
+    snapshot.sort();
+    assert_eq!(
+        snapshot,
+        vec![
+            ("test connection/ns/one".to_string(), 2),
+            (format!("test {}", origin(&a)), 1),
+        ]
+    );
+    // The key picks the bucket; each transport still talks only to its own origin.
+    let err = ta
+        .send(&Request::new(Method::GET, b.clone()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, HttpError::OffOrigin { .. }), "{err}");
+    assert_eq!(second.hits(), 1);
+    assert_eq!(first.hits(), 2);
+}

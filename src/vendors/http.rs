@@ -1,7 +1,7 @@
 //! The HTTP layer every vendor client shares.
 //!
 //! - **Rate limit**: one token bucket per vendor endpoint ([`Endpoints`]), shared by every
-//!   reconcile that talks to it; a `429` pauses the whole endpoint for `Retry-After` (seconds or
+//!   reconcile that talks to it (or per [`HttpConfig::rate_key`], when a caller owns its bucket); a `429` pauses the whole endpoint for `Retry-After` (seconds or
 //!   an HTTP date), at most [`HttpConfig::max_retry_after`] at a time. A request that would wait
 //!   on throttling longer than [`HttpConfig::max_throttle_wait`] in total gives up with its `429`
 //!   (transient), so the controller backs the object off instead of holding a worker.
@@ -65,8 +65,13 @@ pub struct HttpConfig {
     pub backoff_base: Duration,
     /// Upper bound of one backoff delay.
     pub backoff_max: Duration,
-    /// Requests per second allowed to one endpoint.
+    /// Requests per second allowed to one endpoint (set when its bucket is first created).
     pub rate_per_second: u32,
+    /// The key of the token bucket in [`Endpoints`]; `None` keys it `"{vendor} {origin}"`, so
+    /// every client of one vendor URL shares it. A caller that owns its own bucket and rate
+    /// (a connection resource) sets its own key. Start it with the vendor name and a space
+    /// (`rossum connection/ns/name`): metrics read the vendor from the first word of the key.
+    pub rate_key: Option<String>,
     /// Longest response body read; a longer one fails with [`HttpError::ResponseTooLarge`].
     pub max_response_bytes: u64,
 }
@@ -84,6 +89,7 @@ impl Default for HttpConfig {
             backoff_max: Duration::from_secs(10),
             rate_per_second: 10,
             max_response_bytes: 32 * 1024 * 1024,
+            rate_key: None,
         }
     }
 }
@@ -568,7 +574,8 @@ pub struct Endpoints {
 }
 
 impl Endpoints {
-    /// The endpoint for `key` (vendor + base URL), created with `rate_per_second` on first use.
+    /// The endpoint for `key` ([`HttpConfig::rate_key`], or vendor + origin), created with
+    /// `rate_per_second` on first use; later calls get the same endpoint whatever their rate.
     pub fn get(&self, key: &str, rate_per_second: u32) -> Arc<Endpoint> {
         let mut map = match self.map.lock() {
             Ok(m) => m,
@@ -581,7 +588,8 @@ impl Endpoints {
 }
 
 impl Endpoints {
-    /// Request counts of every endpoint, keyed `vendor origin`.
+    /// Request counts of every endpoint, keyed like [`Endpoints::get`]: `vendor origin` or the
+    /// [`HttpConfig::rate_key`].
     pub fn snapshot(&self) -> Vec<(String, RequestCounts)> {
         let map = match self.map.lock() {
             Ok(m) => m,
@@ -604,8 +612,9 @@ pub struct Transport {
 }
 
 impl Transport {
-    /// A transport for the endpoint of `base_url`, sharing its limiter through `endpoints`.
-    /// It is bound to the origin of `base_url`, which must be an `http` or `https` URL.
+    /// A transport for the endpoint of `base_url`, sharing its limiter through `endpoints`
+    /// (under [`HttpConfig::rate_key`] when set). It is bound to the origin of `base_url`, which
+    /// must be an `http` or `https` URL.
     pub fn new(
         vendor: &str,
         base_url: &Url,
@@ -632,7 +641,10 @@ impl Transport {
                 path: String::new(),
                 cause: format!("cannot build HTTP client: {e}"),
             })?;
-        let key = format!("{vendor} {}", origin.ascii_serialization());
+        let key = match &config.rate_key {
+            Some(key) => key.clone(),
+            None => format!("{vendor} {}", origin.ascii_serialization()),
+        };
         let endpoint = endpoints.get(&key, config.rate_per_second);
         Ok(Self {
             http,
