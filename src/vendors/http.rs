@@ -1,10 +1,11 @@
 //! The HTTP layer every vendor client shares.
 //!
 //! - **Rate limit**: one token bucket per vendor endpoint ([`Endpoints`]), shared by every
-//!   reconcile that talks to it (or per [`HttpConfig::rate_key`], when a caller owns its bucket); a `429` pauses the whole endpoint for `Retry-After` (seconds or
-//!   an HTTP date), at most [`HttpConfig::max_retry_after`] at a time. A request that would wait
-//!   on throttling longer than [`HttpConfig::max_throttle_wait`] in total gives up with its `429`
-//!   (transient), so the controller backs the object off instead of holding a worker.
+//!   reconcile that talks to it (or one per [`HttpConfig::rate_key`], for a caller that owns its
+//!   bucket). A `429` pauses the whole endpoint for `Retry-After` (seconds or an HTTP date), at
+//!   most [`HttpConfig::max_retry_after`] at a time. A request that would wait on throttling
+//!   longer than [`HttpConfig::max_throttle_wait`] in total gives up with its `429` (transient),
+//!   so the controller backs the object off instead of holding a worker.
 //! - **Fairness**: the requests waiting for an endpoint's bucket are admitted round-robin across
 //!   *flows* (one token per flow per turn), so one busy organization cannot starve the others.
 //!   A caller puts its requests in a flow with [`in_flow`]; requests outside any flow share one.
@@ -519,6 +520,7 @@ impl Endpoint {
             tokio::time::sleep(wait).await;
         }
     }
+
     /// What is left of the current 429 pause, if any.
     fn pause_remaining(&self) -> Option<Duration> {
         self.paused_until
@@ -813,7 +815,11 @@ impl Transport {
                 .and_then(|l| url.join(l).ok());
             match self.follow(req, status, location, hops) {
                 Ok(next) => {
-                    tracing::debug!(path = %req.url.path(), to = %next.path(), "following a redirect");
+                    tracing::debug!(
+                        path = %req.url.path(),
+                        to = %next.path(),
+                        "following a redirect"
+                    );
                     url = next;
                     hops += 1;
                 }
