@@ -1,55 +1,161 @@
-//! The shared vendor HTTP layer against a scripted loopback server: what is retried, what is
-//! not, `Retry-After`, the shared rate limit, and re-login on 401.
+//! The shared vendor HTTP layer against scripted loopback servers: what is retried, what is
+//! not, `Retry-After`, the shared rate limit, re-login on 401, origin pinning, redirects, the
+//! response size cap and per-flow fairness.
+//!
+//! "Nothing was sent there" is always checked on the request log of a second listener.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::http::{HeaderMap, StatusCode};
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method as AxumMethod, StatusCode, Uri};
 use axum::response::IntoResponse;
 use axum::routing::any;
-use orgops::vendors::http::{HttpConfig, HttpError, Request, Transport};
+use orgops::vendors::http::{HttpConfig, HttpError, Request, Transport, in_flow};
 use orgops::vendors::{Endpoints, VendorError};
 use reqwest::Method;
+use secrecy::SecretString;
+use serde_json::{Value, json};
 use url::Url;
+
+/// One scripted answer.
+struct Answer {
+    status: u16,
+    headers: Vec<(&'static str, String)>,
+    body: Value,
+}
+
+impl From<u16> for Answer {
+    fn from(status: u16) -> Self {
+        let headers = if status == 429 {
+            vec![("retry-after", "1".to_string())]
+        } else {
+            Vec::new()
+        };
+        Answer {
+            status,
+            headers,
+            body: json!({"detail": format!("scripted {status}")}),
+        }
+    }
+}
+
+impl Answer {
+    /// A redirect to `location`.
+    fn redirect(status: u16, location: impl Into<String>) -> Self {
+        Answer {
+            status,
+            headers: vec![("location", location.into())],
+            body: json!({}),
+        }
+    }
+
+    /// A 200 with `body`.
+    fn ok(body: Value) -> Self {
+        Answer {
+            status: 200,
+            headers: Vec::new(),
+            body,
+        }
+    }
+
+    /// Adds a header.
+    fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.retain(|(n, _)| *n != name);
+        self.headers.push((name, value.into()));
+        self
+    }
+}
+
+/// A request as the server saw it.
+#[derive(Clone, Debug)]
+struct Seen {
+    method: String,
+    /// Path and query.
+    uri: String,
+    authorization: Option<String>,
+    body: String,
+}
 
 #[derive(Default)]
 struct Script {
-    /// Status codes to answer, in order; then 200.
-    answers: Mutex<Vec<u16>>,
+    /// Answers, in order; then 200.
+    answers: Mutex<Vec<Answer>>,
     hits: AtomicU32,
+    seen: Mutex<Vec<Seen>>,
 }
 
-async fn serve(script: Arc<Script>) -> Url {
-    let app = Router::new().route(
-        "/{*path}",
-        any(move |headers: HeaderMap| {
-            let script = script.clone();
-            async move {
-                script.hits.fetch_add(1, Ordering::SeqCst);
-                let next = {
-                    let mut a = script.answers.lock().unwrap();
-                    if a.is_empty() { 200 } else { a.remove(0) }
-                };
-                let mut resp = (
-                    StatusCode::from_u16(next).unwrap(),
-                    axum::Json(serde_json::json!({"detail": format!("scripted {next}")})),
-                )
-                    .into_response();
-                if next == 429 {
-                    resp.headers_mut()
-                        .insert("retry-after", "1".parse().unwrap());
-                }
-                let _ = headers;
-                resp
-            }
-        }),
-    );
+impl Script {
+    fn answering<A: Into<Answer>>(answers: impl IntoIterator<Item = A>) -> Arc<Self> {
+        Arc::new(Script {
+            answers: Mutex::new(answers.into_iter().map(Into::into).collect()),
+            ..Script::default()
+        })
+    }
+
+    fn hits(&self) -> u32 {
+        self.hits.load(Ordering::SeqCst)
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// Serves `app` on a fresh loopback port; returns `http://127.0.0.1:<port>`.
+async fn bind(app: Router) -> Url {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    Url::parse(&format!("http://{addr}/api/v1/x")).unwrap()
+    Url::parse(&format!("http://{addr}/")).unwrap()
+}
+
+/// Serves `script`; returns the URL `…/api/v1/x` on it.
+async fn serve(script: Arc<Script>) -> Url {
+    let app = Router::new().route(
+        "/{*path}",
+        any(
+            move |method: AxumMethod, uri: Uri, headers: HeaderMap, body: Bytes| {
+                let script = script.clone();
+                async move {
+                    script.hits.fetch_add(1, Ordering::SeqCst);
+                    script.seen.lock().unwrap().push(Seen {
+                        method: method.to_string(),
+                        uri: uri.to_string(),
+                        authorization: headers
+                            .get("authorization")
+                            .map(|v| v.to_str().unwrap().to_string()),
+                        body: String::from_utf8_lossy(&body).to_string(),
+                    });
+                    let next = {
+                        let mut a = script.answers.lock().unwrap();
+                        if a.is_empty() {
+                            Answer::from(200)
+                        } else {
+                            a.remove(0)
+                        }
+                    };
+                    let mut resp = (
+                        StatusCode::from_u16(next.status).unwrap(),
+                        axum::Json(next.body),
+                    )
+                        .into_response();
+                    for (name, value) in next.headers {
+                        resp.headers_mut().insert(name, value.parse().unwrap());
+                    }
+                    resp
+                }
+            },
+        ),
+    );
+    bind(app).await.join("api/v1/x").unwrap()
+}
+
+/// The origin of `url` as the layer prints it.
+fn origin(url: &Url) -> String {
+    url.origin().ascii_serialization()
 }
 
 fn fast() -> HttpConfig {
@@ -63,8 +169,7 @@ fn fast() -> HttpConfig {
 
 #[tokio::test]
 async fn safe_requests_are_retried_after_5xx() {
-    let script = Arc::new(Script::default());
-    *script.answers.lock().unwrap() = vec![503, 502, 500];
+    let script = Script::answering([503, 502, 500]);
     let url = serve(script.clone()).await;
     let t = Transport::new("test", &url, fast(), &Endpoints::default()).unwrap();
     let resp = t
@@ -72,13 +177,12 @@ async fn safe_requests_are_retried_after_5xx() {
         .await
         .unwrap();
     assert_eq!(resp.status.as_u16(), 200);
-    assert_eq!(script.hits.load(Ordering::SeqCst), 4);
+    assert_eq!(script.hits(), 4);
 }
 
 #[tokio::test]
 async fn a_post_is_never_blindly_resent_after_a_5xx() {
-    let script = Arc::new(Script::default());
-    *script.answers.lock().unwrap() = vec![503];
+    let script = Script::answering([503]);
     let url = serve(script.clone()).await;
     let t = Transport::new("test", &url, fast(), &Endpoints::default()).unwrap();
     let err = t
@@ -86,13 +190,12 @@ async fn a_post_is_never_blindly_resent_after_a_5xx() {
         .await
         .unwrap_err();
     assert!(matches!(err, HttpError::OutcomeUnknown { .. }), "{err}");
-    assert_eq!(script.hits.load(Ordering::SeqCst), 1);
+    assert_eq!(script.hits(), 1);
 }
 
 #[tokio::test]
 async fn a_post_is_resent_after_429_because_it_was_not_processed_and_retry_after_is_honoured() {
-    let script = Arc::new(Script::default());
-    *script.answers.lock().unwrap() = vec![429];
+    let script = Script::answering([429]);
     let url = serve(script.clone()).await;
     let t = Transport::new("test", &url, fast(), &Endpoints::default()).unwrap();
     let start = Instant::now();
@@ -106,13 +209,12 @@ async fn a_post_is_resent_after_429_because_it_was_not_processed_and_retry_after
         "{:?}",
         start.elapsed()
     );
-    assert_eq!(script.hits.load(Ordering::SeqCst), 2);
+    assert_eq!(script.hits(), 2);
 }
 
 #[tokio::test]
 async fn client_errors_are_not_retried_and_carry_the_vendor_message() {
-    let script = Arc::new(Script::default());
-    *script.answers.lock().unwrap() = vec![400];
+    let script = Script::answering([400]);
     let url = serve(script.clone()).await;
     let t = Transport::new("test", &url, fast(), &Endpoints::default()).unwrap();
     let err = t
@@ -121,12 +223,12 @@ async fn client_errors_are_not_retried_and_carry_the_vendor_message() {
         .unwrap_err();
     assert_eq!(err.status(), Some(400));
     assert!(err.to_string().contains("scripted 400"));
-    assert_eq!(script.hits.load(Ordering::SeqCst), 1);
+    assert_eq!(script.hits(), 1);
 }
 
 #[tokio::test]
 async fn one_rate_limit_is_shared_by_every_client_of_an_endpoint() {
-    let script = Arc::new(Script::default());
+    let script = Script::answering::<u16>([]);
     let url = serve(script.clone()).await;
     let endpoints = Endpoints::default();
     let config = HttpConfig {
@@ -286,4 +388,530 @@ async fn a_token_secret_works_and_a_bad_token_names_the_secret() {
         err.to_string().contains("ns/rossum-token")
             && !err.to_string().contains("not-a-real-token")
     );
+}
+
+/// A page body in the shape the pagination tests use.
+fn page(results: Value, next: Option<String>) -> Answer {
+    Answer::ok(json!({"results": results, "next": next}))
+}
+
+fn split(page: Value) -> Result<(Vec<Value>, Option<String>), String> {
+    let items = page["results"].as_array().cloned().ok_or("no results")?;
+    Ok((items, page["next"].as_str().map(str::to_string)))
+}
+
+fn bearer() -> SecretString {
+    SecretString::from("Bearer secret-token-123")
+}
+
+#[tokio::test]
+async fn a_request_to_another_origin_is_refused_without_sending_anything() {
+    let vendor = Script::answering::<u16>([]);
+    let other = Script::answering::<u16>([]);
+    let url = serve(vendor.clone()).await;
+    let elsewhere = serve(other.clone()).await;
+    let t = Transport::new("test", &url, fast(), &Endpoints::default()).unwrap();
+    let err = t
+        .send(&Request::new(Method::GET, elsewhere.clone()).authorization(bearer()))
+        .await
+        .unwrap_err();
+    match &err {
+        HttpError::OffOrigin { url: to, allowed } => {
+            assert_eq!(to, &origin(&elsewhere));
+            assert_eq!(allowed, &origin(&url));
+        }
+        other => panic!("expected OffOrigin, got {other}"),
+    }
+    assert!(!err.is_transient());
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "refused to send a request to {}: the connection's origin is {}",
+            origin(&elsewhere),
+            origin(&url)
+        )
+    );
+    assert_eq!(other.hits(), 0);
+    assert_eq!(vendor.hits(), 0);
+    assert_eq!(t.stats().total(), 0, "not even counted as an attempt");
+}
+
+#[tokio::test]
+async fn a_next_link_to_another_origin_is_refused_and_the_token_stays_home() {
+    let other = Script::answering::<u16>([]);
+    let elsewhere = serve(other.clone()).await;
+    let vendor = Script::answering([page(
+        json!([1, 2]),
+        Some(elsewhere.join("steal?page=2").unwrap().to_string()),
+    )]);
+    let url = serve(vendor.clone()).await;
+    let t = Transport::new("test", &url, fast(), &Endpoints::default()).unwrap();
+    let err = t
+        .get_all_pages(url.clone(), Some(bearer()), split)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, HttpError::OffOrigin { url: to, .. } if *to == origin(&elsewhere)),
+        "{err}"
+    );
+    assert_eq!(vendor.hits(), 1);
+    assert_eq!(other.hits(), 0);
+    assert!(other.seen().is_empty(), "the bearer token never reached it");
+}
+
+#[tokio::test]
+async fn a_relative_next_link_is_resolved_against_the_page_and_followed() {
+    let vendor = Script::answering([
+        page(json!([1, 2]), Some("x?page=2".into())),
+        page(json!([3]), Some("/api/v1/x?page=3".into())),
+        page(json!([4]), None),
+    ]);
+    let url = serve(vendor.clone()).await;
+    let t = Transport::new("test", &url, fast(), &Endpoints::default()).unwrap();
+    let items = t
+        .get_all_pages(url.clone(), Some(bearer()), split)
+        .await
+        .unwrap();
+    assert_eq!(items, vec![json!(1), json!(2), json!(3), json!(4)]);
+    let uris: Vec<_> = vendor.seen().into_iter().map(|s| s.uri).collect();
+    assert_eq!(uris, ["/api/v1/x", "/api/v1/x?page=2", "/api/v1/x?page=3"]);
+}
+
+#[tokio::test]
+async fn a_post_redirected_elsewhere_is_not_followed_and_the_password_stays_home() {
+    let other = Script::answering::<u16>([]);
+    let elsewhere = serve(other.clone()).await;
+    let vendor = Script::answering([Answer::redirect(
+        307,
+        elsewhere.join("auth/login").unwrap().to_string(),
+    )]);
+    let url = serve(vendor.clone()).await;
+    let t = Transport::new("test", &url, fast(), &Endpoints::default()).unwrap();
+    let login = Request::new(Method::POST, url.join("auth/login").unwrap())
+        .json(json!({"username": "a", "password": "hunter2-password"}))
+        .repeat(orgops::vendors::http::Repeat::Safe);
+    let err = t.send(&login).await.unwrap_err();
+    assert_eq!(err.status(), Some(307), "{err}");
+    assert!(err.to_string().contains(&origin(&elsewhere)), "{err}");
+    assert!(!err.is_transient());
+    assert_eq!(vendor.hits(), 1, "not retried either");
+    assert_eq!(vendor.seen()[0].method, "POST");
+    assert_eq!(other.hits(), 0);
+    assert!(other.seen().iter().all(|s| !s.body.contains("hunter2")));
+}
+
+#[tokio::test]
+async fn a_write_is_not_redirected_even_within_the_origin() {
+    let vendor = Script::answering([Answer::redirect(308, "/api/v1/moved")]);
+    let url = serve(vendor.clone()).await;
+    let t = Transport::new("test", &url, fast(), &Endpoints::default()).unwrap();
+    let err = t
+        .send(&Request::new(Method::PATCH, url.clone()).json(json!({"a": 1})))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(308), "{err}");
+    assert!(err.to_string().contains("redirected to"), "{err}");
+    assert_eq!(vendor.hits(), 1);
+}
+
+#[tokio::test]
+async fn a_get_redirected_to_another_origin_is_refused() {
+    let other = Script::answering::<u16>([]);
+    let elsewhere = serve(other.clone()).await;
+    let vendor = Script::answering([Answer::redirect(
+        302,
+        elsewhere.join("api/v1/x").unwrap().to_string(),
+    )]);
+    let url = serve(vendor.clone()).await;
+    let t = Transport::new("test", &url, fast(), &Endpoints::default()).unwrap();
+    let err = t
+        .send(&Request::new(Method::GET, url.clone()).authorization(bearer()))
+        .await
+        .unwrap_err();
+    let HttpError::OffOrigin { url: to, allowed } = &err else {
+        panic!("expected OffOrigin, got {err}");
+    };
+    assert_eq!((to, allowed), (&origin(&elsewhere), &origin(&url)));
+    assert_eq!(vendor.hits(), 1);
+    assert_eq!(other.hits(), 0);
+}
+
+#[tokio::test]
+async fn a_get_follows_redirects_within_the_origin_up_to_five_hops() {
+    let vendor = Script::answering([
+        Answer::redirect(301, "/api/v1/a"),
+        Answer::redirect(302, "b"),
+        Answer::ok(json!({"here": true})),
+    ]);
+    let url = serve(vendor.clone()).await;
+    let t = Transport::new("test", &url, fast(), &Endpoints::default()).unwrap();
+    let resp = t
+        .send(&Request::new(Method::GET, url.clone()).authorization(bearer()))
+        .await
+        .unwrap();
+    assert_eq!(resp.json().unwrap(), json!({"here": true}));
+    let seen = vendor.seen();
+    let uris: Vec<_> = seen.iter().map(|s| s.uri.as_str()).collect();
+    assert_eq!(uris, ["/api/v1/x", "/api/v1/a", "/api/v1/b"]);
+    assert!(
+        seen.iter()
+            .all(|s| s.authorization.as_deref() == Some("Bearer secret-token-123")),
+        "the credential is kept within the origin"
+    );
+
+    // A redirect loop ends after five hops.
+    let looping = Script::answering((0..20).map(|_| Answer::redirect(307, "/api/v1/x")));
+    let url = serve(looping.clone()).await;
+    let t = Transport::new("test", &url, fast(), &Endpoints::default()).unwrap();
+    let err = t
+        .send(&Request::new(Method::GET, url.clone()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(307), "{err}");
+    assert!(err.to_string().contains("more than 5"), "{err}");
+    assert_eq!(looping.hits(), 6);
+}
+
+#[tokio::test]
+async fn an_endless_body_is_cut_at_the_cap() {
+    // The server streams 64 KiB chunks for as long as the client reads.
+    let streamed = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = streamed.clone();
+    let app = Router::new().route(
+        "/{*path}",
+        any(move || {
+            let counter = counter.clone();
+            async move {
+                let chunks = futures::stream::repeat_with(move || {
+                    counter.fetch_add(64 * 1024, Ordering::SeqCst);
+                    Ok::<_, std::convert::Infallible>(Bytes::from(vec![b'x'; 64 * 1024]))
+                });
+                axum::body::Body::from_stream(chunks)
+            }
+        }),
+    );
+    let url = bind(app).await.join("api/v1/x").unwrap();
+    let config = HttpConfig {
+        max_response_bytes: 1024 * 1024,
+        // Without the cap the read would only end here, as a transport error.
+        timeout: Duration::from_secs(20),
+        ..fast()
+    };
+    let t = Transport::new("test", &url, config, &Endpoints::default()).unwrap();
+    let start = Instant::now();
+    let err = t
+        .send(&Request::new(Method::GET, url.clone()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            HttpError::ResponseTooLarge {
+                max_bytes: 1048576,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("1048576 bytes"), "{err}");
+    assert!(!err.is_transient());
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(t.stats().total(), 1, "not retried");
+    // The client stopped reading: the server got rid of little more than the cap (plus socket
+    // buffers), not the hundreds of MiB it would stream in the meantime.
+    let sent = streamed.load(Ordering::SeqCst);
+    assert!(sent < 64 * 1024 * 1024, "{sent} bytes streamed");
+}
+
+#[tokio::test]
+async fn an_over_long_content_length_is_refused_before_reading() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A raw server that announces 10 GiB, sends nothing of it and keeps the connection open:
+    // a client that reads waits for the timeout instead.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = socket.read(&mut buf).await;
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                            content-length: 10737418240\r\n\r\n";
+                let _ = socket.write_all(head.as_bytes()).await;
+                tokio::time::sleep(Duration::from_secs(60)).await;
+            });
+        }
+    });
+    let url = Url::parse(&format!("http://{addr}/api/v1/x")).unwrap();
+    let config = HttpConfig {
+        timeout: Duration::from_secs(20),
+        ..fast()
+    };
+    let t = Transport::new("test", &url, config, &Endpoints::default()).unwrap();
+    let start = Instant::now();
+    let err = t
+        .send(&Request::new(Method::GET, url.clone()))
+        .await
+        .unwrap_err();
+    let default_cap = HttpConfig::default().max_response_bytes;
+    assert_eq!(default_cap, 32 * 1024 * 1024);
+    assert!(
+        matches!(err, HttpError::ResponseTooLarge { max_bytes, .. } if max_bytes == default_cap),
+        "{err}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+/// A 429 asking to wait `retry_after`.
+fn throttled(retry_after: impl Into<String>) -> Answer {
+    Answer::from(429).header("retry-after", retry_after)
+}
+
+#[tokio::test]
+async fn a_long_retry_after_is_capped_per_wait() {
+    let script = Script::answering([throttled("300")]);
+    let url = serve(script.clone()).await;
+    let config = HttpConfig {
+        max_retry_after: Duration::from_secs(1),
+        ..fast()
+    };
+    let t = Transport::new("test", &url, config, &Endpoints::default()).unwrap();
+    let start = Instant::now();
+    let resp = t
+        .send(&Request::new(Method::GET, url.clone()))
+        .await
+        .unwrap();
+    assert_eq!(resp.status.as_u16(), 200);
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(30),
+        "{took:?}"
+    );
+    assert_eq!(script.hits(), 2);
+}
+
+#[tokio::test]
+async fn throttling_beyond_the_total_budget_gives_up_with_the_429() {
+    let script = Script::answering((0..50).map(|_| throttled("300")));
+    let url = serve(script.clone()).await;
+    let config = HttpConfig {
+        max_retry_after: Duration::from_secs(1),
+        max_throttle_wait: Duration::from_secs(2),
+        ..fast()
+    };
+    let t = Transport::new("test", &url, config, &Endpoints::default()).unwrap();
+    let start = Instant::now();
+    let err = t
+        .send(&Request::new(Method::POST, url.clone()))
+        .await
+        .unwrap_err();
+    let took = start.elapsed();
+    assert!(
+        matches!(err, HttpError::Status { status: 429, .. }),
+        "{err}"
+    );
+    assert!(
+        err.is_transient(),
+        "the controller backs off and tries later"
+    );
+    assert!(err.to_string().contains("max_throttle_wait"), "{err}");
+    // About 2 s of waiting; the vendor asked for 300 s per 429.
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_secs(30),
+        "{took:?}"
+    );
+    let hits = script.hits();
+    assert!((2..=10).contains(&hits), "{hits} attempts");
+}
+
+#[tokio::test]
+async fn retry_after_as_an_http_date_is_honoured_and_capped() {
+    let in_an_hour = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1);
+    let date = jiff::fmt::rfc2822::DateTimePrinter::new()
+        .timestamp_to_rfc9110_string(&in_an_hour)
+        .unwrap();
+    let script = Script::answering([throttled(date)]);
+    let url = serve(script.clone()).await;
+    let config = HttpConfig {
+        // Above the 1 s default, so an unparsed date would show as a shorter wait.
+        max_retry_after: Duration::from_secs(2),
+        ..fast()
+    };
+    let t = Transport::new("test", &url, config, &Endpoints::default()).unwrap();
+    let start = Instant::now();
+    t.send(&Request::new(Method::GET, url.clone()))
+        .await
+        .unwrap();
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(1900) && took < Duration::from_secs(30),
+        "{took:?}"
+    );
+    assert_eq!(script.hits(), 2);
+}
+
+/// Asserts that the 5 requests whose URI ends in `quiet`, queued once `before` requests had
+/// arrived, arrived among the next 20 and each right after one of the busy flow's: one token
+/// per flow per turn.
+fn assert_takes_turns(script: &Script, quiet: &str, before: usize) {
+    let positions: Vec<usize> = script
+        .seen()
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.uri.ends_with(quiet))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(positions.len(), 5);
+    assert!(
+        positions.iter().all(|p| *p < before + 20),
+        "the quiet flow arrived at {positions:?}, having queued after request {before}"
+    );
+    // The quiet flow does not overtake the busy one either: the two alternate.
+    assert!(
+        positions.windows(2).all(|w| w[1] - w[0] == 2),
+        "the quiet flow arrived at {positions:?}; the flows should take turns"
+    );
+}
+
+#[tokio::test]
+async fn a_busy_flow_does_not_starve_a_quiet_one() {
+    let script = Script::answering::<u16>([]);
+    let url = serve(script.clone()).await;
+    let config = HttpConfig {
+        rate_per_second: 20,
+        ..fast()
+    };
+    let t = Transport::new("test", &url, config, &Endpoints::default()).unwrap();
+    let request = |flow: &str| {
+        let t = t.clone();
+        let url = url.join(&format!("x?flow={flow}")).unwrap();
+        async move { t.send(&Request::new(Method::GET, url)).await.map(|_| ()) }
+    };
+    // Organization A queues 100 requests at once.
+    let mut busy = tokio::task::JoinSet::new();
+    for _ in 0..100 {
+        busy.spawn(in_flow("a", request("a")));
+    }
+    // Once A has spent the burst (and so has every request queued), B asks for 5.
+    while script.hits() < 12 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let before = script.seen().len();
+    let quiet = in_flow("b", futures::future::join_all((0..5).map(|_| request("b")))).await;
+    assert!(quiet.iter().all(Result::is_ok));
+    // Turns alternate between A and B, so B's 5 arrive among the next ~10 requests; first come
+    // first served would put them after A's remaining ~88.
+    assert_takes_turns(&script, "flow=b", before);
+    assert!(
+        script.hits() < 60,
+        "B finished long before A ({} requests so far)",
+        script.hits()
+    );
+
+    // A gives up its queued requests: they take no tokens, so A's next request is served at
+    // once (handing the 80-odd tokens to dropped requests first would take 4 s at 20/s).
+    busy.abort_all();
+    while busy.join_next().await.is_some() {}
+    let again = tokio::time::timeout(Duration::from_secs(2), in_flow("a", request("a"))).await;
+    assert!(matches!(again, Ok(Ok(()))), "{again:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flow_that_keeps_requeueing_does_not_starve_another() {
+    let script = Script::answering::<u16>([]);
+    let url = serve(script.clone()).await;
+    let config = HttpConfig {
+        rate_per_second: 20,
+        ..fast()
+    };
+    let t = Transport::new("test", &url, config, &Endpoints::default()).unwrap();
+    // A copy of organization A: 16 workers, each sending its next request as soon as the last
+    // one is answered.
+    let mut busy = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let t = t.clone();
+        let url = url.join("x?flow=a").unwrap();
+        busy.spawn(in_flow("a", async move {
+            loop {
+                let _ = t.send(&Request::new(Method::GET, url.clone())).await;
+            }
+        }));
+    }
+    while script.hits() < 12 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let before = script.seen().len();
+    let quiet = in_flow(
+        "b",
+        futures::future::join_all((0..5).map(|_| {
+            let t = t.clone();
+            let url = url.join("x?flow=b").unwrap();
+            async move { t.send(&Request::new(Method::GET, url)).await.map(|_| ()) }
+        })),
+    )
+    .await;
+    busy.abort_all();
+    assert!(quiet.iter().all(Result::is_ok));
+    assert_takes_turns(&script, "flow=b", before);
+}
+
+#[tokio::test]
+async fn a_rate_key_names_the_bucket_instead_of_the_origin() {
+    let first = Script::answering::<u16>([]);
+    let second = Script::answering::<u16>([]);
+    let a = serve(first.clone()).await;
+    let b = serve(second.clone()).await;
+    let endpoints = Endpoints::default();
+    let owned = HttpConfig {
+        rate_key: Some("test connection/ns/one".into()),
+        ..fast()
+    };
+    // Two origins under one key share one bucket; the same origin without a key has its own.
+    let ta = Transport::new("test", &a, owned.clone(), &endpoints).unwrap();
+    let tb = Transport::new("test", &b, owned, &endpoints).unwrap();
+    let plain = Transport::new("test", &a, fast(), &endpoints).unwrap();
+    ta.send(&Request::new(Method::GET, a.clone()))
+        .await
+        .unwrap();
+    tb.send(&Request::new(Method::GET, b.clone()))
+        .await
+        .unwrap();
+    plain
+        .send(&Request::new(Method::GET, a.clone()))
+        .await
+        .unwrap();
+    assert_eq!(ta.stats().total(), 2, "one bucket for both origins");
+    assert_eq!(plain.stats().total(), 1);
+    let mut snapshot: Vec<(String, u64)> = endpoints
+        .snapshot()
+        .into_iter()
+        .map(|(key, counts)| (key, counts.values().sum()))
+        .collect();
+    snapshot.sort();
+    assert_eq!(
+        snapshot,
+        vec![
+            ("test connection/ns/one".to_string(), 2),
+            (format!("test {}", origin(&a)), 1),
+        ]
+    );
+    // The key picks the bucket; each transport still talks only to its own origin.
+    let err = ta
+        .send(&Request::new(Method::GET, b.clone()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, HttpError::OffOrigin { .. }), "{err}");
+    assert_eq!(second.hits(), 1);
+    assert_eq!(first.hits(), 2);
 }

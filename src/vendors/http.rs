@@ -1,28 +1,50 @@
 //! The HTTP layer every vendor client shares.
 //!
 //! - **Rate limit**: one token bucket per vendor endpoint ([`Endpoints`]), shared by every
-//!   reconcile that talks to it; a `429` pauses the whole endpoint for `Retry-After`.
+//!   reconcile that talks to it (or one per [`HttpConfig::rate_key`], for a caller that owns its
+//!   bucket). A `429` pauses the whole endpoint for `Retry-After` (seconds or an HTTP date), at
+//!   most [`HttpConfig::max_retry_after`] at a time. A request that would wait on throttling
+//!   longer than [`HttpConfig::max_throttle_wait`] in total gives up with its `429` (transient),
+//!   so the controller backs the object off instead of holding a worker.
+//! - **Fairness**: the requests waiting for an endpoint's bucket are admitted round-robin across
+//!   *flows* (one token per flow per turn), so one busy organization cannot starve the others.
+//!   A caller puts its requests in a flow with [`in_flow`]; requests outside any flow share one.
 //! - **Retries** with exponential backoff and jitter, *only where repeating is safe*: reads and
 //!   idempotent writes (PUT, PATCH, DELETE) are retried after 5xx, timeouts and resets; a POST is
 //!   retried only when the server provably did not process it (connect error, 429). A POST whose
 //!   response was lost surfaces as [`HttpError::OutcomeUnknown`] so the engine observes first.
 //! - **Auth**: [`TokenCache`] logs in once per scope and re-logs-in once on a 401.
-//! - **Pagination**: [`Transport::get_all_pages`] follows a vendor's "next" link.
+//! - **Origin pinning**: a [`Transport`] sends only to the origin (scheme, host, port) of the base
+//!   URL it was created with. A request, a "next" link or a redirect to any other origin is
+//!   refused with [`HttpError::OffOrigin`] before anything is sent there, so a credential never
+//!   leaves the vendor.
+//! - **Redirects**: GET and HEAD follow at most [`MAX_REDIRECTS`] redirects within the origin;
+//!   every other method never follows one (a body is never replayed): the 3xx becomes
+//!   [`HttpError::Status`] naming where the vendor redirected to.
+//! - **Pagination**: [`Transport::get_all_pages`] follows a vendor's "next" link (absolute, or
+//!   relative to the page it came from).
+//! - **Response size cap**: a body longer than [`HttpConfig::max_response_bytes`] is refused
+//!   ([`HttpError::ResponseTooLarge`]): by its `Content-Length` before reading, or as soon as a
+//!   streamed body passes the cap.
 //! - **Credentials** live in [`SecretString`]s; the `Authorization` header is marked sensitive,
 //!   and no error carries a request body.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::Hash;
 use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use governor::{DefaultDirectRateLimiter, Quota};
-use reqwest::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER};
+use reqwest::header::{AUTHORIZATION, HeaderValue, LOCATION, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
+use tokio::sync::oneshot;
 use url::Url;
+
+/// Redirects a GET or HEAD follows (within its origin) before the answer counts as an error.
+pub const MAX_REDIRECTS: usize = 5;
 
 /// Tuning of the transport. `Default` suits a production SaaS API.
 #[derive(Clone, Debug)]
@@ -35,12 +57,24 @@ pub struct HttpConfig {
     pub max_retries: u32,
     /// Retries after `429 Too Many Requests` (any method: the server did not process it).
     pub max_throttle_retries: u32,
+    /// Longest pause one `429` imposes, whatever its `Retry-After` says.
+    pub max_retry_after: Duration,
+    /// Longest total time one request waits on throttling (its own `429`s and the endpoint's
+    /// pause) before it gives up with `HTTP 429`.
+    pub max_throttle_wait: Duration,
     /// First backoff delay; doubles per retry.
     pub backoff_base: Duration,
     /// Upper bound of one backoff delay.
     pub backoff_max: Duration,
-    /// Requests per second allowed to one endpoint.
+    /// Requests per second allowed to one endpoint (set when its bucket is first created).
     pub rate_per_second: u32,
+    /// The key of the token bucket in [`Endpoints`]; `None` keys it `"{vendor} {origin}"`, so
+    /// every client of one vendor URL shares it. A caller that owns its own bucket and rate
+    /// (a connection resource) sets its own key. Start it with the vendor name and a space
+    /// (`rossum connection/ns/name`): metrics read the vendor from the first word of the key.
+    pub rate_key: Option<String>,
+    /// Longest response body read; a longer one fails with [`HttpError::ResponseTooLarge`].
+    pub max_response_bytes: u64,
 }
 
 impl Default for HttpConfig {
@@ -50,9 +84,13 @@ impl Default for HttpConfig {
             connect_timeout: Duration::from_secs(5),
             max_retries: 5,
             max_throttle_retries: 20,
+            max_retry_after: Duration::from_secs(60),
+            max_throttle_wait: Duration::from_secs(120),
             backoff_base: Duration::from_millis(200),
             backoff_max: Duration::from_secs(10),
             rate_per_second: 10,
+            max_response_bytes: 32 * 1024 * 1024,
+            rate_key: None,
         }
     }
 }
@@ -101,9 +139,29 @@ pub enum HttpError {
         /// What did not parse.
         cause: String,
     },
+    /// The response body was longer than [`HttpConfig::max_response_bytes`]; it was not read
+    /// beyond the cap.
+    #[error("{method} {path}: the response is longer than the cap of {max_bytes} bytes")]
+    ResponseTooLarge {
+        /// Request method.
+        method: Method,
+        /// Request path.
+        path: String,
+        /// The cap, [`HttpConfig::max_response_bytes`].
+        max_bytes: u64,
+    },
     /// A URL could not be built.
     #[error("invalid URL {0}")]
     Url(String),
+    /// A request (or a "next" link, or a redirect) pointed outside the origin of the transport;
+    /// nothing was sent there.
+    #[error("refused to send a request to {url}: the connection's origin is {allowed}")]
+    OffOrigin {
+        /// The refused origin (no path, no query).
+        url: String,
+        /// The origin the transport is bound to.
+        allowed: String,
+    },
 }
 
 impl HttpError {
@@ -123,7 +181,10 @@ impl HttpError {
                 matches!(*status, 408 | 412 | 429) || *status >= 500
             }
             HttpError::OutcomeUnknown { .. } | HttpError::Transport { .. } => true,
-            HttpError::Decode { .. } | HttpError::Url(_) => false,
+            HttpError::Decode { .. }
+            | HttpError::ResponseTooLarge { .. }
+            | HttpError::Url(_)
+            | HttpError::OffOrigin { .. } => false,
         }
     }
 }
@@ -205,7 +266,8 @@ impl Request {
     }
 }
 
-/// A response whose status is below 400 (errors become [`HttpError::Status`]).
+/// A response whose status is below 300 (redirects are followed or refused, errors become
+/// [`HttpError::Status`]).
 #[derive(Clone, Debug)]
 pub struct Response {
     /// Status code.
@@ -271,11 +333,91 @@ impl RequestStats {
     }
 }
 
-/// The shared state of one vendor endpoint: its token bucket, a 429 pause, and request counts.
+tokio::task_local! {
+    /// The flow of the requests the current task makes (see [`in_flow`]).
+    static FLOW: String;
+}
+
+/// Runs `fut` with every request it makes in flow `flow` (e.g. one organization's key).
+///
+/// An endpoint admits the requests waiting for its token bucket round-robin across flows, one
+/// per flow per turn, so a flow with many requests queued does not starve one with a few.
+/// Requests made outside any flow share the flow `""`. The flow is a task-local: a task spawned
+/// inside `fut` starts outside it and needs its own `in_flow`.
+pub async fn in_flow<F: Future>(flow: impl Into<String>, fut: F) -> F::Output {
+    FLOW.scope(flow.into(), fut).await
+}
+
+/// The flow of the current task.
+fn current_flow() -> String {
+    FLOW.try_with(String::clone).unwrap_or_default()
+}
+
+/// The requests waiting for an endpoint's tokens, by flow.
+#[derive(Debug, Default)]
+struct Admission {
+    /// Each flow's waiters, oldest first; a flow without waiters has no entry.
+    waiting: HashMap<String, VecDeque<oneshot::Sender<()>>>,
+    /// The flows that have waiters, in turn order; each appears once.
+    turns: VecDeque<String>,
+    /// Whether a dispatcher task runs for this endpoint.
+    dispatching: bool,
+}
+
+impl Admission {
+    fn push(&mut self, flow: String, waiter: oneshot::Sender<()>) {
+        let queue = self.waiting.entry(flow.clone()).or_default();
+        if queue.is_empty() {
+            self.turns.push_back(flow);
+        }
+        queue.push_back(waiter);
+    }
+
+    /// Forgets waiters that gave up (their request was dropped); true when any is left.
+    fn prune(&mut self) -> bool {
+        self.waiting.retain(|_, queue| {
+            queue.retain(|w| !w.is_closed());
+            !queue.is_empty()
+        });
+        let waiting = &self.waiting;
+        self.turns.retain(|flow| waiting.contains_key(flow));
+        !self.turns.is_empty()
+    }
+
+    /// Hands a token to the oldest live waiter of the flow whose turn it is, skipping waiters
+    /// that gave up; false when nobody took it.
+    fn admit_next(&mut self) -> bool {
+        while let Some(flow) = self.turns.pop_front() {
+            let Some(queue) = self.waiting.get_mut(&flow) else {
+                continue;
+            };
+            let mut admitted = false;
+            while let Some(waiter) = queue.pop_front() {
+                if waiter.send(()).is_ok() {
+                    admitted = true;
+                    break;
+                }
+            }
+            if queue.is_empty() {
+                self.waiting.remove(&flow);
+            } else {
+                self.turns.push_back(flow);
+            }
+            if admitted {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// The shared state of one vendor endpoint: its token bucket, a 429 pause, the requests waiting
+/// for admission, and request counts.
 #[derive(Debug)]
 pub struct Endpoint {
     limiter: DefaultDirectRateLimiter,
     paused_until: Mutex<Option<Instant>>,
+    admission: Mutex<Admission>,
     /// Requests sent to this endpoint.
     pub stats: RequestStats,
 }
@@ -291,24 +433,102 @@ impl Endpoint {
         Self {
             limiter: DefaultDirectRateLimiter::direct(quota),
             paused_until: Mutex::new(None),
+            admission: Mutex::new(Admission::default()),
             stats: RequestStats::default(),
         }
     }
 
-    async fn admit(&self) {
-        loop {
-            let pause = self
-                .paused_until
-                .lock()
-                .ok()
-                .and_then(|p| *p)
-                .and_then(|until| until.checked_duration_since(Instant::now()));
-            match pause {
-                Some(wait) => tokio::time::sleep(wait).await,
-                None => break,
-            }
+    fn admission(&self) -> MutexGuard<'_, Admission> {
+        match self.admission.lock() {
+            Ok(a) => a,
+            Err(poisoned) => poisoned.into_inner(),
         }
+    }
+
+    /// Waits until the current task's flow may send one request.
+    ///
+    /// With nobody waiting, no pause and a token at hand the request goes at once; otherwise it
+    /// queues in its flow and a dispatcher task (started on demand, gone when the queue is
+    /// empty) hands out the tokens round-robin across flows.
+    async fn admit(self: &Arc<Self>) {
+        match self.enqueue() {
+            Ticket::Now => {}
+            Ticket::Queued(admitted) => {
+                if admitted.await.is_err() {
+                    // The dispatcher was stopped with its runtime; do not hang.
+                    self.admit_directly().await;
+                }
+            }
+            Ticket::Direct => self.admit_directly().await,
+        }
+    }
+
+    /// Takes a token at once, or queues the current task's flow for one.
+    fn enqueue(self: &Arc<Self>) -> Ticket {
+        let mut admission = self.admission();
+        if admission.turns.is_empty()
+            && self.pause_remaining().is_none()
+            && self.limiter.check().is_ok()
+        {
+            return Ticket::Now;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // No runtime to run a dispatcher on.
+            return Ticket::Direct;
+        };
+        let (tx, rx) = oneshot::channel();
+        admission.push(current_flow(), tx);
+        if !admission.dispatching {
+            admission.dispatching = true;
+            runtime.spawn(Arc::clone(self).dispatch());
+        }
+        Ticket::Queued(rx)
+    }
+
+    async fn admit_directly(&self) {
+        self.wait_out_pause().await;
         self.limiter.until_ready().await;
+    }
+
+    /// Hands out tokens while anyone waits, then ends.
+    async fn dispatch(self: Arc<Self>) {
+        let mut guard = DispatchGuard {
+            endpoint: &self,
+            armed: true,
+        };
+        loop {
+            {
+                let mut admission = self.admission();
+                if !admission.prune() {
+                    // Decided under the lock a waiter takes to start a dispatcher: no waiter
+                    // is left behind.
+                    admission.dispatching = false;
+                    guard.armed = false;
+                    return;
+                }
+            }
+            self.wait_out_pause().await;
+            self.limiter.until_ready().await;
+            // A 429 may have paused the endpoint while we waited for the token.
+            self.wait_out_pause().await;
+            self.admission().admit_next();
+        }
+    }
+
+    async fn wait_out_pause(&self) {
+        while let Some(wait) = self.pause_remaining() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// What is left of the current 429 pause, if any.
+    fn pause_remaining(&self) -> Option<Duration> {
+        self.paused_until
+            .lock()
+            .ok()
+            .and_then(|p| *p)
+            .and_then(|until| until.checked_duration_since(Instant::now()))
+            .filter(|wait| !wait.is_zero())
     }
 
     fn pause_for(&self, wait: Duration) {
@@ -321,6 +541,34 @@ impl Endpoint {
     }
 }
 
+/// How a request gets its token.
+enum Ticket {
+    /// It took one at once.
+    Now,
+    /// It waits in its flow; the dispatcher sends `()` when its turn comes.
+    Queued(oneshot::Receiver<()>),
+    /// It waits for the bucket itself (no runtime to run a dispatcher on).
+    Direct,
+}
+
+/// Resets an endpoint's dispatcher state when its task is dropped before it ended on its own
+/// (its runtime shut down): the waiters are released to wait for the bucket themselves.
+struct DispatchGuard<'a> {
+    endpoint: &'a Endpoint,
+    armed: bool,
+}
+
+impl Drop for DispatchGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let mut admission = self.endpoint.admission();
+            admission.dispatching = false;
+            admission.waiting.clear();
+            admission.turns.clear();
+        }
+    }
+}
+
 /// Registry of endpoints, so that every client of one vendor URL shares one rate limit.
 #[derive(Debug, Default)]
 pub struct Endpoints {
@@ -328,7 +576,8 @@ pub struct Endpoints {
 }
 
 impl Endpoints {
-    /// The endpoint for `key` (vendor + base URL), created with `rate_per_second` on first use.
+    /// The endpoint for `key` ([`HttpConfig::rate_key`], or vendor + origin), created with
+    /// `rate_per_second` on first use; later calls get the same endpoint whatever their rate.
     pub fn get(&self, key: &str, rate_per_second: u32) -> Arc<Endpoint> {
         let mut map = match self.map.lock() {
             Ok(m) => m,
@@ -341,7 +590,8 @@ impl Endpoints {
 }
 
 impl Endpoints {
-    /// Request counts of every endpoint, keyed `vendor origin`.
+    /// Request counts of every endpoint, keyed like [`Endpoints::get`]: `vendor origin` or the
+    /// [`HttpConfig::rate_key`].
     pub fn snapshot(&self) -> Vec<(String, RequestCounts)> {
         let map = match self.map.lock() {
             Ok(m) => m,
@@ -353,38 +603,67 @@ impl Endpoints {
     }
 }
 
-/// Sends requests to one vendor endpoint under its rate limit and retry policy.
+/// Sends requests to one vendor endpoint under its rate limit and retry policy, and only to the
+/// origin of the base URL it was created with.
 #[derive(Clone, Debug)]
 pub struct Transport {
     http: reqwest::Client,
     endpoint: Arc<Endpoint>,
     config: HttpConfig,
+    origin: url::Origin,
 }
 
 impl Transport {
-    /// A transport for the endpoint of `base_url`, sharing its limiter through `endpoints`.
+    /// A transport for the endpoint of `base_url`, sharing its limiter through `endpoints`
+    /// (under [`HttpConfig::rate_key`] when set). It is bound to the origin of `base_url`, which
+    /// must be an `http` or `https` URL.
     pub fn new(
         vendor: &str,
         base_url: &Url,
         config: HttpConfig,
         endpoints: &Endpoints,
     ) -> Result<Self, HttpError> {
+        let origin = base_url.origin();
+        if !origin.is_tuple() || !matches!(base_url.scheme(), "http" | "https") {
+            return Err(HttpError::Url(format!(
+                "{}: a vendor endpoint must be an http or https URL",
+                origin_of(base_url)
+            )));
+        }
+        // Redirects are followed by hand (see `follow`), where the method and origin are known.
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.connect_timeout)
             .user_agent(concat!("orgops/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
+            .referer(false)
             .build()
             .map_err(|e| HttpError::Transport {
                 method: Method::GET,
                 path: String::new(),
                 cause: format!("cannot build HTTP client: {e}"),
             })?;
-        let key = format!("{vendor} {}", base_url.origin().ascii_serialization());
+        let key = match &config.rate_key {
+            Some(key) => key.clone(),
+            None => format!("{vendor} {}", origin.ascii_serialization()),
+        };
         let endpoint = endpoints.get(&key, config.rate_per_second);
         Ok(Self {
             http,
             endpoint,
             config,
+            origin,
+        })
+    }
+
+    /// Refuses `url` unless it has the origin of this transport.
+    fn check_origin(&self, url: &Url) -> Result<(), HttpError> {
+        if url.origin() == self.origin {
+            return Ok(());
+        }
+        Err(HttpError::OffOrigin {
+            url: origin_of(url),
+            allowed: self.origin.ascii_serialization(),
         })
     }
 
@@ -393,20 +672,42 @@ impl Transport {
         &self.endpoint.stats
     }
 
-    /// Sends `req`, retrying where that is safe. Statuses ≥ 400 become [`HttpError::Status`].
+    /// Sends `req`, retrying where that is safe. Statuses ≥ 400 and redirects that are not
+    /// followed become [`HttpError::Status`]. A URL outside the transport's origin is refused
+    /// with [`HttpError::OffOrigin`] before anything is sent.
     pub async fn send(&self, req: &Request) -> Result<Response, HttpError> {
+        self.check_origin(&req.url)?;
         let path = req.url.path().to_string();
         let mut transient_attempt = 0u32;
         let mut throttle_attempt = 0u32;
+        // Time this request has waited (or is about to wait) on the endpoint's 429 pause.
+        let mut throttled = Duration::ZERO;
         loop {
+            if let Some(pause) = self.endpoint.pause_remaining() {
+                throttled += pause;
+                if throttled > self.config.max_throttle_wait {
+                    return Err(HttpError::Status {
+                        method: req.method.clone(),
+                        path,
+                        status: 429,
+                        detail: format!(
+                            "rate limited for longer than {:?} (HttpConfig::max_throttle_wait)",
+                            self.config.max_throttle_wait
+                        ),
+                    });
+                }
+            }
             self.endpoint.admit().await;
             let outcome = self.attempt(req).await;
             let status = match &outcome {
-                Attempt::Answered { status, .. } => status.as_u16(),
+                Attempt::Answered { status, .. } | Attempt::Refused { status, .. } => {
+                    status.as_u16()
+                }
                 _ => 0,
             };
             self.endpoint.stats.record(&req.method, status);
             let retry = match outcome {
+                Attempt::Refused { error, .. } => return Err(error),
                 Attempt::Answered { status, body, .. } if status.as_u16() < 400 => {
                     return Ok(Response { status, body, path });
                 }
@@ -415,7 +716,9 @@ impl Transport {
                     retry_after,
                     ..
                 } => {
-                    let wait = retry_after.unwrap_or(Duration::from_secs(1));
+                    let wait = retry_after
+                        .unwrap_or(DEFAULT_RETRY_AFTER)
+                        .min(self.config.max_retry_after);
                     self.endpoint.pause_for(wait);
                     throttle_attempt += 1;
                     if throttle_attempt > self.config.max_throttle_retries {
@@ -486,47 +789,149 @@ impl Transport {
         }
     }
 
+    /// One attempt of `req`, following the redirects [`Transport::follow`] allows.
     async fn attempt(&self, req: &Request) -> Attempt {
-        let mut builder = self.http.request(req.method.clone(), req.url.clone());
-        if let Some(auth) = &req.authorization {
-            match HeaderValue::from_str(auth.expose_secret()) {
-                Ok(mut value) => {
-                    value.set_sensitive(true);
-                    builder = builder.header(AUTHORIZATION, value);
-                }
-                Err(_) => return Attempt::NotSent("credential is not a valid header value".into()),
+        let mut url = req.url.clone();
+        let mut hops = 0;
+        let response = loop {
+            let builder = match self.build(req, &url) {
+                Ok(b) => b,
+                Err(cause) => return Attempt::NotSent(cause),
+            };
+            let response = match builder.send().await {
+                Ok(r) => r,
+                Err(e) if e.is_connect() => return Attempt::NotSent(describe(&e)),
+                Err(e) if e.is_builder() => return Attempt::NotSent(describe(&e)),
+                Err(e) => return Attempt::Lost(describe(&e)),
+            };
+            let status = response.status();
+            if !status.is_redirection() {
+                break response;
             }
-        }
-        builder = match &req.body {
-            Body::Empty => builder,
-            Body::Json(v) => builder.json(v),
-            Body::Form(fields) => builder.form(fields),
-        };
-        let response = match builder.send().await {
-            Ok(r) => r,
-            Err(e) if e.is_connect() => return Attempt::NotSent(describe(&e)),
-            Err(e) if e.is_builder() => return Attempt::NotSent(describe(&e)),
-            Err(e) => return Attempt::Lost(describe(&e)),
+            let location = response
+                .headers()
+                .get(LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|l| url.join(l).ok());
+            match self.follow(req, status, location, hops) {
+                Ok(next) => {
+                    tracing::debug!(
+                        path = %req.url.path(),
+                        to = %next.path(),
+                        "following a redirect"
+                    );
+                    url = next;
+                    hops += 1;
+                }
+                Err(error) => return Attempt::Refused { status, error },
+            }
         };
         let status = response.status();
         let retry_after = response
             .headers()
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .filter(|s| s.is_finite() && *s >= 0.0)
-            .map(|s| Duration::from_secs_f64(s.min(300.0)));
-        match response.bytes().await {
+            .and_then(|v| parse_retry_after(v, jiff::Timestamp::now()));
+        match self.read_body(req, response).await {
             Ok(body) => Attempt::Answered {
                 status,
                 body,
                 retry_after,
             },
-            Err(e) => Attempt::Lost(describe(&e)),
+            Err(BodyError::TooLarge(error)) => Attempt::Refused { status, error },
+            Err(BodyError::Lost(cause)) => Attempt::Lost(cause),
         }
     }
 
-    /// GETs `first` and every page after it. `split` returns a page's items and its next URL.
+    /// Reads the body of `response`, at most [`HttpConfig::max_response_bytes`] of it.
+    async fn read_body(
+        &self,
+        req: &Request,
+        mut response: reqwest::Response,
+    ) -> Result<bytes::Bytes, BodyError> {
+        let max_bytes = self.config.max_response_bytes;
+        let too_large = || {
+            BodyError::TooLarge(HttpError::ResponseTooLarge {
+                method: req.method.clone(),
+                path: req.url.path().to_string(),
+                max_bytes,
+            })
+        };
+        if req.method != Method::HEAD && response.content_length().is_some_and(|n| n > max_bytes) {
+            return Err(too_large());
+        }
+        let mut body = bytes::BytesMut::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| BodyError::Lost(describe(&e)))?
+        {
+            if (body.len() as u64).saturating_add(chunk.len() as u64) > max_bytes {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
+    }
+
+    /// The request builder of `req` sent to `url` (the request's own URL or a redirect target).
+    fn build(&self, req: &Request, url: &Url) -> Result<reqwest::RequestBuilder, String> {
+        let mut builder = self.http.request(req.method.clone(), url.clone());
+        if let Some(auth) = &req.authorization {
+            let mut value = HeaderValue::from_str(auth.expose_secret())
+                .map_err(|_| "credential is not a valid header value".to_string())?;
+            value.set_sensitive(true);
+            builder = builder.header(AUTHORIZATION, value);
+        }
+        Ok(match &req.body {
+            Body::Empty => builder,
+            Body::Json(v) => builder.json(v),
+            Body::Form(fields) => builder.form(fields),
+        })
+    }
+
+    /// Where a redirect answer to `req` leads, when it may be followed: GET and HEAD only,
+    /// within the transport's origin, at most [`MAX_REDIRECTS`] hops. Anything else is an error,
+    /// and the target is never contacted.
+    fn follow(
+        &self,
+        req: &Request,
+        status: StatusCode,
+        location: Option<Url>,
+        hops: usize,
+    ) -> Result<Url, HttpError> {
+        let refuse = |detail: String| HttpError::Status {
+            method: req.method.clone(),
+            path: req.url.path().to_string(),
+            status: status.as_u16(),
+            detail,
+        };
+        let Some(target) = location else {
+            return Err(refuse(
+                "the vendor redirected without a usable Location".into(),
+            ));
+        };
+        let to = origin_of(&target);
+        if !matches!(req.method, Method::GET | Method::HEAD) {
+            return Err(refuse(format!(
+                "the vendor redirected to {to}; only GET and HEAD follow redirects"
+            )));
+        }
+        if !matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308) {
+            return Err(refuse(format!("unexpected redirect status towards {to}")));
+        }
+        self.check_origin(&target)?;
+        if hops >= MAX_REDIRECTS {
+            return Err(refuse(format!(
+                "the vendor redirected more than {MAX_REDIRECTS} times"
+            )));
+        }
+        Ok(target)
+    }
+
+    /// GETs `first` and every page after it. `split` returns a page's items and its next URL;
+    /// a relative next URL is resolved against the page's URL, and one outside the transport's
+    /// origin is refused with [`HttpError::OffOrigin`].
     pub async fn get_all_pages<F>(
         &self,
         first: Url,
@@ -556,7 +961,11 @@ impl Transport {
             })?;
             items.append(&mut page_items);
             next = match next_url {
-                Some(n) => Some(Url::parse(&n).map_err(|_| HttpError::Url(n))?),
+                Some(n) => {
+                    let n = url.join(&n).map_err(|_| HttpError::Url(n))?;
+                    self.check_origin(&n)?;
+                    Some(n)
+                }
                 None => None,
             };
         }
@@ -565,14 +974,28 @@ impl Transport {
 }
 
 enum Attempt {
+    /// The vendor answered below 400 or with an error status to handle.
     Answered {
         status: StatusCode,
         body: bytes::Bytes,
         retry_after: Option<Duration>,
     },
+    /// The vendor answered, and the answer is an error as it stands (a redirect that is not
+    /// followed).
+    Refused {
+        status: StatusCode,
+        error: HttpError,
+    },
     /// The request never reached the server.
     NotSent(String),
     /// The request may have reached the server; its response did not arrive.
+    Lost(String),
+}
+
+enum BodyError {
+    /// Longer than the cap.
+    TooLarge(HttpError),
+    /// The connection failed while reading.
     Lost(String),
 }
 
@@ -581,12 +1004,48 @@ enum RetryCause {
     Transport(String),
 }
 
+/// The wait a `429` without a usable `Retry-After` imposes.
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// The wait a `Retry-After` value asks for at `now`: delta-seconds or an HTTP date (IMF-fixdate,
+/// e.g. `Sun, 06 Nov 1994 08:49:37 GMT`). `None` for garbage, a negative number or a date that
+/// has passed; the caller then waits [`DEFAULT_RETRY_AFTER`]. At most a day (callers cap it
+/// further).
+fn parse_retry_after(value: &str, now: jiff::Timestamp) -> Option<Duration> {
+    const DAY: f64 = 86_400.0;
+    static HTTP_DATE: jiff::fmt::rfc2822::DateTimeParser =
+        jiff::fmt::rfc2822::DateTimeParser::new().relaxed_weekday(true);
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<f64>() {
+        return (seconds.is_finite() && seconds >= 0.0)
+            .then(|| Duration::from_secs_f64(seconds.min(DAY)));
+    }
+    let at = HTTP_DATE.parse_timestamp(value).ok()?;
+    let wait = at.duration_since(now);
+    if !wait.is_positive() {
+        return None;
+    }
+    Duration::try_from(wait)
+        .ok()
+        .map(|w| w.min(Duration::from_secs_f64(DAY)))
+}
+
 /// Exponential backoff with "equal jitter": half the delay is fixed, half random.
 pub fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
     let exp = base.saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1).min(16)));
     let capped = exp.min(max);
     let half = capped / 2;
     half + half.mul_f64(fastrand::f64())
+}
+
+/// The origin of `url` as text (`https://host:port`); the scheme alone for a URL without one.
+fn origin_of(url: &Url) -> String {
+    let origin = url.origin();
+    if origin.is_tuple() {
+        origin.ascii_serialization()
+    } else {
+        format!("{}:", url.scheme())
+    }
 }
 
 fn describe(e: &reqwest::Error) -> String {
@@ -719,6 +1178,93 @@ mod tests {
         );
         assert_eq!(error_detail(b"oops"), "oops");
         assert!(error_detail("x".repeat(1000).as_bytes()).len() < 320);
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        let now: jiff::Timestamp = "1994-11-06T08:49:07Z".parse().unwrap();
+        let p = |v| parse_retry_after(v, now);
+        assert_eq!(p("120"), Some(Duration::from_secs(120)));
+        assert_eq!(p(" 0 "), Some(Duration::ZERO));
+        assert_eq!(p("1.5"), Some(Duration::from_millis(1500)));
+        assert_eq!(
+            p("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(Duration::from_secs(30))
+        );
+        // A wrong weekday is tolerated; the date counts.
+        assert_eq!(
+            p("Mon, 06 Nov 1994 08:50:07 GMT"),
+            Some(Duration::from_secs(60))
+        );
+        // Garbage, negative numbers and past dates fall back to the default.
+        for bad in [
+            "",
+            "soon",
+            "-5",
+            "NaN",
+            "inf",
+            "Sun, 06 Nov 1994 08:00:00 GMT",
+        ] {
+            assert_eq!(p(bad), None, "{bad:?}");
+        }
+        // Absurd values are bounded before any conversion can overflow.
+        assert_eq!(p("1e300"), Some(Duration::from_secs(86_400)));
+        assert_eq!(
+            p("Sat, 01 Jan 9000 00:00:00 GMT"),
+            Some(Duration::from_secs(86_400))
+        );
+    }
+
+    #[test]
+    fn admission_takes_turns_across_flows_and_skips_waiters_that_gave_up() {
+        let mut admission = Admission::default();
+        let mut a: Vec<_> = (0..4)
+            .map(|_| {
+                let (tx, rx) = oneshot::channel();
+                admission.push("a".into(), tx);
+                rx
+            })
+            .collect();
+        let (tx, mut b) = oneshot::channel();
+        admission.push("b".into(), tx);
+        // a[0] gave up before its turn: it does not take a token, a[1] gets a's turn.
+        drop(a.remove(0));
+        assert!(admission.admit_next());
+        assert!(a[0].try_recv().is_ok());
+        assert!(admission.admit_next());
+        assert!(
+            b.try_recv().is_ok(),
+            "b's turn comes before a's second request"
+        );
+        assert!(admission.admit_next());
+        assert!(a[1].try_recv().is_ok());
+        // The last waiter gives up too: pruning leaves nobody, and no token is handed out.
+        drop(a.remove(2));
+        assert!(!admission.prune());
+        assert!(!admission.admit_next());
+        assert!(admission.waiting.is_empty() && admission.turns.is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_dispatcher_ends_when_nobody_waits() {
+        let endpoint = Arc::new(Endpoint::new(50));
+        for round in 0..2 {
+            let admits = (0..40).map(|i| {
+                let endpoint = endpoint.clone();
+                in_flow(
+                    format!("flow-{}", i % 3),
+                    async move { endpoint.admit().await },
+                )
+            });
+            futures::future::join_all(admits).await;
+            // The dispatcher task lets go of the endpoint once the queue is empty.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Arc::strong_count(&endpoint) > 1 && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            assert_eq!(Arc::strong_count(&endpoint), 1, "round {round}");
+            assert!(!endpoint.admission().dispatching, "round {round}");
+        }
     }
 
     #[tokio::test]
