@@ -628,6 +628,34 @@ async fn an_endless_body_is_cut_at_the_cap() {
 }
 
 #[tokio::test]
+async fn a_create_answered_with_a_huge_body_is_an_unknown_outcome_not_a_failure() {
+    // The vendor processed the POST; only its answer is too large to read. The engine must
+    // observe before creating again, as after a lost response.
+    let app = Router::new().route(
+        "/{*path}",
+        any(|| async { (axum::http::StatusCode::CREATED, vec![b'x'; 256 * 1024]) }),
+    );
+    let url = bind(app).await.join("api/v1/queues").unwrap();
+    let config = HttpConfig {
+        max_response_bytes: 64 * 1024,
+        ..fast()
+    };
+    let t = Transport::new("test", &url, config, &Endpoints::default()).unwrap();
+    let err = t
+        .send(&Request::new(Method::POST, url.clone()).json(serde_json::json!({"name": "q"})))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, HttpError::OutcomeUnknown { .. }), "{err}");
+    assert_eq!(t.stats().total(), 1, "never re-sent");
+    // A read of the same size stays a plain, non-transient refusal.
+    let err = t
+        .send(&Request::new(Method::GET, url.clone()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, HttpError::ResponseTooLarge { .. }), "{err}");
+}
+
+#[tokio::test]
 async fn an_over_long_content_length_is_refused_before_reading() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     // A raw server that announces 10 GiB, sends nothing of it and keeps the connection open:

@@ -370,7 +370,11 @@ async fn reconcile_until_settled(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let report = reconcile_org(p.client.as_ref(), &p.desired, &state, &sink, options).await;
+        let report = crate::vendors::http::in_flow(
+            name.clone(),
+            reconcile_org(p.client.as_ref(), &p.desired, &state, &sink, options),
+        )
+        .await;
         state = OrgState {
             external_id: sink.external_id().or(report.external_id.clone()),
             pending_create: sink.pending_create(),

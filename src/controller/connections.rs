@@ -225,8 +225,14 @@ impl Connections {
             return Ok(b.resolved.clone());
         }
         let credentials = crate::api::credentials_from_secret(&config.secret.to_string(), &secret);
+        // The connection's own token bucket (its rate in the key, so a new rate is a new
+        // bucket); the vendor comes first for the metrics' label.
         let http = HttpConfig {
             rate_per_second: admitted.rate,
+            rate_key: Some(format!(
+                "{} {} {} {}/s",
+                config.vendor, config.id, object.uid, admitted.rate
+            )),
             ..self.http.clone()
         };
         let client = connect(

@@ -162,7 +162,11 @@ pub async fn reconcile(m: Arc<OrgMembership>, ctx: Arc<Context>) -> Result<Actio
     } else {
         Mode::Apply
     };
-    let report = reconcile_member(client.as_ref(), &desired.member(&org_id), mode).await;
+    let report = crate::vendors::http::in_flow(
+        format!("{ns}/{}", m.name_any()),
+        reconcile_member(client.as_ref(), &desired.member(&org_id), mode),
+    )
+    .await;
     write(
         &api,
         &m,

@@ -21,6 +21,7 @@ use crate::api::{DeletionPolicy, OrgPhase, Organization, OrganizationStatus};
 use crate::engine::status::organization_status;
 use crate::engine::{DesiredOrg, OrgState, Requeue, reconcile_org};
 use crate::vendors::VendorError;
+use crate::vendors::http::in_flow;
 
 /// The finalizer orgops puts on every Organization before touching the vendor.
 pub const FINALIZER: &str = "orgops.io/cleanup";
@@ -109,7 +110,13 @@ pub async fn reconcile(org: Arc<Organization>, ctx: Arc<Context>) -> Result<Acti
         pending_create: pending_create(&org),
     };
     let sink = ResourceSink::new(api.clone(), &name);
-    let report = reconcile_org(client.as_ref(), &desired, &state, &sink, &ctx.engine).await;
+    // One flow per Organization: a connection's requests are admitted round-robin across the
+    // Organizations using it, so one big copy cannot starve the others.
+    let report = in_flow(
+        format!("{ns}/{name}"),
+        reconcile_org(client.as_ref(), &desired, &state, &sink, &ctx.engine),
+    )
+    .await;
     let status = organization_status(
         &report,
         org.status.as_ref(),

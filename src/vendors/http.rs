@@ -707,6 +707,18 @@ impl Transport {
             };
             self.endpoint.stats.record(&req.method, status);
             let retry = match outcome {
+                // A create the vendor answered (successfully or not) with a body too large to
+                // read may have happened: the engine must observe before doing it again.
+                Attempt::Refused {
+                    error: HttpError::ResponseTooLarge { max_bytes, .. },
+                    status,
+                } if req.repeat == Repeat::Unsafe && status.as_u16() < 400 => {
+                    return Err(HttpError::OutcomeUnknown {
+                        method: req.method.clone(),
+                        path,
+                        cause: format!("response larger than {max_bytes} bytes"),
+                    });
+                }
                 Attempt::Refused { error, .. } => return Err(error),
                 Attempt::Answered { status, body, .. } if status.as_u16() < 400 => {
                     return Ok(Response { status, body, path });
