@@ -77,6 +77,21 @@ async fn wait_for(c: &Cluster, ns: &str, condition: &str) {
     );
 }
 
+/// Waits until `n` more Organization reconciles have completed with `result` (full passes
+/// over the vendor, not echo skips), so that "nothing happened" covers what could make it happen.
+async fn passes(op: &Operator, result: &str, n: u64) {
+    let series = format!("orgops_reconciles_total{{kind=\"organization\",result=\"{result}\"}}");
+    let start = op.metric(&series).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while op.metric(&series).await < start + n {
+        assert!(
+            Instant::now() < deadline,
+            "fewer than {n} {result} passes in 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn marked_copies(sim: &orgops::simulator::rossum::RossumSimulator, org: u64, kind: &str) -> usize {
     sim.objects(kind, org)
         .iter()
@@ -93,7 +108,13 @@ async fn apply_wait_ready_edit_and_delete_with_kubectl() {
     let op = start_operator(&c, &ns).await;
     let dir = tempfile::tempdir().unwrap();
 
-    apply(&c, dir.path(), &manifests(&ns, &sim.base_url, PASSWORD, "")).await;
+    // A short syncInterval, so that the idle check below can span whole drift re-checks.
+    apply(
+        &c,
+        dir.path(),
+        &manifests(&ns, &sim.base_url, PASSWORD, "  syncInterval: 2s\n"),
+    )
+    .await;
     wait_for(&c, &ns, "condition=Ready").await;
 
     let table = stdout(&c.kubectl(&["get", "orgs", "-n", &ns]).await);
@@ -141,9 +162,9 @@ async fn apply_wait_ready_edit_and_delete_with_kubectl() {
         "{events}"
     );
 
-    // Idle: no vendor writes, no reconcile storm.
+    // Idle: two complete drift re-checks (what could write) and no vendor write.
     let writes = sim.with_db(|db| db.writes);
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    passes(&op, "ready", 2).await;
     assert_eq!(
         sim.with_db(|db| db.writes),
         writes,
@@ -426,7 +447,7 @@ async fn drift_is_repaired_within_sync_interval_and_only_reported_when_suspended
     c.install_crds().await;
     let ns = c.namespace("drift").await;
     let sim = simulator("").await;
-    let _op = start_operator(&c, &ns).await;
+    let op = start_operator(&c, &ns).await;
     let dir = tempfile::tempdir().unwrap();
     apply(
         &c,
@@ -486,8 +507,9 @@ async fn drift_is_repaired_within_sync_interval_and_only_reported_when_suspended
     )
     .await;
     assert_eq!(reason, "DriftDetected");
+    // Two complete observe-only passes after the drift was seen, and no vendor write.
     let writes = sim.with_db(|db| db.writes);
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    passes(&op, "not_ready", 2).await;
     assert_eq!(
         sim.with_db(|db| db.writes),
         writes,
@@ -714,5 +736,67 @@ async fn george_in_two_orgs_waits_for_them_then_removing_one_removes_only_that_a
     assert!(
         msg.contains("overlord") && msg.contains("annotator"),
         "{msg}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_get_orgs_shows_ready_n_of_n_throughout_resyncs_that_change_nothing() {
+    let c = Cluster::start().await;
+    c.install_crds().await;
+    let ns = c.namespace("truth").await;
+    let sim = simulator("").await;
+    let op = start_operator(&c, &ns).await;
+    let dir = tempfile::tempdir().unwrap();
+    apply(
+        &c,
+        dir.path(),
+        &manifests(&ns, &sim.base_url, PASSWORD, "  syncInterval: 1s\n"),
+    )
+    .await;
+    wait_for(&c, &ns, "condition=Ready").await;
+    let row = || async {
+        jsonpath(
+            &c,
+            &ns,
+            "{.status.phase} {.status.progress} {.status.conditions[?(@.type==\"Ready\")].status}",
+        )
+        .await
+    };
+    let settled = row().await;
+    let (phase, rest) = settled.split_once(' ').unwrap();
+    let progress = rest.split_whitespace().next().unwrap();
+    let (done, total) = progress.split_once('/').unwrap();
+    assert_eq!((phase, done), ("Ready", total), "{settled}");
+
+    // Poll what kubectl shows while at least four re-syncs run (counted, not slept).
+    let series = "orgops_reconciles_total{kind=\"organization\",result=\"ready\"}";
+    let start = op.metric(series).await;
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let mut samples = 0;
+    while op.metric(series).await < start + 4 {
+        assert!(Instant::now() < deadline, "re-syncs did not run");
+        let now = row().await;
+        assert_eq!(now, settled, "kubectl get orgs changed during a re-sync");
+        samples += 1;
+    }
+    assert!(samples >= 4, "{samples} samples");
+    // No status write at all: a re-sync that finds nothing says nothing new.
+    let patches = |c: &Cluster| {
+        c.server.as_ref().map(|s| {
+            s.requests()
+                .get("PATCH orgops.io/organizations/{name}/status")
+                .copied()
+                .unwrap_or(0)
+        })
+    };
+    let before = patches(&c);
+    let now = op.metric(series).await;
+    while op.metric(series).await < now + 2 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        patches(&c),
+        before,
+        "status written by re-syncs that changed nothing"
     );
 }

@@ -109,7 +109,12 @@ pub async fn reconcile(org: Arc<Organization>, ctx: Arc<Context>) -> Result<Acti
         external_id: org.status.as_ref().and_then(|s| s.external_id.clone()),
         pending_create: pending_create(&org),
     };
-    let sink = ResourceSink::new(api.clone(), &name);
+    let was_ready = org
+        .status
+        .as_ref()
+        .and_then(|s| crate::api::conditions::status_of(&s.conditions, types::READY))
+        == Some("True");
+    let sink = ResourceSink::new(api.clone(), &name, !was_ready);
     // One flow per Organization: a connection's requests are admitted round-robin across the
     // Organizations using it, so one big copy cannot starve the others.
     let report = in_flow(
@@ -123,7 +128,8 @@ pub async fn reconcile(org: Arc<Organization>, ctx: Arc<Context>) -> Result<Acti
         org.metadata.generation,
         jiff::Timestamp::now(),
     );
-    write_status(&api, &org, status).await?;
+    let progress_written = sink.finish().await;
+    write_status(&api, &org, status, progress_written).await?;
     publish_events(&ctx, &org, &report).await;
     if let Some(copy) = &report.copy {
         ctx.metrics
@@ -259,13 +265,15 @@ async fn remove_finalizer(api: &Api<Organization>, org: &Organization) -> Result
     }
 }
 
-/// Writes `status` unless it says what the resource already says (timestamps aside).
+/// Writes `status` unless it says what the resource already says (timestamps aside) and
+/// nothing else was written since the resource was read (`force`).
 async fn write_status(
     api: &Api<Organization>,
     org: &Organization,
     status: OrganizationStatus,
+    force: bool,
 ) -> Result<(), Error> {
-    if let Some(old) = &org.status {
+    if !force && let Some(old) = &org.status {
         let mut a = old.clone();
         let mut b = status.clone();
         a.last_sync_time = None;
@@ -318,7 +326,7 @@ async fn park(
     let changed = org.status.as_ref().is_none_or(|s| {
         !same_ignoring_time(&s.conditions, &status.conditions) || s.phase != status.phase
     });
-    write_status(api, org, status).await?;
+    write_status(api, org, status, false).await?;
     if changed && let Some(ready) = conditions.iter().find(|c| c.type_ == types::READY) {
         warn_event(ctx, org, reason, &ready.message).await;
     }
@@ -481,6 +489,7 @@ async fn cleanup(
                             e.reason(),
                             message.clone(),
                         )]),
+                        false,
                     )
                     .await?;
                     warn_event(ctx, org, e.reason(), &message).await;
@@ -530,7 +539,7 @@ async fn cleanup(
                             message.clone(),
                         ),
                     ];
-                    write_status(api, org, mark_deleting(conds)).await?;
+                    write_status(api, org, mark_deleting(conds), false).await?;
                     warn_event(ctx, org, "DeleteUnsupported", &message).await;
                     Ok(Action::requeue(PARKED))
                 }

@@ -1,13 +1,17 @@
 //! The engine's [`Sink`] in the cluster: the create intent goes into an annotation (written
 //! before the vendor POST), the external id into status at once, and copy progress into status
-//! at most every two seconds.
+//! at most every two seconds — only while the Organization is not Ready yet (a re-sync of a
+//! Ready one keeps showing Ready N/N until its result says otherwise), one write at a time, and
+//! never after [`ResourceSink::finish`], so no progress write can land after the final status.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
+use tokio::task::JoinHandle;
 
 use crate::api::Organization;
 use crate::engine::PendingCreate;
@@ -22,22 +26,46 @@ const PROGRESS_INTERVAL: Duration = Duration::from_secs(2);
 pub struct ResourceSink {
     api: Api<Organization>,
     name: String,
+    report_progress: bool,
     last_progress: Mutex<Option<Instant>>,
+    /// The progress write in flight, if any; `None` once finished.
+    writer: Mutex<Option<Option<JoinHandle<()>>>>,
+    wrote_progress: AtomicBool,
 }
 
 impl ResourceSink {
-    /// A sink for `name` through `api`.
-    pub fn new(api: Api<Organization>, name: &str) -> Self {
+    /// A sink for `name` through `api`; `report_progress: false` (a Ready Organization being
+    /// re-synced) writes no intermediate progress.
+    pub fn new(api: Api<Organization>, name: &str, report_progress: bool) -> Self {
         Self {
             api,
             name: name.to_string(),
+            report_progress,
             last_progress: Mutex::new(None),
+            writer: Mutex::new(Some(None)),
+            wrote_progress: AtomicBool::new(false),
         }
+    }
+
+    /// Stops progress writes and waits for the one in flight; true when any progress was
+    /// written (so the final status must be written even if it equals the start snapshot).
+    pub async fn finish(&self) -> bool {
+        let inflight = match self.writer.lock() {
+            Ok(mut w) => w.take().flatten(),
+            Err(_) => None,
+        };
+        if let Some(handle) = inflight {
+            let _ = handle.await;
+        }
+        self.wrote_progress.load(Ordering::SeqCst)
     }
 }
 
 impl ProgressSink for ResourceSink {
     fn copy_progress(&self, kinds: &BTreeMap<&'static str, KindProgress>) {
+        if !self.report_progress {
+            return;
+        }
         let due = match self.last_progress.lock() {
             Ok(mut last) => {
                 let due = last.is_none_or(|t| t.elapsed() >= PROGRESS_INTERVAL);
@@ -66,15 +94,27 @@ impl ProgressSink for ResourceSink {
         let patch = json!({"status": {"phase": "Copying", "progress": format!("{done}/{total}"),
             "copy": {"total": total, "done": done, "failed": failed, "kinds": per_kind}}});
         let (api, name) = (self.api.clone(), self.name.clone());
+        let Ok(mut writer) = self.writer.lock() else {
+            return;
+        };
+        // Finished: the final status is being written; nothing may land after it.
+        let Some(slot) = writer.as_mut() else {
+            return;
+        };
+        // One write at a time; a newer snapshot comes with the next interval.
+        if slot.as_ref().is_some_and(|h| !h.is_finished()) {
+            return;
+        }
+        self.wrote_progress.store(true, Ordering::SeqCst);
         // Progress is best effort: the final status is written after the reconcile.
-        tokio::spawn(async move {
+        *slot = Some(tokio::spawn(async move {
             if let Err(e) = api
                 .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
                 .await
             {
                 tracing::debug!(%name, error = %e, "progress status write failed");
             }
-        });
+        }));
     }
 }
 
