@@ -684,6 +684,91 @@ async fn george_in_two_orgs_waits_for_them_then_removing_one_removes_only_that_a
     assert_eq!(memberships(), 0);
     assert_eq!(users(), 1, "the user keeps the access to the other org");
 
+    // Back again, then the access to the user's own organization goes — and its OrgMembership
+    // lost its externalId (as when the create's response was lost): the finalizer stays until
+    // the vendor, asked by e-mail, grants nothing.
+    apply(&c, dir.path(), &members).await;
+    let out = c
+        .kubectl(&[
+            "wait",
+            "--for=condition=Ready",
+            "orgm",
+            "--all",
+            "-n",
+            &ns,
+            "--timeout=60s",
+        ])
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(memberships(), 1);
+    let (own, other) = if primary_org == de_id {
+        ("george-german-department", "george-french-department")
+    } else {
+        ("george-french-department", "george-german-department")
+    };
+    let p = c
+        .kubectl(&[
+            "patch",
+            "orgm",
+            own,
+            "-n",
+            &ns,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            r#"{"status":{"externalId":null}}"#,
+        ])
+        .await;
+    assert!(p.status.success(), "{}", stderr(&p));
+    let d = c
+        .kubectl(&["delete", "orgm", own, "-n", &ns, "--timeout=30s"])
+        .await;
+    assert!(d.status.success(), "{}", stderr(&d));
+    assert_eq!(
+        users(),
+        0,
+        "access to the user's own organization was not removed"
+    );
+
+    // The other OrgMembership must not re-enable the user: that would undo the revocation.
+    let p = c
+        .kubectl(&[
+            "patch",
+            "orgm",
+            other,
+            "-n",
+            &ns,
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"user":{"firstName":"Georg"}}}"#,
+        ])
+        .await;
+    assert!(p.status.success(), "{}", stderr(&p));
+    let out = c
+        .kubectl(&[
+            "wait",
+            "--for=jsonpath={.status.conditions[?(@.type==\"Ready\")].reason}=UserDisabled",
+            &format!("orgm/{other}"),
+            "-n",
+            &ns,
+            "--timeout=30s",
+        ])
+        .await;
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        stderr(&out),
+        stdout(
+            &c.kubectl(&["get", "orgm", other, "-n", &ns, "-o", "yaml"])
+                .await
+        )
+    );
+    assert_eq!(
+        users(),
+        0,
+        "a revocation was undone by another OrgMembership"
+    );
+
     // Bad input the schema can catch is refused by the API server, with the field.
     for (doc, field) in [
         (

@@ -21,7 +21,7 @@ use crate::api::{
 };
 use crate::engine::Mode;
 use crate::engine::membership::{DesiredMembership, reconcile_member};
-use crate::vendors::VendorClient;
+use crate::vendors::{Access, MemberObserved, VendorClient};
 
 const KIND: &str = "orgmembership";
 const PARKED: Duration = Duration::from_secs(3600);
@@ -380,72 +380,93 @@ async fn cleanup(
     if !m.finalizers().iter().any(|f| f == FINALIZER) {
         return Ok(Action::await_change());
     }
-    if m.spec.deletion_policy == DeletionPolicy::Orphan
-        || m.status
-            .as_ref()
-            .and_then(|s| s.external_id.as_ref())
-            .is_none()
-    {
+    if m.spec.deletion_policy == DeletionPolicy::Orphan {
         remove_finalizer(api, m).await?;
         return Ok(Action::await_change());
     }
-    let org_id = org
-        .and_then(|o| o.status.as_ref())
-        .and_then(|s| s.external_id.clone());
-    let client = match org {
-        Some(o) => client_for(ctx, o).await?.ok(),
-        None => None,
-    };
-    let (Some(org_id), Some(client)) = (org_id, client) else {
-        let message = format!(
-            "cannot remove the access at the vendor: Organization {} or its connection is gone or unusable; restore it or set deletionPolicy: Orphan",
+    let email = m.spec.user.email.trim();
+    let Some(org) = org else {
+        // Removed past its finalizer by hand: nothing is left to reach the vendor with.
+        let note = format!(
+            "Organization {} no longer exists: {email}'s access at the vendor (if any) was not checked or removed; remove it there by hand",
             m.spec.organization_ref.name
         );
-        write(
-            api,
-            m,
-            MembershipPhase::Deleting,
-            None,
-            vec![ConditionSpec::new(
-                types::READY,
-                false,
-                "CannotDelete",
-                message.clone(),
-            )],
-        )
-        .await?;
-        publish(ctx, m, EventType::Warning, "CannotDelete", &message).await;
-        return Ok(Action::requeue(PARKED));
+        publish(ctx, m, EventType::Warning, "AccessNotRemoved", &note).await;
+        remove_finalizer(api, m).await?;
+        return Ok(Action::await_change());
+    };
+    let Some(org_id) = org.status.as_ref().and_then(|s| s.external_id.clone()) else {
+        // The organization never existed at the vendor: no access can have been granted.
+        remove_finalizer(api, m).await?;
+        return Ok(Action::await_change());
+    };
+    let client = match client_for(ctx, org).await? {
+        Ok(c) => c,
+        Err(e) => {
+            let message = format!(
+                "cannot remove {email}'s access at the vendor: {e}; fix the connection or set deletionPolicy: Orphan"
+            );
+            write(
+                api,
+                m,
+                MembershipPhase::Deleting,
+                None,
+                vec![ConditionSpec::new(
+                    types::READY,
+                    false,
+                    e.reason(),
+                    message.clone(),
+                )],
+            )
+            .await?;
+            publish(ctx, m, EventType::Warning, e.reason(), &message).await;
+            return Ok(Action::requeue(PARKED));
+        }
     };
     let Some(members) = client.members() else {
         remove_finalizer(api, m).await?;
         return Ok(Action::await_change());
     };
+    let transient = |e: crate::vendors::VendorError| Error::Transient {
+        reason: e.category().into(),
+        message: e.to_string(),
+    };
+    // Observed by e-mail, not by a stored id: a create whose response was lost left none, and
+    // the finalizer stays until the vendor is seen to grant nothing.
     let observed = members
-        .observe_member(&org_id, m.spec.user.email.trim())
+        .observe_member(&org_id, email)
         .await
-        .map_err(|e| Error::Transient {
-            reason: e.category().into(),
-            message: e.to_string(),
-        })?;
-    members
-        .remove_member(&org_id, &observed)
-        .await
-        .map_err(|e| Error::Transient {
-            reason: e.category().into(),
-            message: e.to_string(),
-        })?;
-    publish(
-        ctx,
-        m,
-        EventType::Normal,
-        "AccessRemoved",
-        &format!(
-            "removed {}'s access to organization {org_id}",
-            m.spec.user.email
-        ),
-    )
-    .await;
+        .map_err(transient)?;
+    if grants_access(&observed) {
+        members
+            .remove_member(&org_id, &observed)
+            .await
+            .map_err(transient)?;
+        let after = members
+            .observe_member(&org_id, email)
+            .await
+            .map_err(transient)?;
+        if grants_access(&after) {
+            return Err(Error::Transient {
+                reason: "AccessStillGranted".into(),
+                message: format!("the vendor still grants {email} access to {org_id}"),
+            });
+        }
+        publish(
+            ctx,
+            m,
+            EventType::Normal,
+            "AccessRemoved",
+            &format!("removed {email}'s access to organization {org_id}"),
+        )
+        .await;
+    }
     remove_finalizer(api, m).await?;
     Ok(Action::await_change())
+}
+
+/// True when the vendor lets the person into the organization (an active user with access).
+fn grants_access(observed: &MemberObserved) -> bool {
+    let active = observed.person.as_ref().is_some_and(|p| p.active);
+    active && !matches!(observed.access, Access::None)
 }

@@ -88,12 +88,14 @@ impl DesiredMembership {
 pub const ROLE_CONFLICT: &str = "RoleConflict";
 
 /// The plan for one membership.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct MemberPlan {
     /// Actions in order.
     pub actions: Vec<MemberAction>,
     /// Why the role cannot be what the spec asks, if so.
     pub role_conflict: Option<String>,
+    /// Why access cannot be given here without undoing something else, if so.
+    pub blocked: Option<String>,
 }
 
 /// A spec the vendor cannot accept.
@@ -122,10 +124,21 @@ pub fn plan_member(
     let Some(person) = &observed.person else {
         return Ok(MemberPlan {
             actions: vec![MemberAction::CreateUser],
-            role_conflict: None,
+            ..MemberPlan::default()
         });
     };
     if !person.active {
+        if !matches!(observed.access, Access::Primary { .. }) {
+            // A disabled user lost their access to their own organization on purpose (its
+            // OrgMembership was removed). Re-enabling them for this one would give that back.
+            return Ok(MemberPlan {
+                blocked: Some(format!(
+                    "the user is disabled at the vendor (their access to their own organization {} was removed); re-enabling them for this organization would restore that access too. Give them access to organization {} again first, or remove this OrgMembership",
+                    person.primary_org, person.primary_org
+                )),
+                ..MemberPlan::default()
+            });
+        }
         actions.push(MemberAction::Reactivate);
     }
     let has_role = person.roles.iter().any(|r| r == &desired.role);
@@ -162,6 +175,7 @@ pub fn plan_member(
     Ok(MemberPlan {
         actions,
         role_conflict,
+        blocked: None,
     })
 }
 
@@ -303,7 +317,9 @@ fn finish(observed: &MemberObserved, plan: &MemberPlan, changed: bool, mode: Mod
             "the role is as specified",
         )),
     }
-    let (ready, reason, message) = if drift && mode == Mode::ObserveOnly {
+    let (ready, reason, message) = if let Some(why) = &plan.blocked {
+        (false, "UserDisabled", why.clone())
+    } else if drift && mode == Mode::ObserveOnly {
         (
             false,
             "DriftDetected",
@@ -416,6 +432,42 @@ mod tests {
                 .actions
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn a_disabled_user_is_re_enabled_only_through_their_own_organization() {
+        let disabled = |org: &str| {
+            let mut p = person(org, "admin");
+            if let Some(p) = p.as_mut() {
+                p.active = false;
+            }
+            p
+        };
+        // Through a membership: re-enabling would undo the removal of their primary access.
+        let elsewhere = MemberObserved {
+            person: disabled("1"),
+            access: Access::Membership {
+                id: "5".into(),
+                queues: vec![],
+            },
+        };
+        let plan = plan_member(&desired("admin", &[]), &elsewhere, ROLES, true).unwrap();
+        assert!(plan.actions.is_empty(), "{:?}", plan.actions);
+        assert!(plan.blocked.unwrap().contains("organization 1"));
+        let no_access = MemberObserved {
+            access: Access::None,
+            ..elsewhere
+        };
+        let plan = plan_member(&desired("admin", &[]), &no_access, ROLES, true).unwrap();
+        assert!(plan.actions.is_empty() && plan.blocked.is_some());
+        // Their own organization asks for them again: that may re-enable them.
+        let own = MemberObserved {
+            person: disabled("2"),
+            access: Access::Primary { queues: vec![] },
+        };
+        let plan = plan_member(&desired("admin", &[]), &own, ROLES, true).unwrap();
+        assert_eq!(plan.actions, vec![MemberAction::Reactivate]);
+        assert!(plan.blocked.is_none());
     }
 
     #[test]
