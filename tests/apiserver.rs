@@ -277,6 +277,80 @@ async fn finalizers_hold_deletion_until_removed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_namespace_terminates_and_goes_once_its_finalizers_are_done() {
+    let (c, ns, orgs) = setup("term").await;
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(c.client.clone());
+    let secrets: Api<Secret> = Api::namespaced(c.client.clone(), &ns);
+    let secret: Secret =
+        serde_json::from_value(json!({"metadata": {"name": "plain"}, "stringData": {"k": "v"}}))
+            .unwrap();
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let mut o = org("held");
+    o.metadata.finalizers = Some(vec!["orgops.io/cleanup".into()]);
+    orgs.create(&PostParams::default(), &o).await.unwrap();
+
+    namespaces
+        .delete(&ns, &DeleteParams::default())
+        .await
+        .unwrap();
+    // Terminating while something holds a finalizer; the rest is deleted.
+    let terminating = eventually(async || {
+        let n = namespaces.get(&ns).await?;
+        let phase = n.status.as_ref().and_then(|s| s.phase.clone());
+        let secret_gone = secrets.get_opt("plain").await?.is_none();
+        if phase.as_deref() == Some("Terminating") && secret_gone {
+            Ok(n)
+        } else {
+            Err(kube::Error::Api(Box::new(kube::core::Status::failure(
+                "not yet", "NotYet",
+            ))))
+        }
+    })
+    .await;
+    assert!(terminating.metadata.deletion_timestamp.is_some());
+    let held = eventually(async || {
+        let o = orgs.get("held").await?;
+        if o.metadata.deletion_timestamp.is_some() {
+            Ok(o)
+        } else {
+            Err(kube::Error::Api(Box::new(kube::core::Status::failure(
+                "not yet", "NotYet",
+            ))))
+        }
+    })
+    .await;
+    // Nothing new may be created in it.
+    let refused = api_error(
+        secrets
+            .create(&PostParams::default(), &secret)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(refused.code, 403, "{refused:?}");
+    assert!(refused.message.contains("being terminated"), "{refused:?}");
+    // The finalizer goes, then the namespace does.
+    let remove = json!({"metadata": {"finalizers": null}});
+    orgs.patch(
+        &held.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&remove),
+    )
+    .await
+    .unwrap();
+    eventually(async || match namespaces.get_opt(&ns).await? {
+        None => Ok(()),
+        Some(_) => Err(kube::Error::Api(Box::new(kube::core::Status::failure(
+            "still there",
+            "NotYet",
+        )))),
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watches_resume_bookmark_and_expire() {
     let (c, _ns, orgs) = setup("watch").await;
     let first = orgs

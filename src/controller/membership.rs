@@ -402,6 +402,15 @@ async fn cleanup(
     };
     let client = match client_for(ctx, org).await? {
         Ok(c) => c,
+        Err(e) if super::deletion::namespace_terminating(ctx, m).await => {
+            // Nobody will fix the connection of a namespace being deleted.
+            let note = format!(
+                "the namespace is being deleted and the connection cannot be used ({e}): {email}'s access at the vendor was not removed"
+            );
+            publish(ctx, m, EventType::Warning, "AccessNotRemoved", &note).await;
+            remove_finalizer(api, m).await?;
+            return Ok(Action::await_change());
+        }
         Err(e) => {
             let message = format!(
                 "cannot remove {email}'s access at the vendor: {e}; fix the connection or set deletionPolicy: Orphan"

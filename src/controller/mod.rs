@@ -1,6 +1,7 @@
 //! `orgops run`: the operator. kube-rs controllers wired to the engine.
 //!
-//! - [`organization`]: the Organization reconciler and its error policy.
+//! - [`organization`]: the Organization reconciler and its error policy; [`deletion`]: what
+//!   happens when one is deleted.
 //! - [`connection`]: the VendorConnection / ClusterVendorConnection reconciler (policy, Secret,
 //!   credentials check, account in status).
 //! - [`connections`]: the registry of vendor clients, one per connection.
@@ -15,6 +16,7 @@
 pub mod connection;
 pub mod connections;
 pub mod context;
+pub mod deletion;
 pub mod error;
 pub mod http;
 pub mod leader;

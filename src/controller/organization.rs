@@ -17,10 +17,9 @@ use super::error::Error;
 use super::metrics::{FailureLabels, KindLabels};
 use super::sink::{ResourceSink, pending_create};
 use crate::api::conditions::{ConditionSpec, merge, same_ignoring_time, types};
-use crate::api::{DeletionPolicy, OrgPhase, Organization, OrganizationStatus};
+use crate::api::{OrgPhase, Organization, OrganizationStatus};
 use crate::engine::status::organization_status;
 use crate::engine::{DesiredOrg, OrgState, Requeue, reconcile_org};
-use crate::vendors::VendorError;
 use crate::vendors::http::in_flow;
 
 /// The finalizer orgops puts on every Organization before touching the vendor.
@@ -38,7 +37,7 @@ pub async fn reconcile(org: Arc<Organization>, ctx: Arc<Context>) -> Result<Acti
     let api: Api<Organization> = Api::namespaced(ctx.client.clone(), &ns);
 
     if org.meta().deletion_timestamp.is_some() {
-        return cleanup(&org, &api, &ctx).await;
+        return super::deletion::cleanup(&org, &api, &ctx).await;
     }
     if !org.finalizers().iter().any(|f| f == FINALIZER) {
         // The finalizer exists before anything is created at the vendor.
@@ -241,7 +240,10 @@ async fn add_finalizer(api: &Api<Organization>, org: &Organization) -> Result<()
     Ok(())
 }
 
-async fn remove_finalizer(api: &Api<Organization>, org: &Organization) -> Result<(), Error> {
+pub(super) async fn remove_finalizer(
+    api: &Api<Organization>,
+    org: &Organization,
+) -> Result<(), Error> {
     let Some(i) = org.finalizers().iter().position(|f| f == FINALIZER) else {
         return Ok(());
     };
@@ -267,7 +269,7 @@ async fn remove_finalizer(api: &Api<Organization>, org: &Organization) -> Result
 
 /// Writes `status` unless it says what the resource already says (timestamps aside) and
 /// nothing else was written since the resource was read (`force`).
-async fn write_status(
+pub(super) async fn write_status(
     api: &Api<Organization>,
     org: &Organization,
     status: OrganizationStatus,
@@ -350,11 +352,11 @@ async fn park(
     Ok(())
 }
 
-async fn warn_event(ctx: &Context, org: &Organization, reason: &str, note: &str) {
+pub(super) async fn warn_event(ctx: &Context, org: &Organization, reason: &str, note: &str) {
     publish(ctx, org, EventType::Warning, reason, note, "Reconcile").await;
 }
 
-async fn publish(
+pub(super) async fn publish(
     ctx: &Context,
     org: &Organization,
     type_: EventType,
@@ -434,120 +436,5 @@ async fn publish_events(ctx: &Context, org: &Organization, report: &crate::engin
     }
     if !report.ready {
         warn_event(ctx, org, report.ready_reason(), report.ready_message()).await;
-    }
-}
-
-async fn cleanup(
-    org: &Organization,
-    api: &Api<Organization>,
-    ctx: &Context,
-) -> Result<Action, Error> {
-    if !org.finalizers().iter().any(|f| f == FINALIZER) {
-        return Ok(Action::await_change());
-    }
-    let external_id = org.status.as_ref().and_then(|s| s.external_id.clone());
-    let mark_deleting = |conds: Vec<ConditionSpec>| {
-        let previous = org.status.clone().unwrap_or_default();
-        OrganizationStatus {
-            phase: Some(OrgPhase::Deleting),
-            conditions: merge(
-                &previous.conditions,
-                &conds,
-                org.metadata.generation,
-                jiff::Timestamp::now(),
-            ),
-            ..previous
-        }
-    };
-    match (org.spec.deletion_policy, external_id) {
-        (DeletionPolicy::Orphan, id) => {
-            let note = match id {
-                Some(id) => format!("deletionPolicy Orphan: organization {id} stays at the vendor"),
-                None => "nothing was created at the vendor".to_string(),
-            };
-            publish(ctx, org, EventType::Normal, "Orphaned", &note, "Delete").await;
-            remove_finalizer(api, org).await?;
-            Ok(Action::await_change())
-        }
-        (DeletionPolicy::Delete, None) if pending_create(org).is_none() => {
-            remove_finalizer(api, org).await?;
-            Ok(Action::await_change())
-        }
-        (DeletionPolicy::Delete, id) => {
-            let client = match ctx.connections.for_organization(&ctx.client, org).await {
-                Ok(c) => c.client,
-                Err(e) if e.is_permanent() => {
-                    let message = format!(
-                        "cannot delete the organization at the vendor: {e}; fix the connection or set deletionPolicy: Orphan"
-                    );
-                    write_status(
-                        api,
-                        org,
-                        mark_deleting(vec![ConditionSpec::new(
-                            types::READY,
-                            false,
-                            e.reason(),
-                            message.clone(),
-                        )]),
-                        false,
-                    )
-                    .await?;
-                    warn_event(ctx, org, e.reason(), &message).await;
-                    return Ok(Action::requeue(PARKED));
-                }
-                Err(e) => {
-                    return Err(Error::Transient {
-                        reason: e.reason().into(),
-                        message: e.to_string(),
-                    });
-                }
-            };
-            let Some(id) = id else {
-                // A create is pending: resolve it before deciding (the next reconcile will).
-                return Err(Error::Transient {
-                    reason: "CreatePending".into(),
-                    message: "a create is pending; waiting to learn its outcome".into(),
-                });
-            };
-            match client.delete_org(&id).await {
-                Ok(()) => {
-                    publish(
-                        ctx,
-                        org,
-                        EventType::Normal,
-                        "Deleted",
-                        &format!("deleted organization {id} at the vendor"),
-                        "Delete",
-                    )
-                    .await;
-                    remove_finalizer(api, org).await?;
-                    Ok(Action::await_change())
-                }
-                Err(e @ VendorError::Unsupported { .. }) => {
-                    let message = e.to_string();
-                    let conds = vec![
-                        ConditionSpec::new(
-                            types::UNSUPPORTED,
-                            true,
-                            "DeleteUnsupported",
-                            message.clone(),
-                        ),
-                        ConditionSpec::new(
-                            types::READY,
-                            false,
-                            "DeleteUnsupported",
-                            message.clone(),
-                        ),
-                    ];
-                    write_status(api, org, mark_deleting(conds), false).await?;
-                    warn_event(ctx, org, "DeleteUnsupported", &message).await;
-                    Ok(Action::requeue(PARKED))
-                }
-                Err(e) => Err(Error::Transient {
-                    reason: e.category().into(),
-                    message: e.to_string(),
-                }),
-            }
-        }
     }
 }

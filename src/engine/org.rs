@@ -329,38 +329,9 @@ async fn observe_or_create(
             Ok(org)
         }
         Locate::Search => {
-            // Cheap first: orgs with the (pending) name; then every org, for one renamed
-            // while its id was not recorded. Only orgs about to be created pay for the scan.
-            let name = state
-                .pending_create
-                .as_ref()
-                .map(|p| p.name.as_str())
-                .unwrap_or(&desired.display_name);
-            let named = vendor
-                .find_orgs(Some(name))
+            let found = search(vendor, desired, state.pending_create.as_ref(), options)
                 .await
                 .map_err(|e| Failure::vendor(Step::Create, &e))?;
-            let found = match choose_existing(
-                desired,
-                state.pending_create.as_ref(),
-                &named,
-                options.clock_skew,
-            ) {
-                Some(org) => Some(org.clone()),
-                None => {
-                    let all = vendor
-                        .find_orgs(None)
-                        .await
-                        .map_err(|e| Failure::vendor(Step::Create, &e))?;
-                    choose_existing(
-                        desired,
-                        state.pending_create.as_ref(),
-                        &all,
-                        options.clock_skew,
-                    )
-                    .cloned()
-                }
-            };
             if let Some(org) = found {
                 report.found();
                 record_found(sink, &org.id, state.pending_create.is_some()).await?;
@@ -386,6 +357,49 @@ async fn observe_or_create(
             create(vendor, desired, sink, options, report).await
         }
     }
+}
+
+/// Our organization among those visible: by ownership marker, or made by a pending create.
+/// Cheap first: orgs with the (pending) name; then every org, for one renamed while its id was
+/// not recorded. Only orgs about to be created (or deleted without an id) pay for the scan.
+async fn search(
+    vendor: &dyn VendorClient,
+    desired: &DesiredOrg,
+    pending: Option<&PendingCreate>,
+    options: &EngineOptions,
+) -> Result<Option<OrgInfo>, VendorError> {
+    let name = pending
+        .map(|p| p.name.as_str())
+        .unwrap_or(&desired.display_name);
+    let named = vendor.find_orgs(Some(name)).await?;
+    if let Some(org) = choose_existing(desired, pending, &named, options.clock_skew) {
+        return Ok(Some(org.clone()));
+    }
+    let all = vendor.find_orgs(None).await?;
+    Ok(choose_existing(desired, pending, &all, options.clock_skew).cloned())
+}
+
+/// The organization a resource being deleted stands for, if orgops created one: its recorded
+/// id, else (no id recorded, e.g. a create whose outcome was never learned) the one a search by
+/// ownership marker or pending create finds. `None`: orgops made nothing that could be deleted.
+/// Adopted organizations (`spec.externalId`) are never returned: orgops did not create them.
+pub async fn created_org(
+    vendor: &dyn VendorClient,
+    desired: &DesiredOrg,
+    state: &OrgState,
+    options: &EngineOptions,
+) -> Result<Option<String>, VendorError> {
+    if desired.external_id.is_some() {
+        return Ok(None);
+    }
+    if let Some(id) = &state.external_id {
+        return Ok(Some(id.clone()));
+    }
+    Ok(
+        search(vendor, desired, state.pending_create.as_ref(), options)
+            .await?
+            .map(|o| o.id),
+    )
 }
 
 async fn record_found(sink: &dyn Sink, id: &str, had_pending: bool) -> Result<(), Failure> {

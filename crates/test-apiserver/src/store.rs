@@ -318,6 +318,12 @@ impl Store {
         {
             return Err(ApiError::not_found("", "namespaces", ns));
         }
+        if rt.namespaced && self.terminating(ns) {
+            return Err(ApiError::forbidden(format!(
+                "{} is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                rt.plural
+            )));
+        }
         let meta = obj["metadata"].as_object().cloned().unwrap_or_default();
         let mut name = meta
             .get("name")
@@ -602,6 +608,9 @@ impl Store {
         if dry_run {
             return Ok(old);
         }
+        if rt.plural == "namespaces" && rt.group.is_empty() {
+            return Ok(self.terminate_namespace(rt, key, old));
+        }
         let has_finalizers = old
             .pointer("/metadata/finalizers")
             .and_then(Value::as_array)
@@ -628,7 +637,87 @@ impl Store {
         Ok(gone)
     }
 
+    /// Namespace deletion as the namespace controller does it: the namespace turns
+    /// `Terminating` (no new content), everything in it is deleted in no particular order
+    /// (objects with finalizers stay until those are removed), and the namespace goes once it
+    /// is empty.
+    fn terminate_namespace(
+        &mut self,
+        rt: &ResourceType,
+        key: (String, String, String),
+        old: Value,
+    ) -> Value {
+        let ns = key.2.clone();
+        let current = if old["metadata"].get("deletionTimestamp").is_some() {
+            old
+        } else {
+            let mut new = old;
+            new["metadata"]["deletionTimestamp"] = json!(now());
+            new["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+            new["status"]["phase"] = json!("Terminating");
+            self.rv += 1;
+            new["metadata"]["resourceVersion"] = json!(self.rv.to_string());
+            self.objects.insert(key, new.clone());
+            self.record(rt, "", "MODIFIED", new.clone());
+            new
+        };
+        let mut doomed: Vec<(String, String, String)> = self
+            .objects
+            .keys()
+            .filter(|(_, n, _)| *n == ns)
+            .cloned()
+            .collect();
+        fastrand::shuffle(&mut doomed);
+        for k in doomed {
+            let Some(rt) = self
+                .registry
+                .iter()
+                .find(|r| r.storage_key() == k.0)
+                .cloned()
+            else {
+                continue;
+            };
+            let _ = self.delete(&rt, &k.1, &k.2, None, false);
+        }
+        self.finish_namespace(&ns);
+        self.objects
+            .get(&("/namespaces".to_string(), String::new(), ns))
+            .cloned()
+            .unwrap_or(current)
+    }
+
+    /// Removes a terminating namespace once nothing is left in it.
+    fn finish_namespace(&mut self, ns: &str) {
+        let key = ("/namespaces".to_string(), String::new(), ns.to_string());
+        let terminating = self
+            .objects
+            .get(&key)
+            .is_some_and(|n| n["metadata"].get("deletionTimestamp").is_some());
+        if !terminating || self.objects.keys().any(|(_, n, _)| n == ns) {
+            return;
+        }
+        let Some(rt) = self.find("", "v1", "namespaces").cloned() else {
+            return;
+        };
+        if let Some(mut gone) = self.objects.remove(&key) {
+            self.rv += 1;
+            gone["metadata"]["resourceVersion"] = json!(self.rv.to_string());
+            gone["spec"]["finalizers"] = json!([]);
+            self.record(&rt, "", "DELETED", gone);
+        }
+    }
+
+    /// True when `ns` is being deleted: it accepts no new objects.
+    pub fn terminating(&self, ns: &str) -> bool {
+        self.objects
+            .get(&("/namespaces".to_string(), String::new(), ns.to_string()))
+            .is_some_and(|n| n["metadata"].get("deletionTimestamp").is_some())
+    }
+
     fn after_delete(&mut self, rt: &ResourceType, obj: &Value) {
+        if rt.namespaced {
+            self.finish_namespace(&stored_ns(obj));
+        }
         if rt.plural == "customresourcedefinitions" {
             let Ok(types) = registry::from_crd(obj) else {
                 return;
@@ -653,26 +742,6 @@ impl Store {
             }
             self.registry
                 .retain(|r| r.storage_key() != key || !r.custom);
-        }
-        if rt.plural == "namespaces" && rt.group.is_empty() {
-            let ns = name_of(obj);
-            let doomed: Vec<(String, String, String)> = self
-                .objects
-                .keys()
-                .filter(|(_, n, _)| *n == ns)
-                .cloned()
-                .collect();
-            for k in doomed {
-                let Some(rt) = self
-                    .registry
-                    .iter()
-                    .find(|r| r.storage_key() == k.0)
-                    .cloned()
-                else {
-                    continue;
-                };
-                let _ = self.delete(&rt, &k.1, &k.2, None, false);
-            }
         }
     }
 
