@@ -8,7 +8,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Instant;
 
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
@@ -19,19 +19,30 @@ use serde_json::json;
 use super::connections::{ConnectionError, ConnectionObject};
 use super::context::{Context, Seen};
 use super::error::Error;
+use super::finalizers;
 use crate::api::conditions::{ConditionSpec, merge, same_ignoring_time, types};
 use crate::api::{
-    ClusterVendorConnection, ConnectionAccount, VendorConnection, VendorConnectionStatus,
+    ClusterVendorConnection, ConnectionAccount, ConnectionKind, Organization, VendorConnection,
+    VendorConnectionStatus,
 };
 use crate::vendors::VendorError;
 use crate::vendors::connection::ConnectionProblem;
 
 const KIND: &str = "connection";
 
+/// Finalizer that keeps a VendorConnection while Organizations of its namespace use it, so
+/// that deleting them — or the whole namespace, in any order — can still reach the vendor.
+pub const IN_USE: &str = "orgops.io/connection-in-use";
+/// Re-check period of a deletion waiting for its Organizations.
+const IN_USE_RECHECK: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// What the controller needs of either connection kind.
 pub trait ConnectionResource:
     Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + Debug + Send + Sync + 'static
 {
+    /// Whether deletion waits for the Organizations using it (a namespace's own connection;
+    /// a cluster connection is not deleted with a namespace).
+    const IN_USE_PROTECTION: bool;
     /// Its configuration and identity.
     fn object(&self) -> ConnectionObject;
     /// Its status.
@@ -41,6 +52,7 @@ pub trait ConnectionResource:
 }
 
 impl ConnectionResource for VendorConnection {
+    const IN_USE_PROTECTION: bool = true;
     fn object(&self) -> ConnectionObject {
         self.into()
     }
@@ -53,6 +65,7 @@ impl ConnectionResource for VendorConnection {
 }
 
 impl ConnectionResource for ClusterVendorConnection {
+    const IN_USE_PROTECTION: bool = false;
     fn object(&self) -> ConnectionObject {
         self.into()
     }
@@ -80,6 +93,32 @@ pub async fn reconcile<K: ConnectionResource>(
     let _timer = ctx.metrics.timer(KIND);
     let object = conn.object();
     let uid = format!("c/{}", object.uid);
+    if K::IN_USE_PROTECTION {
+        let api = conn.api_of(ctx.client.clone());
+        let held = conn.finalizers().iter().any(|f| f == IN_USE);
+        if conn.meta().deletion_timestamp.is_none() && !held {
+            finalizers::add(&api, conn.as_ref(), IN_USE).await?;
+            return Ok(Action::await_change());
+        }
+        if conn.meta().deletion_timestamp.is_some() && held {
+            let users = users(&ctx, conn.as_ref()).await?;
+            if !users.is_empty() {
+                let message = format!(
+                    "deletion waits until no Organization uses this connection: {}",
+                    users.join(", ")
+                );
+                let check = Check {
+                    conditions: vec![ConditionSpec::new(types::READY, false, "InUse", message)],
+                    endpoint: conn.status().and_then(|s| s.endpoint.clone()),
+                    account: conn.status().and_then(|s| s.account.clone()),
+                    checked: false,
+                };
+                write_status(&ctx, conn.as_ref(), &object, check).await?;
+                return Ok(Action::requeue(IN_USE_RECHECK));
+            }
+            finalizers::remove(&api, conn.as_ref(), IN_USE).await?;
+        }
+    }
     if conn.meta().deletion_timestamp.is_some() {
         ctx.connections.forget(&object.config.id);
         ctx.remember(&uid, None);
@@ -178,6 +217,33 @@ fn checked(object: &ConnectionObject, outcome: Result<String, &VendorError>) -> 
             ConditionSpec::new(types::READY, false, e.category(), e.to_string()),
         ],
     }
+}
+
+/// The Organizations of the connection's namespace that still use it (`namespace/name`).
+async fn users<K: ConnectionResource>(ctx: &Context, conn: &K) -> Result<Vec<String>, Error> {
+    let ns = conn.meta().namespace.clone().unwrap_or_default();
+    let name = conn.name_any();
+    let orgs = Api::<Organization>::namespaced(ctx.client.clone(), &ns)
+        .list(&ListParams::default())
+        .await?;
+    Ok(orgs
+        .items
+        .iter()
+        .filter(|o| {
+            o.spec
+                .connection_ref
+                .as_ref()
+                .is_some_and(|r| r.kind == ConnectionKind::VendorConnection && r.name == name)
+        })
+        // One being deleted without orgops' finalizer is about to vanish: it needs nothing.
+        .filter(|o| {
+            o.meta().deletion_timestamp.is_none()
+                || o.finalizers()
+                    .iter()
+                    .any(|f| f == super::organization::FINALIZER)
+        })
+        .map(|o| format!("{ns}/{}", o.name_any()))
+        .collect())
 }
 
 fn allowed_message(object: &ConnectionObject) -> String {

@@ -18,6 +18,7 @@ pub mod connections;
 pub mod context;
 pub mod deletion;
 pub mod error;
+pub mod finalizers;
 pub mod http;
 pub mod leader;
 pub mod membership;

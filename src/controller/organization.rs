@@ -219,52 +219,14 @@ fn jitter(d: Duration) -> Duration {
 }
 
 async fn add_finalizer(api: &Api<Organization>, org: &Organization) -> Result<(), Error> {
-    let patch = match &org.metadata.finalizers {
-        Some(f) if !f.is_empty() => json!([
-            {"op": "test", "path": "/metadata/resourceVersion", "value": org.resource_version()},
-            {"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER},
-        ]),
-        _ => json!([
-            {"op": "test", "path": "/metadata/resourceVersion", "value": org.resource_version()},
-            {"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]},
-        ]),
-    };
-    let patch: json_patch::Patch =
-        serde_json::from_value(patch).map_err(|e| Error::Setup(e.to_string()))?;
-    api.patch(
-        &org.name_any(),
-        &PatchParams::default(),
-        &Patch::<()>::Json(patch),
-    )
-    .await?;
-    Ok(())
+    super::finalizers::add(api, org, FINALIZER).await
 }
 
 pub(super) async fn remove_finalizer(
     api: &Api<Organization>,
     org: &Organization,
 ) -> Result<(), Error> {
-    let Some(i) = org.finalizers().iter().position(|f| f == FINALIZER) else {
-        return Ok(());
-    };
-    let patch = json!([
-        {"op": "test", "path": format!("/metadata/finalizers/{i}"), "value": FINALIZER},
-        {"op": "remove", "path": format!("/metadata/finalizers/{i}")},
-    ]);
-    let patch: json_patch::Patch =
-        serde_json::from_value(patch).map_err(|e| Error::Setup(e.to_string()))?;
-    match api
-        .patch(
-            &org.name_any(),
-            &PatchParams::default(),
-            &Patch::<()>::Json(patch),
-        )
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
-        Err(e) => Err(e.into()),
-    }
+    super::finalizers::remove(api, org, FINALIZER).await
 }
 
 /// Writes `status` unless it says what the resource already says (timestamps aside) and

@@ -38,7 +38,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["orgops.io"]
   resources: ["vendorconnections"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["orgops.io"]
   resources: ["organizations/status", "orgmemberships/status", "vendorconnections/status"]
   verbs: ["patch"]
