@@ -55,18 +55,31 @@ pub async fn start(
         .spawn()
         .expect("orgops run starts");
     let metrics = format!("http://127.0.0.1:{port}/metrics");
+    let mut op = Operator { child, metrics };
     let ready = format!("http://127.0.0.1:{port}/readyz");
+    wait_ready(&mut op.child, &reqwest::Client::new(), &ready).await;
+    op
+}
+
+/// Waits (up to 20 s) until `url` answers 2xx through `client`; fails at once, with its exit
+/// status, when `child` exits first.
+pub async fn wait_ready(child: &mut tokio::process::Child, client: &reqwest::Client, url: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        if let Ok(r) = reqwest::get(&ready).await
+        if let Ok(r) = client.get(url).send().await
             && r.status().is_success()
         {
-            break;
+            return;
         }
-        assert!(Instant::now() < deadline, "orgops run did not become ready");
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("orgops run exited ({status}) before {url} answered");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "orgops run did not become ready at {url}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Operator { child, metrics }
 }
 
 impl Operator {
