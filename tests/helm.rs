@@ -43,11 +43,17 @@ fn run(cmd: &mut Command) -> std::process::Output {
 }
 
 fn render(values: Option<&str>) -> String {
+    match values {
+        Some(v) => render_with(&["-f", v]),
+        None => render_with(&[]),
+    }
+}
+
+/// `helm template orgops <chart> --namespace orgops-system <args>`.
+fn render_with(args: &[&str]) -> String {
     let mut cmd = Command::new(helm());
     cmd.args(["template", "orgops", CHART, "--namespace", "orgops-system"]);
-    if let Some(v) = values {
-        cmd.args(["-f", v]);
-    }
+    cmd.args(args);
     let out = run(&mut cmd);
     assert!(
         out.status.success(),
@@ -243,6 +249,109 @@ fn the_network_policy_lets_out_only_dns_the_api_server_and_the_vendors() {
             .iter()
             .all(|r| r["to"].as_array().is_some_and(|t| !t.is_empty()))
     );
+}
+
+#[test]
+fn secure_metrics_render_https_probes_a_certificate_and_the_review_rbac() {
+    let plain = docs(&render(None));
+    let probe =
+        &find(&plain, "Deployment")["spec"]["template"]["spec"]["containers"][0]["readinessProbe"];
+    assert_eq!(probe["httpGet"]["scheme"], "HTTP");
+    assert!(!plain.iter().any(|o| o["kind"] == "Secret"));
+    assert!(
+        !plain
+            .iter()
+            .any(|o| o["metadata"]["name"] == "orgops-metrics-reader")
+    );
+    let reviews = |objects: &[Value]| -> Vec<String> {
+        grants(objects, "orgops-system", "orgops")
+            .iter()
+            .filter(|g| {
+                g.at.is_none()
+                    && strings(&g.rule["resources"])
+                        .iter()
+                        .any(|r| r.ends_with("reviews"))
+            })
+            .map(|g| g.rule.to_string())
+            .collect()
+    };
+    assert!(reviews(&plain).is_empty());
+
+    for (set, secret) in [
+        ("metrics.secure.enabled=true", "orgops-metrics-tls"),
+        (
+            "metrics.secure.enabled=true,metrics.secure.certSecret=x",
+            "x",
+        ),
+    ] {
+        let objects = docs(&render_with(&["--set", set]));
+        let spec = &find(&objects, "Deployment")["spec"]["template"]["spec"];
+        let container = &spec["containers"][0];
+        for probe in ["livenessProbe", "readinessProbe"] {
+            assert_eq!(
+                container[probe]["httpGet"]["scheme"], "HTTPS",
+                "{set}: {probe}"
+            );
+        }
+        assert_eq!(
+            container["volumeMounts"],
+            json!([{"name": "metrics-tls", "mountPath": "/etc/orgops/metrics-tls", "readOnly": true}]),
+            "{set}"
+        );
+        assert_eq!(
+            spec["volumes"],
+            json!([{"name": "metrics-tls", "secret": {"secretName": secret}}]),
+            "{set}"
+        );
+        let args = strings(&container["args"]);
+        for arg in [
+            "--metrics-auth=true",
+            "--metrics-tls-cert-file=/etc/orgops/metrics-tls/tls.crt",
+            "--metrics-tls-key-file=/etc/orgops/metrics-tls/tls.key",
+        ] {
+            assert!(args.contains(&arg), "{set}: {arg} not in {args:?}");
+        }
+        // The chart's own certificate only when none is given.
+        let secrets: Vec<&Value> = objects.iter().filter(|o| o["kind"] == "Secret").collect();
+        if secret == "x" {
+            assert!(secrets.is_empty(), "{set}: {secrets:?}");
+        } else {
+            assert_eq!(secrets.len(), 1, "{set}");
+            let s = secrets[0];
+            assert_eq!(s["metadata"]["name"], secret);
+            assert_eq!(s["metadata"]["namespace"], "orgops-system");
+            assert_eq!(s["type"], "kubernetes.io/tls");
+            for (key, pem) in [
+                ("tls.crt", "-----BEGIN CERTIFICATE-----"),
+                ("tls.key", "PRIVATE KEY-----"),
+            ] {
+                let text = base64::engine::general_purpose::STANDARD
+                    .decode(s["data"][key].as_str().unwrap())
+                    .unwrap();
+                assert!(String::from_utf8(text).unwrap().contains(pem), "{key}");
+            }
+        }
+        // The operator may ask who scrapes and whether they may; scrapers get a role to bind.
+        let reviews = reviews(&objects);
+        assert_eq!(
+            reviews,
+            [
+                json!({"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]}).to_string(),
+                json!({"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]}).to_string(),
+            ],
+            "{set}"
+        );
+        let reader = objects
+            .iter()
+            .find(|o| {
+                o["kind"] == "ClusterRole" && o["metadata"]["name"] == "orgops-metrics-reader"
+            })
+            .expect("the metrics-reader ClusterRole");
+        assert_eq!(
+            reader["rules"],
+            json!([{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}])
+        );
+    }
 }
 
 // The operator with the chart's RBAC objects themselves, as `helm install` creates them.
