@@ -38,9 +38,47 @@ pub async fn start(
     lease_seconds: u64,
     extra: &[&str],
 ) -> Operator {
+    let client = reqwest::Client::new();
     let port = free_port();
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_orgops"))
-        .args(["run", "--namespace", &namespaces.join(",")])
+    let cmd = command(
+        c,
+        namespaces,
+        lease_ns,
+        identity,
+        lease_seconds,
+        port,
+        extra,
+    );
+    start_with(cmd, "http", port, &client).await
+}
+
+/// Like [`start`], serving over HTTPS: `extra` names the certificate files
+/// (`--metrics-tls-cert-file`, `--metrics-tls-key-file`) and `client` trusts the certificate;
+/// [`Operator::metrics`] is then the `https://` URL.
+pub async fn start_https(
+    c: &Cluster,
+    namespaces: &[&str],
+    lease_ns: &str,
+    identity: &str,
+    extra: &[&str],
+    client: &reqwest::Client,
+) -> Operator {
+    let port = free_port();
+    let cmd = command(c, namespaces, lease_ns, identity, 15, port, extra);
+    start_with(cmd, "https", port, client).await
+}
+
+fn command(
+    c: &Cluster,
+    namespaces: &[&str],
+    lease_ns: &str,
+    identity: &str,
+    lease_seconds: u64,
+    port: u16,
+    extra: &[&str],
+) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_orgops"));
+    cmd.args(["run", "--namespace", &namespaces.join(",")])
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .args(["--vendor-rate-limit", "200"])
         .args(["--lease-namespace", lease_ns])
@@ -51,22 +89,43 @@ pub async fn start(
         .env("RUST_LOG", "warn,orgops=info")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("orgops run starts");
-    let metrics = format!("http://127.0.0.1:{port}/metrics");
-    let ready = format!("http://127.0.0.1:{port}/readyz");
+        .kill_on_drop(true);
+    cmd
+}
+
+async fn start_with(
+    mut cmd: tokio::process::Command,
+    scheme: &str,
+    port: u16,
+    client: &reqwest::Client,
+) -> Operator {
+    let child = cmd.spawn().expect("orgops run starts");
+    let metrics = format!("{scheme}://127.0.0.1:{port}/metrics");
+    let mut op = Operator { child, metrics };
+    let ready = format!("{scheme}://127.0.0.1:{port}/readyz");
+    wait_ready(&mut op.child, client, &ready).await;
+    op
+}
+
+/// Waits (up to 20 s) until `url` answers 2xx through `client`; fails at once, with its exit
+/// status, when `child` exits first.
+pub async fn wait_ready(child: &mut tokio::process::Child, client: &reqwest::Client, url: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        if let Ok(r) = reqwest::get(&ready).await
+        if let Ok(r) = client.get(url).send().await
             && r.status().is_success()
         {
-            break;
+            return;
         }
-        assert!(Instant::now() < deadline, "orgops run did not become ready");
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("orgops run exited ({status}) before {url} answered");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "orgops run did not become ready at {url}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Operator { child, metrics }
 }
 
 impl Operator {

@@ -28,6 +28,23 @@ pub struct Shared {
     pub requests: Mutex<HashMap<String, u64>>,
     /// The tokens the server knows (taken before `store` when both are needed).
     pub auth: Mutex<Tokens>,
+    /// Every request, in order, with who sent it and how it was answered.
+    pub log: Mutex<Vec<LoggedRequest>>,
+}
+
+/// One request as the server saw and answered it (`TestApiServer::request_log`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoggedRequest {
+    /// The user its credentials name (before impersonation); `""` for an unknown token.
+    pub user: String,
+    /// Its RBAC attributes: verb, group, resource, subresource, namespace, name (a list or
+    /// watch by `metadata.name` field selector has the name), or the non-resource path.
+    pub attributes: Attributes,
+    /// The `as=` of the media type the response was negotiated to (`Table`,
+    /// `PartialObjectMetadata`, `PartialObjectMetadataList`); `""` for the object itself.
+    pub as_kind: &'static str,
+    /// The response's status code (a watch's is that of its start).
+    pub status: u16,
 }
 
 type S = Arc<Shared>;
@@ -46,9 +63,9 @@ fn tokens(s: &S) -> std::sync::MutexGuard<'_, Tokens> {
     }
 }
 
-/// Authenticates a request, applies impersonation and authorizes it: the user it acts as, or
-/// 401/403 as a Status.
-fn admit(s: &S, headers: &HeaderMap, attrs: &Attributes) -> Result<UserInfo, ApiError> {
+/// Authenticates a request, applies impersonation and authorizes it: the name its
+/// credentials authenticate (`""` if none), and the user it acts as or 401/403 as a Status.
+fn admit(s: &S, headers: &HeaderMap, attrs: &Attributes) -> (String, Result<UserInfo, ApiError>) {
     let tokens = tokens(s);
     let store = lock(s);
     let decide = |user: &UserInfo, a: &Attributes| -> Result<(), ApiError> {
@@ -59,9 +76,16 @@ fn admit(s: &S, headers: &HeaderMap, attrs: &Attributes) -> Result<UserInfo, Api
             Err(rbac::forbidden(user, a, &d.reason))
         }
     };
-    let user = auth::impersonate(tokens.user_of(headers, &store)?, headers, decide)?;
-    decide(&user, attrs)?;
-    Ok(user)
+    let authenticated = match tokens.user_of(headers, &store) {
+        Ok(user) => user,
+        Err(e) => return (String::new(), Err(e)),
+    };
+    let name = authenticated.username.clone();
+    let admitted = auth::impersonate(authenticated, headers, decide).and_then(|user| {
+        decide(&user, attrs)?;
+        Ok(user)
+    });
+    (name, admitted)
 }
 
 fn json_response(code: StatusCode, v: &Value) -> Response {
@@ -87,14 +111,24 @@ pub async fn handle(
         })
         .unwrap_or_default();
     let attrs = Attributes::from_request(&method, uri.path(), &segs, &query);
-    let user = match admit(&s, &headers, &attrs) {
-        Ok(user) => user,
-        Err(e) => return e.into_response(),
-    };
-    match route(&s, &user, &method, &segs, &query, &headers, body).await {
-        Ok(r) => r,
+    let as_kind = Output::negotiate(&headers).as_kind();
+    let (who, admitted) = admit(&s, &headers, &attrs);
+    let response = match admitted {
+        Ok(user) => match route(&s, &user, &method, &segs, &query, &headers, body).await {
+            Ok(r) => r,
+            Err(e) => e.into_response(),
+        },
         Err(e) => e.into_response(),
+    };
+    if let Ok(mut log) = s.log.lock() {
+        log.push(LoggedRequest {
+            user: who,
+            attributes: attrs,
+            as_kind,
+            status: response.status().as_u16(),
+        });
     }
+    response
 }
 
 async fn route(

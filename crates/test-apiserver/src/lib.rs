@@ -29,6 +29,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
+pub use api::LoggedRequest;
+pub use attributes::Attributes;
 pub use registry::ResourceType;
 pub use status::{ApiError, Cause};
 
@@ -59,6 +61,7 @@ impl TestApiServer {
             store: Mutex::new(store::Store::new()),
             requests: Mutex::new(HashMap::new()),
             auth: Mutex::new(auth::Tokens::default()),
+            log: Mutex::new(Vec::new()),
         });
         let app = axum::Router::new()
             .fallback(api::handle)
@@ -106,6 +109,17 @@ impl TestApiServer {
             .unwrap_or_default()
     }
 
+    /// Every request so far, in order: who sent it, its RBAC attributes, the `as=` form its
+    /// response was negotiated to, and the status code, including requests refused with 401
+    /// or 403 (which [`requests`](Self::requests) does not count).
+    pub fn request_log(&self) -> Vec<LoggedRequest> {
+        self.shared
+            .log
+            .lock()
+            .map(|l| l.clone())
+            .unwrap_or_default()
+    }
+
     /// Forgets the event log: watches from an older resourceVersion get 410 Gone.
     pub fn compact(&self) {
         if let Ok(mut s) = self.shared.store.lock() {
@@ -142,5 +156,86 @@ impl TestApiServer {
 impl Drop for TestApiServer {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+
+    use super::*;
+
+    /// Sends one HTTP/1.1 request with `headers` and returns the status line.
+    fn send(addr: SocketAddr, path: &str, headers: &str) -> String {
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{headers}\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer.lines().next().unwrap_or_default().to_string()
+    }
+
+    #[tokio::test]
+    async fn the_request_log_names_the_user_the_form_and_the_answer() {
+        let server = TestApiServer::start().await.unwrap();
+        server.add_service_account_token("sa-token", "ops", "orgops");
+        let addr = server.addr;
+        let lines = tokio::task::spawn_blocking(move || {
+            [
+                send(
+                    addr,
+                    "/api/v1/namespaces/a/secrets",
+                    "Accept: application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1\r\n",
+                ),
+                send(
+                    addr,
+                    "/api/v1/namespaces/a/secrets?watch=true&timeoutSeconds=1",
+                    "Authorization: Bearer sa-token\r\n",
+                ),
+                send(
+                    addr,
+                    "/api/v1/namespaces/a/secrets/s",
+                    "Authorization: Bearer garbage\r\n",
+                ),
+            ]
+        })
+        .await
+        .unwrap();
+        assert!(lines[0].contains(" 200 "), "{lines:?}");
+        let log = server.request_log();
+        let seen: Vec<(&str, &str, &str, &str, &str, u16)> = log
+            .iter()
+            .map(|r| {
+                let a = &r.attributes;
+                (
+                    r.user.as_str(),
+                    a.verb.as_str(),
+                    a.namespace.as_str(),
+                    a.name.as_str(),
+                    r.as_kind,
+                    r.status,
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("admin", "list", "a", "", "PartialObjectMetadataList", 200),
+                (
+                    "system:serviceaccount:ops:orgops",
+                    "watch",
+                    "a",
+                    "",
+                    "",
+                    403
+                ),
+                ("", "get", "a", "s", "", 401),
+            ]
+        );
+        // `requests()` counts only what was admitted.
+        assert_eq!(server.requests().values().sum::<u64>(), 1);
     }
 }

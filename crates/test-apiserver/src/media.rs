@@ -75,6 +75,16 @@ impl Output {
         }
     }
 
+    /// The `as=` of this form (`""` for the object itself).
+    pub fn as_kind(self) -> &'static str {
+        match self {
+            Self::Object => "",
+            Self::Table(_) => "Table",
+            Self::Metadata(_) => "PartialObjectMetadata",
+            Self::MetadataList(_) => "PartialObjectMetadataList",
+        }
+    }
+
     /// Renders one object (a GET, a write's answer, a watch event's object). `Status` objects
     /// pass unchanged.
     pub fn one(self, rt: &ResourceType, object: Value) -> Result<Value, ApiError> {

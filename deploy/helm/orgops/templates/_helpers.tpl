@@ -33,9 +33,13 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 
 {{/* What the operator does in every namespace it watches. */}}
 {{- define "orgops.watchRules" -}}
+# get: an OrgMembership reads its Organization; nothing reads one OrgMembership.
 - apiGroups: ["orgops.io"]
-  resources: ["organizations", "orgmemberships"]
+  resources: ["organizations"]
   verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["orgops.io"]
+  resources: ["orgmemberships"]
+  verbs: ["list", "watch", "patch"]
 - apiGroups: ["orgops.io"]
   resources: ["vendorconnections"]
   verbs: ["get", "list", "watch", "patch"]
@@ -43,6 +47,12 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   resources: ["organizations/status", "orgmemberships/status", "vendorconnections/status"]
   verbs: ["patch"]
 {{ include "orgops.secretRules" . }}
+{{ include "orgops.eventRules" . }}
+{{- end -}}
+
+
+{{/* Events: created, and patched when the same one repeats. */}}
+{{- define "orgops.eventRules" -}}
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
