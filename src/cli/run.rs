@@ -60,6 +60,11 @@ pub struct RunArgs {
         requires = "metrics_tls_cert_file"
     )]
     pub metrics_tls_key_file: Option<std::path::PathBuf>,
+    /// With --namespace: the name of the operator's RoleBinding in each watched namespace, which
+    /// it keeps (a finalizer) until a deleted namespace holds none of its finalizers, so that
+    /// deleting a namespace never strands them.
+    #[arg(long, env = "ORGOPS_RBAC_BINDING_NAME")]
+    pub rbac_binding_name: Option<String>,
     /// Check the configuration, print it, and exit without connecting to anything.
     #[arg(long)]
     pub validate_config: bool,
@@ -145,6 +150,7 @@ fn options(args: &RunArgs) -> Result<RunOptions, controller::Error> {
         connection_check_interval: args.connection_check_interval,
         own_namespace: Some(args.lease_namespace.clone()),
         metrics_auth: args.metrics_auth,
+        rbac_binding: args.rbac_binding_name.clone(),
         metrics_tls: match (&args.metrics_tls_cert_file, &args.metrics_tls_key_file) {
             (Some(cert), Some(key)) => Some(controller::tls::TlsFiles {
                 cert: cert.clone(),

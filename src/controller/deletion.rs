@@ -46,6 +46,13 @@ pub async fn cleanup(
     if !org.finalizers().iter().any(|f| f == FINALIZER) {
         return Ok(Action::await_change());
     }
+    // A terminating namespace takes no new Events: none are attempted there.
+    let terminating = namespace_terminating(ctx, org).await;
+    let note = |type_: EventType, reason: &'static str, text: String| async move {
+        if !terminating {
+            publish(ctx, org, type_, reason, &text, "Delete").await;
+        }
+    };
     let waiting = memberships_being_deleted(ctx, org).await?;
     if waiting > 0 {
         let message = format!(
@@ -64,11 +71,11 @@ pub async fn cleanup(
         return Ok(Action::requeue(MEMBERSHIPS_FIRST));
     }
     if org.spec.deletion_policy == DeletionPolicy::Orphan {
-        let note = match org.status.as_ref().and_then(|s| s.external_id.as_ref()) {
+        let text = match org.status.as_ref().and_then(|s| s.external_id.as_ref()) {
             Some(id) => format!("deletionPolicy Orphan: organization {id} stays at the vendor"),
             None => "nothing was created at the vendor".to_string(),
         };
-        publish(ctx, org, EventType::Normal, "Orphaned", &note, "Delete").await;
+        note(EventType::Normal, "Orphaned", text).await;
         remove_finalizer(api, org).await?;
         return Ok(Action::await_change());
     }
@@ -81,7 +88,12 @@ pub async fn cleanup(
         remove_finalizer(api, org).await?;
         return Ok(Action::await_change());
     }
-    let stuck = Stuck { org, api, ctx };
+    let stuck = Stuck {
+        org,
+        api,
+        ctx,
+        terminating,
+    };
     let client = match ctx.connections.for_organization(&ctx.client, org).await {
         Ok(c) => c.client,
         Err(e) if e.is_permanent() => {
@@ -105,26 +117,19 @@ pub async fn cleanup(
         }
     };
     if desired.external_id.is_some() {
-        let note = format!(
+        let text = format!(
             "organization {} was adopted, not created by orgops: deletionPolicy Delete leaves it at the vendor",
             desired.external_id.as_deref().unwrap_or_default()
         );
-        publish(ctx, org, EventType::Normal, "Orphaned", &note, "Delete").await;
+        note(EventType::Normal, "Orphaned", text).await;
         remove_finalizer(api, org).await?;
         return Ok(Action::await_change());
     }
     let id = match created_org(client.as_ref(), &desired, &state, &ctx.engine).await {
         Ok(Some(id)) => id,
         Ok(None) => {
-            publish(
-                ctx,
-                org,
-                EventType::Normal,
-                "Deleted",
-                "the pending create made no organization at the vendor: nothing to delete",
-                "Delete",
-            )
-            .await;
+            let text = "the pending create made no organization at the vendor: nothing to delete";
+            note(EventType::Normal, "Deleted", text.to_string()).await;
             remove_finalizer(api, org).await?;
             return Ok(Action::await_change());
         }
@@ -132,8 +137,12 @@ pub async fn cleanup(
     };
     match client.delete_org(&id).await {
         Ok(()) => {
-            let note = format!("deleted organization {id} at the vendor");
-            publish(ctx, org, EventType::Normal, "Deleted", &note, "Delete").await;
+            note(
+                EventType::Normal,
+                "Deleted",
+                format!("deleted organization {id} at the vendor"),
+            )
+            .await;
             remove_finalizer(api, org).await?;
             Ok(Action::await_change())
         }
@@ -151,6 +160,7 @@ struct Stuck<'a> {
     org: &'a Organization,
     api: &'a Api<Organization>,
     ctx: &'a Context,
+    terminating: bool,
 }
 
 impl Stuck<'_> {
@@ -173,7 +183,7 @@ impl Stuck<'_> {
         unsupported: bool,
     ) -> Result<Action, Error> {
         let (org, ctx) = (self.org, self.ctx);
-        if namespace_terminating(ctx, org).await {
+        if self.terminating {
             let note = format!(
                 "Organization {}/{} was deleted with its namespace and left at the vendor: {what}",
                 org.namespace().unwrap_or_default(),
@@ -206,12 +216,11 @@ impl Stuck<'_> {
     }
 }
 
-/// Says what a deletion could not do. A terminating namespace takes no new Events, so the
-/// Event also goes to the ClusterVendorConnection the Organization used (which outlives it),
-/// and to the log.
+/// Says what the deletion of an Organization in a terminating namespace could not do. That
+/// namespace takes no new Events, so the Event goes to the ClusterVendorConnection the
+/// Organization used (which outlives it), and to the log.
 async fn left_behind(ctx: &Context, org: &Organization, reason: &str, note: &str) {
     tracing::warn!(org = %org.name_any(), namespace = ?org.namespace(), reason, "{note}");
-    warn_event(ctx, org, reason, note).await;
     if let Some(r) = &org.spec.connection_ref
         && r.kind == ConnectionKind::ClusterVendorConnection
     {

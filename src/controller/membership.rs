@@ -403,11 +403,13 @@ async fn cleanup(
     let client = match client_for(ctx, org).await? {
         Ok(c) => c,
         Err(e) if super::deletion::namespace_terminating(ctx, m).await => {
-            // Nobody will fix the connection of a namespace being deleted.
-            let note = format!(
+            // Nobody will fix the connection of a namespace being deleted (which takes no new
+            // Events: the log says it).
+            tracing::warn!(
+                membership = %m.name_any(),
+                namespace = ?m.namespace(),
                 "the namespace is being deleted and the connection cannot be used ({e}): {email}'s access at the vendor was not removed"
             );
-            publish(ctx, m, EventType::Warning, "AccessNotRemoved", &note).await;
             remove_finalizer(api, m).await?;
             return Ok(Action::await_change());
         }
@@ -461,21 +463,28 @@ async fn cleanup(
                 message: format!("the vendor still grants {email} access to {org_id}"),
             });
         }
-        publish(
-            ctx,
-            m,
-            EventType::Normal,
-            "AccessRemoved",
-            &format!("removed {email}'s access to organization {org_id}"),
-        )
-        .await;
+        if !super::deletion::namespace_terminating(ctx, m).await {
+            publish(
+                ctx,
+                m,
+                EventType::Normal,
+                "AccessRemoved",
+                &format!("removed {email}'s access to organization {org_id}"),
+            )
+            .await;
+        }
     }
     remove_finalizer(api, m).await?;
     Ok(Action::await_change())
 }
 
-/// True when the vendor lets the person into the organization (an active user with access).
+/// True when the vendor holds access to remove: a membership (even of a disabled user, who
+/// could be enabled again), or an active user of this organization.
 fn grants_access(observed: &MemberObserved) -> bool {
     let active = observed.person.as_ref().is_some_and(|p| p.active);
-    active && !matches!(observed.access, Access::None)
+    match observed.access {
+        Access::None => false,
+        Access::Membership { .. } => true,
+        Access::Primary { .. } => active,
+    }
 }

@@ -11,8 +11,11 @@
 //! - [`metrics`], [`http`]: Prometheus metrics and health endpoints; [`metrics_auth`] and
 //!   [`tls`]: optional authenticated metrics over HTTPS.
 //! - [`leader`]: leader election on a Lease.
+//! - [`access_guard`]: per-namespace mode keeps the operator's RoleBinding until a deleted
+//!   namespace holds no orgops finalizer.
 //! - [`error`]: controller errors.
 
+pub mod access_guard;
 pub mod connection;
 pub mod connections;
 pub mod context;
@@ -76,6 +79,8 @@ pub struct RunOptions {
     pub metrics_auth: bool,
     /// Serve the endpoints over HTTPS with these files.
     pub metrics_tls: Option<tls::TlsFiles>,
+    /// The operator's RoleBinding in each watched namespace, guarded by [`access_guard`].
+    pub rbac_binding: Option<String>,
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
@@ -211,6 +216,15 @@ pub async fn run(client: Client, opts: RunOptions) -> Result<(), Error> {
         &ctx,
         opts.concurrency,
     ));
+    if let Some(binding) = &opts.rbac_binding
+        && !opts.namespaces.is_empty()
+    {
+        controllers.push(Box::pin(access_guard::run(
+            client.clone(),
+            opts.namespaces.clone(),
+            binding.clone(),
+        )));
+    }
     tracing::info!("orgops controllers running");
     let result = match &leases {
         Some((api, lease)) => {
