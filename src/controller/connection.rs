@@ -165,7 +165,7 @@ pub async fn reconcile<K: ConnectionResource>(
         },
         Err(ConnectionError::Kube(e)) => return Err(e.into()),
         Err(e) => {
-            ctx.connections.forget(&object.config.id);
+            ctx.connections.retire(&object.config.id);
             problem_check(&e)
         }
     };

@@ -66,8 +66,12 @@ pub struct Resolved {
 }
 
 struct Built {
+    /// Its Secret is gone or unusable: not for new work, but a deletion may still use it.
+    retired: bool,
     uid: String,
-    generation: Option<i64>,
+    /// What the client was built from: a new generation with the same configuration (e.g. the
+    /// deletion mark) keeps the client, so cleanup still works after the Secret is gone.
+    config: ConnectionConfig,
     secret_version: String,
     resolved: Resolved,
 }
@@ -138,11 +142,14 @@ impl Connections {
         }
     }
 
-    /// The connection an Organization names, as its vendor client.
+    /// The connection an Organization names, as its vendor client. `cleanup`: for a deletion,
+    /// which may use the last client built even if the Secret has gone since (as it does when a
+    /// namespace is deleted, in no particular order).
     pub async fn for_organization(
         &self,
         kube: &Client,
         org: &Organization,
+        cleanup: bool,
     ) -> Result<Resolved, ConnectionError> {
         let namespace = org.namespace().unwrap_or_default();
         let reference = org
@@ -170,16 +177,22 @@ impl Connections {
         };
         self.policy
             .admit(&object.config, org.spec.vendor, &namespace)?;
-        if let Some(r) = self.cached(&object) {
+        if let Some(r) = self.cached(&object, cleanup) {
             return Ok(r);
         }
-        self.refresh(kube, &object).await
+        match self.refresh(kube, &object).await {
+            Err(ConnectionError::Problem(_)) if cleanup => self
+                .cached(&object, true)
+                .ok_or_else(|| unreachable_secret(&object)),
+            other => other,
+        }
     }
 
-    fn cached(&self, object: &ConnectionObject) -> Option<Resolved> {
+    fn cached(&self, object: &ConnectionObject, retired_too: bool) -> Option<Resolved> {
         let built = self.built.lock().ok()?;
         let b = built.get(&object.config.id)?;
-        (b.uid == object.uid && b.generation == object.generation).then(|| b.resolved.clone())
+        (b.uid == object.uid && b.config == object.config && (retired_too || !b.retired))
+            .then(|| b.resolved.clone())
     }
 
     /// Reads the connection's Secret (GET) and returns its client: the one already built for
@@ -219,8 +232,9 @@ impl Connections {
         };
         if let Some(b) = built.get(&config.id)
             && b.uid == object.uid
-            && b.generation == object.generation
+            && b.config == object.config
             && b.secret_version == secret_version
+            && !b.retired
         {
             return Ok(b.resolved.clone());
         }
@@ -255,8 +269,9 @@ impl Connections {
         built.insert(
             config.id.clone(),
             Built {
+                retired: false,
                 uid: object.uid.clone(),
-                generation: object.generation,
+                config: object.config.clone(),
                 secret_version,
                 resolved: resolved.clone(),
             },
@@ -264,10 +279,29 @@ impl Connections {
         Ok(resolved)
     }
 
-    /// Drops the client of a connection that is gone or unusable.
+    /// Stops handing out a connection's client for new work (its Secret is gone or unusable);
+    /// a deletion may still use it.
+    pub fn retire(&self, id: &str) {
+        if let Ok(mut built) = self.built.lock()
+            && let Some(b) = built.get_mut(id)
+        {
+            b.retired = true;
+        }
+    }
+
+    /// Drops the client of a connection that is gone.
     pub fn forget(&self, id: &str) {
         if let Ok(mut built) = self.built.lock() {
             built.remove(id);
         }
     }
+}
+
+fn unreachable_secret(object: &ConnectionObject) -> ConnectionError {
+    ConnectionProblem::Secret {
+        id: object.config.id.clone(),
+        secret: object.config.secret.clone(),
+        why: "cannot be read, and no client was built from it before".into(),
+    }
+    .into()
 }

@@ -94,7 +94,11 @@ pub async fn cleanup(
         ctx,
         terminating,
     };
-    let client = match ctx.connections.for_organization(&ctx.client, org).await {
+    let client = match ctx
+        .connections
+        .for_organization(&ctx.client, org, true)
+        .await
+    {
         Ok(c) => c.client,
         Err(e) if e.is_permanent() => {
             return stuck

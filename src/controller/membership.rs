@@ -38,8 +38,13 @@ fn org_ready(org: &Organization) -> bool {
 async fn client_for(
     ctx: &Context,
     org: &Organization,
+    cleanup: bool,
 ) -> Result<Result<Arc<dyn VendorClient>, ConnectionError>, Error> {
-    match ctx.connections.for_organization(&ctx.client, org).await {
+    match ctx
+        .connections
+        .for_organization(&ctx.client, org, cleanup)
+        .await
+    {
         Ok(c) => Ok(Ok(c.client)),
         Err(e) if e.is_permanent() => Ok(Err(e)),
         Err(e) => Err(Error::Transient {
@@ -135,7 +140,7 @@ pub async fn reconcile(m: Arc<OrgMembership>, ctx: Arc<Context>) -> Result<Actio
         ctx.metrics.reconciled(KIND, "skipped");
         return Ok(Action::requeue(wait));
     }
-    let client = match client_for(&ctx, &org).await? {
+    let client = match client_for(&ctx, &org, false).await? {
         Ok(c) => c,
         Err(e) => {
             let message = format!(
@@ -400,7 +405,7 @@ async fn cleanup(
         remove_finalizer(api, m).await?;
         return Ok(Action::await_change());
     };
-    let client = match client_for(ctx, org).await? {
+    let client = match client_for(ctx, org, true).await? {
         Ok(c) => c,
         Err(e) if super::deletion::namespace_terminating(ctx, m).await => {
             // Nobody will fix the connection of a namespace being deleted (which takes no new

@@ -45,7 +45,10 @@ pub async fn reconcile(org: Arc<Organization>, ctx: Arc<Context>) -> Result<Acti
         return Ok(Action::await_change());
     }
 
-    let connection = ctx.connections.for_organization(&ctx.client, &org).await;
+    let connection = ctx
+        .connections
+        .for_organization(&ctx.client, &org, false)
+        .await;
     let dependency_version = connection.as_ref().ok().map(|c| c.version.clone());
 
     // Our own status writes come back as watch events: skip them while nothing we depend on
