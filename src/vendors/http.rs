@@ -806,10 +806,10 @@ impl Transport {
                 }
             }
             self.endpoint.admit().await;
-            // Checked again right before each attempt: waiting for a token, a backoff or a
-            // frozen process may have outlived the fence.
-            self.check_fence(req)?;
-            let outcome = self.attempt(req).await;
+            let outcome = match self.attempt(req).await {
+                Attempt::Fenced(error) => return Err(error),
+                outcome => outcome,
+            };
             let status = match &outcome {
                 Attempt::Answered { status, .. } | Attempt::Refused { status, .. } => {
                     status.as_u16()
@@ -830,7 +830,7 @@ impl Transport {
                         cause: format!("response larger than {max_bytes} bytes"),
                     });
                 }
-                Attempt::Refused { error, .. } => return Err(error),
+                Attempt::Refused { error, .. } | Attempt::Fenced(error) => return Err(error),
                 Attempt::Answered { status, body, .. } if status.as_u16() < 400 => {
                     return Ok(Response { status, body, path });
                 }
@@ -917,11 +917,17 @@ impl Transport {
         let mut url = req.url.clone();
         let mut hops = 0;
         let response = loop {
-            let builder = match self.build(req, &url) {
-                Ok(b) => b,
+            let request = match self.build(req, &url) {
+                Ok(r) => r,
                 Err(cause) => return Attempt::NotSent(cause),
             };
-            let response = match builder.send().await {
+            // Checked last, the body already encoded: waiting for a token, a backoff or a frozen
+            // process may have outlived the fence. Only a freeze between here and the socket
+            // write escapes it.
+            if let Err(error) = self.check_fence(req) {
+                return Attempt::Fenced(error);
+            }
+            let response = match self.http.execute(request).await {
                 Ok(r) => r,
                 Err(e) if e.is_connect() => return Attempt::NotSent(describe(&e)),
                 Err(e) if e.is_builder() => return Attempt::NotSent(describe(&e)),
@@ -997,8 +1003,9 @@ impl Transport {
         Ok(body.freeze())
     }
 
-    /// The request builder of `req` sent to `url` (the request's own URL or a redirect target).
-    fn build(&self, req: &Request, url: &Url) -> Result<reqwest::RequestBuilder, String> {
+    /// The request `req` sent to `url` (the request's own URL or a redirect target), its body
+    /// encoded.
+    fn build(&self, req: &Request, url: &Url) -> Result<reqwest::Request, String> {
         let mut builder = self.http.request(req.method.clone(), url.clone());
         if let Some(auth) = &req.authorization {
             let mut value = HeaderValue::from_str(auth.expose_secret())
@@ -1006,11 +1013,12 @@ impl Transport {
             value.set_sensitive(true);
             builder = builder.header(AUTHORIZATION, value);
         }
-        Ok(match &req.body {
+        let builder = match &req.body {
             Body::Empty => builder,
             Body::Json(v) => builder.json(v),
             Body::Form(fields) => builder.form(fields),
-        })
+        };
+        builder.build().map_err(|e| describe(&e))
     }
 
     /// Where a redirect answer to `req` leads, when it may be followed: GET and HEAD only,
@@ -1113,6 +1121,8 @@ enum Attempt {
     NotSent(String),
     /// The request may have reached the server; its response did not arrive.
     Lost(String),
+    /// The write was not sent: the fence had lapsed.
+    Fenced(HttpError),
 }
 
 enum BodyError {
