@@ -38,6 +38,19 @@ pub async fn start(
     lease_seconds: u64,
     extra: &[&str],
 ) -> Operator {
+    start_with_env(c, namespaces, lease_ns, identity, lease_seconds, extra, &[]).await
+}
+
+/// [`start`] with extra environment variables.
+pub async fn start_with_env(
+    c: &Cluster,
+    namespaces: &[&str],
+    lease_ns: &str,
+    identity: &str,
+    lease_seconds: u64,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Operator {
     let port = free_port();
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_orgops"))
         .args(["run", "--namespace", &namespaces.join(",")])
@@ -46,6 +59,7 @@ pub async fn start(
         .args(["--lease-namespace", lease_ns])
         .args(["--lease-duration-seconds", &lease_seconds.to_string()])
         .args(extra)
+        .envs(env.iter().copied())
         .env("POD_NAME", identity)
         .env("KUBECONFIG", &c.kubeconfig)
         .env("RUST_LOG", "warn,orgops=info")
