@@ -80,6 +80,15 @@ pub struct RunArgs {
     /// Seconds a Lease stays valid without renewal; a killed leader is replaced within it.
     #[arg(long, env = "ORGOPS_LEASE_DURATION", default_value_t = 15)]
     pub lease_duration_seconds: u64,
+    /// Seconds the leader keeps acting without renewing its Lease; then it stops writing to
+    /// vendors, cancels its reconciles and exits, before another replica may take the Lease.
+    /// Less than --lease-duration-seconds; default: two thirds of it (10 for 15).
+    #[arg(long, env = "ORGOPS_LEASE_RENEW_DEADLINE", value_parser = parse_seconds)]
+    pub lease_renew_deadline_seconds: Option<Duration>,
+    /// Seconds between attempts to renew (or to acquire) the Lease. Less than the renew
+    /// deadline; default: 2/15 of the lease duration (2 for 15), at most half the deadline.
+    #[arg(long, env = "ORGOPS_LEASE_RETRY_PERIOD", value_parser = parse_seconds)]
+    pub lease_retry_period_seconds: Option<Duration>,
     /// This replica's identity (in a pod: its name, stable across container restarts).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
@@ -142,6 +151,10 @@ fn options(args: &RunArgs) -> Result<RunOptions, controller::Error> {
         policy.allowed = AllowedEndpoints::from_pairs(pairs)
             .map_err(|e| controller::Error::Setup(format!("--allowed-endpoints: {e}")))?;
     }
+    let lease = match args.leader_election {
+        true => Some(lease(args)?),
+        false => None,
+    };
     Ok(RunOptions {
         namespaces: args.namespaces.clone(),
         concurrency: args.concurrency,
@@ -160,15 +173,43 @@ fn options(args: &RunArgs) -> Result<RunOptions, controller::Error> {
         },
         copy_concurrency: args.copy_concurrency,
         default_sync_interval: args.default_sync_interval,
-        lease: args
-            .leader_election
-            .then(|| controller::leader::LeaseConfig {
-                name: args.lease_name.clone(),
-                namespace: args.lease_namespace.clone(),
-                identity: args.identity.clone().unwrap_or_else(default_identity),
-                duration: Duration::from_secs(args.lease_duration_seconds.max(2)),
-                renew: Duration::from_secs((args.lease_duration_seconds / 3).max(1)),
-            }),
+        lease,
+    })
+}
+
+/// The Lease settings, with `retry period < renew deadline < lease duration`: the leader must
+/// stop before its Lease can be taken.
+fn lease(args: &RunArgs) -> Result<controller::leader::LeaseConfig, controller::Error> {
+    let duration = Duration::from_secs(args.lease_duration_seconds.max(2));
+    let renew_deadline = args
+        .lease_renew_deadline_seconds
+        .unwrap_or(duration * 2 / 3);
+    if renew_deadline >= duration {
+        return Err(controller::Error::Setup(format!(
+            "--lease-renew-deadline-seconds ({}) must be less than --lease-duration-seconds ({}): \
+             the leader must stop before another replica may take its Lease",
+            renew_deadline.as_secs_f64(),
+            duration.as_secs()
+        )));
+    }
+    let retry_period = args
+        .lease_retry_period_seconds
+        .unwrap_or_else(|| (duration * 2 / 15).min(renew_deadline / 2));
+    if retry_period >= renew_deadline {
+        return Err(controller::Error::Setup(format!(
+            "--lease-retry-period-seconds ({}) must be less than the renew deadline ({}): \
+             the leader must be able to retry a failed renewal",
+            retry_period.as_secs_f64(),
+            renew_deadline.as_secs_f64()
+        )));
+    }
+    Ok(controller::leader::LeaseConfig {
+        name: args.lease_name.clone(),
+        namespace: args.lease_namespace.clone(),
+        identity: args.identity.clone().unwrap_or_else(default_identity),
+        duration,
+        renew_deadline,
+        retry_period,
     })
 }
 
@@ -203,8 +244,103 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("{s:?} is not a duration like 10m or 1h30m"))
 }
 
+/// A positive number of seconds, e.g. `10` or `0.5`.
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    s.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .and_then(|v| Duration::try_from_secs_f64(v).ok())
+        .ok_or_else(|| format!("{s:?} is not a positive number of seconds"))
+}
+
 fn key_value(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .ok_or_else(|| format!("{s:?} is not vendor=value"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    fn lease_of(args: &[&str]) -> Result<controller::leader::LeaseConfig, String> {
+        let cli = Cli::try_parse_from(std::iter::once("orgops").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        options(&cli.run)
+            .map_err(|e| e.to_string())
+            .map(|o| o.lease.expect("leader election is on"))
+    }
+
+    #[test]
+    fn lease_timings_default_to_client_go_ratios() {
+        let l = lease_of(&["--identity", "a"]).unwrap();
+        assert_eq!(l.duration, Duration::from_secs(15));
+        assert_eq!(l.renew_deadline, Duration::from_secs(10));
+        assert_eq!(l.retry_period, Duration::from_secs(2));
+        // They scale with a short lease and stay ordered.
+        let l = lease_of(&["--lease-duration-seconds", "3"]).unwrap();
+        assert_eq!(l.renew_deadline, Duration::from_secs(2));
+        assert_eq!(l.retry_period, Duration::from_millis(400));
+        // An explicit deadline bounds the default retry period.
+        let l = lease_of(&[
+            "--lease-duration-seconds",
+            "60",
+            "--lease-renew-deadline-seconds",
+            "4",
+        ])
+        .unwrap();
+        assert_eq!(l.renew_deadline, Duration::from_secs(4));
+        assert_eq!(l.retry_period, Duration::from_secs(2));
+        let l = lease_of(&[
+            "--lease-duration-seconds",
+            "4",
+            "--lease-renew-deadline-seconds",
+            "2.5",
+            "--lease-retry-period-seconds",
+            "0.5",
+        ])
+        .unwrap();
+        assert_eq!(l.renew_deadline, Duration::from_millis(2500));
+        assert_eq!(l.retry_period, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn lease_timings_out_of_order_are_refused() {
+        let err = lease_of(&["--lease-renew-deadline-seconds", "15"]).unwrap_err();
+        assert!(
+            err.contains("must be less than --lease-duration-seconds (15)"),
+            "{err}"
+        );
+        let err = lease_of(&["--lease-renew-deadline-seconds", "20"]).unwrap_err();
+        assert!(err.contains("--lease-renew-deadline-seconds (20)"), "{err}");
+        let err = lease_of(&["--lease-retry-period-seconds", "10"]).unwrap_err();
+        assert!(
+            err.contains("must be less than the renew deadline (10)"),
+            "{err}"
+        );
+        for bad in ["0", "-1", "soon", "inf"] {
+            let err = lease_of(&[&format!("--lease-retry-period-seconds={bad}")]).unwrap_err();
+            assert!(
+                err.contains("not a positive number of seconds"),
+                "{bad}: {err}"
+            );
+        }
+        // Without leader election the Lease settings are not used, so not checked.
+        let cli = Cli::try_parse_from([
+            "orgops",
+            "--leader-election=false",
+            "--lease-renew-deadline-seconds",
+            "99",
+        ])
+        .unwrap();
+        assert!(options(&cli.run).unwrap().lease.is_none());
+    }
 }

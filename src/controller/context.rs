@@ -13,7 +13,7 @@ use super::connections::Connections;
 use super::metrics::Metrics;
 use crate::engine::EngineOptions;
 use crate::vendors::connection::ConnectionPolicy;
-use crate::vendors::{Endpoints, HttpConfig};
+use crate::vendors::{Endpoints, Fence, HttpConfig};
 
 /// What a successful reconcile saw, to recognise a trigger that changes nothing.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,6 +44,9 @@ pub struct Context {
     pub connection_check_interval: Duration,
     /// Drift re-check period for resources without `spec.syncInterval`.
     pub default_sync_interval: Duration,
+    /// Vendor writes go out only while it holds (closed until the Lease is held, or opened for
+    /// good without leader election).
+    pub fence: Arc<Fence>,
     seen: Mutex<HashMap<String, Seen>>,
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -62,10 +65,16 @@ impl Context {
             controller: "orgops".into(),
             instance: std::env::var("POD_NAME").ok(),
         };
+        let fence = Arc::new(Fence::closed());
+        let http = HttpConfig {
+            fence: Some(fence.clone()),
+            ..HttpConfig::default()
+        };
         Self {
             recorder: Recorder::new(client.clone(), reporter),
             metrics: Metrics::new(endpoints.clone()),
-            connections: Connections::new(policy, endpoints.clone(), HttpConfig::default()),
+            connections: Connections::new(policy, endpoints.clone(), http),
+            fence,
             client,
             endpoints,
             engine,

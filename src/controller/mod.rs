@@ -175,13 +175,16 @@ pub async fn run(client: Client, opts: RunOptions) -> Result<(), Error> {
             l.clone(),
         )
     });
+    let mut leading_since = None;
     if let Some((api, lease)) = &leases {
         tracing::info!(lease = %format!("{}/{}", lease.namespace, lease.name), identity = %lease.identity, "waiting for leadership");
         tokio::select! {
-            r = leader::acquire(api, lease) => r?,
+            since = leader::acquire(api, lease, &ctx.fence) => leading_since = Some(since),
             _ = shutdown_signal() => return Ok(()),
         }
         tracing::info!("leading");
+    } else {
+        ctx.fence.valid_forever();
     }
     ctx.metrics.leader.set(1);
 
@@ -226,17 +229,22 @@ pub async fn run(client: Client, opts: RunOptions) -> Result<(), Error> {
         )));
     }
     tracing::info!("orgops controllers running");
-    let result = match &leases {
-        Some((api, lease)) => {
+    let result = match (&leases, leading_since) {
+        (Some((api, lease)), Some(since)) => {
+            // The leader loop is polled first, so a process resumed after a freeze stops as
+            // soon as this task runs. Reconciles run in tasks of their own (aborted when the
+            // controllers are dropped) and may run before it: the fence stops their writes.
             tokio::select! {
+                biased;
+                lost = leader::keep(api, lease, &ctx.fence, since) => Err(lost),
                 _ = futures::future::join_all(controllers) => {
+                    ctx.fence.close();
                     leader::release(api, lease).await;
                     Ok(())
                 }
-                lost = leader::keep(api, lease) => Err(lost),
             }
         }
-        None => {
+        _ => {
             futures::future::join_all(controllers).await;
             Ok(())
         }

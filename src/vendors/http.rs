@@ -28,6 +28,10 @@
 //!   streamed body passes the cap.
 //! - **Credentials** live in [`SecretString`]s; the `Authorization` header is marked sensitive,
 //!   and no error carries a request body.
+//! - **Write fence**: with [`HttpConfig::fence`] set, a request whose method is not GET or HEAD is
+//!   sent only while the [`Fence`] holds (the leader keeps it up while it can prove it holds its
+//!   Lease); after that it is refused with [`HttpError::NotLeader`], unsent, even when the
+//!   process was frozen and resumed in the middle of a reconcile.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::Hash;
@@ -75,6 +79,9 @@ pub struct HttpConfig {
     pub rate_key: Option<String>,
     /// Longest response body read; a longer one fails with [`HttpError::ResponseTooLarge`].
     pub max_response_bytes: u64,
+    /// Writes (every method but GET and HEAD) are sent only while this fence holds; `None`:
+    /// always.
+    pub fence: Option<Arc<Fence>>,
 }
 
 impl Default for HttpConfig {
@@ -91,6 +98,81 @@ impl Default for HttpConfig {
             rate_per_second: 10,
             max_response_bytes: 32 * 1024 * 1024,
             rate_key: None,
+            fence: None,
+        }
+    }
+}
+
+/// A write fence: writes may start until a deadline on this process's monotonic clock.
+///
+/// The leader moves the deadline forward after each successful renewal of its Lease (to the
+/// start of that renewal plus the renew deadline), so that once it cannot prove its leadership
+/// no write starts, even in tasks that run before the leader loop notices. It starts closed.
+#[derive(Debug)]
+pub struct Fence {
+    state: Mutex<FenceState>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FenceState {
+    /// Writes may start before this instant.
+    Until(Instant),
+    /// Writes may always start (no leader election).
+    Open,
+}
+
+impl Default for Fence {
+    fn default() -> Self {
+        Self::closed()
+    }
+}
+
+impl Fence {
+    /// A fence that refuses every write until [`Fence::valid_until`] or [`Fence::valid_forever`].
+    pub fn closed() -> Self {
+        Self {
+            state: Mutex::new(FenceState::Until(Instant::now())),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, FenceState> {
+        match self.state.lock() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Writes may start before `deadline` (and not after it).
+    pub fn valid_until(&self, deadline: Instant) {
+        *self.state() = FenceState::Until(deadline);
+    }
+
+    /// Writes may always start.
+    pub fn valid_forever(&self) {
+        *self.state() = FenceState::Open;
+    }
+
+    /// No write may start from now on (until the fence is made valid again).
+    pub fn close(&self) {
+        self.valid_until(Instant::now());
+    }
+
+    /// Whether a write may start at `now`.
+    pub fn allows_at(&self, now: Instant) -> bool {
+        match *self.state() {
+            FenceState::Open => true,
+            FenceState::Until(deadline) => now < deadline,
+        }
+    }
+
+    /// `Ok` while a write may start; [`HttpError::NotLeader`] once the deadline has passed.
+    pub fn check(&self) -> Result<(), HttpError> {
+        if self.allows_at(Instant::now()) {
+            Ok(())
+        } else {
+            Err(HttpError::NotLeader {
+                request: "a write".into(),
+            })
         }
     }
 }
@@ -153,6 +235,15 @@ pub enum HttpError {
     /// A URL could not be built.
     #[error("invalid URL {0}")]
     Url(String),
+    /// A write was not sent because the [`Fence`] had lapsed: this replica may no longer be the
+    /// leader. Transient: the leader retries the object.
+    #[error(
+        "{request}: not sent: this replica may no longer be the leader (its leader Lease was not renewed in time)"
+    )]
+    NotLeader {
+        /// The refused request: method and path.
+        request: String,
+    },
     /// A request (or a "next" link, or a redirect) pointed outside the origin of the transport;
     /// nothing was sent there.
     #[error("refused to send a request to {url}: the connection's origin is {allowed}")]
@@ -180,7 +271,9 @@ impl HttpError {
             HttpError::Status { status, .. } => {
                 matches!(*status, 408 | 412 | 429) || *status >= 500
             }
-            HttpError::OutcomeUnknown { .. } | HttpError::Transport { .. } => true,
+            HttpError::OutcomeUnknown { .. }
+            | HttpError::Transport { .. }
+            | HttpError::NotLeader { .. } => true,
             HttpError::Decode { .. }
             | HttpError::ResponseTooLarge { .. }
             | HttpError::Url(_)
@@ -667,6 +760,19 @@ impl Transport {
         })
     }
 
+    /// Refuses a write (any method but GET and HEAD) once the fence has lapsed.
+    fn check_fence(&self, req: &Request) -> Result<(), HttpError> {
+        let Some(fence) = &self.config.fence else {
+            return Ok(());
+        };
+        if matches!(req.method, Method::GET | Method::HEAD) {
+            return Ok(());
+        }
+        fence.check().map_err(|_| HttpError::NotLeader {
+            request: format!("{} {}", req.method, req.url.path()),
+        })
+    }
+
     /// Request counts of this endpoint (shared with every transport of the same endpoint).
     pub fn stats(&self) -> &RequestStats {
         &self.endpoint.stats
@@ -674,9 +780,11 @@ impl Transport {
 
     /// Sends `req`, retrying where that is safe. Statuses ≥ 400 and redirects that are not
     /// followed become [`HttpError::Status`]. A URL outside the transport's origin is refused
-    /// with [`HttpError::OffOrigin`] before anything is sent.
+    /// with [`HttpError::OffOrigin`], and a write after the [`HttpConfig::fence`] lapsed with
+    /// [`HttpError::NotLeader`], before anything is sent.
     pub async fn send(&self, req: &Request) -> Result<Response, HttpError> {
         self.check_origin(&req.url)?;
+        self.check_fence(req)?;
         let path = req.url.path().to_string();
         let mut transient_attempt = 0u32;
         let mut throttle_attempt = 0u32;
@@ -698,7 +806,10 @@ impl Transport {
                 }
             }
             self.endpoint.admit().await;
-            let outcome = self.attempt(req).await;
+            let outcome = match self.attempt(req).await {
+                Attempt::Fenced(error) => return Err(error),
+                outcome => outcome,
+            };
             let status = match &outcome {
                 Attempt::Answered { status, .. } | Attempt::Refused { status, .. } => {
                     status.as_u16()
@@ -719,7 +830,7 @@ impl Transport {
                         cause: format!("response larger than {max_bytes} bytes"),
                     });
                 }
-                Attempt::Refused { error, .. } => return Err(error),
+                Attempt::Refused { error, .. } | Attempt::Fenced(error) => return Err(error),
                 Attempt::Answered { status, body, .. } if status.as_u16() < 400 => {
                     return Ok(Response { status, body, path });
                 }
@@ -806,11 +917,17 @@ impl Transport {
         let mut url = req.url.clone();
         let mut hops = 0;
         let response = loop {
-            let builder = match self.build(req, &url) {
-                Ok(b) => b,
+            let request = match self.build(req, &url) {
+                Ok(r) => r,
                 Err(cause) => return Attempt::NotSent(cause),
             };
-            let response = match builder.send().await {
+            // Checked last, the body already encoded: waiting for a token, a backoff or a frozen
+            // process may have outlived the fence. Only a freeze between here and the socket
+            // write escapes it.
+            if let Err(error) = self.check_fence(req) {
+                return Attempt::Fenced(error);
+            }
+            let response = match self.http.execute(request).await {
                 Ok(r) => r,
                 Err(e) if e.is_connect() => return Attempt::NotSent(describe(&e)),
                 Err(e) if e.is_builder() => return Attempt::NotSent(describe(&e)),
@@ -886,8 +1003,9 @@ impl Transport {
         Ok(body.freeze())
     }
 
-    /// The request builder of `req` sent to `url` (the request's own URL or a redirect target).
-    fn build(&self, req: &Request, url: &Url) -> Result<reqwest::RequestBuilder, String> {
+    /// The request `req` sent to `url` (the request's own URL or a redirect target), its body
+    /// encoded.
+    fn build(&self, req: &Request, url: &Url) -> Result<reqwest::Request, String> {
         let mut builder = self.http.request(req.method.clone(), url.clone());
         if let Some(auth) = &req.authorization {
             let mut value = HeaderValue::from_str(auth.expose_secret())
@@ -895,11 +1013,12 @@ impl Transport {
             value.set_sensitive(true);
             builder = builder.header(AUTHORIZATION, value);
         }
-        Ok(match &req.body {
+        let builder = match &req.body {
             Body::Empty => builder,
             Body::Json(v) => builder.json(v),
             Body::Form(fields) => builder.form(fields),
-        })
+        };
+        builder.build().map_err(|e| describe(&e))
     }
 
     /// Where a redirect answer to `req` leads, when it may be followed: GET and HEAD only,
@@ -1002,6 +1121,8 @@ enum Attempt {
     NotSent(String),
     /// The request may have reached the server; its response did not arrive.
     Lost(String),
+    /// The write was not sent: the fence had lapsed.
+    Fenced(HttpError),
 }
 
 enum BodyError {
@@ -1296,6 +1417,75 @@ mod tests {
         // A stale invalidate does not drop the fresh token.
         cache.invalidate(&1, &a).await;
         assert_eq!(cache.get(&1, login).await.unwrap().expose_secret(), "t1");
+    }
+
+    #[test]
+    fn a_fence_starts_closed_holds_until_its_deadline_and_can_be_closed_or_opened() {
+        let now = Instant::now();
+        let fence = Fence::closed();
+        assert!(!fence.allows_at(now + Duration::from_millis(1)));
+        assert!(matches!(fence.check(), Err(HttpError::NotLeader { .. })));
+        assert!(fence.check().unwrap_err().is_transient());
+
+        fence.valid_until(now + Duration::from_secs(10));
+        assert!(fence.allows_at(now + Duration::from_secs(9)));
+        assert!(fence.check().is_ok());
+        // The deadline itself is too late.
+        assert!(!fence.allows_at(now + Duration::from_secs(10)));
+        assert!(!fence.allows_at(now + Duration::from_secs(3600)));
+
+        fence.close();
+        assert!(fence.check().is_err());
+        assert!(!fence.allows_at(now + Duration::from_secs(9)));
+
+        fence.valid_forever();
+        assert!(fence.allows_at(now + Duration::from_secs(1_000_000)));
+        assert!(fence.check().is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_lapsed_fence_refuses_writes_unsent_and_lets_reads_through() {
+        // Nothing listens here: a request that were sent would fail with a transport error,
+        // after retries; a refused one fails at once with NotLeader.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let base = Url::parse(&format!("http://127.0.0.1:{port}/api/")).unwrap();
+        let fence = Arc::new(Fence::closed());
+        let config = HttpConfig {
+            fence: Some(fence.clone()),
+            max_retries: 0,
+            ..HttpConfig::default()
+        };
+        let transport = Transport::new("rossum", &base, config, &Endpoints::default()).unwrap();
+        for method in [Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
+            let err = transport
+                .send(&Request::new(method.clone(), base.join("queues").unwrap()))
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(&err, HttpError::NotLeader { request } if request == &format!("{method} /api/queues")),
+                "{err}"
+            );
+        }
+        assert_eq!(transport.stats().total(), 0, "a refused write was sent");
+        let read = transport
+            .send(&Request::new(Method::GET, base.join("queues").unwrap()))
+            .await
+            .unwrap_err();
+        assert!(matches!(read, HttpError::Transport { .. }), "{read}");
+        assert_eq!(transport.stats().total(), 1);
+
+        // Valid again: the write goes out (and meets the closed port).
+        fence.valid_until(Instant::now() + Duration::from_secs(60));
+        let err = transport
+            .send(&Request::new(Method::PUT, base.join("queues/1").unwrap()))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, HttpError::Transport { .. }), "{err}");
+        assert_eq!(transport.stats().writes(), 1);
     }
 
     #[test]

@@ -49,7 +49,7 @@ use std::fmt;
 use secrecy::SecretString;
 use serde_json::Value;
 
-pub use http::{Endpoints, HttpConfig, HttpError};
+pub use http::{Endpoints, Fence, HttpConfig, HttpError};
 
 /// Credentials read from a Secret: the Secret's name (for messages) and its keys.
 #[derive(Clone)]
@@ -270,6 +270,7 @@ impl VendorError {
             VendorError::NotFound(_) => "NotFound",
             VendorError::Rejected(_) => "VendorRejected",
             VendorError::Http(HttpError::OutcomeUnknown { .. }) => "OutcomeUnknown",
+            VendorError::Http(HttpError::NotLeader { .. }) => "NotLeader",
             VendorError::Http(e) if e.is_transient() => "VendorUnavailable",
             VendorError::Http(_) => "VendorError",
         }

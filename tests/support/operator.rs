@@ -38,9 +38,22 @@ pub async fn start(
     lease_seconds: u64,
     extra: &[&str],
 ) -> Operator {
+    start_with_env(c, namespaces, lease_ns, identity, lease_seconds, extra, &[]).await
+}
+
+/// [`start`] with extra environment variables.
+pub async fn start_with_env(
+    c: &Cluster,
+    namespaces: &[&str],
+    lease_ns: &str,
+    identity: &str,
+    lease_seconds: u64,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Operator {
     let client = reqwest::Client::new();
     let port = free_port();
-    let cmd = command(
+    let mut cmd = command(
         c,
         namespaces,
         lease_ns,
@@ -49,6 +62,7 @@ pub async fn start(
         port,
         extra,
     );
+    cmd.envs(env.iter().copied());
     start_with(cmd, "http", port, &client).await
 }
 
