@@ -4,8 +4,10 @@ pub mod apply;
 pub mod manifests;
 pub mod progress;
 pub mod run;
+pub mod schema;
 pub mod simulate;
 pub mod state;
+pub mod yaml;
 
 use clap::{Parser, Subcommand};
 
