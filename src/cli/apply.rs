@@ -12,7 +12,7 @@ use super::progress::{CliSink, Display};
 use crate::api::conditions::{ConditionSpec, merge, types};
 use crate::api::{MembershipPhase, OrgMembershipStatus, Organization, Vendor};
 use crate::engine::status::organization_status;
-use crate::engine::{DesiredOrg, EngineOptions, OrgReport, OrgState, Requeue, reconcile_org};
+use crate::engine::{DesiredOrg, EngineOptions, OrgReport, Requeue, reconcile_org};
 use crate::simulator::ServeOptions;
 use crate::simulator::rossum::{Admin, RossumSimulator, Seed, TEMPLATE_ORG};
 use crate::vendors::connection::{ConnectionConfig, ConnectionPolicy};
@@ -363,22 +363,24 @@ async fn reconcile_until_settled(
 ) -> OrgReport {
     let name = p.org.metadata.name.clone().unwrap_or_default();
     let sink = CliSink::new(&name, display, durable, &p.key);
-    let mut state = OrgState {
-        external_id: None,
-        pending_create: sink.pending_create(),
-    };
     let mut attempt = 0;
     loop {
         attempt += 1;
         let report = crate::vendors::http::in_flow(
             name.clone(),
-            reconcile_org(p.client.as_ref(), &p.desired, &state, &sink, options),
+            reconcile_org(
+                p.client.as_ref(),
+                &p.desired,
+                &sink.org_state(),
+                &sink,
+                options,
+            ),
         )
         .await;
-        state = OrgState {
-            external_id: sink.external_id().or(report.external_id.clone()),
-            pending_create: sink.pending_create(),
-        };
+        if let Err(e) = sink.settle(&report) {
+            // Harmless: the next run finds the org by the id still on disk, or by its marker.
+            tracing::warn!(org = %name, error = %e, "could not update the state file");
+        }
         if report.requeue != Requeue::Backoff || attempt >= attempts {
             sink.finish();
             return report;
