@@ -215,16 +215,18 @@ fn load_document(m: &mut Manifests, origin: Origin, doc: Value) -> Result<(), Ma
             ));
         }
     };
+    // Nothing of a Secret is quoted back, not even its name.
+    let show = kind != "Secret";
     let name_check = if kind == "Namespace" {
-        schema::check_namespace(&name)
+        schema::check_namespace(&name, show)
     } else {
-        schema::check_name(&name)
+        schema::check_name(&name, show)
     };
     name_check.map_err(|why| err(here(&format!("{kind}: metadata.name")), why))?;
     let namespaced = !matches!(kind.as_str(), "Namespace" | "ClusterVendorConnection");
     match doc.pointer("/metadata/namespace") {
         Some(Value::String(ns)) if namespaced && !ns.is_empty() => {
-            schema::check_namespace(ns)
+            schema::check_namespace(ns, show)
                 .map_err(|why| err(here(&format!("{kind}/{name}: metadata.namespace")), why))?;
         }
         None | Some(Value::Null | Value::String(_)) => {}

@@ -55,27 +55,36 @@ pub fn quoted(s: &str) -> String {
     }
 }
 
-/// Checks an object name; `Err` says why, as the API server would.
-pub fn check_name(name: &str) -> Result<(), String> {
+/// Checks an object name; `Err` says why, as the API server would, quoting the name when
+/// `show` (never for a Secret: a broken quote before its name can pull its data into it).
+pub fn check_name(name: &str, show: bool) -> Result<(), String> {
     if is_dns1123_subdomain(name) {
         Ok(())
     } else {
         Err(format!(
-            "{} is not a valid name: {SUBDOMAIN_RULE}",
-            quoted(name)
+            "{}is not a valid name: {SUBDOMAIN_RULE}",
+            shown(name, show)
         ))
     }
 }
 
-/// Checks a namespace name (of `metadata.namespace` or of a Namespace).
-pub fn check_namespace(namespace: &str) -> Result<(), String> {
+/// Checks a namespace name (of `metadata.namespace` or of a Namespace), like [`check_name`].
+pub fn check_namespace(namespace: &str, show: bool) -> Result<(), String> {
     if is_dns1123_label(namespace) {
         Ok(())
     } else {
         Err(format!(
-            "{} is not a valid namespace name: {LABEL_RULE}",
-            quoted(namespace)
+            "{}is not a valid namespace name: {LABEL_RULE}",
+            shown(namespace, show)
         ))
+    }
+}
+
+fn shown(value: &str, show: bool) -> String {
+    if show {
+        format!("{} ", quoted(value))
+    } else {
+        String::new()
     }
 }
 
@@ -368,7 +377,7 @@ mod tests {
     #[test]
     fn names_follow_rfc_1123() {
         for good in ["a", "de", "my-org", "a.b-c.d", "0", &"a".repeat(253)] {
-            assert!(check_name(good).is_ok(), "{good}");
+            assert!(check_name(good, true).is_ok(), "{good}");
         }
         for bad in [
             "",
@@ -382,14 +391,19 @@ mod tests {
             "ä",
             &"a".repeat(254),
         ] {
-            assert!(check_name(bad).is_err(), "{bad}");
+            assert!(check_name(bad, true).is_err(), "{bad}");
         }
-        assert!(check_namespace(&"a".repeat(63)).is_ok());
+        assert!(check_namespace(&"a".repeat(63), true).is_ok());
         for bad in ["a.b", "", &"a".repeat(64), "Tenants"] {
-            assert!(check_namespace(bad).is_err(), "{bad}");
+            assert!(check_namespace(bad, true).is_err(), "{bad}");
         }
-        let e = check_name(&"X".repeat(300)).unwrap_err();
+        let e = check_name(&"X".repeat(300), true).unwrap_err();
         assert!(e.contains("300 characters") && e.len() < 500, "{e}");
+        let e = check_name("Hidden_Value", false).unwrap_err();
+        assert!(
+            e.starts_with("is not a valid name") && !e.contains("Hidden"),
+            "{e}"
+        );
     }
 
     #[test]
