@@ -463,3 +463,35 @@ async fn an_apply_killed_after_the_vendor_created_the_org_is_resumed_not_repeate
         "the intent is cleared once resolved"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flags_out_of_range_are_refused_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "secret.yaml", &secret(PASSWORD));
+    for (args, needle) in [
+        (
+            vec!["apply", "-f", &file, "--rate-limit", "0"],
+            "--rate-limit",
+        ),
+        (
+            vec!["apply", "-f", &file, "--concurrency", "0"],
+            "--concurrency",
+        ),
+        (
+            vec!["apply", "-f", &file, "--attempts", "1000"],
+            "--attempts",
+        ),
+        (
+            vec!["run", "--default-sync-interval", "1s"],
+            "shorter than 30s",
+        ),
+        (
+            vec!["run", "--default-sync-interval", "99999999999999999999h"],
+            "--default-sync-interval",
+        ),
+    ] {
+        let run = orgops(&args).await;
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains(needle), "{args:?}: {}", run.stderr);
+    }
+}

@@ -40,15 +40,16 @@ pub struct ApplyArgs {
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value = "table")]
     pub output: Output,
-    /// Vendor requests in flight per organization.
-    #[arg(long, default_value_t = 16)]
+    /// Vendor requests in flight per organization (1 to 1024).
+    #[arg(long, default_value_t = 16,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
     pub concurrency: usize,
-    /// Requests per second per vendor endpoint (default: the vendor's documented limit;
-    /// 100 with --simulate).
-    #[arg(long)]
+    /// Requests per second per vendor endpoint, 1 to 10000 (default: the vendor's documented
+    /// limit; 100 with --simulate).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub rate_limit: Option<u32>,
-    /// Reconcile attempts per organization while failures are transient.
-    #[arg(long, default_value_t = 3)]
+    /// Reconcile attempts per organization while failures are transient (1 to 100).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub attempts: u32,
     /// No progress output.
     #[arg(short, long)]

@@ -78,7 +78,8 @@ pub struct RunArgs {
     /// This replica's identity (in a pod: its name, stable across container restarts).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
-    /// Drift re-check period of Organizations without `spec.syncInterval`, e.g. `10m`.
+    /// Drift re-check period of Organizations without `spec.syncInterval`, e.g. `10m`
+    /// (30s to 24h).
     #[arg(long, env = "ORGOPS_DEFAULT_SYNC_INTERVAL", default_value = "10m", value_parser = parse_interval)]
     pub default_sync_interval: Duration,
     /// Log format.
@@ -192,9 +193,10 @@ fn default_identity() -> String {
     format!("{host}-{}", std::process::id())
 }
 
+/// The same bounds as `spec.syncInterval` (30s..24h): a default below them would let every
+/// Organization without its own interval hog the shared rate limits.
 fn parse_interval(s: &str) -> Result<Duration, String> {
-    crate::engine::desired::parse_duration(s)
-        .ok_or_else(|| format!("{s:?} is not a duration like 10m or 1h30m"))
+    crate::engine::desired::check_sync_interval(s).map_err(|why| format!("{s:?} {why}"))
 }
 
 fn key_value(s: &str) -> Result<(String, String), String> {
