@@ -335,3 +335,48 @@ async fn a_refused_marker_patch_keeps_the_id_and_the_next_run_adopts_it() {
     let left: Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
     assert_eq!(left, serde_json::json!({}));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_on_disk_whose_org_is_gone_is_reported_not_replaced() {
+    let sim = simulator("").await;
+    let dir = tempfile::tempdir().unwrap();
+    let files = manifests(dir.path(), &sim.base_url);
+    let state = dir.path().join("state.json");
+    let key = format!("rossum {} tenants/nordics", sim.base_url);
+    std::fs::write(
+        &state,
+        serde_json::json!({ &key: {"name": "Nordics", "startedAt": "2020-01-01T00:00:00Z",
+                                   "externalId": "987654"} })
+        .to_string(),
+    )
+    .unwrap();
+    let run = apply(&files, &state).output().await.unwrap();
+    let out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(run.status.code(), Some(1), "{out}");
+    assert!(named_nordics(&sim).is_empty(), "created one anyway");
+    let yaml = apply(&files, &state)
+        .args(["-o", "yaml"])
+        .output()
+        .await
+        .unwrap();
+    let docs: Vec<orgops::api::Organization> =
+        serde_saphyr::from_multiple(&String::from_utf8_lossy(&yaml.stdout)).unwrap();
+    let ready = docs[0]
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+        .expect("a Ready condition");
+    assert_eq!(ready.reason, "OrganizationNotFound");
+    for needle in ["987654", state.to_str().unwrap(), &key] {
+        assert!(
+            ready.message.contains(needle),
+            "{needle} not in {}",
+            ready.message
+        );
+    }
+    assert!(named_nordics(&sim).is_empty(), "created one anyway");
+}

@@ -9,6 +9,7 @@ use secrecy::ExposeSecret;
 
 use super::manifests::{self, Manifests, Origin};
 use super::progress::{CliSink, Display};
+use super::state::StateFile;
 use crate::api::conditions::{ConditionSpec, merge, types};
 use crate::api::{MembershipPhase, OrgMembershipStatus, Organization, Vendor};
 use crate::engine::status::organization_status;
@@ -363,11 +364,11 @@ async fn reconcile_until_settled(
     attempts: u32,
 ) -> OrgReport {
     let name = p.org.metadata.name.clone().unwrap_or_default();
-    let sink = CliSink::new(&name, display, durable, &p.key);
+    let sink = CliSink::new(&name, display, durable.clone(), &p.key);
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let report = crate::vendors::http::in_flow(
+        let mut report = crate::vendors::http::in_flow(
             name.clone(),
             reconcile_org(
                 p.client.as_ref(),
@@ -382,12 +383,33 @@ async fn reconcile_until_settled(
             // Harmless: the next run finds the org by the id still on disk, or by its marker.
             tracing::warn!(org = %name, error = %e, "could not update the state file");
         }
+        point_at_state_file(&mut report, &durable, &p.key);
         if report.requeue != Requeue::Backoff || attempt >= attempts {
             sink.finish();
             return report;
         }
         tracing::info!(org = %name, reason = report.ready_reason(), "transient failure; reconciling again");
         tokio::time::sleep(Duration::from_secs(1) * attempt).await;
+    }
+}
+
+/// Without a cluster, the id the engine calls `status.externalId` is the state file's: say so,
+/// and how to let go of an organization deleted at the vendor (orgops never guesses that: a
+/// second organization is worse than a question).
+fn point_at_state_file(report: &mut OrgReport, durable: &StateFile, key: &str) {
+    if durable.entry(key).and_then(|e| e.external_id).is_none() {
+        return;
+    }
+    let file = durable
+        .path()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "memory".to_string());
+    let recorded = format!(
+        "recorded in the state file {file}; if it was deleted at the vendor, remove the entry \
+         {key:?} there and apply again"
+    );
+    for c in &mut report.conditions {
+        c.message = c.message.replace("status.externalId", &recorded);
     }
 }
 

@@ -67,6 +67,11 @@ impl StateFile {
         Some(base.join("orgops").join("apply-state.json"))
     }
 
+    /// The file, unless the intents live in memory only.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
     /// The entry recorded for `key`.
     pub fn entry(&self, key: &str) -> Option<Entry> {
         self.entries.lock().ok()?.get(key).cloned()
