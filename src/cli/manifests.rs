@@ -160,9 +160,9 @@ fn load_text(m: &mut Manifests, file: &Path, text: &str) -> Result<usize, Manife
     Ok(count)
 }
 
-/// Where each resource was first defined, to refuse a second definition.
-fn duplicate(seen: Option<&Origin>, origin: &Origin, what: &str) -> Result<(), ManifestError> {
-    match seen {
+/// Refuses a second definition of `what`, first defined at `first`.
+fn duplicate(first: Option<&Origin>, origin: &Origin, what: &str) -> Result<(), ManifestError> {
+    match first {
         Some(first) => Err(err(
             format!("{origin} {what}: metadata.name"),
             format!("is defined twice; first in {first}"),
@@ -171,18 +171,32 @@ fn duplicate(seen: Option<&Origin>, origin: &Origin, what: &str) -> Result<(), M
     }
 }
 
-fn load_document(m: &mut Manifests, origin: Origin, doc: Value) -> Result<(), ManifestError> {
+/// Where the resource `namespace/name` of a list was first defined.
+fn first_of<'a, K: kube::Resource>(
+    list: &'a [(Origin, K)],
+    namespace: Option<&str>,
+    name: &str,
+) -> Option<&'a Origin> {
+    list.iter()
+        .find(|(_, r)| {
+            r.meta().namespace.as_deref() == namespace && r.meta().name.as_deref() == Some(name)
+        })
+        .map(|(o, _)| o)
+}
+
+/// The kind and name of a document, once its apiVersion and kind are ones orgops reads and its
+/// name and namespace are ones the API server accepts.
+fn identify(origin: &Origin, doc: &Value) -> Result<(String, String), ManifestError> {
+    let here = |what: &str| format!("{origin} {what}");
     if !doc.is_object() {
         return Err(err(
-            format!("{origin}"),
+            origin.to_string(),
             "is not a mapping: a manifest has apiVersion, kind, metadata and spec",
         ));
     }
     let text_of = |pointer: &str| doc.pointer(pointer).and_then(Value::as_str).unwrap_or("");
-    let api_version = text_of("/apiVersion").to_string();
-    let kind = text_of("/kind").to_string();
-    let here = |what: &str| format!("{origin} {what}");
-    match (api_version.as_str(), kind.as_str()) {
+    let (api_version, kind) = (text_of("/apiVersion"), text_of("/kind"));
+    match (api_version, kind) {
         (
             "orgops.io/v1alpha1",
             "Organization" | "VendorConnection" | "ClusterVendorConnection" | "OrgMembership",
@@ -192,7 +206,7 @@ fn load_document(m: &mut Manifests, origin: Origin, doc: Value) -> Result<(), Ma
         (_, "") => return Err(err(here("kind"), "is required (a string)")),
         (v, k) => {
             return Err(err(
-                here(&format!("{}: kind", quoted(k))),
+                here("kind"),
                 format!(
                     "{} {} is not something orgops applies; expected orgops.io/v1alpha1 \
                      Organization, OrgMembership, VendorConnection or \
@@ -203,41 +217,36 @@ fn load_document(m: &mut Manifests, origin: Origin, doc: Value) -> Result<(), Ma
             ));
         }
     }
+    let at_name = here(&format!("{kind}: metadata.name"));
     let name = match doc.pointer("/metadata/name") {
-        None | Some(Value::Null) => {
-            return Err(err(here(&format!("{kind}: metadata.name")), "is required"));
-        }
+        None | Some(Value::Null) => return Err(err(at_name, "is required")),
         Some(Value::String(n)) => n.clone(),
-        Some(_) => {
-            return Err(err(
-                here(&format!("{kind}: metadata.name")),
-                "must be a string",
-            ));
-        }
+        Some(_) => return Err(err(at_name, "must be a string")),
     };
     // Nothing of a Secret is quoted back, not even its name.
     let show = kind != "Secret";
-    let name_check = if kind == "Namespace" {
+    if kind == "Namespace" {
         schema::check_namespace(&name, show)
     } else {
         schema::check_name(&name, show)
-    };
-    name_check.map_err(|why| err(here(&format!("{kind}: metadata.name")), why))?;
-    let namespaced = !matches!(kind.as_str(), "Namespace" | "ClusterVendorConnection");
-    match doc.pointer("/metadata/namespace") {
-        Some(Value::String(ns)) if namespaced && !ns.is_empty() => {
-            schema::check_namespace(ns, show)
-                .map_err(|why| err(here(&format!("{kind}/{name}: metadata.namespace")), why))?;
-        }
-        None | Some(Value::Null | Value::String(_)) => {}
-        Some(_) if !namespaced => {}
-        Some(_) => {
-            return Err(err(
-                here(&format!("{kind}/{name}: metadata.namespace")),
-                "must be a string",
-            ));
-        }
     }
+    .map_err(|why| err(at_name, why))?;
+    let namespaced = !matches!(kind, "Namespace" | "ClusterVendorConnection");
+    let at_namespace = here(&format!("{kind}/{name}: metadata.namespace"));
+    match doc.pointer("/metadata/namespace") {
+        _ if !namespaced => {}
+        None | Some(Value::Null) => {}
+        Some(Value::String(ns)) if ns.is_empty() => {}
+        Some(Value::String(ns)) => {
+            schema::check_namespace(ns, show).map_err(|why| err(at_namespace, why))?;
+        }
+        Some(_) => return Err(err(at_namespace, "must be a string")),
+    }
+    Ok((kind.to_string(), name))
+}
+
+fn load_document(m: &mut Manifests, origin: Origin, doc: Value) -> Result<(), ManifestError> {
+    let (kind, name) = identify(&origin, &doc)?;
     let prefix = format!("{origin} {kind}/{name}");
     let at = |field: &str| format!("{prefix}: {field}");
     let spec_checked =
@@ -253,17 +262,11 @@ fn load_document(m: &mut Manifests, origin: Origin, doc: Value) -> Result<(), Ma
             spec_checked(&doc)?;
             default_namespace(&mut org.metadata.namespace);
             DesiredOrg::from_resource(&org).map_err(|e| err(at(&e.field), e.message))?;
-            let id = format!("{}/{name}", org.metadata.namespace.as_deref().unwrap_or(""));
+            let ns = org.metadata.namespace.clone();
             duplicate(
-                m.organizations
-                    .iter()
-                    .find(|(_, o)| {
-                        o.metadata.namespace == org.metadata.namespace
-                            && o.metadata.name.as_deref() == Some(name.as_str())
-                    })
-                    .map(|(o, _)| o),
+                first_of(&m.organizations, ns.as_deref(), &name),
                 &origin,
-                &format!("Organization {id}"),
+                &format!("Organization {}/{name}", ns.unwrap_or_default()),
             )?;
             m.organizations.push((origin, org));
         }
@@ -289,16 +292,11 @@ fn load_document(m: &mut Manifests, origin: Origin, doc: Value) -> Result<(), Ma
             let mut mem: OrgMembership = typed(doc.clone(), &at)?;
             spec_checked(&doc)?;
             default_namespace(&mut mem.metadata.namespace);
+            let ns = mem.metadata.namespace.clone();
             duplicate(
-                m.memberships
-                    .iter()
-                    .find(|(_, o)| {
-                        o.metadata.namespace == mem.metadata.namespace
-                            && o.metadata.name.as_deref() == Some(name.as_str())
-                    })
-                    .map(|(o, _)| o),
+                first_of(&m.memberships, ns.as_deref(), &name),
                 &origin,
-                &format!("OrgMembership {name}"),
+                &format!("OrgMembership {}/{name}", ns.unwrap_or_default()),
             )?;
             m.memberships.push((origin, mem));
         }
@@ -307,9 +305,8 @@ fn load_document(m: &mut Manifests, origin: Origin, doc: Value) -> Result<(), Ma
             let mut secret: Secret = typed(doc, &at).map_err(redact_secret_error)?;
             default_namespace(&mut secret.metadata.namespace);
             let key = format!(
-                "{}/{}",
-                secret.metadata.namespace.as_deref().unwrap_or("default"),
-                name
+                "{}/{name}",
+                secret.metadata.namespace.as_deref().unwrap_or("default")
             );
             duplicate(
                 m.secrets.get(&key).map(|(o, _)| o),
