@@ -327,7 +327,7 @@ fn load_document(m: &mut Manifests, origin: Origin, doc: Value) -> Result<(), Ma
 fn redact_secret_error(e: ManifestError) -> ManifestError {
     let expected = e
         .message
-        .split_once("expected ")
+        .rsplit_once("expected ")
         .map(|(_, what)| redact(what))
         .filter(|what| !what.is_empty());
     let message = match expected {
