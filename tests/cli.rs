@@ -239,6 +239,75 @@ async fn bad_input_names_file_document_and_field_and_touches_no_vendor() {
                 "tenants/rossum-admin",
             ],
         ),
+        (
+            // serde-saphyr's own message would show the line with the password.
+            "invalid YAML in a Secret",
+            format!(
+                "{}---\n{}",
+                secret(PASSWORD).replace(
+                    &format!("  password: {PASSWORD}\n"),
+                    &format!("  password: {{{PASSWORD}\n")
+                ),
+                good_org
+            ),
+            &["document 1", "invalid YAML at line 6, column"],
+        ),
+        (
+            "a name the API server refuses",
+            format!(
+                "{}---\n{}",
+                secret(PASSWORD),
+                good_org.replace("{name: x, namespace", "{name: '../Bad_Name', namespace")
+            ),
+            &[
+                "document 3",
+                "Organization: metadata.name",
+                "RFC 1123 subdomain",
+            ],
+        ),
+        (
+            "a namespace the API server refuses",
+            format!(
+                "{}---\n{}",
+                secret(PASSWORD).replace("namespace: tenants", "namespace: Tenants"),
+                good_org
+            ),
+            &["document 1", "Secret/rossum-admin: metadata.namespace"],
+        ),
+        (
+            // It crashed apply (exit 101) and every operator replica.
+            "a sync interval beyond any Duration",
+            format!(
+                "{}---\n{}  syncInterval: 99999999999999999999h\n",
+                secret(PASSWORD),
+                good_org
+            ),
+            &["document 3", "Organization/x: spec.syncInterval", "24h"],
+        ),
+        (
+            "a sync interval that would hog the shared rate limit",
+            format!(
+                "{}---\n{}  syncInterval: 500ms\n",
+                secret(PASSWORD),
+                good_org
+            ),
+            &["document 3", "spec.syncInterval", "shorter than 1s"],
+        ),
+        (
+            "a rate limit of zero",
+            format!(
+                "{}---\n{}",
+                secret(PASSWORD),
+                good_org.replace("  endpoint:", "  rateLimit: 0\n  endpoint:")
+            ),
+            &["document 2", "VendorConnection/conn-x: spec.rateLimit"],
+        ),
+        ("an empty file", String::new(), &["holds no manifests"]),
+        (
+            "a file larger than 8 MiB",
+            format!("# {}\n", "x".repeat(8 * 1024 * 1024)),
+            &["larger than 8 MiB"],
+        ),
     ];
     for (case, text, needles) in cases {
         let dir = tempfile::tempdir().unwrap();
@@ -397,4 +466,36 @@ async fn an_apply_killed_after_the_vendor_created_the_org_is_resumed_not_repeate
         serde_json::json!({}),
         "the intent is cleared once resolved"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flags_out_of_range_are_refused_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "secret.yaml", &secret(PASSWORD));
+    for (args, needle) in [
+        (
+            vec!["apply", "-f", &file, "--rate-limit", "0"],
+            "--rate-limit",
+        ),
+        (
+            vec!["apply", "-f", &file, "--concurrency", "0"],
+            "--concurrency",
+        ),
+        (
+            vec!["apply", "-f", &file, "--attempts", "1000"],
+            "--attempts",
+        ),
+        (
+            vec!["run", "--default-sync-interval", "500ms"],
+            "shorter than 1s",
+        ),
+        (
+            vec!["run", "--default-sync-interval", "99999999999999999999h"],
+            "--default-sync-interval",
+        ),
+    ] {
+        let run = orgops(&args).await;
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains(needle), "{args:?}: {}", run.stderr);
+    }
 }

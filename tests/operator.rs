@@ -23,7 +23,13 @@ async fn start_replica(c: &Cluster, ns: &str, identity: &str, lease_seconds: u64
         ns,
         identity,
         lease_seconds,
-        &["--allowed-endpoints", "rossum=http://127.0.0.1:*"],
+        // Short syncIntervals make re-checks observable within a test.
+        &[
+            "--allowed-endpoints",
+            "rossum=http://127.0.0.1:*",
+            "--min-sync-interval",
+            "1s",
+        ],
     )
     .await
 }

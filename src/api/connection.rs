@@ -12,6 +12,15 @@ use serde::{Deserialize, Serialize};
 use super::Vendor;
 use crate::vendors::connection::{ConnectionConfig, SecretLocation};
 
+/// A Kubernetes namespace name (and any other RFC 1123 label), as the API server checks it;
+/// at most 63 characters.
+pub const DNS1123_LABEL: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+
+/// A Kubernetes object name such as a Secret's (an RFC 1123 subdomain), as the API server
+/// checks it; at most 253 characters.
+pub const DNS1123_SUBDOMAIN: &str =
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+
 /// How to reach a vendor account from Organizations in this namespace.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
@@ -96,7 +105,10 @@ pub struct ClusterVendorConnectionSpec {
     pub rate_limit: Option<u32>,
     /// Namespaces whose Organizations may use this connection. Absent: every namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 1000))]
+    #[schemars(
+        length(max = 1000),
+        inner(length(min = 1, max = 63), regex(pattern = DNS1123_LABEL))
+    )]
     pub allowed_namespaces: Option<Vec<String>>,
 }
 
@@ -104,7 +116,7 @@ pub struct ClusterVendorConnectionSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 pub struct LocalSecretRef {
     /// Name of the Secret.
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(length(min = 1, max = 253), regex(pattern = DNS1123_SUBDOMAIN))]
     pub name: String,
 }
 
@@ -112,10 +124,10 @@ pub struct LocalSecretRef {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 pub struct NamespacedSecretRef {
     /// Name of the Secret.
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(length(min = 1, max = 253), regex(pattern = DNS1123_SUBDOMAIN))]
     pub name: String,
     /// Namespace of the Secret.
-    #[schemars(length(min = 1, max = 63))]
+    #[schemars(length(min = 1, max = 63), regex(pattern = DNS1123_LABEL))]
     pub namespace: String,
 }
 
@@ -207,7 +219,7 @@ pub struct ConnectionRef {
     #[serde(default)]
     pub kind: ConnectionKind,
     /// Name of the connection.
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(length(min = 1, max = 253), regex(pattern = DNS1123_SUBDOMAIN))]
     pub name: String,
 }
 

@@ -5,7 +5,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::DeletionPolicy;
+use super::{DNS1123_SUBDOMAIN, DeletionPolicy};
 
 /// Desired membership of one user in one organization.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -37,9 +37,11 @@ pub struct OrgMembershipSpec {
     pub role: String,
     /// Extra vendor roles (OpenLattice roles by title).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100), inner(length(min = 1, max = 255)))]
     pub roles: Vec<String>,
     /// Rossum: names of the queues in that organization the user works on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1000), inner(length(min = 1, max = 255)))]
     pub queues: Vec<String>,
     /// What happens at the vendor when this resource is deleted. Default: Delete.
     #[serde(default = "DeletionPolicy::delete")]
@@ -50,7 +52,7 @@ pub struct OrgMembershipSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 pub struct OrganizationRef {
     /// Name of the Organization.
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(length(min = 1, max = 253), regex(pattern = DNS1123_SUBDOMAIN))]
     pub name: String,
 }
 
@@ -63,9 +65,11 @@ pub struct UserSpec {
     pub email: String,
     /// First name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 150))]
     pub first_name: Option<String>,
     /// Last name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 150))]
     pub last_name: Option<String>,
 }
 

@@ -49,7 +49,7 @@ pub struct OrganizationSpec {
 
     /// Adopt this existing organization instead of creating one. Absent: orgops creates one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 255))]
     pub external_id: Option<String>,
 
     /// Deep-copy the setup of this template organization. Absent: nothing is copied.
@@ -68,9 +68,15 @@ pub struct OrganizationSpec {
     #[serde(default)]
     pub suspend: bool,
 
-    /// How often to re-check the vendor for drift, e.g. `10m`, `1h30m`. Default: 10m.
+    /// How often to re-check the vendor for drift, e.g. `10m`, `1h30m`: between 1s and 24h, and
+    /// never more often than the operator's `--min-sync-interval` (default 30s, so that no
+    /// tenant uses up a shared connection's rate limit). Default: 10m.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    #[schemars(
+        length(max = 32),
+        regex(pattern = r"^([0-9]{1,5}(\.[0-9]+)?(ms|s|m|h))+$")
+    )]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('1s') && duration(self) <= duration('24h')").message("must be between 1s and 24h"))]
     pub sync_interval: Option<String>,
 }
 
@@ -81,12 +87,15 @@ pub struct OrganizationSpec {
 pub struct TemplateRef {
     /// The template organization's id at the vendor.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 255))]
     pub external_id: Option<String>,
     /// The template organization's name at the vendor (must be unique among visible orgs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 255))]
     pub display_name: Option<String>,
     /// Kinds to copy, e.g. `[schemas, workspaces, queues]`. Absent: every kind the vendor supports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64), inner(length(min = 1, max = 63)))]
     pub include: Option<Vec<String>>,
 }
 
@@ -118,6 +127,7 @@ pub struct RossumSettings {
     pub first_user: Option<FirstUser>,
     /// `template_name` for `organizations/create`. Default: `Empty Organization Template`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 255))]
     pub creation_template: Option<String>,
     /// `ui_settings` of the organization, kept in sync when set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -130,10 +140,11 @@ pub struct RossumSettings {
 #[serde(rename_all = "camelCase")]
 pub struct FirstUser {
     /// E-mail, which is also the user's global Rossum login.
-    #[schemars(regex(pattern = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"))]
+    #[schemars(regex(pattern = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"), length(max = 254))]
     pub email: String,
     /// Full name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 255))]
     pub full_name: Option<String>,
 }
 
@@ -142,6 +153,7 @@ pub struct FirstUser {
 pub struct DataloopSettings {
     /// Billing plan, e.g. `premium`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63))]
     pub plan: Option<String>,
 }
 
@@ -150,9 +162,11 @@ pub struct DataloopSettings {
 pub struct RenderedAiSettings {
     /// Organization limits by setting name, e.g. `Workspaces: 3`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 100))]
     pub limits: BTreeMap<String, i64>,
     /// Workspaces the organization should have.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
     pub workspaces: Vec<NamedItem>,
 }
 
@@ -160,6 +174,7 @@ pub struct RenderedAiSettings {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 pub struct NamedItem {
     /// Name of the item.
+    #[schemars(length(min = 1, max = 255))]
     pub name: String,
 }
 
@@ -169,12 +184,15 @@ pub struct NamedItem {
 pub struct OpenLatticeSettings {
     /// Organization description.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 4096))]
     pub description: Option<String>,
     /// E-mail domains whose users are approved automatically.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100), inner(length(min = 1, max = 253)))]
     pub auto_approved_email_domains: Vec<String>,
     /// Roles the organization should have.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
     pub roles: Vec<RoleSpec>,
 }
 
@@ -182,9 +200,11 @@ pub struct OpenLatticeSettings {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 pub struct RoleSpec {
     /// Title of the role.
+    #[schemars(length(min = 1, max = 255))]
     pub title: String,
     /// Description of the role.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 4096))]
     pub description: Option<String>,
 }
 

@@ -9,10 +9,11 @@ use secrecy::ExposeSecret;
 
 use super::manifests::{self, Manifests, Origin};
 use super::progress::{CliSink, Display};
+use super::state::StateFile;
 use crate::api::conditions::{ConditionSpec, merge, types};
 use crate::api::{MembershipPhase, OrgMembershipStatus, Organization, Vendor};
 use crate::engine::status::organization_status;
-use crate::engine::{DesiredOrg, EngineOptions, OrgReport, OrgState, Requeue, reconcile_org};
+use crate::engine::{DesiredOrg, EngineOptions, OrgReport, Requeue, reconcile_org};
 use crate::simulator::ServeOptions;
 use crate::simulator::rossum::{Admin, RossumSimulator, Seed, TEMPLATE_ORG};
 use crate::vendors::connection::{ConnectionConfig, ConnectionPolicy};
@@ -40,15 +41,16 @@ pub struct ApplyArgs {
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value = "table")]
     pub output: Output,
-    /// Vendor requests in flight per organization.
-    #[arg(long, default_value_t = 16)]
+    /// Vendor requests in flight per organization (1 to 1024).
+    #[arg(long, default_value_t = 16,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
     pub concurrency: usize,
-    /// Requests per second per vendor endpoint (default: the vendor's documented limit;
-    /// 100 with --simulate).
-    #[arg(long)]
+    /// Requests per second per vendor endpoint, 1 to 10000 (default: the vendor's documented
+    /// limit; 100 with --simulate).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub rate_limit: Option<u32>,
-    /// Reconcile attempts per organization while failures are transient.
-    #[arg(long, default_value_t = 3)]
+    /// Reconcile attempts per organization while failures are transient (1 to 100).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub attempts: u32,
     /// No progress output.
     #[arg(short, long)]
@@ -362,29 +364,52 @@ async fn reconcile_until_settled(
     attempts: u32,
 ) -> OrgReport {
     let name = p.org.metadata.name.clone().unwrap_or_default();
-    let sink = CliSink::new(&name, display, durable, &p.key);
-    let mut state = OrgState {
-        external_id: None,
-        pending_create: sink.pending_create(),
-    };
+    let sink = CliSink::new(&name, display, durable.clone(), &p.key);
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let report = crate::vendors::http::in_flow(
+        let mut report = crate::vendors::http::in_flow(
             name.clone(),
-            reconcile_org(p.client.as_ref(), &p.desired, &state, &sink, options),
+            reconcile_org(
+                p.client.as_ref(),
+                &p.desired,
+                &sink.org_state(),
+                &sink,
+                options,
+            ),
         )
         .await;
-        state = OrgState {
-            external_id: sink.external_id().or(report.external_id.clone()),
-            pending_create: sink.pending_create(),
-        };
+        if let Err(e) = sink.settle(&report) {
+            // Harmless: the next run finds the org by the id still on disk, or by its marker.
+            tracing::warn!(org = %name, error = %e, "could not update the state file");
+        }
+        point_at_state_file(&mut report, &durable, &p.key);
         if report.requeue != Requeue::Backoff || attempt >= attempts {
             sink.finish();
             return report;
         }
         tracing::info!(org = %name, reason = report.ready_reason(), "transient failure; reconciling again");
         tokio::time::sleep(Duration::from_secs(1) * attempt).await;
+    }
+}
+
+/// Without a cluster, the id the engine calls `status.externalId` is the state file's: say so,
+/// and how to let go of an organization deleted at the vendor (orgops never guesses that: a
+/// second organization is worse than a question).
+fn point_at_state_file(report: &mut OrgReport, durable: &StateFile, key: &str) {
+    if durable.entry(key).and_then(|e| e.external_id).is_none() {
+        return;
+    }
+    let file = durable
+        .path()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "memory".to_string());
+    let recorded = format!(
+        "recorded in the state file {file}; if it was deleted at the vendor, remove the entry \
+         {key:?} there and apply again"
+    );
+    for c in &mut report.conditions {
+        c.message = c.message.replace("status.externalId", &recorded);
     }
 }
 

@@ -4,8 +4,10 @@ pub mod apply;
 pub mod manifests;
 pub mod progress;
 pub mod run;
+pub mod schema;
 pub mod simulate;
 pub mod state;
+pub mod yaml;
 
 use clap::{Parser, Subcommand};
 
@@ -22,7 +24,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the operator: watch Organizations in the cluster and reconcile them.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Reconcile Organization manifests against the vendor, without a cluster.
     Apply(apply::ApplyArgs),
     /// Run a vendor simulator (for demos, tests and benchmarks).

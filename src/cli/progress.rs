@@ -1,5 +1,6 @@
 //! Progress display for `orgops apply`: a bar per organization and kind on a terminal, plain
-//! throttled lines otherwise. Also the CLI's [`Sink`]: it keeps the engine's state in memory.
+//! throttled lines otherwise. Also the CLI's [`Sink`]: it keeps the engine's state in memory and
+//! an unfinished create (intent, then the created id) in the [`super::state::StateFile`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -68,19 +69,25 @@ struct SinkState {
 const LINE_INTERVAL: Duration = Duration::from_secs(2);
 
 impl CliSink {
-    /// A sink for organization `org`; create intents are also written to `durable` under `key`.
+    /// A sink for organization `org`; create intents and the id they produced are also written
+    /// to `durable` under `key`, and what an earlier run left there is where this one starts.
     pub fn new(
         org: &str,
         display: Display,
         durable: std::sync::Arc<super::state::StateFile>,
         key: &str,
     ) -> Self {
-        let pending = durable.pending(key);
+        let entry = durable.entry(key);
         Self {
             org: org.to_string(),
             display,
             state: Mutex::new(SinkState {
-                pending,
+                // An intent whose org is known is resolved by that id, not by searching.
+                pending: entry
+                    .as_ref()
+                    .filter(|e| e.external_id.is_none())
+                    .map(|e| e.pending.clone()),
+                external_id: entry.and_then(|e| e.external_id),
                 ..SinkState::default()
             }),
             durable,
@@ -96,6 +103,31 @@ impl CliSink {
     /// The create intent the engine recorded (and has not cleared).
     pub fn pending_create(&self) -> Option<PendingCreate> {
         self.state.lock().ok().and_then(|s| s.pending.clone())
+    }
+
+    /// What the engine resumes from: the id and intent this run (or a killed earlier one)
+    /// recorded.
+    pub fn org_state(&self) -> crate::engine::OrgState {
+        crate::engine::OrgState {
+            external_id: self.external_id(),
+            pending_create: self.pending_create(),
+        }
+    }
+
+    /// Called with each reconcile's report: once the vendor holds the ownership marker (the
+    /// settings step succeeded, so the marker was there or has been written), the unfinished
+    /// create is over and leaves the state file. Before that, a killed run or a failed marker
+    /// PATCH leaves the id on disk for the next run to adopt.
+    pub fn settle(&self, report: &crate::engine::OrgReport) -> Result<(), String> {
+        let marked = report.external_id.is_some()
+            && report
+                .conditions
+                .iter()
+                .any(|c| c.type_ == crate::api::conditions::types::SETTINGS_SYNCED && c.status);
+        if marked {
+            self.durable.resolve(&self.key)?;
+        }
+        Ok(())
     }
 
     /// Removes the bars.
@@ -179,6 +211,8 @@ impl Sink for CliSink {
     }
 
     async fn save_external_id(&self, id: &str) -> Result<(), String> {
+        // Durable first: until the marker is written, this id is all that finds the org again.
+        self.durable.set_external_id(&self.key, id)?;
         let mut s = self
             .state
             .lock()

@@ -92,9 +92,15 @@ pub struct RunArgs {
     /// This replica's identity (in a pod: its name, stable across container restarts).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
-    /// Drift re-check period of Organizations without `spec.syncInterval`, e.g. `10m`.
+    /// Drift re-check period of Organizations without `spec.syncInterval`, e.g. `10m`
+    /// (1s to 24h; at least --min-sync-interval).
     #[arg(long, env = "ORGOPS_DEFAULT_SYNC_INTERVAL", default_value = "10m", value_parser = parse_interval)]
     pub default_sync_interval: Duration,
+    /// The shortest drift re-check period any Organization gets, whatever its
+    /// `spec.syncInterval`: a floor that keeps tenants from using up a shared connection's rate
+    /// limit (1s to 24h).
+    #[arg(long, env = "ORGOPS_MIN_SYNC_INTERVAL", default_value = "30s", value_parser = parse_interval)]
+    pub min_sync_interval: Duration,
     /// Log format.
     #[arg(long, env = "ORGOPS_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -172,7 +178,8 @@ fn options(args: &RunArgs) -> Result<RunOptions, controller::Error> {
             _ => None,
         },
         copy_concurrency: args.copy_concurrency,
-        default_sync_interval: args.default_sync_interval,
+        default_sync_interval: args.default_sync_interval.max(args.min_sync_interval),
+        min_sync_interval: args.min_sync_interval,
         lease,
     })
 }
@@ -239,9 +246,9 @@ fn default_identity() -> String {
     format!("{host}-{}", std::process::id())
 }
 
+/// The same bounds as `spec.syncInterval` (1s..24h).
 fn parse_interval(s: &str) -> Result<Duration, String> {
-    crate::engine::desired::parse_duration(s)
-        .ok_or_else(|| format!("{s:?} is not a duration like 10m or 1h30m"))
+    crate::engine::desired::check_sync_interval(s).map_err(|why| format!("{s:?} {why}"))
 }
 
 /// A positive number of seconds, e.g. `10` or `0.5`.

@@ -26,6 +26,25 @@ pub struct Seen {
     pub next_sync: Instant,
 }
 
+/// Drift re-check periods set by the operator.
+#[derive(Clone, Copy, Debug)]
+pub struct SyncIntervals {
+    /// For resources without `spec.syncInterval`.
+    pub default: Duration,
+    /// The floor for every resource.
+    pub min: Duration,
+}
+
+impl Context {
+    /// The drift re-check period of a resource that asks for `asked` (`None`: the default),
+    /// never below the operator's floor.
+    pub fn sync_interval(&self, asked: Option<Duration>) -> Duration {
+        asked
+            .unwrap_or(self.default_sync_interval)
+            .max(self.min_sync_interval)
+    }
+}
+
 /// Shared controller state.
 pub struct Context {
     /// Kubernetes client.
@@ -44,6 +63,8 @@ pub struct Context {
     pub connection_check_interval: Duration,
     /// Drift re-check period for resources without `spec.syncInterval`.
     pub default_sync_interval: Duration,
+    /// No resource is re-checked more often than this.
+    pub min_sync_interval: Duration,
     /// Vendor writes go out only while it holds (closed until the Lease is held, or opened for
     /// good without leader election).
     pub fence: Arc<Fence>,
@@ -58,7 +79,7 @@ impl Context {
         endpoints: Arc<Endpoints>,
         engine: EngineOptions,
         policy: ConnectionPolicy,
-        default_sync_interval: Duration,
+        sync: SyncIntervals,
         connection_check_interval: Duration,
     ) -> Self {
         let reporter = Reporter {
@@ -78,7 +99,8 @@ impl Context {
             client,
             endpoints,
             engine,
-            default_sync_interval,
+            default_sync_interval: sync.default,
+            min_sync_interval: sync.min,
             connection_check_interval,
             seen: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),

@@ -213,9 +213,12 @@ pub async fn reconcile(m: Arc<OrgMembership>, ctx: Arc<Context>) -> Result<Actio
     ctx.metrics
         .reconciled(KIND, if report.ready { "ready" } else { "not_ready" });
     ctx.succeeded(&uid);
-    let sync = crate::engine::DesiredOrg::from_resource(&org)
-        .map(|d| d.sync_interval)
-        .unwrap_or(ctx.default_sync_interval);
+    let sync = ctx.sync_interval(
+        crate::engine::DesiredOrg::from_resource(&org)
+            .ok()
+            .filter(|_| org.spec.sync_interval.is_some())
+            .map(|d| d.sync_interval),
+    );
     let next = if report.ready { sync } else { PARKED };
     ctx.remember(
         &uid,

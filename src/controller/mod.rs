@@ -73,6 +73,8 @@ pub struct RunOptions {
     pub copy_concurrency: usize,
     /// Drift re-check period for Organizations without `spec.syncInterval`.
     pub default_sync_interval: std::time::Duration,
+    /// No Organization is re-checked more often, whatever its `spec.syncInterval`.
+    pub min_sync_interval: std::time::Duration,
     /// Leader election (`None`: this replica always acts).
     pub lease: Option<leader::LeaseConfig>,
     /// Only callers the Kubernetes API authorizes may read `/metrics`.
@@ -140,7 +142,10 @@ pub async fn run(client: Client, opts: RunOptions) -> Result<(), Error> {
         endpoints,
         engine,
         opts.policy.clone(),
-        opts.default_sync_interval,
+        context::SyncIntervals {
+            default: opts.default_sync_interval,
+            min: opts.min_sync_interval,
+        },
         opts.connection_check_interval,
     ));
     let ready = Arc::new(AtomicBool::new(false));

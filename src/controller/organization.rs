@@ -64,9 +64,8 @@ pub async fn reconcile(org: Arc<Organization>, ctx: Arc<Context>) -> Result<Acti
 
     let desired = match DesiredOrg::from_resource(&org) {
         Ok(mut d) => {
-            if org.spec.sync_interval.is_none() {
-                d.sync_interval = ctx.default_sync_interval;
-            }
+            d.sync_interval =
+                ctx.sync_interval(org.spec.sync_interval.is_some().then_some(d.sync_interval));
             d
         }
         Err(e) => {
