@@ -2,6 +2,7 @@
 //! and an in-memory engine sink that plays the role the CR status plays in the controller.
 #![allow(dead_code)]
 
+pub mod chaos;
 pub mod cluster;
 pub mod operator;
 
