@@ -19,19 +19,9 @@ use orgops::simulator::rossum::{Admin, RossumSimulator, Seed};
 use serde_json::json;
 use test_apiserver::TestApiServer;
 
-const SMALL_TEMPLATE: &str = r#"{
- "organization_group": {"name": "Bench"},
- "organizations": [{"name": "Small template",
-  "labels": [{"key": "l", "name": "Urgent", "color": "red"}],
-  "workspaces": [{"key": "w", "name": "Inbound"}],
-  "schemas": [{"key": "s", "name": "Invoice", "content": [{"category": "section", "id": "basic", "label": "Basic", "children": [{"category": "datapoint", "id": "document_id", "label": "Invoice number", "type": "string"}]}]}],
-  "queues": [
-   {"key": "q1", "name": "Invoices", "workspace": "w", "schema": "s", "inbox": {"name": "Invoices inbox", "email_prefix": "bench-invoices"}},
-   {"key": "q2", "name": "Credit notes", "workspace": "w", "schema": "s", "inbox": {"name": "Credit inbox", "email_prefix": "bench-credit"}}
-  ],
-  "hooks": [{"key": "h", "name": "Export", "type": "webhook", "queues": ["q1", "q2"], "events": ["annotation_content.export"], "config": {"url": "https://example.com/x"}}]
- }]
-}"#;
+#[path = "../tests/support/mod.rs"]
+mod support;
+use support::SMALL_TEMPLATE;
 
 fn rss_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))

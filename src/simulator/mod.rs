@@ -10,8 +10,8 @@ pub mod rossum;
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -45,6 +45,8 @@ pub struct ServeStats {
     pub faults: AtomicU64,
     /// Requests processed whose response was then dropped.
     pub dropped: AtomicU64,
+    /// … of which writes (any method but GET): the client cannot know whether they happened.
+    pub dropped_writes: AtomicU64,
     /// Requests refused by the rate limit.
     pub throttled: AtomicU64,
 }
@@ -56,6 +58,7 @@ pub struct Running {
     pub addr: SocketAddr,
     /// Transport counters.
     pub stats: Arc<ServeStats>,
+    faults: Arc<RwLock<FaultSpec>>,
     stop: watch::Sender<bool>,
 }
 
@@ -63,6 +66,12 @@ impl Running {
     /// Stops accepting connections.
     pub fn stop(&self) {
         let _ = self.stop.send(true);
+    }
+
+    /// Replaces the injected faults for requests that arrive from now on (a chaos campaign
+    /// turns them on and off while a run is under way).
+    pub fn set_faults(&self, faults: FaultSpec) {
+        *self.faults.write().unwrap_or_else(PoisonError::into_inner) = faults;
     }
 }
 
@@ -89,7 +98,11 @@ pub fn serve(
         .rate_limit
         .and_then(NonZeroU32::new)
         .map(|n| Arc::new(DefaultDirectRateLimiter::direct(Quota::per_second(n))));
-    let options = Arc::new(options);
+    let ServeOptions {
+        faults, latency, ..
+    } = options;
+    let faults = Arc::new(RwLock::new(faults));
+    let loop_faults = faults.clone();
     let loop_stats = stats.clone();
     tokio::spawn(async move {
         loop {
@@ -99,15 +112,15 @@ pub fn serve(
             };
             let Ok((stream, _)) = accepted else { continue };
             let app = app.clone();
-            let options = options.clone();
+            let faults = loop_faults.clone();
             let stats = loop_stats.clone();
             let limiter = limiter.clone();
             let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
                 let app = app.clone();
-                let options = options.clone();
+                let faults = faults.clone();
                 let stats = stats.clone();
                 let limiter = limiter.clone();
-                async move { handle(req, app, &options, &stats, limiter.as_deref()).await }
+                async move { handle(req, app, latency, &faults, &stats, limiter.as_deref()).await }
             });
             tokio::spawn(async move {
                 let _ = hyper::server::conn::http1::Builder::new()
@@ -117,19 +130,25 @@ pub fn serve(
             });
         }
     });
-    Ok(Running { addr, stats, stop })
+    Ok(Running {
+        addr,
+        stats,
+        faults,
+        stop,
+    })
 }
 
 async fn handle(
     req: hyper::Request<Incoming>,
     app: Router,
-    options: &ServeOptions,
+    latency: Duration,
+    faults: &RwLock<FaultSpec>,
     stats: &ServeStats,
     limiter: Option<&DefaultDirectRateLimiter>,
 ) -> Result<axum::response::Response, InjectedClose> {
     stats.requests.fetch_add(1, Ordering::Relaxed);
-    if !options.latency.is_zero() {
-        tokio::time::sleep(options.latency).await;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
     }
     if let Some(l) = limiter
         && l.check().is_err()
@@ -138,7 +157,10 @@ async fn handle(
         return Ok(throttled());
     }
     let req = req.map(Body::new);
-    let fault = options.faults.pick();
+    let (fault, slow_delay) = {
+        let faults = faults.read().unwrap_or_else(PoisonError::into_inner);
+        (faults.pick(), faults.slow_delay)
+    };
     if fault.is_some() {
         stats.faults.fetch_add(1, Ordering::Relaxed);
     }
@@ -157,12 +179,16 @@ async fn handle(
         Some(Fault::Throttle) => Ok(throttled()),
         Some(Fault::Reset) => Err(InjectedClose),
         Some(Fault::Slow) => {
-            tokio::time::sleep(options.faults.slow_delay).await;
+            tokio::time::sleep(slow_delay).await;
             Ok(call(req).await)
         }
         Some(Fault::DropResponse) => {
+            let write = req.method() != axum::http::Method::GET;
             let _ = call(req).await;
             stats.dropped.fetch_add(1, Ordering::Relaxed);
+            if write {
+                stats.dropped_writes.fetch_add(1, Ordering::Relaxed);
+            }
             Err(InjectedClose)
         }
     }
@@ -189,4 +215,30 @@ fn json_response(status: u16, body: &'static str) -> axum::response::Response {
 /// Binds `127.0.0.1:port` (0 = any free port).
 pub async fn bind_loopback(port: u16) -> std::io::Result<TcpListener> {
     TcpListener::bind(("127.0.0.1", port)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn faults_can_be_changed_while_serving() {
+        let app = Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        let listener = bind_loopback(0).await.unwrap();
+        let running = serve(listener, app, ServeOptions::default()).unwrap();
+        let url = format!("http://{}/", running.addr);
+        let status = || async { reqwest::get(&url).await.map(|r| r.status().as_u16()).ok() };
+        assert_eq!(status().await, Some(200));
+        running.set_faults(FaultSpec::parse("5xx=1").unwrap());
+        assert_eq!(status().await, Some(503));
+        running.set_faults(FaultSpec::parse("reset=1").unwrap());
+        assert_eq!(status().await, None);
+        running.set_faults(FaultSpec::parse("drop=1").unwrap());
+        assert_eq!(status().await, None);
+        running.set_faults(FaultSpec::none());
+        assert_eq!(status().await, Some(200));
+        assert_eq!(running.stats.faults.load(Ordering::Relaxed), 3);
+        assert_eq!(running.stats.dropped.load(Ordering::Relaxed), 1);
+        assert_eq!(running.stats.dropped_writes.load(Ordering::Relaxed), 0);
+    }
 }

@@ -2,6 +2,7 @@
 //! and an in-memory engine sink that plays the role the CR status plays in the controller.
 #![allow(dead_code)]
 
+pub mod chaos;
 pub mod cluster;
 pub mod operator;
 
@@ -25,6 +26,22 @@ use serde_json::Value;
 pub const ADMIN: &str = "group-admin@acme.example";
 pub const PASSWORD: &str = "s3cr3t-admin-password-xyz";
 pub const CREATE_KEY: &str = "create-key-0f9e8d7c";
+
+/// A small template org ("Small template": a label, a workspace, a schema, two queues with
+/// inboxes, a hook: 18 objects to copy with the queues' default e-mail templates).
+pub const SMALL_TEMPLATE: &str = r#"{
+ "organization_group": {"name": "Bench"},
+ "organizations": [{"name": "Small template",
+  "labels": [{"key": "l", "name": "Urgent", "color": "red"}],
+  "workspaces": [{"key": "w", "name": "Inbound"}],
+  "schemas": [{"key": "s", "name": "Invoice", "content": [{"category": "section", "id": "basic", "label": "Basic", "children": [{"category": "datapoint", "id": "document_id", "label": "Invoice number", "type": "string"}]}]}],
+  "queues": [
+   {"key": "q1", "name": "Invoices", "workspace": "w", "schema": "s", "inbox": {"name": "Invoices inbox", "email_prefix": "bench-invoices"}},
+   {"key": "q2", "name": "Credit notes", "workspace": "w", "schema": "s", "inbox": {"name": "Credit inbox", "email_prefix": "bench-credit"}}
+  ],
+  "hooks": [{"key": "h", "name": "Export", "type": "webhook", "queues": ["q1", "q2"], "events": ["annotation_content.export"], "config": {"url": "https://example.com/x"}}]
+ }]
+}"#;
 
 pub fn admin() -> Admin {
     Admin {
