@@ -34,8 +34,9 @@ use crate::vendors::VendorError;
 
 /// Re-check period while OrgMemberships remove their access first.
 const MEMBERSHIPS_FIRST: Duration = Duration::from_secs(2);
-/// Re-check period of a deletion waiting for a human.
-const PARKED: Duration = Duration::from_secs(3600);
+/// Re-check period of a deletion waiting for a human: short, because its namespace may start
+/// terminating meanwhile (which does not touch the object again), and then nobody will come.
+pub const STUCK_DELETION: Duration = Duration::from_secs(20);
 
 /// Applies `deletionPolicy` to a deleted Organization.
 pub async fn cleanup(
@@ -216,7 +217,7 @@ impl Stuck<'_> {
         }
         write_status(self.api, org, deleting(org, conds), false).await?;
         warn_event(ctx, org, reason, &message).await;
-        Ok(Action::requeue(PARKED))
+        Ok(Action::requeue(STUCK_DELETION))
     }
 }
 

@@ -439,7 +439,7 @@ async fn cleanup(
             )
             .await?;
             publish(ctx, m, EventType::Warning, e.reason(), &message).await;
-            return Ok(Action::requeue(PARKED));
+            return Ok(Action::requeue(super::deletion::STUCK_DELETION));
         }
     };
     let Some(members) = client.members() else {
