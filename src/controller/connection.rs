@@ -328,7 +328,13 @@ async fn write_status<K: ConnectionResource>(
         &Patch::Merge(&json!({"status": status})),
     )
     .await?;
-    if changed && let Some(ready) = check_ready(&status) {
+    // A connection being deleted is usually in a terminating namespace, which takes no Events;
+    // its status says why it waits.
+    let deleting = conn.meta().deletion_timestamp.is_some();
+    if changed
+        && !deleting
+        && let Some(ready) = check_ready(&status)
+    {
         let (type_, reason) = if ready.status == "True" {
             (EventType::Normal, "Ready".to_string())
         } else {

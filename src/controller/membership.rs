@@ -471,6 +471,11 @@ async fn cleanup(
                 message: format!("the vendor still grants {email} access to {org_id}"),
             });
         }
+        if matches!(observed.access, Access::Primary { .. }) {
+            // Disabling the user ends their other memberships too: those say so now, not at
+            // their next drift check.
+            recheck_others(ctx, m, email).await;
+        }
         if !super::deletion::namespace_terminating(ctx, m).await {
             publish(
                 ctx,
@@ -485,6 +490,38 @@ async fn cleanup(
     remove_finalizer(api, m).await?;
     Ok(Action::await_change())
 }
+
+/// Makes the other OrgMemberships of `email` in `m`'s namespace reconcile again (not skipped as
+/// echoes): their access changed at the vendor although nothing in the cluster did.
+async fn recheck_others(ctx: &Context, m: &OrgMembership, email: &str) {
+    let ns = m.namespace().unwrap_or_default();
+    let api: Api<OrgMembership> = Api::namespaced(ctx.client.clone(), &ns);
+    let Ok(all) = api.list(&Default::default()).await else {
+        return;
+    };
+    for other in all.items.iter().filter(|o| {
+        o.uid() != m.uid()
+            && o.meta().deletion_timestamp.is_none()
+            && o.spec.user.email.trim().eq_ignore_ascii_case(email)
+    }) {
+        ctx.remember(&format!("m/{}", other.uid().unwrap_or_default()), None);
+        let patch =
+            json!({"metadata": {"annotations": {RECHECK: jiff::Timestamp::now().to_string()}}});
+        if let Err(e) = api
+            .patch(
+                &other.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+        {
+            tracing::debug!(error = %e, "recheck not requested");
+        }
+    }
+}
+
+/// Annotation that asks for a membership to be reconciled again.
+const RECHECK: &str = "orgops.io/recheck";
 
 /// True when the vendor holds access to remove: a membership (even of a disabled user, who
 /// could be enabled again), or an active user of this organization.
