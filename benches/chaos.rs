@@ -4,7 +4,7 @@
 //! in-repo API server and the Rossum simulator; then checks each trial's vendor.
 //!
 //! `cargo bench --bench chaos -- [--trials N] [--seed S] [--parallel P] [--settle-seconds T]
-//! [--connection cluster|namespaced]` (default 20 trials, a random seed, 4 at a time, each
+//! [--connection cluster|namespaced]` (default 20 trials, a random seed, 6 at a time, each
 //! trial's connection kind drawn at random) prints one line per trial (what chaos
 //! happened, how long settling and deleting the namespace took, and every duplicate, lost or
 //! stuck resource with the seed to replay it), then `N trials, D duplicates, L lost, S stuck`,
@@ -45,7 +45,7 @@ fn main() {
     let opts = Options {
         trials: arg("--trials").unwrap_or(20),
         seed,
-        parallel: arg("--parallel").unwrap_or(4) as usize,
+        parallel: arg("--parallel").unwrap_or(6) as usize,
         settle: arg("--settle-seconds")
             .map(Duration::from_secs)
             .unwrap_or(defaults.settle),

@@ -17,10 +17,11 @@
 //!   queue, name and type), more than one user per username, more than one membership per
 //!   (user, org);
 //! - **lost**: an OrgMembership with `deletionPolicy: Delete` that was deleted (during the
-//!   trial or with its namespace) while the vendor still grants its access; a Ready
-//!   Organization whose copy is incomplete or whose vendor name is not its displayName; a
-//!   Ready OrgMembership without access at the vendor; an Organization that vanished without
-//!   being deleted;
+//!   trial or with its namespace) while the vendor still grants its access (an active user's
+//!   own organization, or a membership); and, still at the end of the settle bound, a Ready
+//!   Organization whose copy is incomplete or whose vendor name is not its displayName, a
+//!   Ready OrgMembership without active access at the vendor, an Organization that vanished
+//!   without being deleted;
 //! - **stuck**: a resource not settled within the bound once the chaos stops (settled = Ready
 //!   for the current generation, or Ready=False for a reason this trial explains: `Suspended`
 //!   or `DriftDetected` under `suspend`, `DeleteUnsupported` for a deleted Organization with

@@ -163,15 +163,15 @@ impl Trial {
         out
     }
 
-    /// After settling: what Ready resources claim must hold at the vendor.
-    pub(super) fn ready_checks(&mut self, orgs: &[Organization], members: &[OrgMembership]) {
+    /// What Ready resources claim that does not hold at the vendor, one line each (lost when
+    /// it still does not hold at the end of the settle bound).
+    pub(super) fn claims(&self, orgs: &[Organization], members: &[OrgMembership]) -> Vec<String> {
+        let mut lost = Vec::new();
         let template = self.sim.org_id(TEMPLATE);
-        for plan in self.orgs.clone() {
+        for plan in &self.orgs {
             let Some(o) = orgs.iter().find(|o| o.name_any() == plan.name) else {
                 if plan.deleted.is_none() {
-                    self.result
-                        .lost
-                        .push(format!("org {} vanished without being deleted", plan.name));
+                    lost.push(format!("org {} vanished without being deleted", plan.name));
                 }
                 continue;
             };
@@ -187,20 +187,18 @@ impl Trial {
                 .as_deref()
                 .and_then(|s| s.parse::<u64>().ok())
             else {
-                self.result
-                    .lost
-                    .push(format!("org {} Ready without an externalId", plan.name));
+                lost.push(format!("org {} Ready without an externalId", plan.name));
                 continue;
             };
             let name = self
                 .sim
                 .with_db(|db| db.get("organizations", id).map(|r| r.value["name"].clone()));
             match name {
-                None => self.result.lost.push(format!(
+                None => lost.push(format!(
                     "org {} Ready, but vendor org {id} does not exist",
                     plan.name
                 )),
-                Some(n) if n != json!(o.spec.display_name) => self.result.lost.push(format!(
+                Some(n) if n != json!(o.spec.display_name) => lost.push(format!(
                     "org {} Ready, but vendor org {id} is named {n}, spec says {:?}",
                     plan.name, o.spec.display_name
                 )),
@@ -219,7 +217,7 @@ impl Trial {
                     }
                 }
                 if !missing.is_empty() {
-                    self.result.lost.push(format!(
+                    lost.push(format!(
                         "org {} Ready, but {}/{total} template objects have no copy in {id}: {}",
                         plan.name,
                         missing.len(),
@@ -228,7 +226,7 @@ impl Trial {
                 }
             }
         }
-        for plan in self.members.clone() {
+        for plan in &self.members {
             let Some(m) = members.iter().find(|m| m.name_any() == plan.name) else {
                 continue;
             };
@@ -256,12 +254,13 @@ impl Trial {
                 });
             let access = org_id.and_then(|id| self.access(&plan.email, id));
             if access.is_none() || self.user(&plan.email).is_none_or(|u| !u.2) {
-                self.result.lost.push(format!(
+                lost.push(format!(
                     "orgm {} Ready, but {} has no active access to org {:?}",
                     plan.name, plan.email, org_id
                 ));
             }
         }
+        lost
     }
 
     /// `(id, primary org, active)` of the user named `email`.
