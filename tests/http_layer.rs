@@ -1,6 +1,8 @@
 //! The shared vendor HTTP layer against scripted loopback servers: what is retried, what is
 //! not, `Retry-After`, the shared rate limit, re-login on 401, origin pinning, redirects, the
-//! response size cap and per-flow fairness.
+//! response size cap and per-flow fairness; and the pieces each vendor needs: `text/plain`
+//! bodies, a credential in a header of its own, its error-body format, POSTs that are safe to
+//! repeat, statuses the caller reads itself, expiring tokens, offset and cursor pagination.
 //!
 //! "Nothing was sent there" is always checked on the request log of a second listener.
 
@@ -13,7 +15,10 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, Method as AxumMethod, StatusCode, Uri};
 use axum::response::IntoResponse;
 use axum::routing::any;
-use orgops::vendors::http::{HttpConfig, HttpError, Request, Transport, in_flow};
+use orgops::vendors::http::{
+    ErrorFormat, HttpConfig, HttpError, Repeat, Request, Token, TokenCache, Transport, in_flow,
+    page_offset_url,
+};
 use orgops::vendors::{Endpoints, VendorError};
 use reqwest::Method;
 use secrecy::SecretString;
@@ -76,6 +81,7 @@ struct Seen {
     /// Path and query.
     uri: String,
     authorization: Option<String>,
+    headers: HeaderMap,
     body: String,
 }
 
@@ -127,6 +133,7 @@ async fn serve(script: Arc<Script>) -> Url {
                         authorization: headers
                             .get("authorization")
                             .map(|v| v.to_str().unwrap().to_string()),
+                        headers: headers.clone(),
                         body: String::from_utf8_lossy(&body).to_string(),
                     });
                     let next = {
@@ -942,4 +949,580 @@ async fn a_rate_key_names_the_bucket_instead_of_the_origin() {
     assert!(matches!(err, HttpError::OffOrigin { .. }), "{err}");
     assert_eq!(second.hits(), 1);
     assert_eq!(first.hits(), 2);
+}
+
+// ---- Per-vendor pieces --------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_text_body_goes_as_text_plain_without_json_quotes() {
+    let vendor = Script::answering::<u16>([]);
+    let url = serve(vendor.clone()).await;
+    let t = Transport::new("test", &url, fast(), &Endpoints::default()).unwrap();
+    t.send(&Request::new(Method::PUT, url.clone()).text("Acme \"Ops\" – Zürich"))
+        .await
+        .unwrap();
+    let seen = &vendor.seen()[0];
+    assert_eq!(seen.method, "PUT");
+    assert_eq!(seen.body, "Acme \"Ops\" – Zürich", "raw, not JSON-quoted");
+    assert_eq!(
+        seen.headers["content-type"].to_str().unwrap(),
+        "text/plain; charset=utf-8"
+    );
+}
+
+#[tokio::test]
+async fn an_apikey_header_carries_the_credential_and_never_leaves_the_origin() {
+    let other = Script::answering::<u16>([]);
+    let elsewhere = serve(other.clone()).await;
+    let vendor = Script::answering([
+        Answer::ok(json!({"data": {"ok": true}})),
+        Answer::redirect(302, elsewhere.join("graphql").unwrap().to_string()),
+        // A vendor echoing the key in its error must not put it in our messages.
+        Answer {
+            status: 401,
+            headers: Vec::new(),
+            body: json!({"message": "unknown key apikey-secret-0123456789"}),
+        },
+    ]);
+    let url = serve(vendor.clone()).await;
+    let t = Transport::new("test", &url, fast(), &Endpoints::default())
+        .unwrap()
+        .with_error_format(ErrorFormat::Dataloop);
+    let key = || {
+        (
+            reqwest::header::HeaderName::from_static("apikey"),
+            SecretString::from("apikey-secret-0123456789"),
+        )
+    };
+    let with_key = |method: Method| {
+        let (name, value) = key();
+        Request::new(method, url.clone()).credential_header(name, value)
+    };
+    t.send(&with_key(Method::POST).repeat(Repeat::Safe))
+        .await
+        .unwrap();
+    let first = &vendor.seen()[0];
+    assert_eq!(
+        first.headers["apikey"].to_str().unwrap(),
+        "apikey-secret-0123456789"
+    );
+    assert!(first.authorization.is_none(), "no Authorization besides it");
+
+    let err = t.send(&with_key(Method::GET)).await.unwrap_err();
+    assert!(matches!(err, HttpError::OffOrigin { .. }), "{err}");
+    assert_eq!(other.hits(), 0, "the key never reached another origin");
+
+    let err = t.send(&with_key(Method::GET)).await.unwrap_err();
+    assert_eq!(err.status(), Some(401));
+    let text = format!("{err} {err:?}");
+    assert!(text.contains("unknown key [redacted]"), "{text}");
+    assert!(!text.contains("0123456789"), "{text}");
+}
+
+#[tokio::test]
+async fn each_transport_reads_error_bodies_in_its_vendors_format() {
+    let ol_body = json!({"errors": [{"error": {"type": "illegalArgument", "code": 400},
+        "message": "Unable to create securable principal for organization. This means the organization probably already exists."}]});
+    let answer = || Answer {
+        status: 400,
+        headers: Vec::new(),
+        body: ol_body.clone(),
+    };
+    let vendor = Script::answering([answer(), answer()]);
+    let url = serve(vendor.clone()).await;
+    let endpoints = Endpoints::default();
+    let ol = Transport::new("openlattice", &url, fast(), &endpoints)
+        .unwrap()
+        .with_error_format(ErrorFormat::OpenLattice);
+    let err = ol
+        .send(&Request::new(Method::POST, url.clone()))
+        .await
+        .unwrap_err();
+    let HttpError::Status { status, detail, .. } = &err else {
+        panic!("{err}");
+    };
+    assert_eq!(*status, 400);
+    assert_eq!(
+        detail,
+        "illegalArgument: Unable to create securable principal for organization. This means the organization probably already exists."
+    );
+    // The same body read the DRF way is a dump of the JSON, not the message.
+    let drf = Transport::new("rossum", &url, fast(), &endpoints).unwrap();
+    let err = drf
+        .send(&Request::new(Method::POST, url.clone()))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("errors: "), "{err}");
+}
+
+#[tokio::test]
+async fn graphql_errors_in_a_200_answer_are_errors_and_data_comes_back_otherwise() {
+    let vendor = Script::answering([
+        Answer::ok(json!({"data": {"getOrganizations": [{"organizationId": "o1"}]}})),
+        Answer::ok(json!({"data": {"createWorkspace": null},
+            "errors": [{"message": "The Workspaces limit has been reached by this organization", "path": ["createWorkspace"]}]})),
+        Answer::ok(json!({"nothing": true})),
+    ]);
+    let url = serve(vendor.clone()).await;
+    let t = Transport::new("renderedai", &url, fast(), &Endpoints::default())
+        .unwrap()
+        .with_error_format(ErrorFormat::GraphQl);
+    let query = || Request::new(Method::POST, url.clone()).json(json!({"query": "{ x }"}));
+    let data = t
+        .send(&query().repeat(Repeat::Safe))
+        .await
+        .unwrap()
+        .graphql_data()
+        .unwrap();
+    assert_eq!(data["getOrganizations"][0]["organizationId"], "o1");
+    let err = t.send(&query()).await.unwrap().graphql_data().unwrap_err();
+    let HttpError::GraphQl { detail, .. } = &err else {
+        panic!("{err}");
+    };
+    assert_eq!(
+        detail,
+        "The Workspaces limit has been reached by this organization"
+    );
+    assert!(!err.is_transient());
+    let err = t.send(&query()).await.unwrap().graphql_data().unwrap_err();
+    assert!(matches!(err, HttpError::Decode { .. }), "{err}");
+}
+
+/// A raw HTTP/1.1 server that reads each request and closes the first `drops` connections
+/// without answering (a lost response), then answers `200 {}`; counts the requests it read.
+async fn dropping_server(drops: u32) -> (Url, Arc<AtomicU32>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(AtomicU32::new(0));
+    let counter = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut read = 0;
+                // Up to the end of the headers and the (small) body the tests send.
+                loop {
+                    let n = sock.read(&mut buf[read..]).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    read += n;
+                    let text = String::from_utf8_lossy(&buf[..read]);
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let len = text
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap())
+                            })
+                            .unwrap_or(0);
+                        if read >= end + 4 + len {
+                            break;
+                        }
+                    }
+                }
+                let n = counter.fetch_add(1, Ordering::SeqCst);
+                if n < drops {
+                    return; // closed without a response
+                }
+                let _ = sock
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
+                    )
+                    .await;
+            });
+        }
+    });
+    (Url::parse(&format!("http://{addr}/graphql")).unwrap(), seen)
+}
+
+#[tokio::test]
+async fn a_post_marked_safe_is_retried_like_a_get_and_an_unsafe_one_is_not() {
+    // A 5xx.
+    let vendor = Script::answering([503, 502]);
+    let url = serve(vendor.clone()).await;
+    let t = Transport::new("test", &url, fast(), &Endpoints::default()).unwrap();
+    let query = Request::new(Method::POST, url.clone())
+        .json(json!({"query": "query { getOrganizations { organizationId } }"}))
+        .repeat(Repeat::Safe);
+    let resp = t.send(&query).await.unwrap();
+    assert_eq!(resp.status.as_u16(), 200);
+    assert_eq!(vendor.hits(), 3);
+    assert!(
+        vendor
+            .seen()
+            .iter()
+            .all(|s| s.body.contains("getOrganizations"))
+    );
+
+    // A lost response.
+    let (url, seen) = dropping_server(2).await;
+    let t = Transport::new("test", &url, fast(), &Endpoints::default()).unwrap();
+    let query = Request::new(Method::POST, url.clone())
+        .json(json!({"query": "{ x }"}))
+        .repeat(Repeat::Safe);
+    t.send(&query).await.unwrap();
+    assert_eq!(seen.load(Ordering::SeqCst), 3);
+
+    let (url, seen) = dropping_server(1).await;
+    let t = Transport::new("test", &url, fast(), &Endpoints::default()).unwrap();
+    let create = Request::new(Method::POST, url.clone()).json(json!({"query": "mutation { y }"}));
+    let err = t.send(&create).await.unwrap_err();
+    assert!(matches!(err, HttpError::OutcomeUnknown { .. }), "{err}");
+    assert_eq!(seen.load(Ordering::SeqCst), 1);
+}
+
+fn does_not_exist() -> Answer {
+    Answer {
+        status: 500,
+        headers: Vec::new(),
+        body: json!({"errors": [{"error": {"type": "illegalState", "code": 500},
+            "message": "Organization [8d1e1c8e-0000-4000-8000-000000000001] does not exist."}]}),
+    }
+}
+
+#[tokio::test]
+async fn an_accepted_status_reaches_the_caller_at_once_with_its_message() {
+    let config = HttpConfig {
+        max_retries: 3,
+        ..fast()
+    };
+    let vendor = Script::answering((0..10).map(|_| does_not_exist()));
+    let url = serve(vendor.clone()).await;
+    let t = Transport::new("openlattice", &url, config, &Endpoints::default())
+        .unwrap()
+        .with_error_format(ErrorFormat::OpenLattice);
+
+    let err = t
+        .send(&Request::new(Method::GET, url.clone()).accept_status(500))
+        .await
+        .unwrap_err();
+    let HttpError::Status { status, detail, .. } = &err else {
+        panic!("{err}");
+    };
+    assert_eq!(*status, 500);
+    assert!(detail.ends_with("does not exist."), "{detail}");
+    assert_eq!(vendor.hits(), 1, "not retried");
+
+    // A POST with the status accepted gets the answer too, not an unknown outcome.
+    let err = t
+        .send(&Request::new(Method::POST, url.clone()).accept_status(500))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(500), "{err}");
+    assert_eq!(vendor.hits(), 2);
+
+    // Without it, the same 500 is retried max_retries times.
+    let err = t
+        .send(&Request::new(Method::GET, url.clone()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(500));
+    assert_eq!(vendor.hits(), 2 + 4);
+}
+
+#[tokio::test]
+async fn an_accept_predicate_reads_one_meaning_of_a_status_and_retries_the_others() {
+    fn unknown_org(status: u16, detail: &str) -> bool {
+        status == 500 && detail.ends_with("does not exist.")
+    }
+    let vendor = Script::answering([does_not_exist(), Answer::from(500), Answer::from(500)]);
+    let url = serve(vendor.clone()).await;
+    let t = Transport::new("openlattice", &url, fast(), &Endpoints::default())
+        .unwrap()
+        .with_error_format(ErrorFormat::OpenLattice);
+    let get = || Request::new(Method::GET, url.clone()).accept_when(unknown_org);
+    let err = t.send(&get()).await.unwrap_err();
+    assert_eq!(err.status(), Some(500));
+    assert_eq!(vendor.hits(), 1);
+    // A 500 with another message is a server failure: retried, here until it succeeds.
+    t.send(&get()).await.unwrap();
+    assert_eq!(vendor.hits(), 4);
+}
+
+/// A vendor whose tokens live `lifetime`: `POST /login` issues one, `GET /me` answers 401 to an
+/// expired or unknown one. Returns the base URL, the number of logins and of 401s.
+async fn expiring_token_vendor(
+    lifetime: Duration,
+) -> (
+    Url,
+    Arc<AtomicU32>,
+    Arc<AtomicU32>,
+    Arc<Mutex<Vec<(String, Instant)>>>,
+) {
+    let logins = Arc::new(AtomicU32::new(0));
+    let rejected = Arc::new(AtomicU32::new(0));
+    let issued: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
+    let (l, i) = (logins.clone(), issued.clone());
+    let (r, i2) = (rejected.clone(), issued.clone());
+    let app = Router::new()
+        .route(
+            "/login",
+            any(move || {
+                let (l, i) = (l.clone(), i.clone());
+                async move {
+                    let n = l.fetch_add(1, Ordering::SeqCst);
+                    let token = format!("token-{n}-abcdef");
+                    i.lock()
+                        .unwrap()
+                        .push((token.clone(), Instant::now() + lifetime));
+                    axum::Json(
+                        json!({"token": token, "expires_in_ms": lifetime.as_millis() as u64}),
+                    )
+                }
+            }),
+        )
+        .route(
+            "/me",
+            any(move |headers: HeaderMap| {
+                let (r, i) = (r.clone(), i2.clone());
+                async move {
+                    let token = headers
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.strip_prefix("Bearer "))
+                        .unwrap_or_default()
+                        .to_string();
+                    let valid = i
+                        .lock()
+                        .unwrap()
+                        .iter()
+                        .any(|(t, until)| *t == token && Instant::now() < *until);
+                    if valid {
+                        (StatusCode::OK, axum::Json(json!({"me": true})))
+                    } else {
+                        r.fetch_add(1, Ordering::SeqCst);
+                        (
+                            StatusCode::UNAUTHORIZED,
+                            axum::Json(json!({"message": "token expired"})),
+                        )
+                    }
+                }
+            }),
+        );
+    (bind(app).await, logins, rejected, issued)
+}
+
+#[tokio::test]
+async fn an_expiring_token_is_renewed_before_it_fails_and_a_revoked_one_after_its_401() {
+    let (base, logins, rejected, issued) = expiring_token_vendor(Duration::from_secs(2)).await;
+    let t = Transport::new("test", &base, fast(), &Endpoints::default()).unwrap();
+    let cache: TokenCache<()> = TokenCache::with_margin(Duration::from_millis(500));
+    let login = || async {
+        let resp = t
+            .send(&Request::new(Method::POST, base.join("login").unwrap()).repeat(Repeat::Safe))
+            .await?
+            .json()?;
+        Ok::<_, HttpError>(Token::with_lifetime(
+            SecretString::from(resp["token"].as_str().unwrap().to_string()),
+            Duration::from_millis(resp["expires_in_ms"].as_u64().unwrap()),
+        ))
+    };
+    // One call the way a client makes it: the token, the request, and on 401 one re-login.
+    let me = || async {
+        let token = cache.get_token(&(), login).await?;
+        let req = |token: &SecretString| {
+            Request::new(Method::GET, base.join("me").unwrap()).authorization(SecretString::from(
+                format!("Bearer {}", secrecy::ExposeSecret::expose_secret(token)),
+            ))
+        };
+        match t.send(&req(&token)).await {
+            Err(HttpError::Status { status: 401, .. }) => {
+                cache.invalidate(&(), &token).await;
+                let fresh = cache.get_token(&(), login).await?;
+                t.send(&req(&fresh)).await
+            }
+            other => other,
+        }
+    };
+    me().await.unwrap();
+    me().await.unwrap();
+    assert_eq!(logins.load(Ordering::SeqCst), 1);
+    // Past the token's expiry: renewed before the request, so the vendor sees no expired token.
+    tokio::time::sleep(Duration::from_millis(2050)).await;
+    me().await.unwrap();
+    assert_eq!(logins.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        rejected.load(Ordering::SeqCst),
+        0,
+        "no request failed first"
+    );
+
+    // The vendor revokes every token: one 401, a re-login, and the call succeeds.
+    issued.lock().unwrap().clear();
+    me().await.unwrap();
+    assert_eq!(rejected.load(Ordering::SeqCst), 1);
+    assert_eq!(logins.load(Ordering::SeqCst), 3);
+}
+
+fn offset_page(items: Value, has_next: bool) -> Answer {
+    Answer::ok(
+        json!({"totalItemsCount": 99, "totalPagesCount": 9, "items": items, "hasNextPage": has_next}),
+    )
+}
+
+#[tokio::test]
+async fn offset_pages_are_walked_until_has_next_page_is_false_or_a_page_is_empty() {
+    let vendor = Script::answering([
+        offset_page(json!([1, 2]), true),
+        offset_page(json!([3]), false),
+        offset_page(json!([4]), true),
+        offset_page(json!([]), true),
+    ]);
+    let url = serve(vendor.clone()).await;
+    let t = Transport::new("dataloop", &url, fast(), &Endpoints::default()).unwrap();
+    let list = url.join("ontologies?projects=p1").unwrap();
+    let items = t
+        .get_all_offset_pages(
+            |n| Request::new(Method::GET, page_offset_url(&list, n, 2)).authorization(bearer()),
+            |r| r.items_and_has_next_page(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(items, vec![json!(1), json!(2), json!(3)]);
+    let uris: Vec<_> = vendor.seen().into_iter().map(|s| s.uri).collect();
+    assert_eq!(
+        uris,
+        [
+            "/api/v1/ontologies?projects=p1&pageOffset=0&pageSize=2",
+            "/api/v1/ontologies?projects=p1&pageOffset=1&pageSize=2",
+        ]
+    );
+    // A page that says more follow but is empty ends the walk (dtlpy does the same).
+    let items = t
+        .get_all_offset_pages(
+            |n| {
+                Request::new(Method::POST, url.join("datasets/query").unwrap())
+                    .json(
+                        json!({"filter": {}, "page": n, "pageSize": 1000, "resource": "datasets"}),
+                    )
+                    .repeat(Repeat::Safe)
+            },
+            |r| r.items_and_has_next_page(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(items, vec![json!(4)]);
+    let bodies: Vec<_> = vendor.seen().into_iter().skip(2).map(|s| s.body).collect();
+    assert!(
+        bodies[0].contains(r#""page":0"#) && bodies[1].contains(r#""page":1"#),
+        "{bodies:?}"
+    );
+
+    // A page without hasNextPage is a decode error, not the end of the list.
+    let vendor = Script::answering([Answer::ok(json!({"items": [1]}))]);
+    let url = serve(vendor.clone()).await;
+    let t = Transport::new("dataloop", &url, fast(), &Endpoints::default()).unwrap();
+    let err = t
+        .get_all_offset_pages(
+            |n| Request::new(Method::GET, page_offset_url(&url, n, 10)),
+            |r| r.items_and_has_next_page(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, HttpError::Decode { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn an_offset_page_request_to_another_origin_is_refused() {
+    let other = Script::answering::<u16>([]);
+    let elsewhere = serve(other.clone()).await;
+    let vendor = Script::answering([offset_page(json!([1]), true)]);
+    let url = serve(vendor.clone()).await;
+    let t = Transport::new("dataloop", &url, fast(), &Endpoints::default()).unwrap();
+    let err = t
+        .get_all_offset_pages(
+            |n| {
+                let base = if n == 0 { &url } else { &elsewhere };
+                Request::new(Method::GET, page_offset_url(base, n, 1)).authorization(bearer())
+            },
+            |r| r.items_and_has_next_page(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, HttpError::OffOrigin { .. }), "{err}");
+    assert_eq!(other.hits(), 0);
+}
+
+/// A GraphQL `getMembers` query for the page after `cursor`, safe to repeat.
+fn members_query(url: Url) -> impl Fn(Option<&str>) -> Request {
+    move |cursor| {
+        Request::new(Method::POST, url.clone())
+            .json(json!({"operationName": "getMembers",
+                "variables": {"organizationId": "o1", "limit": 2, "cursor": cursor}, "query": "…"}))
+            .repeat(Repeat::Safe)
+    }
+}
+
+/// Rendered.ai's way: a page shorter than the limit is the last; the cursor is the last id.
+fn by_last_id(
+    limit: usize,
+) -> impl Fn(&orgops::vendors::http::Response) -> Result<(Vec<Value>, Option<String>), HttpError> {
+    move |r| {
+        let data = r.graphql_data()?;
+        let items = data["getMembers"]
+            .as_array()
+            .cloned()
+            .ok_or_else(|| r.decode_error("no list"))?;
+        let next = (items.len() == limit)
+            .then(|| {
+                items
+                    .last()
+                    .and_then(|i| i["userId"].as_str())
+                    .map(str::to_string)
+            })
+            .flatten();
+        Ok((items, next))
+    }
+}
+
+#[tokio::test]
+async fn cursor_pages_are_walked_by_the_last_id_and_a_looping_cursor_is_an_error() {
+    let members = |ids: &[&str]| {
+        Answer::ok(
+            json!({"data": {"getMembers": ids.iter().map(|id| json!({"userId": id})).collect::<Vec<_>>()}}),
+        )
+    };
+    let vendor = Script::answering([members(&["a", "b"]), members(&["c", "d"]), members(&["e"])]);
+    let url = serve(vendor.clone()).await;
+    let t = Transport::new("renderedai", &url, fast(), &Endpoints::default())
+        .unwrap()
+        .with_error_format(ErrorFormat::GraphQl);
+    let items = t
+        .get_all_cursor_pages(members_query(url.clone()), by_last_id(2))
+        .await
+        .unwrap();
+    let ids: Vec<_> = items
+        .iter()
+        .map(|i| i["userId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["a", "b", "c", "d", "e"]);
+    let cursors: Vec<Value> = vendor
+        .seen()
+        .iter()
+        .map(|s| serde_json::from_str::<Value>(&s.body).unwrap()["variables"]["cursor"].clone())
+        .collect();
+    assert_eq!(cursors, [Value::Null, json!("b"), json!("d")]);
+
+    // A vendor that hands out the same cursor again would loop forever.
+    let vendor = Script::answering([
+        members(&["a", "b"]),
+        members(&["c", "b"]),
+        members(&["x", "y"]),
+    ]);
+    let url2 = serve(vendor.clone()).await;
+    let t = Transport::new("renderedai", &url2, fast(), &Endpoints::default()).unwrap();
+    let err = t
+        .get_all_cursor_pages(members_query(url2), by_last_id(2))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, HttpError::Decode { cause, .. } if cause.contains("second time")),
+        "{err}"
+    );
+    assert_eq!(vendor.hits(), 2);
 }

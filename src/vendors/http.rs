@@ -13,7 +13,18 @@
 //!   idempotent writes (PUT, PATCH, DELETE) are retried after 5xx, timeouts and resets; a POST is
 //!   retried only when the server provably did not process it (connect error, 429). A POST whose
 //!   response was lost surfaces as [`HttpError::OutcomeUnknown`] so the engine observes first.
-//! - **Auth**: [`TokenCache`] logs in once per scope and re-logs-in once on a 401.
+//!   A request marked [`Repeat::Safe`] is retried like a GET whatever its method (a GraphQL
+//!   read, a Dataloop query, a login).
+//! - **Statuses the caller reads**: a request may name error statuses it handles itself
+//!   ([`Request::accept_status`], [`Request::accept_when`]); those come back at once as
+//!   [`HttpError::Status`], never retried (OpenLattice answers an unknown organization with 500).
+//! - **Auth**: [`TokenCache`] logs in once per scope, renews a token shortly before it expires
+//!   ([`Token`], e.g. from a JWT's `exp`), and re-logs-in once on a 401 (`invalidate`). The
+//!   credential goes in `Authorization` ([`Request::authorization`]) or in a header of the
+//!   vendor's choosing ([`Request::credential_header`], e.g. Rendered.ai's `apikey`).
+//! - **Error bodies** are read in the vendor's format ([`ErrorFormat`], one per [`Transport`]):
+//!   only the vendor's message, shortened, with the request's credentials blanked out should the
+//!   vendor echo them. GraphQL errors arrive with HTTP 200: [`Response::graphql_data`].
 //! - **Origin pinning**: a [`Transport`] sends only to the origin (scheme, host, port) of the base
 //!   URL it was created with. A request, a "next" link or a redirect to any other origin is
 //!   refused with [`HttpError::OffOrigin`] before anything is sent there, so a credential never
@@ -22,25 +33,29 @@
 //!   every other method never follows one (a body is never replayed): the 3xx becomes
 //!   [`HttpError::Status`] naming where the vendor redirected to.
 //! - **Pagination**: [`Transport::get_all_pages`] follows a vendor's "next" link (absolute, or
-//!   relative to the page it came from).
+//!   relative to the page it came from); [`Transport::get_all_offset_pages`] walks page numbers
+//!   (`pageOffset` + `hasNextPage`) and [`Transport::get_all_cursor_pages`] cursors (the last id
+//!   seen). All stop after [`MAX_PAGES`] pages, and every page request is origin-checked.
 //! - **Response size cap**: a body longer than [`HttpConfig::max_response_bytes`] is refused
 //!   ([`HttpError::ResponseTooLarge`]): by its `Content-Length` before reading, or as soon as a
 //!   streamed body passes the cap.
-//! - **Credentials** live in [`SecretString`]s; the `Authorization` header is marked sensitive,
-//!   and no error carries a request body.
+//! - **Credentials** live in [`SecretString`]s; their header (`Authorization` or another) is
+//!   marked sensitive, and no error carries a request body.
 //! - **Write fence**: with [`HttpConfig::fence`] set, a request whose method is not GET or HEAD is
 //!   sent only while the [`Fence`] holds (the leader keeps it up while it can prove it holds its
 //!   Lease); after that it is refused with [`HttpError::NotLeader`], unsent, even when the
 //!   process was frozen and resumed in the middle of a reconcile.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::hash::Hash;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use governor::{DefaultDirectRateLimiter, Quota};
-use reqwest::header::{AUTHORIZATION, HeaderValue, LOCATION, RETRY_AFTER};
+use reqwest::header::{
+    AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue, LOCATION, RETRY_AFTER,
+};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
@@ -49,6 +64,12 @@ use url::Url;
 
 /// Redirects a GET or HEAD follows (within its origin) before the answer counts as an error.
 pub const MAX_REDIRECTS: usize = 5;
+
+/// Pages one paginated listing may take; more means the vendor's pagination loops.
+pub const MAX_PAGES: usize = 10_000;
+
+/// Longest vendor message an error carries.
+const MAX_DETAIL: usize = 300;
 
 /// Tuning of the transport. `Default` suits a production SaaS API.
 #[derive(Clone, Debug)]
@@ -213,6 +234,14 @@ pub enum HttpError {
         /// What went wrong.
         cause: String,
     },
+    /// A GraphQL endpoint answered (HTTP 200) with a non-empty `errors` list.
+    #[error("{path}: GraphQL error: {detail}")]
+    GraphQl {
+        /// Request path.
+        path: String,
+        /// The vendor's messages, shortened.
+        detail: String,
+    },
     /// The response body was not what the vendor documents.
     #[error("{path}: unexpected response: {cause}")]
     Decode {
@@ -274,7 +303,9 @@ impl HttpError {
             HttpError::OutcomeUnknown { .. }
             | HttpError::Transport { .. }
             | HttpError::NotLeader { .. } => true,
-            HttpError::Decode { .. }
+            // A GraphQL error answers the request as it stands (validation, permission, limit).
+            HttpError::GraphQl { .. }
+            | HttpError::Decode { .. }
             | HttpError::ResponseTooLarge { .. }
             | HttpError::Url(_)
             | HttpError::OffOrigin { .. } => false,
@@ -291,16 +322,24 @@ pub enum Body {
     Json(Value),
     /// `application/x-www-form-urlencoded`.
     Form(Vec<(String, String)>),
+    /// `text/plain; charset=utf-8`: the raw string, no JSON quoting (OpenLattice titles and
+    /// descriptions).
+    Text(String),
 }
 
 /// Whether a request may be sent again after an unknown outcome.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Repeat {
-    /// Reads and idempotent writes, and POSTs that have no lasting effect (login).
+    /// Reads and idempotent writes, and POSTs that have no lasting effect (login, a GraphQL
+    /// query, a Dataloop DQL query): retried after 5xx, timeouts and resets whatever the method.
     Safe,
     /// Creates: sent again only when the server provably did not process it.
     Unsafe,
 }
+
+/// Decides from an error status and the vendor's message (as [`ErrorFormat`] read it) whether
+/// the caller handles the answer itself, so it is returned at once instead of retried.
+pub type AcceptWhen = fn(u16, &str) -> bool;
 
 /// One HTTP request.
 #[derive(Clone, Debug)]
@@ -313,8 +352,14 @@ pub struct Request {
     pub body: Body,
     /// `Authorization` header value, e.g. `Bearer <key>`.
     pub authorization: Option<SecretString>,
+    /// Another header carrying a credential (e.g. Rendered.ai's `apikey: <key>`).
+    pub credential: Option<(HeaderName, SecretString)>,
     /// Whether repeating is safe.
     pub repeat: Repeat,
+    /// Error statuses the caller reads itself: returned at once, never retried.
+    pub accepted: Vec<u16>,
+    /// Error answers the caller reads itself, by status and message.
+    pub accept_when: Option<AcceptWhen>,
 }
 
 impl Request {
@@ -330,7 +375,10 @@ impl Request {
             url,
             body: Body::Empty,
             authorization: None,
+            credential: None,
             repeat,
+            accepted: Vec::new(),
+            accept_when: None,
         }
     }
 
@@ -346,6 +394,12 @@ impl Request {
         self
     }
 
+    /// Sets a `text/plain` body: `text` as it is, not JSON-quoted.
+    pub fn text(mut self, text: impl Into<String>) -> Self {
+        self.body = Body::Text(text.into());
+        self
+    }
+
     /// Overrides the repeat policy.
     pub fn repeat(mut self, repeat: Repeat) -> Self {
         self.repeat = repeat;
@@ -357,6 +411,181 @@ impl Request {
         self.authorization = Some(value);
         self
     }
+
+    /// Sends the credential `value` in header `name` (e.g. `apikey`) instead of, or besides,
+    /// `Authorization`. Like `Authorization`, the header is marked sensitive, never logged, and
+    /// never sent outside the transport's origin.
+    pub fn credential_header(mut self, name: HeaderName, value: SecretString) -> Self {
+        self.credential = Some((name, value));
+        self
+    }
+
+    /// Returns an answer with error status `status` at once as [`HttpError::Status`] (with the
+    /// vendor's message), instead of retrying it: the caller knows what it means.
+    pub fn accept_status(mut self, status: u16) -> Self {
+        self.accepted.push(status);
+        self
+    }
+
+    /// Like [`Request::accept_status`], deciding by status and message, so that one meaning of
+    /// a status is read by the caller while the others are still retried (OpenLattice's 500
+    /// "Organization [id] does not exist." versus a server failure).
+    pub fn accept_when(mut self, accept: AcceptWhen) -> Self {
+        self.accept_when = Some(accept);
+        self
+    }
+
+    /// Whether the caller reads an error answer with `status` and `detail` itself.
+    fn accepts(&self, status: u16, detail: &str) -> bool {
+        self.accepted.contains(&status) || self.accept_when.is_some_and(|f| f(status, detail))
+    }
+
+    /// The credentials this request carries, to blank out should the vendor echo them.
+    fn secrets(&self) -> Vec<SecretString> {
+        self.authorization
+            .iter()
+            .chain(self.credential.iter().map(|(_, v)| v))
+            .cloned()
+            .collect()
+    }
+}
+
+/// How a vendor shapes its error bodies; a [`Transport`] reads the message of an error answer
+/// in its format ([`Transport::with_error_format`]). Whatever the format, the message is taken
+/// from the response alone (never from the request), shortened, and anything unexpected falls
+/// back to a `message`/`error`/`detail` field or the body text.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ErrorFormat {
+    /// Django REST framework (Rossum): `{"detail": ".."}` or field errors
+    /// `{"field": ["..", ..], ..}`.
+    #[default]
+    Drf,
+    /// OpenLattice's `ErrorsDTO`: `{"errors": [{"error": {"type": .., "code": ..}, "message": ..}]}`.
+    OpenLattice,
+    /// GraphQL: `{"errors": [{"message": ..}, ..]}` (usually with HTTP 200: see
+    /// [`Response::graphql_data`]).
+    GraphQl,
+    /// Dataloop: `{"status": .., "name": .., "message": ..}`, sometimes `{"error": ..}`.
+    Dataloop,
+}
+
+impl ErrorFormat {
+    /// The vendor's message in an error `body`, shortened (no credential blanking: see
+    /// [`Transport::send`]).
+    pub fn detail(self, body: &[u8]) -> String {
+        shorten(&self.message(body))
+    }
+
+    /// The vendor's message in an error `body`, whole.
+    fn message(self, body: &[u8]) -> String {
+        match serde_json::from_slice::<Value>(body) {
+            Ok(value) => match self {
+                ErrorFormat::Drf => drf_detail(&value),
+                ErrorFormat::OpenLattice => errors_list(&value, |e| {
+                    let message = e.get("message").and_then(Value::as_str)?;
+                    match e.pointer("/error/type").and_then(Value::as_str) {
+                        Some(kind) => Some(format!("{kind}: {message}")),
+                        None => Some(message.to_string()),
+                    }
+                })
+                .unwrap_or_else(|| generic_detail(&value)),
+                ErrorFormat::GraphQl => {
+                    graphql_errors(&value).unwrap_or_else(|| generic_detail(&value))
+                }
+                ErrorFormat::Dataloop => generic_detail(&value),
+            },
+            // Only the start can show in the shortened message; a proxy's page may be long.
+            Err(_) => String::from_utf8_lossy(&body[..body.len().min(4096)]).to_string(),
+        }
+    }
+}
+
+/// The messages of a non-empty GraphQL `errors` list, joined with `; ` (not shortened); `None`
+/// when the body has no errors.
+pub fn graphql_errors(body: &Value) -> Option<String> {
+    errors_list(body, |e| {
+        Some(match e.get("message") {
+            Some(Value::String(m)) => m.clone(),
+            _ => "an error without a message".to_string(),
+        })
+    })
+}
+
+/// `{"errors": [e, ..]}` with a non-empty list: each `e` through `message`, joined.
+fn errors_list(body: &Value, message: impl Fn(&Value) -> Option<String>) -> Option<String> {
+    let errors = body.get("errors")?.as_array()?;
+    let messages: Vec<String> = errors.iter().take(10).filter_map(message).collect();
+    (!messages.is_empty()).then(|| messages.join("; "))
+}
+
+/// DRF: `detail`, else field errors as `field: message`.
+fn drf_detail(value: &Value) -> String {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(d)) = map.get("detail") {
+                d.clone()
+            } else {
+                map.iter()
+                    .map(|(k, v)| match v {
+                        Value::Array(msgs) => format!(
+                            "{k}: {}",
+                            msgs.iter()
+                                .map(|m| m.as_str().map(str::to_string).unwrap_or(m.to_string()))
+                                .collect::<Vec<_>>()
+                                .join(" ")
+                        ),
+                        other => format!("{k}: {other}"),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            }
+        }
+        other => other.to_string(),
+    }
+}
+
+/// A message field any vendor (or a framework or proxy in front of it) may use: `message`,
+/// `error` (a string or an object with a message), `detail`; else the JSON as text.
+fn generic_detail(value: &Value) -> String {
+    for key in ["message", "error", "detail", "error_description"] {
+        match value.get(key) {
+            Some(Value::String(m)) if !m.is_empty() => return m.clone(),
+            Some(Value::Object(o)) => {
+                if let Some(Value::String(m)) = o.get("message") {
+                    return m.clone();
+                }
+            }
+            _ => {}
+        }
+    }
+    value.to_string()
+}
+
+/// At most [`MAX_DETAIL`] bytes, on one line.
+fn shorten(text: &str) -> String {
+    let one_line: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    truncate(one_line.trim(), MAX_DETAIL)
+}
+
+/// `text` with every credential in `secrets` replaced by `[redacted]`: a vendor (or a hostile
+/// server) that echoes the request's credential in its error must not put it in a condition,
+/// an event or a log. The token of `Bearer <token>` is blanked on its own too.
+fn redact(text: &str, secrets: &[SecretString]) -> String {
+    let mut out = text.to_string();
+    for secret in secrets {
+        let whole = secret.expose_secret();
+        let token = whole.rsplit(' ').next().unwrap_or(whole);
+        for value in [whole, token] {
+            // Very short values would blank ordinary words; real credentials are long.
+            if value.len() >= 6 && out.contains(value) {
+                out = out.replace(value, "[redacted]");
+            }
+        }
+    }
+    out
 }
 
 /// A response whose status is below 300 (redirects are followed or refused, errors become
@@ -368,19 +597,80 @@ pub struct Response {
     /// Body bytes.
     pub body: bytes::Bytes,
     path: String,
+    /// The request's credentials, blanked out of any message taken from this body.
+    secrets: Vec<SecretString>,
 }
 
 impl Response {
+    /// The request path (no query, no host), for messages.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// A [`HttpError::Decode`] about this response.
+    pub fn decode_error(&self, cause: impl Into<String>) -> HttpError {
+        HttpError::Decode {
+            path: self.path.clone(),
+            cause: cause.into(),
+        }
+    }
+
     /// The body as JSON (`{}` for an empty body, as `204 No Content` has).
     pub fn json(&self) -> Result<Value, HttpError> {
         if self.body.is_empty() {
             return Ok(Value::Object(Default::default()));
         }
-        serde_json::from_slice(&self.body).map_err(|e| HttpError::Decode {
-            path: self.path.clone(),
-            cause: e.to_string(),
-        })
+        serde_json::from_slice(&self.body).map_err(|e| self.decode_error(e.to_string()))
     }
+
+    /// The `data` of a GraphQL answer, or [`HttpError::GraphQl`] with the messages of its
+    /// `errors` (shortened, credentials blanked) when that list is non-empty, even when `data`
+    /// is present too: GraphQL reports failures with HTTP 200. A body with neither is a
+    /// [`HttpError::Decode`].
+    pub fn graphql_data(&self) -> Result<Value, HttpError> {
+        let mut body = self.json()?;
+        if let Some(messages) = graphql_errors(&body) {
+            return Err(HttpError::GraphQl {
+                path: self.path.clone(),
+                detail: shorten(&redact(&messages, &self.secrets)),
+            });
+        }
+        match body.get_mut("data").map(Value::take) {
+            Some(data) if !data.is_null() => Ok(data),
+            _ => Err(self.decode_error("a GraphQL answer without data or errors")),
+        }
+    }
+
+    /// The page of a `pageOffset`-paginated list in Dataloop's shape,
+    /// `{"items": [..], "hasNextPage": bool, ..}`: its items and whether another page follows.
+    pub fn items_and_has_next_page(&self) -> Result<(Vec<Value>, bool), HttpError> {
+        let mut page = self.json()?;
+        let has_next = page
+            .get("hasNextPage")
+            .and_then(Value::as_bool)
+            .ok_or_else(|| self.decode_error("a page without a boolean hasNextPage"))?;
+        match page.get_mut("items").map(Value::take) {
+            Some(Value::Array(items)) => Ok((items, has_next)),
+            _ => Err(self.decode_error("a page without an items list")),
+        }
+    }
+}
+
+/// `url` asking for page `offset` (0-based) of `size` items, Dataloop's way: the query
+/// parameters `pageOffset` and `pageSize` (replacing any already there).
+pub fn page_offset_url(url: &Url, offset: u64, size: u32) -> Url {
+    let mut out = url.clone();
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| k != "pageOffset" && k != "pageSize")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    out.query_pairs_mut()
+        .clear()
+        .extend_pairs(kept)
+        .append_pair("pageOffset", &offset.to_string())
+        .append_pair("pageSize", &size.to_string());
+    out
 }
 
 /// Request counts keyed by (method, status); status 0 = no response.
@@ -704,6 +994,7 @@ pub struct Transport {
     endpoint: Arc<Endpoint>,
     config: HttpConfig,
     origin: url::Origin,
+    error_format: ErrorFormat,
 }
 
 impl Transport {
@@ -746,7 +1037,27 @@ impl Transport {
             endpoint,
             config,
             origin,
+            error_format: ErrorFormat::default(),
         })
+    }
+
+    /// This transport reading error bodies in the vendor's `format` (default
+    /// [`ErrorFormat::Drf`]).
+    pub fn with_error_format(mut self, format: ErrorFormat) -> Self {
+        self.error_format = format;
+        self
+    }
+
+    /// The format error bodies are read in.
+    pub fn error_format(&self) -> ErrorFormat {
+        self.error_format
+    }
+
+    /// The message of an error `body` to `req`: in the vendor's format, shortened, the
+    /// request's credentials blanked out.
+    fn detail(&self, req: &Request, body: &[u8]) -> String {
+        // Blanked before shortening, so a credential cut in two by the cap cannot survive.
+        shorten(&redact(&self.error_format.message(body), &req.secrets()))
     }
 
     /// Refuses `url` unless it has the origin of this transport.
@@ -779,7 +1090,8 @@ impl Transport {
     }
 
     /// Sends `req`, retrying where that is safe. Statuses ≥ 400 and redirects that are not
-    /// followed become [`HttpError::Status`]. A URL outside the transport's origin is refused
+    /// followed become [`HttpError::Status`]; a status the request accepts
+    /// ([`Request::accept_status`], [`Request::accept_when`]) does so at once, unretried. A URL outside the transport's origin is refused
     /// with [`HttpError::OffOrigin`], and a write after the [`HttpConfig::fence`] lapsed with
     /// [`HttpError::NotLeader`], before anything is sent.
     pub async fn send(&self, req: &Request) -> Result<Response, HttpError> {
@@ -832,47 +1144,62 @@ impl Transport {
                 }
                 Attempt::Refused { error, .. } | Attempt::Fenced(error) => return Err(error),
                 Attempt::Answered { status, body, .. } if status.as_u16() < 400 => {
-                    return Ok(Response { status, body, path });
+                    return Ok(Response {
+                        status,
+                        body,
+                        path,
+                        secrets: req.secrets(),
+                    });
                 }
                 Attempt::Answered {
-                    status: StatusCode::TOO_MANY_REQUESTS,
+                    status,
+                    body,
                     retry_after,
-                    ..
                 } => {
-                    let wait = retry_after
-                        .unwrap_or(DEFAULT_RETRY_AFTER)
-                        .min(self.config.max_retry_after);
-                    self.endpoint.pause_for(wait);
-                    throttle_attempt += 1;
-                    if throttle_attempt > self.config.max_throttle_retries {
+                    let status = status.as_u16();
+                    let detail = self.detail(req, &body);
+                    if req.accepts(status, &detail) {
                         return Err(HttpError::Status {
                             method: req.method.clone(),
                             path,
-                            status: 429,
-                            detail: "rate limited on every retry".into(),
+                            status,
+                            detail,
                         });
                     }
-                    tracing::debug!(%path, ?wait, "throttled by the vendor");
-                    continue;
-                }
-                Attempt::Answered { status, body, .. } => {
-                    let retryable = matches!(status.as_u16(), 408 | 500 | 502 | 503 | 504);
+                    if status == 429 {
+                        let wait = retry_after
+                            .unwrap_or(DEFAULT_RETRY_AFTER)
+                            .min(self.config.max_retry_after);
+                        self.endpoint.pause_for(wait);
+                        throttle_attempt += 1;
+                        if throttle_attempt > self.config.max_throttle_retries {
+                            return Err(HttpError::Status {
+                                method: req.method.clone(),
+                                path,
+                                status: 429,
+                                detail: "rate limited on every retry".into(),
+                            });
+                        }
+                        tracing::debug!(%path, ?wait, "throttled by the vendor");
+                        continue;
+                    }
+                    let retryable = matches!(status, 408 | 500 | 502 | 503 | 504);
                     if !retryable {
                         return Err(HttpError::Status {
                             method: req.method.clone(),
                             path,
-                            status: status.as_u16(),
-                            detail: error_detail(&body),
+                            status,
+                            detail,
                         });
                     }
                     if req.repeat == Repeat::Unsafe {
                         return Err(HttpError::OutcomeUnknown {
                             method: req.method.clone(),
                             path,
-                            cause: format!("HTTP {}", status.as_u16()),
+                            cause: format!("HTTP {status}"),
                         });
                     }
-                    RetryCause::Status(status.as_u16(), error_detail(&body))
+                    RetryCause::Status(status, detail)
                 }
                 Attempt::NotSent(cause) => RetryCause::Transport(cause),
                 Attempt::Lost(cause) => {
@@ -1007,16 +1334,26 @@ impl Transport {
     /// encoded.
     fn build(&self, req: &Request, url: &Url) -> Result<reqwest::Request, String> {
         let mut builder = self.http.request(req.method.clone(), url.clone());
-        if let Some(auth) = &req.authorization {
-            let mut value = HeaderValue::from_str(auth.expose_secret())
+        let sensitive = |secret: &SecretString| {
+            let mut value = HeaderValue::from_str(secret.expose_secret())
                 .map_err(|_| "credential is not a valid header value".to_string())?;
             value.set_sensitive(true);
-            builder = builder.header(AUTHORIZATION, value);
+            Ok::<_, String>(value)
+        };
+        if let Some(auth) = &req.authorization {
+            builder = builder.header(AUTHORIZATION, sensitive(auth)?);
+        }
+        if let Some((name, secret)) = &req.credential {
+            builder = builder.header(name.clone(), sensitive(secret)?);
         }
         let builder = match &req.body {
             Body::Empty => builder,
             Body::Json(v) => builder.json(v),
             Body::Form(fields) => builder.form(fields),
+            // With its charset: a text/plain body without one is ISO-8859-1 to a Spring server.
+            Body::Text(text) => builder
+                .header(CONTENT_TYPE, "text/plain; charset=utf-8")
+                .body(text.clone()),
         };
         builder.build().map_err(|e| describe(&e))
     }
@@ -1077,11 +1414,8 @@ impl Transport {
         let mut pages = 0usize;
         while let Some(url) = next.take() {
             pages += 1;
-            if pages > 10_000 {
-                return Err(HttpError::Decode {
-                    path: url.path().to_string(),
-                    cause: "more than 10000 pages; the next link loops".into(),
-                });
+            if pages > MAX_PAGES {
+                return Err(too_many_pages(url.path(), "the next link loops"));
             }
             let mut req = Request::new(Method::GET, url.clone());
             req.authorization = authorization.clone();
@@ -1101,6 +1435,82 @@ impl Transport {
             };
         }
         Ok(items)
+    }
+
+    /// Every page of a list paginated by page number: `request(n)` is the request for page `n`
+    /// (0, 1, …; e.g. a GET of [`page_offset_url`], or a POST query marked [`Repeat::Safe`]),
+    /// `split` returns a page's items and whether another page follows (e.g.
+    /// [`Response::items_and_has_next_page`]). Stops at the first page that says none follows
+    /// or has no items. Each request is origin-checked like any other.
+    pub async fn get_all_offset_pages<R, S>(
+        &self,
+        request: R,
+        split: S,
+    ) -> Result<Vec<Value>, HttpError>
+    where
+        R: Fn(u64) -> Request,
+        S: Fn(&Response) -> Result<(Vec<Value>, bool), HttpError>,
+    {
+        let mut items = Vec::new();
+        for page in 0u64.. {
+            let req = request(page);
+            if page as usize >= MAX_PAGES {
+                return Err(too_many_pages(req.url.path(), "hasNextPage never ends"));
+            }
+            let (mut page_items, has_next) = split(&self.send(&req).await?)?;
+            let empty = page_items.is_empty();
+            items.append(&mut page_items);
+            if !has_next || empty {
+                break;
+            }
+        }
+        Ok(items)
+    }
+
+    /// Every page of a list paginated by cursor: `request(None)` asks for the first page,
+    /// `request(Some(c))` for the page after cursor `c` (Rendered.ai: the id of the last item
+    /// seen); `split` returns a page's items and the next cursor, `None` after the last page
+    /// (e.g. when a page is shorter than the limit asked for). A cursor that comes back a
+    /// second time is an error (the vendor's pagination loops), as is passing [`MAX_PAGES`].
+    pub async fn get_all_cursor_pages<R, S>(
+        &self,
+        request: R,
+        split: S,
+    ) -> Result<Vec<Value>, HttpError>
+    where
+        R: Fn(Option<&str>) -> Request,
+        S: Fn(&Response) -> Result<(Vec<Value>, Option<String>), HttpError>,
+    {
+        let mut items = Vec::new();
+        let mut seen = HashSet::new();
+        let mut cursor: Option<String> = None;
+        for page in 0usize.. {
+            let req = request(cursor.as_deref());
+            if page >= MAX_PAGES {
+                return Err(too_many_pages(req.url.path(), "the cursor never ends"));
+            }
+            let response = self.send(&req).await?;
+            let (mut page_items, next) = split(&response)?;
+            items.append(&mut page_items);
+            match next {
+                Some(next) if !seen.insert(next.clone()) => {
+                    return Err(response.decode_error(format!(
+                        "the cursor {} came back a second time; the pagination loops",
+                        truncate(&next, 100)
+                    )));
+                }
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        Ok(items)
+    }
+}
+
+fn too_many_pages(path: &str, why: &str) -> HttpError {
+    HttpError::Decode {
+        path: path.to_string(),
+        cause: format!("more than {MAX_PAGES} pages; {why}"),
     }
 }
 
@@ -1193,34 +1603,6 @@ fn describe(e: &reqwest::Error) -> String {
     out
 }
 
-/// Extracts a short message from a vendor error body (DRF `detail`, field errors, or text).
-fn error_detail(body: &[u8]) -> String {
-    let text = match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(map)) => {
-            if let Some(Value::String(d)) = map.get("detail") {
-                d.clone()
-            } else {
-                map.iter()
-                    .map(|(k, v)| match v {
-                        Value::Array(msgs) => format!(
-                            "{k}: {}",
-                            msgs.iter()
-                                .map(|m| m.as_str().map(str::to_string).unwrap_or(m.to_string()))
-                                .collect::<Vec<_>>()
-                                .join(" ")
-                        ),
-                        other => format!("{k}: {other}"),
-                    })
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            }
-        }
-        Ok(other) => other.to_string(),
-        Err(_) => String::from_utf8_lossy(body).to_string(),
-    };
-    truncate(&text, 300)
-}
-
 fn truncate(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_string();
@@ -1232,22 +1614,128 @@ fn truncate(s: &str, max: usize) -> String {
     format!("{}…", &s[..end])
 }
 
-/// A cache of bearer tokens per scope (e.g. per organization) with single-flight login.
+/// A token and when it stops working.
+#[derive(Clone, Debug)]
+pub struct Token {
+    value: SecretString,
+    obtained: Instant,
+    expires: Option<Instant>,
+}
+
+impl Token {
+    /// A token that does not expire (until the vendor answers 401).
+    pub fn new(value: SecretString) -> Self {
+        Self {
+            value,
+            obtained: Instant::now(),
+            expires: None,
+        }
+    }
+
+    /// A token valid for `lifetime` from now (e.g. an OAuth `expires_in`).
+    pub fn with_lifetime(value: SecretString, lifetime: Duration) -> Self {
+        let obtained = Instant::now();
+        Self {
+            value,
+            obtained,
+            // Beyond what the clock represents: never, in practice.
+            expires: obtained.checked_add(lifetime),
+        }
+    }
+
+    /// A token valid until `at` (wall clock).
+    pub fn expiring_at(value: SecretString, at: jiff::Timestamp) -> Self {
+        let left =
+            Duration::try_from(at.duration_since(jiff::Timestamp::now())).unwrap_or(Duration::ZERO);
+        Self::with_lifetime(value, left)
+    }
+
+    /// A JWT, valid until its `exp` claim (read without checking the signature, as the vendor's
+    /// own SDKs do); a token that is not a JWT, or has no `exp`, does not expire.
+    pub fn from_jwt(value: SecretString) -> Self {
+        match jwt_expiry(&value) {
+            Some(at) => Self::expiring_at(value, at),
+            None => Self::new(value),
+        }
+    }
+
+    /// The token.
+    pub fn value(&self) -> &SecretString {
+        &self.value
+    }
+
+    /// When it expires, if it does.
+    pub fn expires(&self) -> Option<Instant> {
+        self.expires
+    }
+
+    /// Whether it should be renewed at `now`: within `margin` of its expiry, the margin being at
+    /// most half its lifetime (so a short-lived token is still used, not renewed at once).
+    pub fn due_at(&self, now: Instant, margin: Duration) -> bool {
+        let Some(expires) = self.expires else {
+            return false;
+        };
+        let lifetime = expires.saturating_duration_since(self.obtained);
+        now.checked_add(margin.min(lifetime / 2))
+            .is_none_or(|renew_from| renew_from >= expires)
+    }
+}
+
+/// The `exp` claim of a JWT, read without verifying anything; `None` when `token` is not a JWT
+/// with a numeric `exp`.
+pub fn jwt_expiry(token: &SecretString) -> Option<jiff::Timestamp> {
+    use base64::Engine as _;
+    let token = token.expose_secret();
+    let token = token.strip_prefix("Bearer ").unwrap_or(token);
+    let mut parts = token.split('.');
+    let (_header, payload, _signature) = (parts.next()?, parts.next()?, parts.next()?);
+    // A hostile "token" must not cost much to look at.
+    if parts.next().is_some() || payload.len() > 16 * 1024 {
+        return None;
+    }
+    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: Value = serde_json::from_slice(&payload).ok()?;
+    let exp = claims.get("exp")?.as_f64()?;
+    if !exp.is_finite() {
+        return None;
+    }
+    // Clamped to what jiff represents; a far-future expiry is "never" in practice.
+    let exp = exp.clamp(0.0, 253_402_207_199.0) as i64;
+    jiff::Timestamp::from_second(exp).ok()
+}
+
+/// A cache of tokens per scope (e.g. per organization) with single-flight login; a token that
+/// expires is renewed shortly before it does (see [`Token::due_at`]), so no request fails with
+/// an expired token first.
 #[derive(Debug)]
 pub struct TokenCache<K> {
-    slots: Mutex<HashMap<K, Arc<tokio::sync::Mutex<Option<SecretString>>>>>,
+    slots: Mutex<HashMap<K, Arc<tokio::sync::Mutex<Option<Token>>>>>,
+    margin: Duration,
 }
+
+/// How long before its expiry a token is renewed, at most (dtlpy's own margin).
+pub const DEFAULT_RENEW_MARGIN: Duration = Duration::from_secs(60);
 
 impl<K> Default for TokenCache<K> {
     fn default() -> Self {
+        Self::with_margin(DEFAULT_RENEW_MARGIN)
+    }
+}
+
+impl<K> TokenCache<K> {
+    /// A cache that renews tokens `margin` before they expire (at most half their lifetime).
+    pub fn with_margin(margin: Duration) -> Self {
         Self {
             slots: Mutex::new(HashMap::new()),
+            margin,
         }
     }
 }
 
 impl<K: Eq + Hash + Clone> TokenCache<K> {
-    fn slot(&self, key: &K) -> Arc<tokio::sync::Mutex<Option<SecretString>>> {
+    fn slot(&self, key: &K) -> Arc<tokio::sync::Mutex<Option<Token>>> {
         let mut slots = match self.slots.lock() {
             Ok(s) => s,
             Err(poisoned) => poisoned.into_inner(),
@@ -1256,28 +1744,44 @@ impl<K: Eq + Hash + Clone> TokenCache<K> {
     }
 
     /// The cached token of `key`, or the result of `login` (run once even if many ask at once).
+    /// Tokens from this call do not expire; see [`TokenCache::get_token`].
     pub async fn get<F, Fut, E>(&self, key: &K, login: F) -> Result<SecretString, E>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<SecretString, E>>,
     {
-        let slot = self.slot(key);
-        let mut guard = slot.lock().await;
-        if let Some(token) = guard.as_ref() {
-            return Ok(token.clone());
-        }
-        let token = login().await?;
-        *guard = Some(token.clone());
-        Ok(token)
+        self.get_token(key, || async { login().await.map(Token::new) })
+            .await
     }
 
-    /// Forgets `stale` for `key` (unless another caller already replaced it).
+    /// The cached token of `key` unless it is due for renewal, else the result of `login`
+    /// (run once even if many ask at once).
+    pub async fn get_token<F, Fut, E>(&self, key: &K, login: F) -> Result<SecretString, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Token, E>>,
+    {
+        let slot = self.slot(key);
+        let mut guard = slot.lock().await;
+        if let Some(token) = guard.as_ref()
+            && !token.due_at(Instant::now(), self.margin)
+        {
+            return Ok(token.value.clone());
+        }
+        let token = login().await?;
+        let value = token.value.clone();
+        *guard = Some(token);
+        Ok(value)
+    }
+
+    /// Forgets `stale` for `key` (unless another caller already replaced it), e.g. after the
+    /// vendor answered it with 401.
     pub async fn invalidate(&self, key: &K, stale: &SecretString) {
         let slot = self.slot(key);
         let mut guard = slot.lock().await;
         if guard
             .as_ref()
-            .is_some_and(|t| t.expose_secret() == stale.expose_secret())
+            .is_some_and(|t| t.value.expose_secret() == stale.expose_secret())
         {
             *guard = None;
         }
@@ -1304,6 +1808,7 @@ mod tests {
 
     #[test]
     fn error_detail_reads_drf_bodies() {
+        let error_detail = |b: &[u8]| ErrorFormat::Drf.detail(b);
         assert_eq!(error_detail(br#"{"detail":"Not found."}"#), "Not found.");
         assert_eq!(
             error_detail(br#"{"name":["This field is required."]}"#),
@@ -1491,7 +1996,212 @@ mod tests {
     #[test]
     fn request_debug_hides_the_credential() {
         let req = Request::new(Method::GET, Url::parse("http://x/").unwrap())
-            .authorization(SecretString::from("Bearer hunter2"));
-        assert!(!format!("{req:?}").contains("hunter2"));
+            .authorization(SecretString::from("Bearer hunter2"))
+            .credential_header(
+                HeaderName::from_static("apikey"),
+                SecretString::from("key-hunter3"),
+            );
+        let debug = format!("{req:?}");
+        assert!(
+            !debug.contains("hunter2") && !debug.contains("hunter3"),
+            "{debug}"
+        );
+    }
+
+    #[test]
+    fn each_error_format_reads_its_vendors_body() {
+        let ol = br#"{"errors":[{"error":{"type":"illegalState","code":500},"message":"Organization [00000000-0000-0000-0000-000000000001] does not exist."}]}"#;
+        assert_eq!(
+            ErrorFormat::OpenLattice.detail(ol),
+            "illegalState: Organization [00000000-0000-0000-0000-000000000001] does not exist."
+        );
+        let two = br#"{"errors":[{"error":{"type":"forbidden","code":403},"message":"a"},{"message":"b"}]}"#;
+        assert_eq!(ErrorFormat::OpenLattice.detail(two), "forbidden: a; b");
+        // Spring's own error body (a 415 or 405 before the controller).
+        let spring = br#"{"timestamp":"2022-01-01T00:00:00Z","status":415,"error":"Unsupported Media Type","message":"Content type 'application/json' not supported","path":"/x"}"#;
+        assert_eq!(
+            ErrorFormat::OpenLattice.detail(spring),
+            "Content type 'application/json' not supported"
+        );
+
+        let gql = br#"{"data":null,"errors":[{"message":"The Datasets limit has been reached by this workspace","path":["createDataset"]}]}"#;
+        assert_eq!(
+            ErrorFormat::GraphQl.detail(gql),
+            "The Datasets limit has been reached by this workspace"
+        );
+
+        let dl = br#"{"status":404,"name":"NotFound","message":"Project not found"}"#;
+        assert_eq!(ErrorFormat::Dataloop.detail(dl), "Project not found");
+        assert_eq!(
+            ErrorFormat::Dataloop.detail(br#"{"error":"Unauthorized"}"#),
+            "Unauthorized"
+        );
+        // The DRF reading would have listed every field instead.
+        assert_eq!(
+            ErrorFormat::Drf.detail(dl),
+            "message: \"Project not found\"; name: \"NotFound\"; status: 404"
+        );
+
+        // Whatever the format: one line, at most the cap, from anything.
+        let long = format!(r#"{{"message":"line one\nline two {}"}}"#, "x".repeat(5000));
+        for format in [
+            ErrorFormat::Drf,
+            ErrorFormat::OpenLattice,
+            ErrorFormat::GraphQl,
+            ErrorFormat::Dataloop,
+        ] {
+            let d = format.detail(long.as_bytes());
+            assert!(
+                d.len() <= MAX_DETAIL + 3 && !d.contains('\n'),
+                "{format:?}: {d}"
+            );
+            assert_eq!(
+                format.detail(b"<html>Bad Gateway</html>"),
+                "<html>Bad Gateway</html>"
+            );
+            assert_eq!(format.detail(&[0xff, 0xfe, b'x']), "\u{fffd}\u{fffd}x");
+            assert_eq!(format.detail(b""), "");
+        }
+    }
+
+    #[test]
+    fn an_echoed_credential_is_blanked_even_where_the_cap_cuts_it() {
+        let secrets = [
+            SecretString::from("Bearer eyJhbGciOi.secret-part.sig"),
+            SecretString::from("apikey-0123456789"),
+        ];
+        let text = "token eyJhbGciOi.secret-part.sig and apikey-0123456789 rejected";
+        assert_eq!(
+            redact(text, &secrets),
+            "token [redacted] and [redacted] rejected"
+        );
+        // Short values are not credentials; ordinary words stay.
+        assert_eq!(redact("a b c", &[SecretString::from("b")]), "a b c");
+
+        // Through a transport: the key sits across the 300-byte cap.
+        let t = Transport::new(
+            "test",
+            &Url::parse("http://127.0.0.1:9/").unwrap(),
+            HttpConfig::default(),
+            &Endpoints::default(),
+        )
+        .unwrap()
+        .with_error_format(ErrorFormat::Dataloop);
+        let req = Request::new(Method::GET, Url::parse("http://127.0.0.1:9/x").unwrap())
+            .credential_header(
+                HeaderName::from_static("apikey"),
+                SecretString::from("apikey-0123456789"),
+            );
+        // Cut at the cap without blanking first, "apikey-01234" would remain.
+        let body = format!(
+            r#"{{"message":"{}apikey-0123456789"}}"#,
+            "y".repeat(MAX_DETAIL - 12)
+        );
+        let detail = t.detail(&req, body.as_bytes());
+        assert!(!detail.contains("apikey-01"), "{detail}");
+        assert!(detail.ends_with("y[redacted]"), "{detail}");
+    }
+
+    fn jwt(claims: Value) -> SecretString {
+        use base64::Engine as _;
+        let enc = |v: &Value| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string().as_bytes())
+        };
+        SecretString::from(format!(
+            "{}.{}.c2lnbmF0dXJl",
+            enc(&serde_json::json!({"alg": "HS256", "typ": "JWT"})),
+            enc(&claims)
+        ))
+    }
+
+    #[test]
+    fn a_jwt_expires_at_its_exp_claim_and_anything_else_never() {
+        let exp = jiff::Timestamp::now().as_second() + 3600;
+        let token = jwt(serde_json::json!({"sub": "google-oauth2|1", "exp": exp}));
+        assert_eq!(jwt_expiry(&token).map(|t| t.as_second()), Some(exp));
+        let bearer = SecretString::from(format!("Bearer {}", token.expose_secret()));
+        assert_eq!(jwt_expiry(&bearer).map(|t| t.as_second()), Some(exp));
+        let t = Token::from_jwt(token);
+        let left = t.expires().unwrap() - Instant::now();
+        assert!(left > Duration::from_secs(3590) && left <= Duration::from_secs(3600));
+
+        for not_expiring in [
+            SecretString::from("opaque-api-key"),
+            SecretString::from("a.b.c"),
+            SecretString::from("a.b.c.d"),
+            jwt(serde_json::json!({"sub": "x"})),
+            jwt(serde_json::json!({"exp": "soon"})),
+        ] {
+            assert_eq!(jwt_expiry(&not_expiring), None);
+            assert!(Token::from_jwt(not_expiring).expires().is_none());
+        }
+        // Absurd values neither panic nor wrap around.
+        let far = Token::from_jwt(jwt(serde_json::json!({"exp": 1e300})));
+        assert!(!far.due_at(Instant::now(), DEFAULT_RENEW_MARGIN));
+        let past = Token::from_jwt(jwt(serde_json::json!({"exp": -5})));
+        assert!(past.due_at(Instant::now(), DEFAULT_RENEW_MARGIN));
+    }
+
+    #[test]
+    fn a_token_is_due_within_the_margin_of_its_expiry_but_never_before_half_its_life() {
+        let now = Instant::now();
+        let day = Token::with_lifetime("t".into(), Duration::from_secs(86_400));
+        let margin = Duration::from_secs(60);
+        assert!(!day.due_at(now, margin));
+        assert!(!day.due_at(now + Duration::from_secs(86_400 - 61), margin));
+        assert!(day.due_at(now + Duration::from_secs(86_400 - 59), margin));
+        // A 10 s token with a 60 s margin is used for its first 5 s, not renewed on every call.
+        let short = Token::with_lifetime("t".into(), Duration::from_secs(10));
+        assert!(!short.due_at(now + Duration::from_secs(4), margin));
+        assert!(short.due_at(now + Duration::from_secs(6), margin));
+        assert!(!Token::new("t".into()).due_at(now + Duration::from_secs(1 << 40), margin));
+    }
+
+    #[tokio::test]
+    async fn an_expiring_token_is_renewed_before_use_without_a_401() {
+        let cache: TokenCache<u8> = TokenCache::with_margin(Duration::from_millis(200));
+        let logins = std::sync::atomic::AtomicU32::new(0);
+        let login = || async {
+            let n = logins.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok::<_, ()>(Token::with_lifetime(
+                SecretString::from(format!("t{n}")),
+                Duration::from_millis(1000),
+            ))
+        };
+        assert_eq!(
+            cache.get_token(&1, login).await.unwrap().expose_secret(),
+            "t0"
+        );
+        assert_eq!(
+            cache.get_token(&1, login).await.unwrap().expose_secret(),
+            "t0"
+        );
+        assert_eq!(logins.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // Within the margin of the expiry (800 ms on): renewed, though nobody invalidated it.
+        tokio::time::sleep(Duration::from_millis(820)).await;
+        assert_eq!(
+            cache.get_token(&1, login).await.unwrap().expose_secret(),
+            "t1"
+        );
+        assert_eq!(
+            cache.get_token(&1, login).await.unwrap().expose_secret(),
+            "t1"
+        );
+        assert_eq!(logins.load(std::sync::atomic::Ordering::SeqCst), 2);
+        // Another scope has its own token.
+        assert_eq!(
+            cache.get_token(&2, login).await.unwrap().expose_secret(),
+            "t2"
+        );
+    }
+
+    #[test]
+    fn page_offset_url_replaces_the_page_and_keeps_the_filters() {
+        let url =
+            Url::parse("http://x/api/v1/recipes?projects=p1&pageOffset=7&pageSize=3").unwrap();
+        assert_eq!(
+            page_offset_url(&url, 2, 1000).as_str(),
+            "http://x/api/v1/recipes?projects=p1&pageOffset=2&pageSize=1000"
+        );
     }
 }
