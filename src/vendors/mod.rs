@@ -41,6 +41,7 @@
 
 pub mod connection;
 pub mod http;
+pub mod openlattice;
 pub mod rossum;
 
 use std::collections::BTreeMap;

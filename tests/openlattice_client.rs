@@ -1,0 +1,495 @@
+//! The OpenLattice client on the wire, against a scripted loopback server that answers the way
+//! the real server (`OrganizationsController`) does: what it sends (paths, bodies, content
+//! types, the JWT) and how it reads the server's answers (500 for an unknown organization,
+//! 400 for a taken name, 401 for both a bad JWT and a missing permission).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::IntoResponse;
+use axum::routing::any;
+use orgops::vendors::openlattice::models::{Grant, GrantType, OrganizationCreate};
+use orgops::vendors::openlattice::{CreateOutcome, OpenLatticeApi, role_id};
+use orgops::vendors::{Credentials, Endpoints, HttpConfig, HttpError, VendorError};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+const TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJnb29nbGUtb2F1dGgyfDEyMyJ9.c2lnbmF0dXJlLXRlc3Q";
+
+/// A request as the server saw it.
+#[derive(Clone, Debug)]
+struct Seen {
+    method: String,
+    uri: String,
+    authorization: Option<String>,
+    content_type: Option<String>,
+    body: String,
+}
+
+/// One scripted answer: status and body (JSON, or empty when `None`).
+struct Answer(u16, Option<Value>);
+
+#[derive(Default)]
+struct Script {
+    answers: Mutex<Vec<Answer>>,
+    seen: Mutex<Vec<Seen>>,
+}
+
+impl Script {
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    fn push(&self, answers: impl IntoIterator<Item = Answer>) {
+        self.answers.lock().unwrap().extend(answers);
+    }
+}
+
+/// Serves `script` (answers in order, then `200` with an empty body); returns the client.
+async fn serve() -> (OpenLatticeApi, Arc<Script>) {
+    let script = Arc::new(Script::default());
+    let s = script.clone();
+    let app = Router::new().fallback(any(
+        move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+            let s = s.clone();
+            async move {
+                let header = |n: &str| headers.get(n).map(|v| v.to_str().unwrap().to_string());
+                s.seen.lock().unwrap().push(Seen {
+                    method: method.to_string(),
+                    uri: uri.to_string(),
+                    authorization: header("authorization"),
+                    content_type: header("content-type"),
+                    body: String::from_utf8_lossy(&body).to_string(),
+                });
+                let next = {
+                    let mut a = s.answers.lock().unwrap();
+                    if a.is_empty() {
+                        Answer(200, None)
+                    } else {
+                        a.remove(0)
+                    }
+                };
+                let status = StatusCode::from_u16(next.0).unwrap();
+                match next.1 {
+                    Some(v) => (status, axum::Json(v)).into_response(),
+                    None => status.into_response(),
+                }
+            }
+        },
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let creds = Credentials::new(
+        "tenants/openlattice-creds",
+        [("token".to_string(), SecretString::from(TOKEN.to_string()))].into(),
+    );
+    let config = HttpConfig {
+        backoff_base: Duration::from_millis(2),
+        backoff_max: Duration::from_millis(5),
+        rate_per_second: 1000,
+        ..HttpConfig::default()
+    };
+    let api = OpenLatticeApi::new(
+        Some(&format!("http://{addr}")),
+        creds,
+        config,
+        &Endpoints::default(),
+    )
+    .unwrap();
+    (api, script)
+}
+
+fn error(kind: &str, code: u16, message: &str) -> Answer {
+    Answer(
+        code,
+        Some(json!({"errors": [{"error": {"type": kind, "code": code}, "message": message}]})),
+    )
+}
+
+fn does_not_exist(id: Uuid) -> Answer {
+    error(
+        "illegalState",
+        500,
+        &format!("Organization [{id}] does not exist."),
+    )
+}
+
+const BASE: &str = "/datastore/organizations";
+
+fn org_json(id: Uuid, name: &str) -> Value {
+    json!({"id": id, "principal": {"type": "ORGANIZATION", "id": name}, "title": "T",
+        "emailDomains": [], "members": [], "roles": [], "apps": [], "connections": [], "grants": {}})
+}
+
+#[tokio::test]
+async fn an_unknown_organization_is_absent_at_once_and_a_failure_is_retried() {
+    let (api, script) = serve().await;
+    let id = Uuid::new_v4();
+    script.push([does_not_exist(id)]);
+    assert_eq!(api.get_org(id).await.unwrap(), None);
+    let seen = script.seen();
+    assert_eq!(seen.len(), 1, "the 500 meaning 'absent' is not retried");
+    assert_eq!(seen[0].method, "GET");
+    assert_eq!(seen[0].uri, format!("{BASE}/{id}"));
+    assert_eq!(
+        seen[0].authorization.as_deref(),
+        Some(format!("Bearer {TOKEN}").as_str())
+    );
+
+    // Any other 500 is a server failure: retried.
+    script.push([
+        error("otherError", 500, "NullPointerException: boom"),
+        Answer(200, Some(org_json(id, "acme"))),
+    ]);
+    let org = api.get_org(id).await.unwrap().unwrap();
+    assert_eq!(org.principal.id, "acme");
+    assert_eq!(script.seen().len(), 3);
+
+    // Writes to an unknown organization are NotFound, at once.
+    script.push([does_not_exist(id)]);
+    let err = api.update_title(id, "x").await.unwrap_err();
+    assert!(matches!(err, VendorError::NotFound(_)), "{err}");
+    assert_eq!(script.seen().len(), 4);
+    // Deleting one is success.
+    script.push([does_not_exist(id)]);
+    api.delete_org(id).await.unwrap();
+    assert_eq!(script.seen()[4].method, "DELETE");
+    assert_eq!(script.seen().len(), 5);
+}
+
+#[tokio::test]
+async fn create_sends_the_js_body_and_a_taken_name_is_resolved_by_metadata() {
+    let (api, script) = serve().await;
+    let id = orgops::vendors::openlattice::organization_id("uid-1");
+    let body = OrganizationCreate::new(id, "acme-prod", "Acme", "d", vec!["acme.com".into()]);
+
+    script.push([Answer(200, Some(json!(id.to_string())))]);
+    assert_eq!(
+        api.create_org(&body).await.unwrap(),
+        CreateOutcome::Created(id)
+    );
+    let seen = script.seen();
+    assert_eq!(
+        (seen[0].method.as_str(), seen[0].uri.as_str()),
+        ("POST", BASE)
+    );
+    assert_eq!(seen[0].content_type.as_deref(), Some("application/json"));
+    let sent: Value = serde_json::from_str(&seen[0].body).unwrap();
+    assert_eq!(sent["id"], json!(id));
+    assert_eq!(
+        sent["principal"],
+        json!({"type": "ORGANIZATION", "id": "acme-prod"})
+    );
+    assert_eq!(sent["emailDomains"], json!(["acme.com"]));
+
+    // The name is taken (by our own earlier attempt): found by name, with its id.
+    let dup = "Unable to create securable principal for organization. This means the organization probably already exists.";
+    script.push([
+        error("illegalArgument", 400, dup),
+        Answer(
+            200,
+            Some(json!([
+                {"@class": "com.openlattice.organization.OrganizationPrincipal", "id": Uuid::new_v4(),
+                 "principal": {"type": "ORGANIZATION", "id": "other"}, "title": "O", "aclKey": []},
+                {"@class": "com.openlattice.organization.OrganizationPrincipal", "id": id,
+                 "principal": {"type": "ORGANIZATION", "id": "acme-prod"}, "title": "Acme", "aclKey": [id]}
+            ])),
+        ),
+    ]);
+    assert_eq!(
+        api.create_org(&body).await.unwrap(),
+        CreateOutcome::Exists(id)
+    );
+    assert_eq!(script.seen()[2].uri, format!("{BASE}/metadata"));
+
+    // A 400 for something else stays a rejection.
+    script.push([
+        error("illegalArgument", 400, "Title cannot be blank."),
+        Answer(200, Some(json!([]))),
+    ]);
+    let err = api.create_org(&body).await.unwrap_err();
+    assert!(
+        matches!(&err, VendorError::Rejected(d) if d.contains("Title cannot be blank.")),
+        "{err}"
+    );
+
+    // The id is reserved under another name: a rejection, not an unknown outcome.
+    script.push([error(
+        "illegalState",
+        500,
+        "Unable to create principal: id already in use",
+    )]);
+    let before = script.seen().len();
+    let err = api.create_org(&body).await.unwrap_err();
+    assert!(
+        matches!(&err, VendorError::Rejected(d) if d.contains("taken under another name")),
+        "{err}"
+    );
+    assert_eq!(script.seen().len(), before + 1);
+
+    // A 5xx of another kind: the create may have happened.
+    script.push([Answer(503, None)]);
+    let err = api.create_org(&body).await.unwrap_err();
+    assert!(err.is_outcome_unknown(), "{err}");
+}
+
+#[tokio::test]
+async fn titles_are_text_plain_and_user_ids_are_percent_encoded() {
+    let (api, script) = serve().await;
+    let org = Uuid::new_v4();
+    let role = role_id(org, "Analysts");
+    api.update_title(org, "Acme \"Prod\"").await.unwrap();
+    api.update_description(org, "Line one\nline two")
+        .await
+        .unwrap();
+    api.update_role_title(org, role, "Analysts 2")
+        .await
+        .unwrap();
+    api.update_role_description(org, role, "Reads")
+        .await
+        .unwrap();
+    api.add_member(org, "google-oauth2|123").await.unwrap();
+    api.remove_member(org, "auth0|abc.def").await.unwrap();
+    api.add_role_to_member(org, role, "google-oauth2|123")
+        .await
+        .unwrap();
+    api.remove_role_from_member(org, role, "google-oauth2|123")
+        .await
+        .unwrap();
+    api.set_email_domains(org, &["acme.com".into(), "acme.org".into()])
+        .await
+        .unwrap();
+    api.update_role_grant(
+        org,
+        role,
+        &Grant {
+            grant_type: GrantType::EmailDomain,
+            mappings: vec!["@acme.com".into()],
+            attribute: String::new(),
+        },
+    )
+    .await
+    .unwrap();
+    api.delete_role(org, role).await.unwrap();
+
+    let seen: Vec<_> = script
+        .seen()
+        .into_iter()
+        .map(|s| {
+            (
+                format!("{} {}", s.method, s.uri),
+                s.content_type.unwrap_or_default(),
+                s.body,
+            )
+        })
+        .collect();
+    let text = "text/plain; charset=utf-8".to_string();
+    let json_ct = "application/json".to_string();
+    let expected = vec![
+        (
+            format!("PUT {BASE}/{org}/title"),
+            text.clone(),
+            "Acme \"Prod\"".to_string(),
+        ),
+        (
+            format!("PUT {BASE}/{org}/description"),
+            text.clone(),
+            "Line one\nline two".into(),
+        ),
+        (
+            format!("PUT {BASE}/{org}/principals/roles/{role}/title"),
+            text.clone(),
+            "Analysts 2".into(),
+        ),
+        (
+            format!("PUT {BASE}/{org}/principals/roles/{role}/description"),
+            text,
+            "Reads".into(),
+        ),
+        (
+            format!("PUT {BASE}/{org}/principals/members/google-oauth2%7C123"),
+            String::new(),
+            String::new(),
+        ),
+        (
+            format!("DELETE {BASE}/{org}/principals/members/auth0%7Cabc.def"),
+            String::new(),
+            String::new(),
+        ),
+        (
+            format!("PUT {BASE}/{org}/principals/roles/{role}/members/google-oauth2%7C123"),
+            String::new(),
+            String::new(),
+        ),
+        (
+            format!("DELETE {BASE}/{org}/principals/roles/{role}/members/google-oauth2%7C123"),
+            String::new(),
+            String::new(),
+        ),
+        (
+            format!("PUT {BASE}/{org}/email-domains"),
+            json_ct.clone(),
+            r#"["acme.com","acme.org"]"#.into(),
+        ),
+        (
+            format!("PUT {BASE}/{org}/principals/roles/{role}/grant"),
+            json_ct,
+            r#"{"attribute":"","grantType":"EmailDomain","mappings":["@acme.com"]}"#.into(),
+        ),
+        (
+            format!("DELETE {BASE}/{org}/principals/roles/{role}"),
+            String::new(),
+            String::new(),
+        ),
+    ];
+    assert_eq!(seen, expected);
+}
+
+#[tokio::test]
+async fn roles_are_created_with_their_class_and_a_deterministic_id_and_read_back() {
+    let (api, script) = serve().await;
+    let org = Uuid::new_v4();
+    let id = role_id(org, "Analysts");
+    script.push([Answer(200, Some(json!(id)))]);
+    assert_eq!(
+        api.create_role(org, "Analysts", Some("Reads"))
+            .await
+            .unwrap(),
+        id
+    );
+    let seen = &script.seen()[0];
+    assert_eq!(seen.uri, format!("{BASE}/roles"));
+    let sent: Value = serde_json::from_str(&seen.body).unwrap();
+    assert_eq!(
+        sent,
+        json!({"@class": "com.openlattice.organization.roles.Role", "aclKey": [org, id],
+            "description": "Reads", "id": id, "organizationId": org,
+            "principal": {"type": "ROLE", "id": format!("{org}|Analysts")}, "title": "Analysts"})
+    );
+    // Safe to repeat: a lost answer is resent, and the server answers with the same id.
+    script.push([Answer(502, None), Answer(200, Some(json!(id)))]);
+    assert_eq!(
+        api.create_role(org, "Analysts", Some("Reads"))
+            .await
+            .unwrap(),
+        id
+    );
+    assert_eq!(script.seen().len(), 3);
+
+    script.push([Answer(200, Some(json!([{"@class": "com.openlattice.organization.roles.Role",
+        "id": id, "organizationId": org, "principal": {"type": "ROLE", "id": format!("{org}|Analysts")},
+        "title": "Analysts", "aclKey": [org, id]}])))]);
+    let roles = api.roles(org).await.unwrap();
+    assert_eq!(
+        (roles[0].id, roles[0].title.as_str()),
+        (Some(id), "Analysts")
+    );
+    assert_eq!(
+        script.seen()[3].uri,
+        format!("{BASE}/{org}/principals/roles")
+    );
+
+    // A role that does not exist: absent (the server's NPE is a 404).
+    script.push([error("resourceNotFound", 404, "")]);
+    assert_eq!(api.get_role(org, Uuid::new_v4()).await.unwrap(), None);
+    // Deleting the admin role is refused.
+    script.push([error(
+        "illegalArgument",
+        400,
+        "Role cannot be deleted because it is the organization's admin role.",
+    )]);
+    let err = api.delete_role(org, id).await.unwrap_err();
+    assert!(matches!(err, VendorError::Rejected(_)), "{err}");
+}
+
+#[tokio::test]
+async fn members_are_read_with_their_roles_in_the_org() {
+    let (api, script) = serve().await;
+    let org = Uuid::new_v4();
+    let analysts = role_id(org, "Analysts");
+    script.push([Answer(
+        200,
+        Some(json!([{
+            "principal": {"@class": "com.openlattice.authorization.SecurablePrincipal", "id": Uuid::new_v4(),
+                "principal": {"type": "USER", "id": "google-oauth2|123"}, "title": "Ada", "aclKey": []},
+            "profile": {"user_id": "google-oauth2|123", "email": "ada@example.com", "app_metadata": {}},
+            "roles": [
+                {"@class": "com.openlattice.organization.roles.Role", "id": analysts, "organizationId": org,
+                 "principal": {"type": "ROLE", "id": format!("{org}|Analysts")}, "title": "Analysts",
+                 "aclKey": [org, analysts]},
+                {"@class": "com.openlattice.organization.OrganizationPrincipal", "id": org,
+                 "principal": {"type": "ORGANIZATION", "id": "acme"}, "title": "Acme", "aclKey": [org]}
+            ]
+        }])),
+    )]);
+    let members = api.members(org).await.unwrap();
+    assert_eq!(members[0].user_id(), "google-oauth2|123");
+    let roles: Vec<_> = members[0].roles_in(org).map(|r| r.title.as_str()).collect();
+    assert_eq!(roles, ["Analysts"]);
+    assert_eq!(
+        script.seen()[0].uri,
+        format!("{BASE}/{org}/principals/members")
+    );
+
+    script.push([Answer(
+        200,
+        Some(json!([{"user_id": "google-oauth2|123", "email": "ada@example.com"}])),
+    )]);
+    let users = api.role_members(org, analysts).await.unwrap();
+    assert_eq!(users[0].user_id.as_deref(), Some("google-oauth2|123"));
+    assert_eq!(
+        script.seen()[1].uri,
+        format!("{BASE}/{org}/principals/roles/{analysts}/members")
+    );
+
+    script.push([Answer(200, Some(json!(["acme.com"])))]);
+    assert_eq!(api.email_domains(org).await.unwrap(), ["acme.com"]);
+}
+
+#[tokio::test]
+async fn a_bad_jwt_names_the_secret_and_a_missing_permission_is_forbidden() {
+    let (api, script) = serve().await;
+    let org = Uuid::new_v4();
+    script.push([error("tokenError", 401, "JWT signature does not match")]);
+    let err = api.verify().await.unwrap_err();
+    let VendorError::InvalidCredentials { secret, detail } = &err else {
+        panic!("{err}");
+    };
+    assert_eq!(secret, "tenants/openlattice-creds");
+    assert!(detail.contains("JWT signature does not match"), "{detail}");
+    assert_eq!(err.category(), "CredentialsInvalid");
+    assert!(!format!("{err} {err:?}").contains(TOKEN));
+    assert_eq!(script.seen()[0].uri, format!("{BASE}/metadata"));
+
+    // Without a body at all, as an authentication filter may answer.
+    script.push([Answer(401, None)]);
+    let err = api.list_orgs().await.unwrap_err();
+    assert!(
+        matches!(err, VendorError::InvalidCredentials { .. }),
+        "{err}"
+    );
+    assert_eq!(script.seen()[1].uri, BASE);
+
+    script.push([error(
+        "forbidden",
+        401,
+        &format!("Insufficient permissions to update organization {org}"),
+    )]);
+    let err = api.set_email_domains(org, &[]).await.unwrap_err();
+    assert!(matches!(err, VendorError::Forbidden(_)), "{err}");
+    assert!(err.to_string().contains("tenants/openlattice-creds"));
+    assert_eq!(script.seen().len(), 3, "not retried");
+
+    // A void answer with a JSON string where a list is expected is a decode error, not a panic.
+    script.push([Answer(200, Some(json!("not a list")))]);
+    let err = api.roles(org).await.unwrap_err();
+    assert!(
+        matches!(err, VendorError::Http(HttpError::Decode { .. })),
+        "{err}"
+    );
+}
