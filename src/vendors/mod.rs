@@ -43,7 +43,7 @@ pub mod connection;
 pub mod http;
 pub mod rossum;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use secrecy::SecretString;
@@ -437,84 +437,116 @@ pub struct MemberDesired {
     pub first_name: Option<String>,
     /// Last name.
     pub last_name: Option<String>,
-    /// Role name.
-    pub role: String,
-    /// Queue (or equivalent) names in that organization.
-    pub queues: Vec<String>,
+    /// Every role the person holds in the organization: `spec.role` plus `spec.roles`.
+    pub roles: BTreeSet<String>,
+    /// Vendor scopes inside the organization, by name (Rossum queues, Dataloop projects,
+    /// Rendered.ai workspaces).
+    pub scopes: BTreeSet<String>,
 }
 
-/// A person known to the vendor.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Person {
-    /// The user's id.
-    pub user_id: String,
-    /// The organization the user belongs to first.
-    pub primary_org: String,
-    /// Role names (global to the user where the vendor has one role per user).
-    pub roles: Vec<String>,
-    /// Active (not disabled or soft-deleted).
-    pub active: bool,
+/// Whether the vendor holds anything for a person in one organization.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Presence {
+    /// Nothing: no access and no open invitation.
+    Absent,
+    /// An invitation the person has not accepted yet.
+    Invited,
+    /// Access (a user, a membership, a member record).
+    Active,
 }
 
-/// How a person reaches the organization.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Access {
-    /// It is the user's primary organization; queue names the user works on there.
-    Primary {
-        /// Queue names.
-        queues: Vec<String>,
-    },
-    /// Through a membership.
-    Membership {
-        /// Membership id.
-        id: String,
-        /// Queue names.
-        queues: Vec<String>,
-    },
-    /// Not at all.
-    None,
-}
-
-/// What the vendor says about a person and one organization.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What the vendor says about a person and one organization, in vendor-neutral terms.
+#[derive(Clone, Debug, PartialEq)]
 pub struct MemberObserved {
-    /// The person, if the vendor knows them.
-    pub person: Option<Person>,
-    /// Their access to the organization.
-    pub access: Access,
+    /// What the vendor holds.
+    pub presence: Presence,
+    /// The vendor id of what it holds (`user/7`, `membership/5`, an invitation id), for status.
+    pub id: Option<String>,
+    /// Roles the person holds in the organization (vendor role names; OpenLattice: `member`
+    /// plus role titles).
+    pub roles: BTreeSet<String>,
+    /// Scopes the person has in the organization, by name.
+    pub scopes: BTreeSet<String>,
+    /// Set when the roles cannot be changed through this organization, saying why (Rossum keeps
+    /// one role per user, set in the user's own organization). The engine reports the
+    /// difference instead of changing it.
+    pub roles_fixed: Option<String>,
+    /// Set when access cannot be given without undoing a decision made elsewhere, saying what a
+    /// human can do (Rossum: a user disabled because their own organization removed them).
+    pub blocked: Option<String>,
+    /// Removing this access also ends the person's access to other organizations (Rossum:
+    /// removing a user from their own organization disables them everywhere), so OrgMemberships
+    /// of the same person are re-checked at once.
+    pub removal_reaches_other_orgs: bool,
+    /// What the vendor client needs to act on this observation (ids, which record holds the
+    /// access). Opaque to the engine.
+    pub vendor_state: Value,
 }
 
-/// One change to a person's access.
+impl MemberObserved {
+    /// Nothing at the vendor for this person.
+    pub fn absent() -> Self {
+        Self {
+            presence: Presence::Absent,
+            id: None,
+            roles: BTreeSet::new(),
+            scopes: BTreeSet::new(),
+            roles_fixed: None,
+            blocked: None,
+            removal_reaches_other_orgs: false,
+            vendor_state: Value::Null,
+        }
+    }
+
+    /// The vendor holds something that a removal must take away.
+    pub fn holds_access(&self) -> bool {
+        self.presence != Presence::Absent
+    }
+}
+
+/// One change to a person's access, decided by the engine from an observation.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum MemberAction {
-    /// Create the user in the organization, with role and queues. Not idempotent.
-    CreateUser,
-    /// Give an existing user of another organization access. Not idempotent.
-    AddMembership,
-    /// Set the primary user's role.
-    SetRole(String),
-    /// Set the queues the user works on in the organization.
-    SetQueues(Vec<String>),
-    /// Re-activate a disabled user.
-    Reactivate,
+pub enum MemberChange {
+    /// Give access (or invite, where the vendor invites) with the desired roles and scopes.
+    /// Not idempotent: after an unknown outcome the engine observes again before repeating.
+    Add,
+    /// Grant and revoke roles.
+    SetRoles {
+        /// Roles to add.
+        grant: BTreeSet<String>,
+        /// Roles to take away.
+        revoke: BTreeSet<String>,
+    },
+    /// Make the scopes exactly the desired ones.
+    SetScopes,
+}
+
+/// The roles and scopes a vendor's memberships have.
+#[derive(Clone, Copy, Debug)]
+pub struct RoleModel {
+    /// Names `spec.role` may take.
+    pub roles: &'static [&'static str],
+    /// `spec.roles` names roles the organization itself defines (OpenLattice role titles);
+    /// the vendor checks they exist.
+    pub org_roles: bool,
+    /// What scopes are called at this vendor (`queues`), or `None` when it has none.
+    pub scopes: Option<&'static str>,
 }
 
 /// Membership operations of a vendor (same contract as [`VendorClient`]: observe first).
 #[async_trait::async_trait]
 pub trait MemberClient: Send + Sync {
-    /// Role names the vendor accepts.
-    fn roles(&self) -> &'static [&'static str];
-    /// Whether a user has one role across all organizations (so roles cannot differ per org).
-    fn one_role_per_user(&self) -> bool;
-    /// The person with `email` and their access to `org`.
+    /// The roles and scopes memberships have at this vendor.
+    fn role_model(&self) -> RoleModel;
+    /// The person with `email` and what the vendor holds for them in `org`.
     async fn observe_member(&self, org: &str, email: &str) -> Result<MemberObserved, VendorError>;
-    /// Carries out one action.
-    async fn act_member(
+    /// Carries out one change decided from `observed`.
+    async fn change_member(
         &self,
         desired: &MemberDesired,
         observed: &MemberObserved,
-        action: &MemberAction,
+        change: &MemberChange,
     ) -> Result<(), VendorError>;
-    /// Removes the access (a membership, or disables a user whose primary org it is).
+    /// Removes what the vendor holds (access, or an open invitation); nothing held is success.
     async fn remove_member(&self, org: &str, observed: &MemberObserved) -> Result<(), VendorError>;
 }
