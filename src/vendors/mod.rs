@@ -137,6 +137,20 @@ pub struct OrgDesired {
     pub settings: Value,
 }
 
+/// How orgops recognises an organization it created (or adopted) again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OrgIdentity {
+    /// The org carries an ownership marker naming its Organization resource (Rossum
+    /// `metadata.orgops`): a lost create response is found by the marker, and two
+    /// Organizations can never manage the same org.
+    Marker,
+    /// The client chooses the id of a new org ([`VendorClient::planned_org_id`]): a lost
+    /// create response is found again by that id (OpenLattice).
+    ChosenId,
+    /// Nothing: orgs are only adopted (Dataloop, Rendered.ai).
+    None,
+}
+
 /// What a vendor can do.
 #[derive(Clone, Debug)]
 pub struct Capabilities {
@@ -144,6 +158,9 @@ pub struct Capabilities {
     pub create_org: bool,
     /// Organizations can be deleted through the API.
     pub delete_org: bool,
+    /// How an org is recognised again. Without a marker, the caller makes sure no two
+    /// Organizations adopt the same org ([`Sink::claim`](crate::engine::org::Sink::claim)).
+    pub org_identity: OrgIdentity,
     /// Kinds a template copy can carry, in no particular order.
     pub kinds: &'static [KindSpec],
 }
@@ -153,28 +170,73 @@ pub struct Capabilities {
 pub enum RefTarget {
     /// The organization itself (template org → new org).
     Organization,
-    /// Another copyable kind, by name.
+    /// Another copyable kind, by name: rewritten to that object's copy, which must exist first.
     Kind(&'static str),
+    /// A shared object that is not copied and is valid in every organization (Rendered.ai
+    /// channels): the reference is kept as it is.
+    Shared,
 }
+
+/// Finds the id inside a string that embeds one (Rendered.ai `"<volumeId>:/path"`): the byte
+/// range of the id, or `None` when the string holds no reference.
+pub type Embedded = fn(&str) -> Option<std::ops::Range<usize>>;
 
 /// A field that references other objects.
 #[derive(Clone, Copy, Debug)]
 pub struct RefField {
-    /// Dot path into the object; `*` walks every element of an array
-    /// (e.g. `queues.*`, `actions.*.payload.labels.*`).
+    /// Dot path into the object; `*` walks every element of an array and `**` every value
+    /// at any depth (e.g. `queues.*`, `actions.*.payload.labels.*`, `graph.**`).
     pub path: &'static str,
     /// What it references.
     pub target: RefTarget,
     /// Set in a second pass, once every object of the kind exists (self-references such as
     /// Rossum's `hook.run_after`).
     pub deferred: bool,
+    /// The reference is part of a string ([`Embedded`] finds it); strings without one are left
+    /// alone. `None`: the value is the reference, in the vendor's encoding ([`RefCodec`]).
+    pub embedded: Option<Embedded>,
+}
+
+impl RefField {
+    /// A reference at `path` to `target`, set in the first pass, the whole value.
+    pub const fn to(path: &'static str, target: RefTarget) -> Self {
+        Self {
+            path,
+            target,
+            deferred: false,
+            embedded: None,
+        }
+    }
+
+    /// Set once every object of the kind exists.
+    pub const fn deferred(mut self) -> Self {
+        self.deferred = true;
+        self
+    }
+
+    /// The reference is embedded in strings.
+    pub const fn embedded(mut self, find: Embedded) -> Self {
+        self.embedded = Some(find);
+        self
+    }
+}
+
+/// Where an ownership marker lives in an object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MarkerAt {
+    /// An object `{owner, template, kind, source}` under the key `orgops` of this free-form
+    /// map field (Rossum `metadata`).
+    Map(&'static str),
+    /// A string `orgops:<template org>:<kind>:<source id>` in this list-of-strings field
+    /// (tags); the owner is the organization itself.
+    Tag(&'static str),
 }
 
 /// How a copy is recognised in the target organization.
 #[derive(Clone, Copy, Debug)]
 pub enum Identity {
-    /// A marker stored in the object's free-form metadata under the `orgops` key.
-    Marker,
+    /// A marker the copy carries (see [`MarkerAt`]).
+    Marker(MarkerAt),
     /// A natural key computed from the (reference-rewritten) object, e.g. parent + name.
     NaturalKey(fn(&Value) -> Option<String>),
 }
@@ -213,7 +275,7 @@ impl KindSpec {
     pub fn dependencies(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.refs.iter().filter_map(|r| match r.target {
             RefTarget::Kind(k) if !r.deferred && k != self.name => Some(k),
-            _ => None,
+            RefTarget::Kind(_) | RefTarget::Organization | RefTarget::Shared => None,
         })
     }
 }
@@ -315,8 +377,16 @@ pub trait VendorClient: RefCodec {
     /// Organizations visible to the credentials: those named exactly `name`, or all of them.
     async fn find_orgs(&self, name: Option<&str>) -> Result<Vec<OrgInfo>, VendorError>;
 
+    /// The id an organization created for `owner` gets, for vendors whose clients choose it
+    /// ([`OrgIdentity::ChosenId`]); the engine looks that id up before creating and after an
+    /// unknown outcome. Pure.
+    fn planned_org_id(&self, owner: &Owner) -> Option<String> {
+        let _ = owner;
+        None
+    }
+
     /// Creates an organization. Not idempotent: the engine records intent first and resolves
-    /// an unknown outcome with [`find_orgs`](Self::find_orgs).
+    /// an unknown outcome with [`find_orgs`](Self::find_orgs) (or by the planned id).
     async fn create_org(&self, desired: &OrgDesired) -> Result<OrgInfo, VendorError>;
 
     /// The patch that makes `observed` match `desired` (name, ownership marker, vendor
@@ -346,6 +416,9 @@ pub trait VendorClient: RefCodec {
     ) -> Result<Value, VendorError>;
 
     /// Patches object `id` of `kind` in `org`; returns the updated object.
+    ///
+    /// Bodies and patches are in the shape `list_objects` returns; a vendor whose writes take
+    /// another shape (Dataloop drivers) translates here.
     async fn update_object(
         &self,
         org: &str,
@@ -353,6 +426,15 @@ pub trait VendorClient: RefCodec {
         id: &str,
         patch: Value,
     ) -> Result<Value, VendorError>;
+
+    /// Deletes object `id` of `kind` in `org` (pruning); a missing one counts as deleted.
+    async fn delete_object(&self, org: &str, kind: &KindSpec, id: &str) -> Result<(), VendorError> {
+        let _ = (org, id);
+        Err(VendorError::Unsupported {
+            vendor: self.vendor(),
+            what: format!("deleting {}", kind.name),
+        })
+    }
 }
 
 /// How a vendor writes and reads references and ids. Pure, so copy plans are testable.
