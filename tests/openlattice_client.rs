@@ -405,6 +405,37 @@ async fn roles_are_created_with_their_class_and_a_deterministic_id_and_read_back
     )]);
     let err = api.delete_role(org, id).await.unwrap_err();
     assert!(matches!(err, VendorError::Rejected(_)), "{err}");
+
+    // The server checks permissions on [org, role] before it looks the role up: a role that is
+    // gone is a 401 `forbidden`, which the role list tells apart from a real refusal.
+    let forbidden = || error("forbidden", 401, "Object [..] is not accessible.");
+    let listed = json!([{"@class": "com.openlattice.organization.roles.Role", "id": id,
+        "organizationId": org, "principal": {"type": "ROLE", "id": format!("{org}|Analysts")},
+        "title": "Analysts", "aclKey": [org, id]}]);
+    script.push([forbidden(), Answer(200, Some(json!([])))]);
+    api.delete_role(org, id).await.unwrap();
+    script.push([forbidden(), Answer(200, Some(json!([])))]);
+    assert_eq!(api.get_role(org, id).await.unwrap(), None);
+    script.push([forbidden(), Answer(200, Some(listed.clone()))]);
+    let err = api.delete_role(org, id).await.unwrap_err();
+    assert!(matches!(err, VendorError::Forbidden(_)), "{err}");
+    script.push([forbidden(), Answer(200, Some(listed))]);
+    let err = api.get_role(org, id).await.unwrap_err();
+    assert!(matches!(err, VendorError::Forbidden(_)), "{err}");
+    let uris: Vec<_> = script
+        .seen()
+        .into_iter()
+        .rev()
+        .take(2)
+        .map(|s| s.uri)
+        .collect();
+    assert_eq!(
+        uris,
+        [
+            format!("{BASE}/{org}/principals/roles"),
+            format!("{BASE}/{org}/principals/roles/{id}")
+        ]
+    );
 }
 
 #[tokio::test]

@@ -376,7 +376,28 @@ impl OpenLatticeApi {
         match self.fetch(req).await {
             Ok(role) => Ok(Some(role)),
             Err(VendorError::Http(HttpError::Status { status: 404, .. })) => Ok(None),
+            Err(e @ VendorError::Forbidden(_)) => {
+                self.absent_role(org, role, e).await.map(|()| None)
+            }
             Err(e) => Err(e),
+        }
+    }
+
+    /// After `forbidden` about role `role`: `Ok` when the organization's role list does not
+    /// have it. The server checks permissions on `[org, role]` before it looks the role up, so
+    /// a role that does not exist (any more) is answered 401 `forbidden` like one the caller
+    /// may not touch; the list tells the two apart (for a caller who may read the
+    /// organization's roles: to anyone else a role they cannot read is as good as absent).
+    async fn absent_role(
+        &self,
+        org: Uuid,
+        role: Uuid,
+        forbidden: VendorError,
+    ) -> Result<(), VendorError> {
+        if self.roles(org).await?.iter().any(|r| r.id == Some(role)) {
+            Err(forbidden)
+        } else {
+            Ok(())
         }
     }
 
@@ -455,12 +476,14 @@ impl OpenLatticeApi {
         self.org_call(req).await
     }
 
-    /// `DELETE /{id}/principals/roles/{roleId}`; a role already gone is success. The admin
-    /// role cannot be deleted ([`VendorError::Rejected`]).
+    /// `DELETE /{id}/principals/roles/{roleId}`; a role already gone is success (the server
+    /// answers it 401 `forbidden`: see `absent_role`). The admin role cannot be deleted
+    /// ([`VendorError::Rejected`]).
     pub async fn delete_role(&self, org: Uuid, role: Uuid) -> Result<(), VendorError> {
         let req = self.request(Method::DELETE, &format!("/{org}/principals/roles/{role}"))?;
         match self.org_call(req).await {
             Err(VendorError::Http(HttpError::Status { status: 404, .. })) => Ok(()),
+            Err(e @ VendorError::Forbidden(_)) => self.absent_role(org, role, e).await,
             other => other,
         }
     }
