@@ -266,7 +266,9 @@ pub async fn reconcile_member(
             false,
         );
     };
-    if let Err(e) = check_desired(desired, &members.role_model()) {
+    if let Some(model) = vendor.capabilities().members
+        && let Err(e) = check_desired(desired, &model)
+    {
         return MemberReport::failed("InvalidSpec", e.0, false);
     }
     if let Err(e) = vendor.verify_credentials().await {

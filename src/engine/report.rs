@@ -240,8 +240,10 @@ impl OrgReport {
             }
             Some(first) => {
                 self.phase = OrgPhase::Degraded;
-                // Drift under suspend waits for the next sync; failed copies retry sooner.
-                self.requeue = if self.mode == Mode::ObserveOnly {
+                // Drift under suspend, and copies blocked for good (a rejected body, a missing
+                // dependency), wait for the next sync; a vendor outage retries sooner.
+                let transient = self.copy.as_ref().is_some_and(|c| c.transient);
+                self.requeue = if self.mode == Mode::ObserveOnly || !transient {
                     Requeue::After(self.sync_interval)
                 } else {
                     Requeue::Backoff

@@ -162,6 +162,12 @@ pub struct Capabilities {
     /// How an org is recognised again. Without a marker, the caller makes sure no two
     /// Organizations adopt the same org ([`Sink::claim`](crate::engine::org::Sink::claim)).
     pub org_identity: OrgIdentity,
+    /// What `spec.settings.<vendor>` keeps in sync besides the display name (field names).
+    pub settings: &'static [&'static str],
+    /// Memberships, where the vendor has them: the roles and scopes they carry.
+    pub members: Option<RoleModel>,
+    /// What `status.usage` shows, where the vendor reports usage.
+    pub usage: Option<&'static str>,
     /// Kinds a template copy can carry, in no particular order.
     pub kinds: &'static [KindSpec],
 }
@@ -481,6 +487,15 @@ pub fn connect(
     }
 }
 
+/// What `vendor` can do, for the vendors this build has a client for (the README's vendor
+/// table is checked against it).
+pub fn capabilities(vendor: crate::api::Vendor) -> Option<Capabilities> {
+    match vendor {
+        crate::api::Vendor::Rossum => Some(rossum::CAPABILITIES),
+        _ => None,
+    }
+}
+
 /// The vendor's public API, used when neither the connection nor the operator names one.
 pub fn default_endpoint(vendor: crate::api::Vendor) -> &'static str {
     match vendor {
@@ -616,11 +631,10 @@ pub struct RoleModel {
     pub scopes: Option<&'static str>,
 }
 
-/// Membership operations of a vendor (same contract as [`VendorClient`]: observe first).
+/// Membership operations of a vendor (same contract as [`VendorClient`]: observe first). The
+/// roles and scopes they carry are declared in [`Capabilities::members`].
 #[async_trait::async_trait]
 pub trait MemberClient: Send + Sync {
-    /// The roles and scopes memberships have at this vendor.
-    fn role_model(&self) -> RoleModel;
     /// The person with `email` and what the vendor holds for them in `org`.
     async fn observe_member(&self, org: &str, email: &str) -> Result<MemberObserved, VendorError>;
     /// Carries out one change decided from `observed`.

@@ -47,6 +47,8 @@ pub struct CopyReport {
     pub drifted: u32,
     /// The first failure messages, `kind/id: reason`.
     pub failures: Vec<String>,
+    /// Some failure may go away by itself (vendor unavailable, outcome unknown): retry soon.
+    pub transient: bool,
 }
 
 impl CopyReport {
@@ -66,7 +68,9 @@ impl CopyReport {
 enum State {
     Pending,
     Done,
-    Failed(String),
+    /// Failed, and whether trying again soon may help (a vendor outage) or not (a blocked
+    /// copy, a rejected body: retried at the next sync, not with backoff).
+    Failed(String, bool),
 }
 
 struct Shared<'a> {
@@ -93,7 +97,7 @@ impl Shared<'_> {
             done: states.values().filter(|s| matches!(s, State::Done)).count() as u32,
             failed: states
                 .values()
-                .filter(|s| matches!(s, State::Failed(_)))
+                .filter(|s| matches!(s, State::Failed(..)))
                 .count() as u32,
         };
         let snapshot = match self.progress.lock() {
@@ -135,22 +139,29 @@ pub async fn copy_template(
     // Futures built by a named fn, not a closure: the operator needs these futures `Send`,
     // which closures returning async blocks over borrowed kinds cannot prove.
     let listings: Vec<_> = kinds.iter().map(|k| list_source(shared_ref, k)).collect();
-    let sources: Vec<(&'static KindSpec, Vec<Value>)> = stream::iter(listings)
+    let listed: Vec<(&'static KindSpec, Result<Vec<Value>, VendorError>)> = stream::iter(listings)
         .buffered(shared.concurrency.min(8))
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<_, _>>()?;
-    let sources: HashMap<&'static str, Vec<Value>> = sources
-        .into_iter()
-        .map(|(k, v)| {
-            let live: Vec<Value> = v
-                .into_iter()
-                .filter(|o| k.skip.is_none_or(|skip| !skip(o)))
-                .collect();
-            (k.name, live)
-        })
-        .collect();
+        .collect()
+        .await;
+    // A kind that cannot be listed fails alone; the others copy (what depends on it is
+    // blocked by the missing references).
+    let mut unlisted: HashMap<&'static str, VendorError> = HashMap::new();
+    let mut sources: HashMap<&'static str, Vec<Value>> = HashMap::new();
+    for (k, listing) in listed {
+        match listing {
+            Ok(v) => {
+                let live = v
+                    .into_iter()
+                    .filter(|o| k.skip.is_none_or(|skip| !skip(o)))
+                    .collect();
+                sources.insert(k.name, live);
+            }
+            Err(e) => {
+                sources.insert(k.name, Vec::new());
+                unlisted.insert(k.name, e);
+            }
+        }
+    }
     if let Ok(mut all) = shared.progress.lock() {
         for k in kinds {
             let total = sources[k.name].len() as u32;
@@ -159,7 +170,7 @@ pub async fn copy_template(
                 KindProgress {
                     total,
                     done: 0,
-                    failed: 0,
+                    failed: u32::from(unlisted.contains_key(k.name)),
                 },
             );
         }
@@ -184,14 +195,18 @@ pub async fn copy_template(
             .filter_map(|d| done_rx.get(d).cloned())
             .collect();
         let tx = done_tx.remove(k.name);
-        let (shared, sources, ids) = (&shared, &sources, &ids);
+        let (shared, sources, ids, unlisted) = (&shared, &sources, &ids, &unlisted);
         async move {
             for mut rx in deps {
                 let _ = rx.wait_for(|done| *done).await;
             }
             let snapshot = ids.lock().map(|m| m.clone()).unwrap_or_default();
-            let result = copy_kind(shared, k, &sources[k.name], &snapshot).await;
-            if let (Ok(kind), Ok(mut all)) = (&result, ids.lock()) {
+            let result = match unlisted.get(k.name) {
+                Some(e) => KindResult::unlisted(k.name, "the template", e),
+                None => copy_kind(shared, k, &sources[k.name], &snapshot).await,
+            };
+            if let Ok(mut all) = ids.lock() {
+                let kind = &result;
                 for (s, t) in &kind.mapped {
                     all.insert(kind.name, s.clone(), t.clone());
                 }
@@ -204,8 +219,8 @@ pub async fn copy_template(
     }))
     .await;
     let mut report = CopyReport::default();
-    for result in results {
-        let kind = result?;
+    for kind in results {
+        report.transient |= kind.transient;
         report.created += kind.created;
         report.updated += kind.updated;
         report.drifted += kind.drifted;
@@ -230,6 +245,30 @@ struct KindResult {
     updated: u32,
     drifted: u32,
     failures: Vec<String>,
+    transient: bool,
+}
+
+impl KindResult {
+    fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            mapped: Vec::new(),
+            created: 0,
+            updated: 0,
+            drifted: 0,
+            failures: Vec::new(),
+            transient: false,
+        }
+    }
+
+    /// A kind whose objects could not be listed in `org_role` (the template or the target).
+    fn unlisted(name: &'static str, org_role: &str, e: &VendorError) -> Self {
+        let mut r = Self::new(name);
+        r.failures
+            .push(format!("{name}: cannot list them in {org_role}: {e}"));
+        r.transient = e.is_transient();
+        r
+    }
 }
 
 enum ExecOutcome {
@@ -243,23 +282,30 @@ async fn copy_kind(
     kind: &'static KindSpec,
     sources: &[Value],
     known: &IdMap,
-) -> Result<KindResult, VendorError> {
+) -> KindResult {
     let vendor = shared.vendor;
     let mut ids = known.clone();
-    let mut targets = shared.list_target(kind).await?;
+    let mut targets = match shared.list_target(kind).await {
+        Ok(t) => t,
+        Err(e) => {
+            let states = sources
+                .iter()
+                .enumerate()
+                .map(|(n, o)| {
+                    let id = vendor.object_id(o).unwrap_or_else(|| format!("#{n}"));
+                    (id, State::Failed("not listed".into(), e.is_transient()))
+                })
+                .collect();
+            shared.publish(kind.name, &states);
+            return KindResult::unlisted(kind.name, "the target", &e);
+        }
+    };
     let mut states: HashMap<String, State> = sources
         .iter()
         .filter_map(|o| vendor.object_id(o))
         .map(|id| (id, State::Pending))
         .collect();
-    let mut result = KindResult {
-        name: kind.name,
-        mapped: Vec::new(),
-        created: 0,
-        updated: 0,
-        drifted: 0,
-        failures: Vec::new(),
-    };
+    let mut result = KindResult::new(kind.name);
     let has_deferred = kind.refs.iter().any(|r| r.deferred);
     let passes: &[Pass] = if has_deferred {
         &[Pass::First, Pass::Deferred]
@@ -270,7 +316,13 @@ async fn copy_kind(
         for round in 0..MAX_ROUNDS {
             if round > 0 {
                 // Some outcomes are unknown: observe again before deciding anything.
-                targets = shared.list_target(kind).await?;
+                match shared.list_target(kind).await {
+                    Ok(t) => targets = t,
+                    Err(e) => {
+                        result.transient |= e.is_transient();
+                        break;
+                    }
+                }
             }
             let ctx = CopyContext {
                 codec: vendor,
@@ -288,7 +340,7 @@ async fn copy_kind(
                         states.insert(p.source_id.clone(), State::Done);
                     }
                     Action::Blocked(reason) => {
-                        states.insert(p.source_id.clone(), State::Failed(reason.clone()));
+                        states.insert(p.source_id.clone(), State::Failed(reason.clone(), false));
                     }
                     Action::Update { target_id, .. } => {
                         ids.insert(kind.name, p.source_id.clone(), target_id.clone());
@@ -303,7 +355,7 @@ async fn copy_kind(
                 for p in &work {
                     states.insert(
                         p.source_id.clone(),
-                        State::Failed("drifted (suspended: not repaired)".into()),
+                        State::Failed("drifted (suspended: not repaired)".into(), false),
                     );
                 }
                 break;
@@ -343,7 +395,7 @@ async fn copy_kind(
                         states.insert(p.source_id, State::Pending);
                     }
                     ExecOutcome::Failed(reason) => {
-                        states.insert(p.source_id, State::Failed(reason));
+                        states.insert(p.source_id, State::Failed(reason, false));
                     }
                 }
                 shared.publish(kind.name, &states);
@@ -355,7 +407,8 @@ async fn copy_kind(
     }
     for (source, state) in &states {
         match state {
-            State::Failed(reason) => {
+            State::Failed(reason, transient) => {
+                result.transient |= transient;
                 if result.failures.len() < MAX_FAILURE_MESSAGES {
                     result
                         .failures
@@ -363,6 +416,7 @@ async fn copy_kind(
                 }
             }
             State::Pending => {
+                result.transient = true;
                 if result.failures.len() < MAX_FAILURE_MESSAGES {
                     result.failures.push(format!(
                         "{}/{source}: vendor kept failing; will retry on the next reconcile",
@@ -376,7 +430,7 @@ async fn copy_kind(
     let pending_as_failed: HashMap<String, State> = states
         .into_iter()
         .map(|(k, s)| match s {
-            State::Pending => (k, State::Failed("unresolved".into())),
+            State::Pending => (k, State::Failed("unresolved".into(), true)),
             other => (k, other),
         })
         .collect();
@@ -385,19 +439,18 @@ async fn copy_kind(
         .get_kind(kind.name)
         .map(|m| m.iter().map(|(s, t)| (s.clone(), t.clone())).collect())
         .unwrap_or_default();
-    Ok(result)
+    result
 }
 
 async fn list_source(
     shared: &Shared<'_>,
     kind: &'static KindSpec,
-) -> Result<(&'static KindSpec, Vec<Value>), VendorError> {
+) -> (&'static KindSpec, Result<Vec<Value>, VendorError>) {
     let _permit = shared.permits.acquire().await;
-    shared
-        .vendor
-        .list_objects(shared.template_org, kind)
-        .await
-        .map(|v| (kind, v))
+    (
+        kind,
+        shared.vendor.list_objects(shared.template_org, kind).await,
+    )
 }
 
 async fn execute_planned(

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::client::{RossumClient, Scope, id_from_url};
 use super::models::{MembershipId, OrganizationGroupId, OrganizationId, UserId};
 use crate::vendors::{
-    MemberChange, MemberClient, MemberDesired, MemberObserved, Presence, RoleModel, VendorError,
+    MemberChange, MemberClient, MemberDesired, MemberObserved, Presence, VendorError,
 };
 
 /// Role names Rossum lets the API assign (`organization_group_admin` it does not).
@@ -145,14 +145,6 @@ impl Held {
 
 #[async_trait::async_trait]
 impl MemberClient for RossumClient {
-    fn role_model(&self) -> RoleModel {
-        RoleModel {
-            roles: ROLES,
-            org_roles: false,
-            scopes: Some("queues"),
-        }
-    }
-
     async fn observe_member(&self, org: &str, email: &str) -> Result<MemberObserved, VendorError> {
         let target = org_id(org)?;
         let group = self.group_id().await?;

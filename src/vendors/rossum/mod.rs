@@ -11,3 +11,4 @@ pub mod models;
 mod vendor;
 
 pub use client::{DEFAULT_ENDPOINT, DOCUMENTED_RATE_LIMIT, PUBLIC_ENDPOINTS, RossumClient};
+pub use vendor::CAPABILITIES;

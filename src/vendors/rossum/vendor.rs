@@ -74,6 +74,22 @@ fn default_first_user_email(admin: &str, display_name: &str) -> Option<String> {
     Some(format!("{local}+{slug}@{domain}"))
 }
 
+/// What Rossum can do through its API.
+pub const CAPABILITIES: Capabilities = Capabilities {
+    create_org: true,
+    // The API has no organization delete (support does it).
+    delete_org: false,
+    org_identity: crate::vendors::OrgIdentity::Marker,
+    settings: &["uiSettings"],
+    members: Some(crate::vendors::RoleModel {
+        roles: super::members::ROLES,
+        org_roles: false,
+        scopes: Some("queues"),
+    }),
+    usage: None,
+    kinds: kinds::ALL,
+};
+
 #[async_trait::async_trait]
 impl VendorClient for RossumClient {
     fn vendor(&self) -> &'static str {
@@ -81,12 +97,7 @@ impl VendorClient for RossumClient {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            create_org: true,
-            delete_org: false,
-            org_identity: crate::vendors::OrgIdentity::Marker,
-            kinds: kinds::ALL,
-        }
+        CAPABILITIES
     }
 
     async fn verify_credentials(&self) -> Result<(), VendorError> {
