@@ -53,7 +53,7 @@ fn main() {
             async move {
                 let mut not_ready = 0;
                 for org in orgs {
-                    let d = MemberDesired { org: org.to_string(), email: format!("person-{p}@bulk.example"), first_name: None, last_name: None, role: "annotator".into(), queues: vec![] };
+                    let d = MemberDesired { org: org.to_string(), email: format!("person-{p}@bulk.example"), first_name: None, last_name: None, roles: ["annotator".to_string()].into(), scopes: Default::default() };
                     let r = reconcile_member(client.as_ref(), &d, Mode::Apply).await;
                     if !r.ready {
                         not_ready += 1;

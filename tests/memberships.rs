@@ -13,8 +13,8 @@ fn george(org: u64, role: &str, queues: &[&str]) -> MemberDesired {
         email: "george@acme.example".into(),
         first_name: Some("George".into()),
         last_name: Some("Smith".into()),
-        role: role.into(),
-        queues: queues.iter().map(|q| q.to_string()).collect(),
+        roles: [role.to_string()].into(),
+        scopes: queues.iter().map(|q| q.to_string()).collect(),
     }
 }
 
@@ -116,10 +116,13 @@ async fn one_person_in_two_orgs_is_one_user_plus_a_membership() {
         .observe_member(&de.to_string(), "george@acme.example")
         .await
         .unwrap();
-    assert!(matches!(
-        de_access.access,
-        orgops::vendors::Access::Primary { .. }
-    ));
+    assert_eq!(de_access.presence, orgops::vendors::Presence::Active);
+    assert!(
+        de_access
+            .id
+            .as_deref()
+            .is_some_and(|i| i.starts_with("user/"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

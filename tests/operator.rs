@@ -753,7 +753,7 @@ async fn george_in_two_orgs_waits_for_them_then_removing_one_removes_only_that_a
     let out = c
         .kubectl(&[
             "wait",
-            "--for=jsonpath={.status.conditions[?(@.type==\"Ready\")].reason}=UserDisabled",
+            "--for=jsonpath={.status.conditions[?(@.type==\"Ready\")].reason}=AccessBlocked",
             &format!("orgm/{other}"),
             "-n",
             &ns,

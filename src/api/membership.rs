@@ -35,11 +35,16 @@ pub struct OrgMembershipSpec {
     /// The user's role, validated per vendor (Rossum: viewer, annotator, manager, admin, …).
     #[schemars(length(min = 1, max = 63))]
     pub role: String,
-    /// Extra vendor roles (OpenLattice roles by title).
+    /// Extra roles the organization itself defines (OpenLattice roles by title).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 100), inner(length(min = 1, max = 255)))]
     pub roles: Vec<String>,
-    /// Rossum: names of the queues in that organization the user works on.
+    /// Vendor scopes inside the organization, by name: Rossum queues, Dataloop projects,
+    /// Rendered.ai workspaces.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1000), inner(length(min = 1, max = 255)))]
+    pub scopes: Vec<String>,
+    /// Rossum: the queues the user works on (the same as `scopes`, kept for existing manifests).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 1000), inner(length(min = 1, max = 255)))]
     pub queues: Vec<String>,

@@ -68,6 +68,10 @@ pub struct Context {
     /// Vendor writes go out only while it holds (closed until the Lease is held, or opened for
     /// good without leader election).
     pub fence: Arc<Fence>,
+    /// Every Organization the controller watches (set once its controller starts): answers
+    /// which resource manages an org of a vendor without ownership markers.
+    pub organizations:
+        std::sync::OnceLock<kube::runtime::reflector::Store<crate::api::Organization>>,
     seen: Mutex<HashMap<String, Seen>>,
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -96,6 +100,7 @@ impl Context {
             metrics: Metrics::new(endpoints.clone()),
             connections: Connections::new(policy, endpoints.clone(), http),
             fence,
+            organizations: std::sync::OnceLock::new(),
             client,
             endpoints,
             engine,

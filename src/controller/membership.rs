@@ -21,7 +21,7 @@ use crate::api::{
 };
 use crate::engine::Mode;
 use crate::engine::membership::{DesiredMembership, reconcile_member};
-use crate::vendors::{Access, MemberObserved, VendorClient};
+use crate::vendors::VendorClient;
 
 const KIND: &str = "orgmembership";
 const PARKED: Duration = Duration::from_secs(3600);
@@ -456,7 +456,7 @@ async fn cleanup(
         .observe_member(&org_id, email)
         .await
         .map_err(transient)?;
-    if grants_access(&observed) {
+    if observed.holds_access() {
         members
             .remove_member(&org_id, &observed)
             .await
@@ -465,15 +465,15 @@ async fn cleanup(
             .observe_member(&org_id, email)
             .await
             .map_err(transient)?;
-        if grants_access(&after) {
+        if after.holds_access() {
             return Err(Error::Transient {
                 reason: "AccessStillGranted".into(),
                 message: format!("the vendor still grants {email} access to {org_id}"),
             });
         }
-        if matches!(observed.access, Access::Primary { .. }) {
-            // Disabling the user ends their other memberships too: those say so now, not at
-            // their next drift check.
+        if observed.removal_reaches_other_orgs {
+            // The removal ended their other access too (Rossum disables the user): those
+            // OrgMemberships say so now, not at their next drift check.
             recheck_others(ctx, m, email).await;
         }
         if !super::deletion::namespace_terminating(ctx, m).await {
@@ -522,14 +522,3 @@ async fn recheck_others(ctx: &Context, m: &OrgMembership, email: &str) {
 
 /// Annotation that asks for a membership to be reconciled again.
 const RECHECK: &str = "orgops.io/recheck";
-
-/// True when the vendor holds access to remove: a membership (even of a disabled user, who
-/// could be enabled again), or an active user of this organization.
-fn grants_access(observed: &MemberObserved) -> bool {
-    let active = observed.person.as_ref().is_some_and(|p| p.active);
-    match observed.access {
-        Access::None => false,
-        Access::Membership { .. } => true,
-        Access::Primary { .. } => active,
-    }
-}

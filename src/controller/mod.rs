@@ -405,6 +405,7 @@ fn organizations(
 ) -> Task {
     let controller = Controller::new(api_in::<Organization>(client, scope), watch_config());
     let (namespaced_store, cluster_store) = (controller.store(), controller.store());
+    let _ = ctx.organizations.set(controller.store());
     let namespaced = watcher(api_in::<VendorConnection>(client, scope), watch_config())
         .touched_objects()
         .predicate_filter(

@@ -9,7 +9,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::reflector::Store;
 use serde_json::json;
 use tokio::task::JoinHandle;
 
@@ -31,6 +33,7 @@ pub struct ResourceSink {
     /// The progress write in flight, if any; `None` once finished.
     writer: Mutex<Option<Option<JoinHandle<()>>>>,
     wrote_progress: AtomicBool,
+    claims: Option<(Organization, Option<Store<Organization>>)>,
 }
 
 impl ResourceSink {
@@ -44,7 +47,15 @@ impl ResourceSink {
             last_progress: Mutex::new(None),
             writer: Mutex::new(Some(None)),
             wrote_progress: AtomicBool::new(false),
+            claims: None,
         }
+    }
+
+    /// Answers [`Sink::claim`] for `this` Organization from `store` (every Organization the
+    /// controller watches); without a store, claims are granted.
+    pub fn with_claims(mut self, this: Organization, store: Option<Store<Organization>>) -> Self {
+        self.claims = Some((this, store));
+        self
     }
 
     /// Stops progress writes and waits for the one in flight; true when any progress was
@@ -141,6 +152,46 @@ impl Sink for ResourceSink {
             .map(|_| ())
             .map_err(|e| format!("cannot record the external id in status: {e}"))
     }
+
+    async fn claim(&self, id: &str) -> Result<(), String> {
+        let Some((this, Some(store))) = &self.claims else {
+            return Ok(());
+        };
+        let all = store.state();
+        match claimed_by_other(this, all.iter().map(|o| o.as_ref()), id) {
+            Some(other) => Err(format!(
+                "organization {id} is already managed by Organization {other}; the vendor cannot mark an organization as managed, so only the oldest Organization naming it manages it"
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The Organization that ranks first among those claiming org `id` of `this` one's vendor, if
+/// it is not `this`: the oldest (then by namespace/name) not being deleted.
+pub fn claimed_by_other<'a>(
+    this: &Organization,
+    all: impl IntoIterator<Item = &'a Organization>,
+    id: &str,
+) -> Option<String> {
+    let rank = |o: &Organization| {
+        (
+            o.metadata.creation_timestamp.clone().map(|t| t.0),
+            o.namespace().unwrap_or_default(),
+            o.name_any(),
+        )
+    };
+    let claims = |o: &Organization| {
+        o.spec.external_id.as_deref() == Some(id)
+            || o.status.as_ref().and_then(|s| s.external_id.as_deref()) == Some(id)
+    };
+    let mine = rank(this);
+    all.into_iter()
+        .filter(|o| o.uid() != this.uid() && o.metadata.deletion_timestamp.is_none())
+        .filter(|o| o.spec.vendor == this.spec.vendor && claims(o))
+        .filter(|o| rank(o) < mine)
+        .min_by_key(|o| rank(o))
+        .map(|o| format!("{}/{}", o.namespace().unwrap_or_default(), o.name_any()))
 }
 
 /// The create intent recorded on `org`, if any.
@@ -150,4 +201,48 @@ pub fn pending_create(org: &Organization) -> Option<PendingCreate> {
         .as_ref()?
         .get(CREATE_PENDING)
         .and_then(|v| serde_json::from_str(v).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    fn org(name: &str, age_s: i64, spec_id: Option<&str>, status_id: Option<&str>) -> Organization {
+        let mut o: Organization = serde_json::from_value(json!({
+            "apiVersion": "orgops.io/v1alpha1", "kind": "Organization",
+            "metadata": {"name": name, "namespace": "t", "uid": format!("uid-{name}")},
+            "spec": {"vendor": "dataloop", "displayName": name,
+                     "connectionRef": {"name": "c"}},
+        }))
+        .unwrap();
+        o.metadata.creation_timestamp = Some(Time(
+            jiff::Timestamp::from_second(1_000_000 - age_s).unwrap(),
+        ));
+        o.spec.external_id = spec_id.map(str::to_string);
+        if let Some(id) = status_id {
+            o.status = Some(crate::api::OrganizationStatus {
+                external_id: Some(id.into()),
+                ..Default::default()
+            });
+        }
+        o
+    }
+
+    #[test]
+    fn the_oldest_resource_naming_an_org_manages_it() {
+        let old = org("old", 100, Some("X"), None);
+        let young = org("young", 10, None, Some("X"));
+        let unrelated = org("other", 500, Some("Y"), None);
+        let all = [old.clone(), young.clone(), unrelated];
+        assert_eq!(claimed_by_other(&young, &all, "X"), Some("t/old".into()));
+        assert_eq!(claimed_by_other(&old, &all, "X"), None);
+        // A resource being deleted no longer claims; nor does one of another vendor.
+        let mut leaving = old.clone();
+        leaving.metadata.deletion_timestamp = Some(Time(jiff::Timestamp::now()));
+        assert_eq!(claimed_by_other(&young, [&leaving], "X"), None);
+        let mut other_vendor = old;
+        other_vendor.spec.vendor = crate::api::Vendor::Rossum;
+        assert_eq!(claimed_by_other(&young, [&other_vendor], "X"), None);
+    }
 }

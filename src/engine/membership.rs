@@ -1,9 +1,18 @@
 //! Membership reconcile: observe the person and their access, decide (pure), act, report.
+//!
+//! The engine works on the vendor-neutral observation of [`MemberObserved`]: absent, invited or
+//! active, with a set of roles and a set of scopes. How a vendor stores that (Rossum users and
+//! organization-group memberships, OpenLattice members and role grants, Dataloop and
+//! Rendered.ai invitations) stays inside its [`MemberClient`](crate::vendors::MemberClient).
+
+use std::collections::BTreeSet;
 
 use crate::api::MembershipPhase;
 use crate::api::conditions::{ConditionSpec, ready_of, types};
 use crate::engine::Mode;
-use crate::vendors::{Access, MemberAction, MemberDesired, MemberObserved, VendorClient};
+use crate::vendors::{
+    MemberChange, MemberDesired, MemberObserved, Presence, RoleModel, VendorClient,
+};
 
 /// The engine's view of an `OrgMembership`, checked at the boundary.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,10 +27,12 @@ pub struct DesiredMembership {
     pub first_name: Option<String>,
     /// Last name.
     pub last_name: Option<String>,
-    /// Role.
+    /// `spec.role`.
     pub role: String,
-    /// Queue names.
-    pub queues: Vec<String>,
+    /// `spec.roles`: roles the organization defines.
+    pub org_roles: BTreeSet<String>,
+    /// `spec.scopes` and `spec.queues`.
+    pub scopes: BTreeSet<String>,
     /// Deletion policy.
     pub deletion_policy: crate::api::DeletionPolicy,
 }
@@ -65,8 +76,15 @@ impl DesiredMembership {
             email: email.to_string(),
             first_name: m.spec.user.first_name.clone(),
             last_name: m.spec.user.last_name.clone(),
-            role: m.spec.role.clone(),
-            queues: m.spec.queues.clone(),
+            role: m.spec.role.trim().to_string(),
+            org_roles: m.spec.roles.iter().map(|r| r.trim().to_string()).collect(),
+            scopes: m
+                .spec
+                .scopes
+                .iter()
+                .chain(&m.spec.queues)
+                .map(|q| q.trim().to_string())
+                .collect(),
             deletion_policy: m.spec.deletion_policy,
         })
     }
@@ -78,21 +96,23 @@ impl DesiredMembership {
             email: self.email.clone(),
             first_name: self.first_name.clone(),
             last_name: self.last_name.clone(),
-            role: self.role.clone(),
-            queues: self.queues.clone(),
+            roles: std::iter::once(self.role.clone())
+                .chain(self.org_roles.iter().cloned())
+                .collect(),
+            scopes: self.scopes.clone(),
         }
     }
 }
 
-/// Condition type for a role the vendor cannot give in this org.
+/// Condition type for roles the vendor cannot give through this organization.
 pub const ROLE_CONFLICT: &str = "RoleConflict";
 
 /// The plan for one membership.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct MemberPlan {
-    /// Actions in order.
-    pub actions: Vec<MemberAction>,
-    /// Why the role cannot be what the spec asks, if so.
+    /// Changes in order.
+    pub changes: Vec<MemberChange>,
+    /// Why the roles cannot be what the spec asks, if so.
     pub role_conflict: Option<String>,
     /// Why access cannot be given here without undoing something else, if so.
     pub blocked: Option<String>,
@@ -103,86 +123,96 @@ pub struct MemberPlan {
 #[error("{0}")]
 pub struct InvalidMember(pub String);
 
-/// Decides what to change. Pure.
-pub fn plan_member(
-    desired: &MemberDesired,
-    observed: &MemberObserved,
-    roles: &[&str],
-    one_role_per_user: bool,
-) -> Result<MemberPlan, InvalidMember> {
-    if !roles.contains(&desired.role.as_str()) {
+/// Checks the desired roles and scopes against what the vendor's memberships have. Pure.
+pub fn check_desired(desired: &MemberDesired, model: &RoleModel) -> Result<(), InvalidMember> {
+    if !desired
+        .roles
+        .iter()
+        .any(|r| model.roles.contains(&r.as_str()))
+    {
         return Err(InvalidMember(format!(
-            "spec.role: {:?} is not a role of this vendor; use one of {}",
-            desired.role,
-            roles.join(", ")
+            "spec.role: {} is not a role of this vendor; use one of {}",
+            desired
+                .roles
+                .iter()
+                .map(|r| format!("{r:?}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            model.roles.join(", ")
         )));
     }
-    let mut actions = Vec::new();
-    let mut role_conflict = None;
-    let mut want_queues = desired.queues.clone();
-    want_queues.sort();
-    let Some(person) = &observed.person else {
-        return Ok(MemberPlan {
-            actions: vec![MemberAction::CreateUser],
-            ..MemberPlan::default()
-        });
-    };
-    if !person.active {
-        if !matches!(observed.access, Access::Primary { .. }) {
-            // A disabled user lost their access to their own organization on purpose (its
-            // OrgMembership was removed). Re-enabling them for this one would give that back.
-            return Ok(MemberPlan {
-                blocked: Some(format!(
-                    "the user is disabled at the vendor (their access to their own organization {} was removed); re-enabling them for this organization would restore that access too. Give them access to organization {} again first, or remove this OrgMembership",
-                    person.primary_org, person.primary_org
-                )),
-                ..MemberPlan::default()
-            });
-        }
-        actions.push(MemberAction::Reactivate);
+    let extra: Vec<&String> = desired
+        .roles
+        .iter()
+        .filter(|r| !model.roles.contains(&r.as_str()))
+        .collect();
+    if !extra.is_empty() && !model.org_roles {
+        return Err(InvalidMember(format!(
+            "spec.roles: this vendor has no roles defined per organization (got {}); use spec.role with one of {}",
+            extra
+                .iter()
+                .map(|r| format!("{r:?}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            model.roles.join(", ")
+        )));
     }
-    let has_role = person.roles.iter().any(|r| r == &desired.role);
-    match &observed.access {
-        Access::Primary { queues } => {
-            if !has_role {
-                actions.push(MemberAction::SetRole(desired.role.clone()));
-            }
-            if *queues != want_queues {
-                actions.push(MemberAction::SetQueues(want_queues));
-            }
-        }
-        Access::Membership { queues, .. } => {
-            if *queues != want_queues {
-                actions.push(MemberAction::SetQueues(want_queues));
-            }
-        }
-        Access::None => actions.push(MemberAction::AddMembership),
-    }
-    if !matches!(observed.access, Access::Primary { .. }) && !has_role && one_role_per_user {
-        // The role belongs to the user's primary organization: changing it here would change
-        // it everywhere, and a second OrgMembership could flip it back. Say so; do not touch it.
-        role_conflict = Some(format!(
-            "the vendor keeps one role per user: this user's role is {} (set in organization {}), not {:?}; access is granted with that role",
-            if person.roles.is_empty() {
-                "none".to_string()
-            } else {
-                person.roles.join(", ")
-            },
-            person.primary_org,
-            desired.role
+    if !desired.scopes.is_empty() && model.scopes.is_none() {
+        return Err(InvalidMember(
+            "spec.scopes: this vendor's memberships have no scopes; remove them".into(),
         ));
     }
-    Ok(MemberPlan {
-        actions,
-        role_conflict,
-        blocked: None,
-    })
+    Ok(())
+}
+
+/// Decides what to change. Pure.
+pub fn plan_member(desired: &MemberDesired, observed: &MemberObserved) -> MemberPlan {
+    if let Some(why) = &observed.blocked {
+        return MemberPlan {
+            blocked: Some(why.clone()),
+            ..MemberPlan::default()
+        };
+    }
+    if observed.presence == Presence::Absent {
+        return MemberPlan {
+            changes: vec![MemberChange::Add],
+            ..MemberPlan::default()
+        };
+    }
+    let mut plan = MemberPlan::default();
+    let grant: BTreeSet<String> = desired.roles.difference(&observed.roles).cloned().collect();
+    let revoke: BTreeSet<String> = observed.roles.difference(&desired.roles).cloned().collect();
+    if !grant.is_empty() || !revoke.is_empty() {
+        match &observed.roles_fixed {
+            // Changing the roles here would change them everywhere (and a second OrgMembership
+            // could flip them back): report, do not touch.
+            Some(why) => {
+                plan.role_conflict = Some(format!(
+                    "{why}: the roles are {}, not {}",
+                    list(&observed.roles),
+                    list(&desired.roles)
+                ))
+            }
+            None => plan.changes.push(MemberChange::SetRoles { grant, revoke }),
+        }
+    }
+    if observed.scopes != desired.scopes {
+        plan.changes.push(MemberChange::SetScopes);
+    }
+    plan
+}
+
+fn list(set: &BTreeSet<String>) -> String {
+    if set.is_empty() {
+        return "none".into();
+    }
+    set.iter().cloned().collect::<Vec<_>>().join(", ")
 }
 
 /// The outcome of a membership reconcile.
 #[derive(Clone, Debug)]
 pub struct MemberReport {
-    /// The user id (membership id where access is a membership).
+    /// The vendor id of the access (user, membership or invitation).
     pub external_id: Option<String>,
     /// Phase.
     pub phase: MembershipPhase,
@@ -223,14 +253,6 @@ impl MemberReport {
     }
 }
 
-fn external_id(o: &MemberObserved) -> Option<String> {
-    match (&o.access, &o.person) {
-        (Access::Membership { id, .. }, _) => Some(format!("membership/{id}")),
-        (_, Some(p)) => Some(format!("user/{}", p.user_id)),
-        _ => None,
-    }
-}
-
 /// Reconciles one person's access to one organization.
 pub async fn reconcile_member(
     vendor: &dyn VendorClient,
@@ -244,39 +266,31 @@ pub async fn reconcile_member(
             false,
         );
     };
+    if let Err(e) = check_desired(desired, &members.role_model()) {
+        return MemberReport::failed("InvalidSpec", e.0, false);
+    }
     if let Err(e) = vendor.verify_credentials().await {
         return MemberReport::failed(e.category(), e.to_string(), e.is_transient());
     }
     let mut changed = false;
     let mut last_error: Option<(String, String, bool)> = None;
-    // A create whose outcome is unknown — or that lost a race with another reconcile of the
+    // An add whose outcome is unknown — or that lost a race with another reconcile of the
     // same person — is resolved by observing again, never by re-sending blindly.
     for _round in 0..3 {
         let observed = match members.observe_member(&desired.org, &desired.email).await {
             Ok(o) => o,
             Err(e) => return MemberReport::failed(e.category(), e.to_string(), e.is_transient()),
         };
-        let plan = match plan_member(
-            desired,
-            &observed,
-            members.roles(),
-            members.one_role_per_user(),
-        ) {
-            Ok(p) => p,
-            Err(e) => return MemberReport::failed("InvalidSpec", e.0, false),
-        };
-        if plan.actions.is_empty() || mode == Mode::ObserveOnly {
+        let plan = plan_member(desired, &observed);
+        if plan.changes.is_empty() || mode == Mode::ObserveOnly {
             return finish(&observed, &plan, changed, mode);
         }
-        for action in &plan.actions {
-            match members.act_member(desired, &observed, action).await {
+        for change in &plan.changes {
+            match members.change_member(desired, &observed, change).await {
                 Ok(()) => changed = true,
                 Err(e) => {
-                    let creates = matches!(
-                        action,
-                        MemberAction::CreateUser | MemberAction::AddMembership
-                    );
-                    let retry = e.is_outcome_unknown() || e.is_transient() || creates;
+                    let adds = matches!(change, MemberChange::Add);
+                    let retry = e.is_outcome_unknown() || e.is_transient() || adds;
                     last_error = Some((
                         e.category().to_string(),
                         e.to_string(),
@@ -302,34 +316,43 @@ pub async fn reconcile_member(
 
 fn finish(observed: &MemberObserved, plan: &MemberPlan, changed: bool, mode: Mode) -> MemberReport {
     let mut conditions = Vec::new();
-    let drift = !plan.actions.is_empty();
+    let drift = !plan.changes.is_empty();
     match &plan.role_conflict {
         Some(msg) => conditions.push(ConditionSpec::new(
             ROLE_CONFLICT,
             true,
-            "OneRolePerUser",
+            "RolesFixedByVendor",
             msg.clone(),
         )),
         None => conditions.push(ConditionSpec::new(
             ROLE_CONFLICT,
             false,
             "NoConflict",
-            "the role is as specified",
+            "the roles are as specified",
         )),
     }
-    let (ready, reason, message) = if let Some(why) = &plan.blocked {
-        (false, "UserDisabled", why.clone())
+    let (phase, ready, reason, message) = if let Some(why) = &plan.blocked {
+        (MembershipPhase::Failed, false, "AccessBlocked", why.clone())
     } else if drift && mode == Mode::ObserveOnly {
         (
+            MembershipPhase::Failed,
             false,
             "DriftDetected",
             "access differs from the spec; not repaired because the Organization is suspended"
                 .to_string(),
         )
     } else if let Some(msg) = &plan.role_conflict {
-        (false, "RoleConflict", msg.clone())
+        (MembershipPhase::Failed, false, "RoleConflict", msg.clone())
+    } else if observed.presence == Presence::Invited {
+        (
+            MembershipPhase::Invited,
+            false,
+            "Invited",
+            "invited; access starts when the person accepts the invitation".to_string(),
+        )
     } else {
         (
+            MembershipPhase::Ready,
             true,
             "Ready",
             "the user has the specified access".to_string(),
@@ -337,12 +360,8 @@ fn finish(observed: &MemberObserved, plan: &MemberPlan, changed: bool, mode: Mod
     };
     conditions.push(ConditionSpec::new(types::READY, ready, reason, message));
     MemberReport {
-        external_id: external_id(observed),
-        phase: if ready {
-            MembershipPhase::Ready
-        } else {
-            MembershipPhase::Failed
-        },
+        external_id: observed.id.clone(),
+        phase,
         conditions,
         ready,
         changed,
@@ -353,130 +372,123 @@ fn finish(observed: &MemberObserved, plan: &MemberPlan, changed: bool, mode: Mod
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vendors::Person;
 
-    fn desired(role: &str, queues: &[&str]) -> MemberDesired {
+    fn set(items: &[&str]) -> BTreeSet<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn desired(roles: &[&str], scopes: &[&str]) -> MemberDesired {
         MemberDesired {
             org: "2".into(),
             email: "george@example.com".into(),
             first_name: None,
             last_name: None,
-            role: role.into(),
-            queues: queues.iter().map(|q| q.to_string()).collect(),
+            roles: set(roles),
+            scopes: set(scopes),
         }
     }
 
-    fn person(org: &str, role: &str) -> Option<Person> {
-        Some(Person {
-            user_id: "7".into(),
-            primary_org: org.into(),
-            roles: vec![role.into()],
-            active: true,
-        })
+    fn active(roles: &[&str], scopes: &[&str]) -> MemberObserved {
+        MemberObserved {
+            presence: Presence::Active,
+            id: Some("user/7".into()),
+            roles: set(roles),
+            scopes: set(scopes),
+            ..MemberObserved::absent()
+        }
     }
 
-    const ROLES: &[&str] = &["admin", "annotator"];
+    const MODEL: RoleModel = RoleModel {
+        roles: &["admin", "annotator"],
+        org_roles: false,
+        scopes: Some("queues"),
+    };
 
     #[test]
-    fn unknown_people_are_created() {
-        let o = MemberObserved {
-            person: None,
-            access: Access::None,
-        };
-        assert_eq!(
-            plan_member(&desired("admin", &[]), &o, ROLES, true)
-                .unwrap()
-                .actions,
-            vec![MemberAction::CreateUser]
+    fn absent_people_are_added_with_everything_at_once() {
+        let plan = plan_member(&desired(&["admin"], &["A"]), &MemberObserved::absent());
+        assert_eq!(plan.changes, vec![MemberChange::Add]);
+    }
+
+    #[test]
+    fn roles_are_granted_and_revoked_and_scopes_set() {
+        let plan = plan_member(
+            &desired(&["member", "analysts"], &["A", "B"]),
+            &active(&["member", "auditors"], &["A"]),
         );
-    }
-
-    #[test]
-    fn people_of_other_orgs_get_a_membership_and_a_role_conflict_is_reported_not_fixed() {
-        let o = MemberObserved {
-            person: person("1", "annotator"),
-            access: Access::None,
-        };
-        let plan = plan_member(&desired("admin", &[]), &o, ROLES, true).unwrap();
-        assert_eq!(plan.actions, vec![MemberAction::AddMembership]);
-        assert!(plan.role_conflict.unwrap().contains("one role per user"));
-        let same_role = plan_member(&desired("annotator", &[]), &o, ROLES, true).unwrap();
-        assert!(same_role.role_conflict.is_none());
-    }
-
-    #[test]
-    fn primary_users_get_role_and_queues_repaired() {
-        let o = MemberObserved {
-            person: person("2", "annotator"),
-            access: Access::Primary {
-                queues: vec!["A".into()],
-            },
-        };
-        let plan = plan_member(&desired("admin", &["B", "A"]), &o, ROLES, true).unwrap();
         assert_eq!(
-            plan.actions,
+            plan.changes,
             vec![
-                MemberAction::SetRole("admin".into()),
-                MemberAction::SetQueues(vec!["A".into(), "B".into()])
+                MemberChange::SetRoles {
+                    grant: set(&["analysts"]),
+                    revoke: set(&["auditors"])
+                },
+                MemberChange::SetScopes
             ]
         );
-        let in_sync = MemberObserved {
-            person: person("2", "admin"),
-            access: Access::Primary {
-                queues: vec!["A".into(), "B".into()],
-            },
-        };
+        let in_sync = plan_member(
+            &desired(&["admin"], &["A", "B"]),
+            &active(&["admin"], &["B", "A"]),
+        );
+        assert!(in_sync.changes.is_empty() && in_sync.role_conflict.is_none());
+    }
+
+    #[test]
+    fn fixed_roles_are_reported_not_changed() {
+        let mut o = active(&["annotator"], &[]);
+        o.roles_fixed = Some("the vendor keeps one role per user".into());
+        let plan = plan_member(&desired(&["admin"], &[]), &o);
+        assert!(plan.changes.is_empty());
+        let why = plan.role_conflict.unwrap();
+        assert!(why.contains("one role per user") && why.contains("annotator"));
         assert!(
-            plan_member(&desired("admin", &["A", "B"]), &in_sync, ROLES, true)
-                .unwrap()
-                .actions
-                .is_empty()
+            plan_member(&desired(&["annotator"], &[]), &o)
+                .role_conflict
+                .is_none()
         );
     }
 
     #[test]
-    fn a_disabled_user_is_re_enabled_only_through_their_own_organization() {
-        let disabled = |org: &str| {
-            let mut p = person(org, "admin");
-            if let Some(p) = p.as_mut() {
-                p.active = false;
-            }
-            p
+    fn blocked_access_changes_nothing() {
+        let o = MemberObserved {
+            blocked: Some("re-enable them in organization 1 first".into()),
+            ..MemberObserved::absent()
         };
-        // Through a membership: re-enabling would undo the removal of their primary access.
-        let elsewhere = MemberObserved {
-            person: disabled("1"),
-            access: Access::Membership {
-                id: "5".into(),
-                queues: vec![],
-            },
-        };
-        let plan = plan_member(&desired("admin", &[]), &elsewhere, ROLES, true).unwrap();
-        assert!(plan.actions.is_empty(), "{:?}", plan.actions);
+        let plan = plan_member(&desired(&["admin"], &[]), &o);
+        assert!(plan.changes.is_empty());
         assert!(plan.blocked.unwrap().contains("organization 1"));
-        let no_access = MemberObserved {
-            access: Access::None,
-            ..elsewhere
-        };
-        let plan = plan_member(&desired("admin", &[]), &no_access, ROLES, true).unwrap();
-        assert!(plan.actions.is_empty() && plan.blocked.is_some());
-        // Their own organization asks for them again: that may re-enable them.
-        let own = MemberObserved {
-            person: disabled("2"),
-            access: Access::Primary { queues: vec![] },
-        };
-        let plan = plan_member(&desired("admin", &[]), &own, ROLES, true).unwrap();
-        assert_eq!(plan.actions, vec![MemberAction::Reactivate]);
-        assert!(plan.blocked.is_none());
     }
 
     #[test]
-    fn unknown_roles_are_invalid() {
+    fn an_invitation_is_not_ready_and_not_a_failure() {
         let o = MemberObserved {
-            person: None,
-            access: Access::None,
+            presence: Presence::Invited,
+            id: Some("invitation/9".into()),
+            roles: set(&["admin"]),
+            ..MemberObserved::absent()
         };
-        let e = plan_member(&desired("overlord", &[]), &o, ROLES, true).unwrap_err();
+        let plan = plan_member(&desired(&["admin"], &[]), &o);
+        assert!(plan.changes.is_empty());
+        let r = finish(&o, &plan, false, Mode::Apply);
+        assert_eq!(r.phase, MembershipPhase::Invited);
+        assert!(!r.ready && !r.transient);
+        assert_eq!(r.ready_reason(), "Invited");
+    }
+
+    #[test]
+    fn unknown_roles_org_roles_and_scopes_are_invalid_where_the_vendor_lacks_them() {
+        let e = check_desired(&desired(&["overlord"], &[]), &MODEL).unwrap_err();
         assert!(e.0.contains("spec.role") && e.0.contains("admin"));
+        let e = check_desired(&desired(&["admin", "analysts"], &[]), &MODEL).unwrap_err();
+        assert!(e.0.contains("spec.roles") && e.0.contains("analysts"));
+        let with_org_roles = RoleModel {
+            org_roles: true,
+            scopes: None,
+            ..MODEL
+        };
+        assert!(check_desired(&desired(&["admin", "analysts"], &[]), &with_org_roles).is_ok());
+        let e = check_desired(&desired(&["admin"], &["A"]), &with_org_roles).unwrap_err();
+        assert!(e.0.contains("spec.scopes"));
+        assert!(check_desired(&desired(&["admin"], &["A"]), &MODEL).is_ok());
     }
 }

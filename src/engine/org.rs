@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::copy::{self, CopyReport, ProgressSink, graph};
 use super::desired::{DesiredOrg, Mode, TemplateSelector};
 use super::report::{OrgReport, Requeue, Step};
-use crate::vendors::{OrgInfo, VendorClient, VendorError};
+use crate::vendors::{OrgIdentity, OrgInfo, VendorClient, VendorError};
 
 /// Intent to create, recorded (and persisted by the caller) *before* the create request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,6 +37,13 @@ pub trait Sink: ProgressSink {
     async fn save_pending_create(&self, pending: Option<&PendingCreate>) -> Result<(), String>;
     /// Persists the vendor id as soon as it is known.
     async fn save_external_id(&self, id: &str) -> Result<(), String>;
+    /// Checks that no other resource manages organization `id`. Called before adopting an
+    /// org of a vendor without ownership markers, where the vendor cannot tell; `Err` names
+    /// the resource that manages it.
+    async fn claim(&self, id: &str) -> Result<(), String> {
+        let _ = id;
+        Ok(())
+    }
 }
 
 /// Engine tuning.
@@ -182,19 +189,37 @@ async fn run(
     report.external_id = Some(org.id.clone());
     report.usage = org.usage.clone();
 
-    // Settings (name, ownership marker, vendor block).
-    match vendor.org_patch(&desired.org_desired(), &org) {
-        None => report.settings_in_sync(false),
-        Some(_) if desired.mode == Mode::ObserveOnly => report.settings_drifted(),
-        Some(patch) => {
-            vendor
-                .patch_org(&org.id, patch)
-                .await
-                .map_err(|e| Failure::vendor(Step::Settings, &e))?;
-            report.settings_in_sync(true);
+    // Settings (name, ownership marker, vendor block). A failure here is reported, but does
+    // not hold back the copy: the two are independent at every vendor.
+    let settings = match vendor.org_patch(&desired.org_desired(), &org) {
+        None => {
+            report.settings_in_sync(false);
+            Ok(())
         }
-    }
+        Some(_) if desired.mode == Mode::ObserveOnly => {
+            report.settings_drifted();
+            Ok(())
+        }
+        Some(patch) => match vendor.patch_org(&org.id, patch).await {
+            Ok(_) => {
+                report.settings_in_sync(true);
+                Ok(())
+            }
+            Err(e) => Err(Failure::vendor(Step::Settings, &e)),
+        },
+    };
+    copy_template(vendor, desired, &org, sink, options, report).await?;
+    settings
+}
 
+async fn copy_template(
+    vendor: &dyn VendorClient,
+    desired: &DesiredOrg,
+    org: &OrgInfo,
+    sink: &dyn Sink,
+    options: &EngineOptions,
+    report: &mut OrgReport,
+) -> Result<(), Failure> {
     let Some(template) = &desired.template else {
         report.no_template();
         return Ok(());
@@ -316,6 +341,11 @@ async fn observe_or_create(
                     format!("organization {id} is managed by orgops resource {other}"),
                 ));
             }
+            // Every reconcile, not just the first: of two resources that adopted the same org
+            // at once, the one the caller ranks second then yields.
+            if adopt || vendor.planned_org_id(&desired.owner).as_deref() != Some(org.id.as_str()) {
+                claim(vendor, sink, &org.id).await?;
+            }
             if adopt {
                 report.adopted();
             } else {
@@ -337,6 +367,9 @@ async fn observe_or_create(
                 record_found(sink, &org.id, state.pending_create.is_some()).await?;
                 return Ok(org);
             }
+            if !vendor.capabilities().create_org {
+                return adopt_by_name(vendor, desired, sink, report).await;
+            }
             if desired.mode == Mode::ObserveOnly {
                 return Err(Failure::permanent(
                     Step::Create,
@@ -344,19 +377,68 @@ async fn observe_or_create(
                     "the organization does not exist yet and suspend is true: nothing is created",
                 ));
             }
-            if !vendor.capabilities().create_org {
-                return Err(Failure::permanent(
-                    Step::Create,
-                    "Unsupported",
-                    format!(
-                        "{} organizations cannot be created through the API; set spec.externalId to adopt an existing one",
-                        vendor.vendor()
-                    ),
-                ));
-            }
             create(vendor, desired, sink, options, report).await
         }
     }
+}
+
+/// For vendors whose orgs cannot be created: the one visible org named `spec.displayName`.
+async fn adopt_by_name(
+    vendor: &dyn VendorClient,
+    desired: &DesiredOrg,
+    sink: &dyn Sink,
+    report: &mut OrgReport,
+) -> Result<OrgInfo, Failure> {
+    let name = &desired.display_name;
+    let named = vendor
+        .find_orgs(Some(name))
+        .await
+        .map_err(|e| Failure::vendor(Step::Create, &e))?;
+    let matching: Vec<&OrgInfo> = named.iter().filter(|o| &o.name == name).collect();
+    let org = match matching.as_slice() {
+        [one] => (*one).clone(),
+        [] => {
+            return Err(Failure::permanent(
+                Step::Create,
+                "Unsupported",
+                format!(
+                    "{} organizations cannot be created through the API, and none visible to these credentials is named {name:?}; create it at the vendor, then set spec.externalId (or spec.displayName to its exact name)",
+                    vendor.vendor()
+                ),
+            ));
+        }
+        many => {
+            return Err(Failure::permanent(
+                Step::Create,
+                "OrganizationAmbiguous",
+                format!(
+                    "{} organizations are named {name:?} (ids {}); set spec.externalId",
+                    many.len(),
+                    many.iter()
+                        .map(|o| o.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+    };
+    claim(vendor, sink, &org.id).await?;
+    report.adopted();
+    sink.save_external_id(&org.id)
+        .await
+        .map_err(|e| Failure::permanent(Step::Create, "StatusWriteFailed", e))?;
+    Ok(org)
+}
+
+/// Where the vendor cannot mark an org as ours, asks the caller whether another resource
+/// already manages it.
+async fn claim(vendor: &dyn VendorClient, sink: &dyn Sink, id: &str) -> Result<(), Failure> {
+    if vendor.capabilities().org_identity == OrgIdentity::Marker {
+        return Ok(());
+    }
+    sink.claim(id)
+        .await
+        .map_err(|other| Failure::permanent(Step::Create, "OwnedByAnother", other))
 }
 
 /// Our organization among those visible: by ownership marker, or made by a pending create.
@@ -368,6 +450,13 @@ async fn search(
     pending: Option<&PendingCreate>,
     options: &EngineOptions,
 ) -> Result<Option<OrgInfo>, VendorError> {
+    if let Some(id) = vendor.planned_org_id(&desired.owner) {
+        // The id was ours to choose: the org exists under it or not at all.
+        return vendor.get_org(&id).await;
+    }
+    if vendor.capabilities().org_identity != OrgIdentity::Marker {
+        return Ok(None);
+    }
     let name = pending
         .map(|p| p.name.as_str())
         .unwrap_or(&desired.display_name);
@@ -389,7 +478,8 @@ pub async fn created_org(
     state: &OrgState,
     options: &EngineOptions,
 ) -> Result<Option<String>, VendorError> {
-    if desired.external_id.is_some() {
+    // Adopted by id, or by name where orgs cannot be created: orgops made none of them.
+    if desired.external_id.is_some() || !vendor.capabilities().create_org {
         return Ok(None);
     }
     if let Some(id) = &state.external_id {
@@ -439,15 +529,14 @@ async fn create(
         Err(e) if e.is_outcome_unknown() || e.is_transient() => {
             // Observe before anything else: the org may exist.
             tracing::info!(owner = %desired.owner.key, error = %e, "create outcome unknown; observing");
-            let all = vendor
-                .find_orgs(Some(&pending.name))
+            let found = search(vendor, desired, Some(&pending), options)
                 .await
                 .map_err(|e| Failure::vendor(Step::Create, &e))?;
-            match choose_existing(desired, Some(&pending), &all, options.clock_skew) {
+            match found {
                 Some(org) => {
                     report.created();
                     record_found(sink, &org.id, true).await?;
-                    Ok(org.clone())
+                    Ok(org)
                 }
                 None => Err(Failure::vendor(Step::Create, &e)),
             }

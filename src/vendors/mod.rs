@@ -43,7 +43,7 @@ pub mod connection;
 pub mod http;
 pub mod rossum;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use secrecy::SecretString;
@@ -137,6 +137,20 @@ pub struct OrgDesired {
     pub settings: Value,
 }
 
+/// How orgops recognises an organization it created (or adopted) again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OrgIdentity {
+    /// The org carries an ownership marker naming its Organization resource (Rossum
+    /// `metadata.orgops`): a lost create response is found by the marker, and two
+    /// Organizations can never manage the same org.
+    Marker,
+    /// The client chooses the id of a new org ([`VendorClient::planned_org_id`]): a lost
+    /// create response is found again by that id (OpenLattice).
+    ChosenId,
+    /// Nothing: orgs are only adopted (Dataloop, Rendered.ai).
+    None,
+}
+
 /// What a vendor can do.
 #[derive(Clone, Debug)]
 pub struct Capabilities {
@@ -144,6 +158,9 @@ pub struct Capabilities {
     pub create_org: bool,
     /// Organizations can be deleted through the API.
     pub delete_org: bool,
+    /// How an org is recognised again. Without a marker, the caller makes sure no two
+    /// Organizations adopt the same org ([`Sink::claim`](crate::engine::org::Sink::claim)).
+    pub org_identity: OrgIdentity,
     /// Kinds a template copy can carry, in no particular order.
     pub kinds: &'static [KindSpec],
 }
@@ -153,28 +170,73 @@ pub struct Capabilities {
 pub enum RefTarget {
     /// The organization itself (template org → new org).
     Organization,
-    /// Another copyable kind, by name.
+    /// Another copyable kind, by name: rewritten to that object's copy, which must exist first.
     Kind(&'static str),
+    /// A shared object that is not copied and is valid in every organization (Rendered.ai
+    /// channels): the reference is kept as it is.
+    Shared,
 }
+
+/// Finds the id inside a string that embeds one (Rendered.ai `"<volumeId>:/path"`): the byte
+/// range of the id, or `None` when the string holds no reference.
+pub type Embedded = fn(&str) -> Option<std::ops::Range<usize>>;
 
 /// A field that references other objects.
 #[derive(Clone, Copy, Debug)]
 pub struct RefField {
-    /// Dot path into the object; `*` walks every element of an array
-    /// (e.g. `queues.*`, `actions.*.payload.labels.*`).
+    /// Dot path into the object; `*` walks every element of an array and `**` every value
+    /// at any depth (e.g. `queues.*`, `actions.*.payload.labels.*`, `graph.**`).
     pub path: &'static str,
     /// What it references.
     pub target: RefTarget,
     /// Set in a second pass, once every object of the kind exists (self-references such as
     /// Rossum's `hook.run_after`).
     pub deferred: bool,
+    /// The reference is part of a string ([`Embedded`] finds it); strings without one are left
+    /// alone. `None`: the value is the reference, in the vendor's encoding ([`RefCodec`]).
+    pub embedded: Option<Embedded>,
+}
+
+impl RefField {
+    /// A reference at `path` to `target`, set in the first pass, the whole value.
+    pub const fn to(path: &'static str, target: RefTarget) -> Self {
+        Self {
+            path,
+            target,
+            deferred: false,
+            embedded: None,
+        }
+    }
+
+    /// Set once every object of the kind exists.
+    pub const fn deferred(mut self) -> Self {
+        self.deferred = true;
+        self
+    }
+
+    /// The reference is embedded in strings.
+    pub const fn embedded(mut self, find: Embedded) -> Self {
+        self.embedded = Some(find);
+        self
+    }
+}
+
+/// Where an ownership marker lives in an object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MarkerAt {
+    /// An object `{owner, template, kind, source}` under the key `orgops` of this free-form
+    /// map field (Rossum `metadata`).
+    Map(&'static str),
+    /// A string `orgops:<template org>:<kind>:<source id>` in this list-of-strings field
+    /// (tags); the owner is the organization itself.
+    Tag(&'static str),
 }
 
 /// How a copy is recognised in the target organization.
 #[derive(Clone, Copy, Debug)]
 pub enum Identity {
-    /// A marker stored in the object's free-form metadata under the `orgops` key.
-    Marker,
+    /// A marker the copy carries (see [`MarkerAt`]).
+    Marker(MarkerAt),
     /// A natural key computed from the (reference-rewritten) object, e.g. parent + name.
     NaturalKey(fn(&Value) -> Option<String>),
 }
@@ -213,7 +275,7 @@ impl KindSpec {
     pub fn dependencies(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.refs.iter().filter_map(|r| match r.target {
             RefTarget::Kind(k) if !r.deferred && k != self.name => Some(k),
-            _ => None,
+            RefTarget::Kind(_) | RefTarget::Organization | RefTarget::Shared => None,
         })
     }
 }
@@ -315,8 +377,16 @@ pub trait VendorClient: RefCodec {
     /// Organizations visible to the credentials: those named exactly `name`, or all of them.
     async fn find_orgs(&self, name: Option<&str>) -> Result<Vec<OrgInfo>, VendorError>;
 
+    /// The id an organization created for `owner` gets, for vendors whose clients choose it
+    /// ([`OrgIdentity::ChosenId`]); the engine looks that id up before creating and after an
+    /// unknown outcome. Pure.
+    fn planned_org_id(&self, owner: &Owner) -> Option<String> {
+        let _ = owner;
+        None
+    }
+
     /// Creates an organization. Not idempotent: the engine records intent first and resolves
-    /// an unknown outcome with [`find_orgs`](Self::find_orgs).
+    /// an unknown outcome with [`find_orgs`](Self::find_orgs) (or by the planned id).
     async fn create_org(&self, desired: &OrgDesired) -> Result<OrgInfo, VendorError>;
 
     /// The patch that makes `observed` match `desired` (name, ownership marker, vendor
@@ -346,6 +416,9 @@ pub trait VendorClient: RefCodec {
     ) -> Result<Value, VendorError>;
 
     /// Patches object `id` of `kind` in `org`; returns the updated object.
+    ///
+    /// Bodies and patches are in the shape `list_objects` returns; a vendor whose writes take
+    /// another shape (Dataloop drivers) translates here.
     async fn update_object(
         &self,
         org: &str,
@@ -353,6 +426,15 @@ pub trait VendorClient: RefCodec {
         id: &str,
         patch: Value,
     ) -> Result<Value, VendorError>;
+
+    /// Deletes object `id` of `kind` in `org` (pruning); a missing one counts as deleted.
+    async fn delete_object(&self, org: &str, kind: &KindSpec, id: &str) -> Result<(), VendorError> {
+        let _ = (org, id);
+        Err(VendorError::Unsupported {
+            vendor: self.vendor(),
+            what: format!("deleting {}", kind.name),
+        })
+    }
 }
 
 /// How a vendor writes and reads references and ids. Pure, so copy plans are testable.
@@ -437,84 +519,116 @@ pub struct MemberDesired {
     pub first_name: Option<String>,
     /// Last name.
     pub last_name: Option<String>,
-    /// Role name.
-    pub role: String,
-    /// Queue (or equivalent) names in that organization.
-    pub queues: Vec<String>,
+    /// Every role the person holds in the organization: `spec.role` plus `spec.roles`.
+    pub roles: BTreeSet<String>,
+    /// Vendor scopes inside the organization, by name (Rossum queues, Dataloop projects,
+    /// Rendered.ai workspaces).
+    pub scopes: BTreeSet<String>,
 }
 
-/// A person known to the vendor.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Person {
-    /// The user's id.
-    pub user_id: String,
-    /// The organization the user belongs to first.
-    pub primary_org: String,
-    /// Role names (global to the user where the vendor has one role per user).
-    pub roles: Vec<String>,
-    /// Active (not disabled or soft-deleted).
-    pub active: bool,
+/// Whether the vendor holds anything for a person in one organization.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Presence {
+    /// Nothing: no access and no open invitation.
+    Absent,
+    /// An invitation the person has not accepted yet.
+    Invited,
+    /// Access (a user, a membership, a member record).
+    Active,
 }
 
-/// How a person reaches the organization.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Access {
-    /// It is the user's primary organization; queue names the user works on there.
-    Primary {
-        /// Queue names.
-        queues: Vec<String>,
-    },
-    /// Through a membership.
-    Membership {
-        /// Membership id.
-        id: String,
-        /// Queue names.
-        queues: Vec<String>,
-    },
-    /// Not at all.
-    None,
-}
-
-/// What the vendor says about a person and one organization.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What the vendor says about a person and one organization, in vendor-neutral terms.
+#[derive(Clone, Debug, PartialEq)]
 pub struct MemberObserved {
-    /// The person, if the vendor knows them.
-    pub person: Option<Person>,
-    /// Their access to the organization.
-    pub access: Access,
+    /// What the vendor holds.
+    pub presence: Presence,
+    /// The vendor id of what it holds (`user/7`, `membership/5`, an invitation id), for status.
+    pub id: Option<String>,
+    /// Roles the person holds in the organization (vendor role names; OpenLattice: `member`
+    /// plus role titles).
+    pub roles: BTreeSet<String>,
+    /// Scopes the person has in the organization, by name.
+    pub scopes: BTreeSet<String>,
+    /// Set when the roles cannot be changed through this organization, saying why (Rossum keeps
+    /// one role per user, set in the user's own organization). The engine reports the
+    /// difference instead of changing it.
+    pub roles_fixed: Option<String>,
+    /// Set when access cannot be given without undoing a decision made elsewhere, saying what a
+    /// human can do (Rossum: a user disabled because their own organization removed them).
+    pub blocked: Option<String>,
+    /// Removing this access also ends the person's access to other organizations (Rossum:
+    /// removing a user from their own organization disables them everywhere), so OrgMemberships
+    /// of the same person are re-checked at once.
+    pub removal_reaches_other_orgs: bool,
+    /// What the vendor client needs to act on this observation (ids, which record holds the
+    /// access). Opaque to the engine.
+    pub vendor_state: Value,
 }
 
-/// One change to a person's access.
+impl MemberObserved {
+    /// Nothing at the vendor for this person.
+    pub fn absent() -> Self {
+        Self {
+            presence: Presence::Absent,
+            id: None,
+            roles: BTreeSet::new(),
+            scopes: BTreeSet::new(),
+            roles_fixed: None,
+            blocked: None,
+            removal_reaches_other_orgs: false,
+            vendor_state: Value::Null,
+        }
+    }
+
+    /// The vendor holds something that a removal must take away.
+    pub fn holds_access(&self) -> bool {
+        self.presence != Presence::Absent
+    }
+}
+
+/// One change to a person's access, decided by the engine from an observation.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum MemberAction {
-    /// Create the user in the organization, with role and queues. Not idempotent.
-    CreateUser,
-    /// Give an existing user of another organization access. Not idempotent.
-    AddMembership,
-    /// Set the primary user's role.
-    SetRole(String),
-    /// Set the queues the user works on in the organization.
-    SetQueues(Vec<String>),
-    /// Re-activate a disabled user.
-    Reactivate,
+pub enum MemberChange {
+    /// Give access (or invite, where the vendor invites) with the desired roles and scopes.
+    /// Not idempotent: after an unknown outcome the engine observes again before repeating.
+    Add,
+    /// Grant and revoke roles.
+    SetRoles {
+        /// Roles to add.
+        grant: BTreeSet<String>,
+        /// Roles to take away.
+        revoke: BTreeSet<String>,
+    },
+    /// Make the scopes exactly the desired ones.
+    SetScopes,
+}
+
+/// The roles and scopes a vendor's memberships have.
+#[derive(Clone, Copy, Debug)]
+pub struct RoleModel {
+    /// Names `spec.role` may take.
+    pub roles: &'static [&'static str],
+    /// `spec.roles` names roles the organization itself defines (OpenLattice role titles);
+    /// the vendor checks they exist.
+    pub org_roles: bool,
+    /// What scopes are called at this vendor (`queues`), or `None` when it has none.
+    pub scopes: Option<&'static str>,
 }
 
 /// Membership operations of a vendor (same contract as [`VendorClient`]: observe first).
 #[async_trait::async_trait]
 pub trait MemberClient: Send + Sync {
-    /// Role names the vendor accepts.
-    fn roles(&self) -> &'static [&'static str];
-    /// Whether a user has one role across all organizations (so roles cannot differ per org).
-    fn one_role_per_user(&self) -> bool;
-    /// The person with `email` and their access to `org`.
+    /// The roles and scopes memberships have at this vendor.
+    fn role_model(&self) -> RoleModel;
+    /// The person with `email` and what the vendor holds for them in `org`.
     async fn observe_member(&self, org: &str, email: &str) -> Result<MemberObserved, VendorError>;
-    /// Carries out one action.
-    async fn act_member(
+    /// Carries out one change decided from `observed`.
+    async fn change_member(
         &self,
         desired: &MemberDesired,
         observed: &MemberObserved,
-        action: &MemberAction,
+        change: &MemberChange,
     ) -> Result<(), VendorError>;
-    /// Removes the access (a membership, or disables a user whose primary org it is).
+    /// Removes what the vendor holds (access, or an open invitation); nothing held is success.
     async fn remove_member(&self, org: &str, observed: &MemberObserved) -> Result<(), VendorError>;
 }

@@ -26,7 +26,7 @@
 //!   for the current generation, or Ready=False for a reason this trial explains: `Suspended`
 //!   or `DriftDetected` under `suspend`, `DeleteUnsupported` for a deleted Organization with
 //!   `Delete` (Rossum cannot delete organizations), `WaitingForOrganization` while the
-//!   Organization is not Ready, `UserDisabled` for a disabled user, `RoleConflict`), and a
+//!   Organization is not Ready, `AccessBlocked` for a disabled user, `RoleConflict`), and a
 //!   namespace not gone within the bound after `delete namespace`.
 //!
 //! Excused (counted apart, not as lost): an OrgMembership with `Delete` deleted after its

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use serde_json::{Map, Value, json};
 
-use crate::vendors::{CopyFields, Identity, KindSpec, RefCodec, RefTarget};
+use crate::vendors::{CopyFields, Embedded, Identity, KindSpec, MarkerAt, RefCodec, RefTarget};
 
 /// Fields that identify an object at its vendor and never copy, whatever a kind declares.
 const ALWAYS_DROPPED: &[&str] = &["id", "url"];
@@ -99,7 +99,7 @@ pub struct Planned {
     pub action: Action,
 }
 
-/// The marker written into a copy's metadata.
+/// The marker written into a copy's metadata map ([`MarkerAt::Map`]).
 pub fn marker(ctx: &CopyContext<'_>, kind: &KindSpec, source_id: &str) -> Value {
     json!({
         "owner": ctx.owner,
@@ -107,6 +107,14 @@ pub fn marker(ctx: &CopyContext<'_>, kind: &KindSpec, source_id: &str) -> Value 
         "kind": kind.name,
         "source": source_id,
     })
+}
+
+/// Prefix of a marker tag ([`MarkerAt::Tag`]).
+const TAG_PREFIX: &str = "orgops:";
+
+/// The marker tag of a copy: `orgops:<template org>:<kind>:<source id>`.
+pub fn marker_tag(ctx: &CopyContext<'_>, kind: &KindSpec, source_id: &str) -> String {
+    format!("{TAG_PREFIX}{}:{}:{source_id}", ctx.template_org, kind.name)
 }
 
 /// The body a copy of `source` should have in the target org, or why it cannot be made.
@@ -139,16 +147,35 @@ pub fn desired_copy(
             continue;
         };
         let rest: Vec<&str> = r.path.split('.').skip(1).collect();
-        rewrite_at(field, &rest, &mut |v| rewrite_ref(v, r.target, ctx))?;
+        match r.embedded {
+            None => rewrite_at(field, &rest, &mut |v| rewrite_ref(v, r.target, ctx))?,
+            Some(find) => rewrite_at(field, &rest, &mut |v| {
+                rewrite_embedded(v, find, r.target, ctx)
+            })?,
+        }
     }
-    if matches!(kind.identity, Identity::Marker) {
-        let mut metadata = match body.remove("metadata") {
-            Some(Value::Object(m)) => m,
-            _ => Map::new(),
-        };
-        // Copies of copies carry someone's marker: ours is overwritten, never merged.
-        metadata.insert(MARKER_KEY.into(), marker(ctx, kind, &source_id));
-        body.insert("metadata".into(), Value::Object(metadata));
+    match kind.identity {
+        Identity::Marker(MarkerAt::Map(field)) => {
+            let mut metadata = match body.remove(field) {
+                Some(Value::Object(m)) => m,
+                _ => Map::new(),
+            };
+            // Copies of copies carry someone's marker: ours is overwritten, never merged.
+            metadata.insert(MARKER_KEY.into(), marker(ctx, kind, &source_id));
+            body.insert(field.into(), Value::Object(metadata));
+        }
+        Identity::Marker(MarkerAt::Tag(field)) => {
+            let mut tags: Vec<Value> = match body.remove(field) {
+                Some(Value::Array(tags)) => tags
+                    .into_iter()
+                    .filter(|t| !t.as_str().is_some_and(|t| t.starts_with(TAG_PREFIX)))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            tags.push(Value::String(marker_tag(ctx, kind, &source_id)));
+            body.insert(field.into(), Value::Array(tags));
+        }
+        Identity::NaturalKey(_) => {}
     }
     Ok(Value::Object(body))
 }
@@ -164,6 +191,12 @@ fn rewrite_at(
             Value::Array(items) => items.iter_mut().try_for_each(|i| rewrite_at(i, rest, f)),
             _ => Ok(()),
         },
+        // Every scalar at any depth (references embedded in free-form JSON).
+        Some((&"**", _)) => match value {
+            Value::Array(items) => items.iter_mut().try_for_each(|i| rewrite_at(i, path, f)),
+            Value::Object(map) => map.values_mut().try_for_each(|i| rewrite_at(i, path, f)),
+            scalar => f(scalar),
+        },
         Some((key, rest)) => match value.get_mut(*key) {
             Some(inner) => rewrite_at(inner, rest, f),
             None => Ok(()),
@@ -178,19 +211,44 @@ fn rewrite_ref(value: &mut Value, target: RefTarget, ctx: &CopyContext<'_>) -> R
     let Some(id) = ctx.codec.decode_ref(value) else {
         return Ok(());
     };
-    let mapped = match target {
-        RefTarget::Organization if id == ctx.template_org => ctx.target_org.to_string(),
-        RefTarget::Organization => {
-            return Err(format!(
-                "references organization {id}, which is not the template"
-            ));
-        }
-        RefTarget::Kind(k) => match ctx.ids.get(k, &id) {
-            Some(t) => t.to_string(),
-            None => return Err(format!("depends on {k}/{id}, which has no copy")),
-        },
+    let Some(mapped) = map_id(&id, target, ctx)? else {
+        return Ok(());
     };
     *value = ctx.codec.encode_ref(target, &mapped);
+    Ok(())
+}
+
+/// The id a reference to `id` of `target` has in the copy; `None`: kept as it is (shared).
+fn map_id(id: &str, target: RefTarget, ctx: &CopyContext<'_>) -> Result<Option<String>, String> {
+    match target {
+        RefTarget::Organization if id == ctx.template_org => Ok(Some(ctx.target_org.to_string())),
+        RefTarget::Organization => Err(format!(
+            "references organization {id}, which is not the template"
+        )),
+        RefTarget::Kind(k) => match ctx.ids.get(k, id) {
+            Some(t) => Ok(Some(t.to_string())),
+            None => Err(format!("depends on {k}/{id}, which has no copy")),
+        },
+        RefTarget::Shared => Ok(None),
+    }
+}
+
+/// Rewrites the id inside a string that embeds a reference; other values are left alone.
+fn rewrite_embedded(
+    value: &mut Value,
+    find: Embedded,
+    target: RefTarget,
+    ctx: &CopyContext<'_>,
+) -> Result<(), String> {
+    let Value::String(text) = value else {
+        return Ok(());
+    };
+    let Some(range) = find(text).filter(|r| text.get(r.clone()).is_some()) else {
+        return Ok(());
+    };
+    if let Some(mapped) = map_id(&text[range.clone()], target, ctx)? {
+        text.replace_range(range, &mapped);
+    }
     Ok(())
 }
 
@@ -231,12 +289,27 @@ fn sorted(v: &Value) -> Vec<String> {
     out
 }
 
-fn marker_source<'v>(kind: &KindSpec, template_org: &str, v: &'v Value) -> Option<&'v str> {
-    let m = v.get("metadata")?.get(MARKER_KEY)?;
-    if m.get("kind")?.as_str()? != kind.name || m.get("template")?.as_str()? != template_org {
-        return None;
+fn marker_source<'v>(
+    kind: &KindSpec,
+    at: MarkerAt,
+    template_org: &str,
+    v: &'v Value,
+) -> Option<&'v str> {
+    match at {
+        MarkerAt::Map(field) => {
+            let m = v.get(field)?.get(MARKER_KEY)?;
+            if m.get("kind")?.as_str()? != kind.name || m.get("template")?.as_str()? != template_org
+            {
+                return None;
+            }
+            m.get("source")?.as_str()
+        }
+        MarkerAt::Tag(field) => v.get(field)?.as_array()?.iter().find_map(|t| {
+            let rest = t.as_str()?.strip_prefix(TAG_PREFIX)?;
+            let rest = rest.strip_prefix(template_org)?.strip_prefix(':')?;
+            rest.strip_prefix(kind.name)?.strip_prefix(':')
+        }),
     }
-    m.get("source")?.as_str()
 }
 
 /// Decides, for every template object of one kind, what to do in the target org.
@@ -257,9 +330,9 @@ pub fn plan_kind(
     let mut by_marker: HashMap<&str, &Value> = HashMap::new();
     let mut by_key: BTreeMap<String, VecDeque<&Value>> = BTreeMap::new();
     match kind.identity {
-        Identity::Marker => {
+        Identity::Marker(at) => {
             for t in &targets {
-                if let Some(src) = marker_source(kind, ctx.template_org, t) {
+                if let Some(src) = marker_source(kind, at, ctx.template_org, t) {
                     by_marker.entry(src).or_insert(t);
                 }
             }
@@ -274,15 +347,20 @@ pub fn plan_kind(
     }
 
     let mut out = Vec::with_capacity(sources.len());
-    for source in sources {
+    for (n, source) in sources.into_iter().enumerate() {
         let Some(source_id) = ctx.codec.object_id(source) else {
+            // Counted and reported, never skipped in silence (a 0/0 "copied" would be a lie).
+            out.push(Planned {
+                source_id: format!("#{n}"),
+                action: Action::Blocked("the template object has no id".into()),
+            });
             continue;
         };
         let action = match desired_copy(kind, source, ctx, pass) {
             Err(reason) => Action::Blocked(reason),
             Ok(body) => {
                 let existing = match kind.identity {
-                    Identity::Marker => by_marker.get(source_id.as_str()).copied(),
+                    Identity::Marker(_) => by_marker.get(source_id.as_str()).copied(),
                     Identity::NaturalKey(key) => {
                         key(&body).and_then(|k| by_key.get_mut(&k).and_then(VecDeque::pop_front))
                     }
@@ -316,6 +394,7 @@ fn id_sort_key(ctx: &CopyContext<'_>, v: &Value) -> (u64, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vendors::RefField;
     use crate::vendors::rossum::kinds;
 
     /// References look like `kind/id`, as a minimal vendor encoding.
@@ -328,8 +407,82 @@ mod tests {
             match t {
                 RefTarget::Organization => json!(format!("organizations/{id}")),
                 RefTarget::Kind(k) => json!(format!("{k}/{id}")),
+                RefTarget::Shared => json!(id),
             }
         }
+    }
+
+    /// `"<volume id>:/path"`, as Rendered.ai graph nodes reference volume files.
+    fn volume_path(s: &str) -> Option<std::ops::Range<usize>> {
+        let end = s.find(":/")?;
+        (end > 0 && !s[..end].contains(char::is_whitespace)).then_some(0..end)
+    }
+
+    const GRAPHS: KindSpec = KindSpec {
+        name: "graphs",
+        refs: &[
+            RefField::to("workspace", RefTarget::Kind("workspaces")),
+            RefField::to("channel", RefTarget::Shared),
+            RefField::to("graph.**", RefTarget::Kind("volumes")).embedded(volume_path),
+        ],
+        fields: CopyFields::AllExcept(&[]),
+        identity: Identity::Marker(MarkerAt::Tag("tags")),
+        creatable: None,
+        skip: None,
+    };
+
+    #[test]
+    fn embedded_references_are_rewritten_shared_ones_kept_and_tags_mark_the_copy() {
+        let mut ids = IdMap::default();
+        ids.insert("workspaces", "w1".into(), "W1".into());
+        ids.insert("volumes", "v1".into(), "V1".into());
+        let source = json!({
+            "id": "g1", "workspace": "workspaces/w1", "channel": "channels/shared-7",
+            "tags": ["blue", "orgops:9:graphs:g0"],
+            "graph": {"nodes": {"a": {"values": {"file": "v1:/data/a.png", "note": "ratio 1:/2 x"}},
+                                "b": {"list": ["v1:/x", 3, null]}}},
+        });
+        let body = desired_copy(&GRAPHS, &source, &ctx(&ids), Pass::First).unwrap();
+        assert_eq!(body["workspace"], json!("workspaces/W1"));
+        assert_eq!(body["channel"], json!("channels/shared-7"), "shared: kept");
+        assert_eq!(
+            body["graph"]["nodes"]["a"]["values"]["file"],
+            json!("V1:/data/a.png")
+        );
+        assert_eq!(
+            body["graph"]["nodes"]["b"]["list"],
+            json!(["V1:/x", 3, null])
+        );
+        // A string that does not embed a reference the finder accepts is left alone... or,
+        // when it names an id without a copy, blocks the object instead of leaking a template id.
+        let other = json!({"id": "g2", "graph": {"f": "v9:/y"}});
+        let blocked = desired_copy(&GRAPHS, &other, &ctx(&ids), Pass::First).unwrap_err();
+        assert!(blocked.contains("volumes/v9"), "{blocked}");
+        // Someone else's marker tag is replaced, other tags kept; the copy is found by it.
+        assert_eq!(body["tags"], json!(["blue", "orgops:1:graphs:g1"]));
+        let mut copy = body.clone();
+        copy["id"] = json!("G1");
+        let plan = plan_kind(&GRAPHS, &[source], &[copy], &ctx(&ids), Pass::First);
+        assert_eq!(
+            plan[0].action,
+            Action::InSync {
+                target_id: "G1".into()
+            }
+        );
+    }
+
+    #[test]
+    fn template_objects_without_an_id_are_counted_as_blocked() {
+        let ids = IdMap::default();
+        let plan = plan_kind(
+            &kinds::LABELS,
+            &[json!({"name": "no id"})],
+            &[],
+            &ctx(&ids),
+            Pass::First,
+        );
+        assert_eq!(plan.len(), 1);
+        assert!(matches!(&plan[0].action, Action::Blocked(why) if why.contains("no id")));
     }
 
     fn ctx(ids: &IdMap) -> CopyContext<'_> {

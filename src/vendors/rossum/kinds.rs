@@ -3,14 +3,13 @@
 
 use serde_json::Value;
 
-use crate::vendors::{CopyFields, Identity, KindSpec, RefField, RefTarget};
+use crate::vendors::{CopyFields, Identity, KindSpec, MarkerAt, RefField, RefTarget};
+
+/// Rossum objects carry a free `metadata` map: the marker lives there.
+const METADATA_MARKER: Identity = Identity::Marker(MarkerAt::Map("metadata"));
 
 const fn r(path: &'static str, kind: &'static str) -> RefField {
-    RefField {
-        path,
-        target: RefTarget::Kind(kind),
-        deferred: false,
-    }
+    RefField::to(path, RefTarget::Kind(kind))
 }
 
 /// Labels: org-level, no metadata → matched by name.
@@ -26,13 +25,9 @@ pub const LABELS: KindSpec = KindSpec {
 /// Workspaces.
 pub const WORKSPACES: KindSpec = KindSpec {
     name: "workspaces",
-    refs: &[RefField {
-        path: "organization",
-        target: RefTarget::Organization,
-        deferred: false,
-    }],
+    refs: &[RefField::to("organization", RefTarget::Organization)],
     fields: CopyFields::Only(&["name", "organization", "metadata"]),
-    identity: Identity::Marker,
+    identity: METADATA_MARKER,
     creatable: None,
     skip: None,
 };
@@ -42,7 +37,7 @@ pub const SCHEMAS: KindSpec = KindSpec {
     name: "schemas",
     refs: &[],
     fields: CopyFields::Only(&["name", "content", "metadata"]),
-    identity: Identity::Marker,
+    identity: METADATA_MARKER,
     creatable: None,
     skip: None,
 };
@@ -61,7 +56,7 @@ pub const CONNECTORS: KindSpec = KindSpec {
         "client_ssl_certificate",
         "metadata",
     ]),
-    identity: Identity::Marker,
+    identity: METADATA_MARKER,
     creatable: None,
     skip: None,
 };
@@ -90,7 +85,7 @@ pub const QUEUES: KindSpec = KindSpec {
         "document_lifetime",
         "rir_params",
     ]),
-    identity: Identity::Marker,
+    identity: METADATA_MARKER,
     creatable: None,
     skip: Some(queue_is_deleting),
 };
@@ -112,7 +107,7 @@ pub const INBOXES: KindSpec = KindSpec {
         "metadata",
         "dmarc_check_action",
     ]),
-    identity: Identity::Marker,
+    identity: METADATA_MARKER,
     creatable: None,
     skip: None,
 };
@@ -123,11 +118,7 @@ pub const HOOKS: KindSpec = KindSpec {
     name: "hooks",
     refs: &[
         r("queues.*", "queues"),
-        RefField {
-            path: "run_after.*",
-            target: RefTarget::Kind("hooks"),
-            deferred: true,
-        },
+        RefField::to("run_after.*", RefTarget::Kind("hooks")).deferred(),
     ],
     fields: CopyFields::Only(&[
         "name",
@@ -146,7 +137,7 @@ pub const HOOKS: KindSpec = KindSpec {
         "secrets_schema",
         "token_lifetime_s",
     ]),
-    identity: Identity::Marker,
+    identity: METADATA_MARKER,
     creatable: Some(hook_is_copyable),
     skip: None,
 };

@@ -1,16 +1,19 @@
 //! Memberships at Rossum (design/vendors/rossum.md §2): `username` is global, so a person who
 //! already exists somewhere in the organization group gets an organization-group membership into
 //! the target org; a person who exists nowhere becomes a user of the target org. The role is
-//! the user's `groups` (role URLs, resolved by name in each org) — one role per user.
+//! the user's `groups` (role URLs, resolved by name in each org) — one role per user, so a
+//! person reached through a membership has their roles fixed by their own organization.
+//! Users cannot be deleted, only disabled: a disabled user is absent from their own
+//! organization (adding them back re-enables them) and blocked everywhere else.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::client::{RossumClient, Scope, id_from_url};
 use super::models::{MembershipId, OrganizationGroupId, OrganizationId, UserId};
 use crate::vendors::{
-    Access, MemberAction, MemberClient, MemberDesired, MemberObserved, Person, VendorError,
+    MemberChange, MemberClient, MemberDesired, MemberObserved, Presence, RoleModel, VendorError,
 };
 
 /// Role names Rossum lets the API assign (`organization_group_admin` it does not).
@@ -67,26 +70,24 @@ impl RossumClient {
         &self,
         org: OrganizationId,
         urls: &[String],
-    ) -> Result<Vec<String>, VendorError> {
+    ) -> Result<BTreeSet<String>, VendorError> {
         let by_id: HashMap<u64, String> = self
             .queues(org)
             .await?
             .into_iter()
             .map(|q| (q.id.0, q.name))
             .collect();
-        let mut names: Vec<String> = urls
+        Ok(urls
             .iter()
             .filter_map(|u| id_from_url(u))
             .filter_map(|id| by_id.get(&id).cloned())
-            .collect();
-        names.sort();
-        Ok(names)
+            .collect())
     }
 
     async fn resolve_queues(
         &self,
         org: OrganizationId,
-        names: &[String],
+        names: &BTreeSet<String>,
     ) -> Result<Vec<String>, VendorError> {
         let urls = self.queue_urls(org).await?;
         names
@@ -101,21 +102,55 @@ impl RossumClient {
             .collect()
     }
 
-    async fn role_url(&self, org: OrganizationId, role: &str) -> Result<String, VendorError> {
-        self.role(org, role).await?.map(|g| g.url).ok_or_else(|| {
-            VendorError::Rejected(format!("organization {org} has no role {role:?}"))
-        })
+    async fn role_urls(
+        &self,
+        org: OrganizationId,
+        roles: &BTreeSet<String>,
+    ) -> Result<Vec<String>, VendorError> {
+        let mut urls = Vec::new();
+        for role in roles {
+            let url = self.role(org, role).await?.map(|g| g.url).ok_or_else(|| {
+                VendorError::Rejected(format!("organization {org} has no role {role:?}"))
+            })?;
+            urls.push(url);
+        }
+        Ok(urls)
+    }
+}
+
+/// What [`MemberObserved::vendor_state`] holds for Rossum.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Held {
+    /// The user, when the username exists in the organization group.
+    user: Option<u64>,
+    /// The user's own organization.
+    primary: Option<u64>,
+    /// The organization-group membership into the target org, if any.
+    membership: Option<u64>,
+    /// Not disabled.
+    active: bool,
+}
+
+impl Held {
+    fn of(observed: &MemberObserved) -> Held {
+        serde_json::from_value(observed.vendor_state.clone()).unwrap_or_default()
+    }
+
+    fn user(&self) -> Result<UserId, VendorError> {
+        self.user
+            .map(UserId)
+            .ok_or_else(|| VendorError::NotFound("the user was not observed".into()))
     }
 }
 
 #[async_trait::async_trait]
 impl MemberClient for RossumClient {
-    fn roles(&self) -> &'static [&'static str] {
-        ROLES
-    }
-
-    fn one_role_per_user(&self) -> bool {
-        true
+    fn role_model(&self) -> RoleModel {
+        RoleModel {
+            roles: ROLES,
+            org_roles: false,
+            scopes: Some("queues"),
+        }
     }
 
     async fn observe_member(&self, org: &str, email: &str) -> Result<MemberObserved, VendorError> {
@@ -132,10 +167,7 @@ impl MemberClient for RossumClient {
             .into_iter()
             .find(|u| u["username"].as_str() == Some(email))
         else {
-            return Ok(MemberObserved {
-                person: None,
-                access: Access::None,
-            });
+            return Ok(MemberObserved::absent());
         };
         let user = UserId(entry["id"].as_u64().unwrap_or_default());
         let primary = entry["organization"]
@@ -153,28 +185,36 @@ impl MemberClient for RossumClient {
             .into_iter()
             .map(|g| (g.url, g.name))
             .collect();
-        let mut roles: Vec<String> = detail["groups"]
+        let roles: BTreeSet<String> = detail["groups"]
             .as_array()
             .into_iter()
             .flatten()
             .filter_map(|g| g.as_str().and_then(|u| role_names.get(u).cloned()))
             .collect();
-        roles.sort();
-        let person = Person {
-            user_id: user.to_string(),
-            primary_org: primary.to_string(),
-            roles,
-            active: detail["is_active"] != json!(false),
+        let active = detail["is_active"] != json!(false);
+        let mut held = Held {
+            user: Some(user.0),
+            primary: Some(primary.0),
+            membership: None,
+            active,
         };
-        let access = if primary == target {
-            let urls: Vec<String> = detail["queues"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|q| q.as_str().map(str::to_string))
-                .collect();
-            Access::Primary {
-                queues: self.queue_names(target, &urls).await?,
+        let mut observed = MemberObserved {
+            roles,
+            ..MemberObserved::absent()
+        };
+        if primary == target {
+            if active {
+                let urls: Vec<String> = detail["queues"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|q| q.as_str().map(str::to_string))
+                    .collect();
+                observed.presence = Presence::Active;
+                observed.id = Some(format!("user/{user}"));
+                observed.scopes = self.queue_names(target, &urls).await?;
+                // Removing a user from their own organization disables them everywhere.
+                observed.removal_reaches_other_orgs = true;
             }
         } else {
             let user_s = user.to_string();
@@ -182,82 +222,90 @@ impl MemberClient for RossumClient {
             let memberships = self
                 .memberships(group, &[("user", &user_s), ("organization", &org_s)])
                 .await?;
-            match memberships.into_iter().find(|m| {
+            if let Some(m) = memberships.into_iter().find(|m| {
                 id_from_url(&m.user) == Some(user.0)
                     && id_from_url(&m.organization) == Some(target.0)
             }) {
-                Some(m) => Access::Membership {
-                    id: m.id.to_string(),
-                    queues: self.queue_names(target, &m.queues).await?,
-                },
-                None => Access::None,
+                observed.presence = Presence::Active;
+                observed.id = Some(format!("membership/{}", m.id));
+                observed.scopes = self.queue_names(target, &m.queues).await?;
+                held.membership = Some(m.id.0);
             }
-        };
-        Ok(MemberObserved {
-            person: Some(person),
-            access,
-        })
+            observed.roles_fixed = Some(format!(
+                "Rossum keeps one role per user, set in their own organization {primary}"
+            ));
+            if !active {
+                // A disabled user lost their access to their own organization on purpose (its
+                // OrgMembership was removed). Re-enabling them for this one would give that back.
+                observed.blocked = Some(format!(
+                    "the user is disabled at the vendor (their access to their own organization {primary} was removed); re-enabling them for this organization would restore that access too. Give them access to organization {primary} again first, or remove this OrgMembership"
+                ));
+            }
+        }
+        observed.vendor_state = serde_json::to_value(&held).unwrap_or(Value::Null);
+        Ok(observed)
     }
 
-    async fn act_member(
+    async fn change_member(
         &self,
         desired: &MemberDesired,
         observed: &MemberObserved,
-        action: &MemberAction,
+        change: &MemberChange,
     ) -> Result<(), VendorError> {
         let target = org_id(&desired.org)?;
-        match action {
-            MemberAction::CreateUser => {
-                let role = self.role_url(target, &desired.role).await?;
-                let queues = self.resolve_queues(target, &desired.queues).await?;
-                let body = json!({
-                    "organization": self.resource_url("organizations", target),
-                    "username": desired.email, "email": desired.email,
-                    "first_name": desired.first_name.clone().unwrap_or_default(),
-                    "last_name": desired.last_name.clone().unwrap_or_default(),
-                    "groups": [role], "queues": queues,
-                });
-                self.create_user(target, body).await.map(|_| ())
-            }
-            MemberAction::AddMembership => {
-                let person = observed
-                    .person
-                    .as_ref()
-                    .ok_or_else(|| VendorError::NotFound("no such user".into()))?;
-                let group = self.group_id().await?;
-                let queues = self.resolve_queues(target, &desired.queues).await?;
-                let body = json!({
-                    "user": self.resource_url("users", &person.user_id),
-                    "organization": self.resource_url("organizations", target),
-                    "queues": queues,
-                });
-                self.create_membership(group, body).await.map(|_| ())
-            }
-            MemberAction::SetRole(role) => {
-                let person = observed
-                    .person
-                    .as_ref()
-                    .ok_or_else(|| VendorError::NotFound("no such user".into()))?;
-                let primary = org_id(&person.primary_org)?;
-                let url = self.role_url(primary, role).await?;
+        let held = Held::of(observed);
+        match change {
+            MemberChange::Add => match (held.user, held.primary) {
+                (None, _) => {
+                    let roles = self.role_urls(target, &desired.roles).await?;
+                    let queues = self.resolve_queues(target, &desired.scopes).await?;
+                    let body = json!({
+                        "organization": self.resource_url("organizations", target),
+                        "username": desired.email, "email": desired.email,
+                        "first_name": desired.first_name.clone().unwrap_or_default(),
+                        "last_name": desired.last_name.clone().unwrap_or_default(),
+                        "groups": roles, "queues": queues,
+                    });
+                    self.create_user(target, body).await.map(|_| ())
+                }
+                // Their own organization asks for them again: re-enable them there.
+                (Some(user), Some(primary)) if primary == target.0 => self
+                    .patch_raw(
+                        Scope::Org(target),
+                        &format!("users/{}", UserId(user)),
+                        json!({"is_active": true}),
+                    )
+                    .await
+                    .map(|_| ()),
+                (Some(user), _) => {
+                    let group = self.group_id().await?;
+                    let queues = self.resolve_queues(target, &desired.scopes).await?;
+                    let body = json!({
+                        "user": self.resource_url("users", UserId(user)),
+                        "organization": self.resource_url("organizations", target),
+                        "queues": queues,
+                    });
+                    self.create_membership(group, body).await.map(|_| ())
+                }
+            },
+            MemberChange::SetRoles { .. } => {
+                let user = held.user()?;
+                let primary = OrganizationId(held.primary.unwrap_or(target.0));
+                let urls = self.role_urls(primary, &desired.roles).await?;
                 self.patch_raw(
                     Scope::Org(primary),
-                    &format!("users/{}", person.user_id),
-                    json!({"groups": [url]}),
+                    &format!("users/{user}"),
+                    json!({"groups": urls}),
                 )
                 .await
                 .map(|_| ())
             }
-            MemberAction::SetQueues(names) => {
-                let person = observed
-                    .person
-                    .as_ref()
-                    .ok_or_else(|| VendorError::NotFound("no such user".into()))?;
-                let queues = self.resolve_queues(target, names).await?;
-                match &observed.access {
-                    Access::Membership { id, .. } => {
+            MemberChange::SetScopes => {
+                let user = held.user()?;
+                let queues = self.resolve_queues(target, &desired.scopes).await?;
+                match held.membership {
+                    Some(id) => {
                         let group = self.group_id().await?;
-                        let id: u64 = id.parse().unwrap_or_default();
                         self.patch_raw(
                             Scope::Primary,
                             &format!(
@@ -269,47 +317,36 @@ impl MemberClient for RossumClient {
                         .await
                         .map(|_| ())
                     }
-                    _ => self
+                    None => self
                         .patch_raw(
                             Scope::Org(target),
-                            &format!("users/{}", person.user_id),
+                            &format!("users/{user}"),
                             json!({"queues": queues}),
                         )
                         .await
                         .map(|_| ()),
                 }
             }
-            MemberAction::Reactivate => {
-                let person = observed
-                    .person
-                    .as_ref()
-                    .ok_or_else(|| VendorError::NotFound("no such user".into()))?;
-                let primary = org_id(&person.primary_org)?;
-                self.patch_raw(
-                    Scope::Org(primary),
-                    &format!("users/{}", person.user_id),
-                    json!({"is_active": true}),
-                )
-                .await
-                .map(|_| ())
-            }
         }
     }
 
     async fn remove_member(&self, org: &str, observed: &MemberObserved) -> Result<(), VendorError> {
         let target = org_id(org)?;
-        match (&observed.access, &observed.person) {
-            (Access::Membership { id, .. }, _) => {
+        if !observed.holds_access() {
+            return Ok(());
+        }
+        let held = Held::of(observed);
+        match (held.membership, held.user) {
+            (Some(id), _) => {
                 let group = self.group_id().await?;
-                self.delete_membership(group, MembershipId(id.parse().unwrap_or_default()))
+                self.delete_membership(group, MembershipId(id)).await
+            }
+            // Rossum users cannot be deleted, only disabled (DELETE is a soft delete).
+            (None, Some(user)) => {
+                self.delete_raw(Scope::Org(target), &format!("users/{}", UserId(user)))
                     .await
             }
-            (Access::Primary { .. }, Some(p)) => {
-                // Rossum users cannot be deleted, only disabled (DELETE is a soft delete).
-                self.delete_raw(Scope::Org(target), &format!("users/{}", p.user_id))
-                    .await
-            }
-            _ => Ok(()),
+            (None, None) => Ok(()),
         }
     }
 }

@@ -84,6 +84,7 @@ impl VendorClient for RossumClient {
         Capabilities {
             create_org: true,
             delete_org: false,
+            org_identity: crate::vendors::OrgIdentity::Marker,
             kinds: kinds::ALL,
         }
     }
@@ -236,6 +237,8 @@ impl RefCodec for RossumClient {
         let resource = match target {
             RefTarget::Organization => "organizations",
             RefTarget::Kind(k) => k,
+            // Rossum has no shared kinds; a shared reference is never re-encoded.
+            RefTarget::Shared => return json!(id),
         };
         json!(self.resource_url(resource, id))
     }

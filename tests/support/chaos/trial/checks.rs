@@ -152,7 +152,7 @@ impl Trial {
                 || match r.reason.as_str() {
                     "WaitingForOrganization" => !org_ready,
                     "DriftDetected" => org_suspended,
-                    "UserDisabled" => self.user(&plan.email).is_some_and(|u| !u.2),
+                    "AccessBlocked" => self.user(&plan.email).is_some_and(|u| !u.2),
                     "RoleConflict" => true,
                     _ => false,
                 };
