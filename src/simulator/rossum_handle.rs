@@ -72,6 +72,22 @@ impl SimulatorHandle for RossumSimulator {
         RossumSimulator::org_id(self, name).map(|id| id.to_string())
     }
 
+    fn org_ids(&self, name: &str) -> Vec<String> {
+        self.with_db(|db| {
+            let mut ids: Vec<u64> = db
+                .kinds
+                .get("organizations")
+                .into_iter()
+                .flatten()
+                .filter(|(_, r)| r.value["name"].as_str() == Some(name))
+                .map(|(id, _)| *id)
+                .collect();
+            // Ids are handed out in increasing order: sorted is creation order.
+            ids.sort_unstable();
+            ids.into_iter().map(|id| id.to_string()).collect()
+        })
+    }
+
     fn objects(&self, kind: &str, org: &str) -> Result<Vec<Value>, HandError> {
         let kind = kind_of(kind)?;
         Ok(RossumSimulator::objects(

@@ -62,6 +62,10 @@ pub trait SimulatorHandle: Send + Sync {
     /// The id of the organization whose name (or title) is `name`.
     fn org_id(&self, name: &str) -> Option<String>;
 
+    /// The ids of every organization whose name (or title) is `name`, in creation order: a
+    /// test that provokes lost responses checks that no organization was made twice.
+    fn org_ids(&self, name: &str) -> Vec<String>;
+
     /// Objects of `kind` owned by organization `org`, in creation order.
     fn objects(&self, kind: &str, org: &str) -> Result<Vec<Value>, HandError>;
 

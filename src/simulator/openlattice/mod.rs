@@ -197,6 +197,17 @@ impl SimulatorHandle for OpenLatticeSimulator {
         })
     }
 
+    fn org_ids(&self, name: &str) -> Vec<String> {
+        self.with_state(|st| {
+            st.store
+                .list(state::ORGS)
+                .into_iter()
+                .filter(|(_, r)| r.value["title"] == name || r.value["principal"]["id"] == name)
+                .map(|(id, _)| id.to_string())
+                .collect()
+        })
+    }
+
     fn objects(&self, kind: &str, org: &str) -> Result<Vec<Value>, HandError> {
         let kind = kind_of(kind)?;
         Ok(self.with_state(|st| {
