@@ -1,26 +1,35 @@
 //! `orgops simulate`: one vendor simulator as a server.
+//!
+//! Every simulator prints the same way, so scripts and people can use it as is: a first line
+//! `<Vendor> simulator listening on <base URL>`, then each test credential it accepts and each
+//! seeded org id, one `name: value` a line. The credentials are the simulator's own test
+//! credentials, never a real account's.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::simulator::openlattice::{self, OpenLatticeSimulator};
 use crate::simulator::rossum::{
     Admin, DEFAULT_ADMIN, DEFAULT_CREATE_KEY, DEFAULT_PASSWORD, RossumSimulator, Seed,
 };
 use crate::simulator::{FaultSpec, ServeOptions};
 
+/// Vendors `--vendor` accepts.
+pub const VENDORS: &[&str] = &["rossum", "openlattice"];
+
 /// Options of `orgops simulate`.
 #[derive(Debug, clap::Args)]
 pub struct SimulateArgs {
-    /// Vendor to simulate.
+    /// Vendor to simulate: rossum or openlattice.
     #[arg(long, default_value = "rossum")]
     pub vendor: String,
     /// Port on 127.0.0.1 (0 = any free port).
     #[arg(long, default_value_t = 0)]
     pub port: u16,
-    /// Seed file (JSON); default: the built-in template org.
+    /// Seed file (JSON; rossum only); default: the built-in template org.
     #[arg(long)]
     pub seed: Option<PathBuf>,
-    /// Multiply the seed's setup objects (benchmarks).
+    /// Multiply the seed's setup objects (benchmarks; rossum only).
     #[arg(long, default_value_t = 1)]
     pub scale: usize,
     /// Faults, e.g. `5xx=0.05,429=0.05,reset=0.05,slow=0.05,drop=0.05,seed=1`, or `0.2`.
@@ -32,25 +41,84 @@ pub struct SimulateArgs {
     /// Requests per second before 429 (default: unlimited).
     #[arg(long)]
     pub rate_limit: Option<u32>,
-    /// Group admin login.
+    /// Group admin login (rossum).
     #[arg(long, default_value = DEFAULT_ADMIN)]
     pub admin_username: String,
-    /// Group admin password.
+    /// Group admin password (rossum).
     #[arg(long, default_value = DEFAULT_PASSWORD)]
     pub admin_password: String,
-    /// create_key accepted by `organizations/create`.
+    /// create_key accepted by `organizations/create` (rossum).
     #[arg(long, default_value = DEFAULT_CREATE_KEY)]
     pub create_key: String,
 }
 
 /// Runs the simulator until Ctrl-C or SIGTERM.
 pub async fn run(args: SimulateArgs) -> Result<(), String> {
-    if args.vendor != "rossum" {
+    if !VENDORS.contains(&args.vendor.as_str()) {
         return Err(format!(
-            "--vendor {}: only the rossum simulator is part of this build",
-            args.vendor
+            "--vendor {}: no such simulator; valid vendors: {}",
+            args.vendor,
+            VENDORS.join(", ")
         ));
     }
+    let faults = FaultSpec::parse(&args.faults).map_err(|e| format!("--faults: {e}"))?;
+    let options = ServeOptions {
+        faults,
+        latency: Duration::from_millis(args.latency),
+        rate_limit: args.rate_limit,
+    };
+    // The simulator runs while its handle lives, so each arm holds it until shutdown.
+    match args.vendor.as_str() {
+        "openlattice" => {
+            if args.seed.is_some() || args.scale != 1 {
+                return Err("--seed and --scale are for the rossum simulator only".into());
+            }
+            let sim = OpenLatticeSimulator::start(
+                args.port,
+                openlattice::Options {
+                    serve: options,
+                    ..Default::default()
+                },
+            )
+            .await?;
+            print_lines(&openlattice_lines(&sim));
+            shutdown_signal().await;
+        }
+        _ => {
+            let (lines, _sim) = rossum(&args, options).await?;
+            print_lines(&lines);
+            shutdown_signal().await;
+        }
+    }
+    Ok(())
+}
+
+fn print_lines(lines: &[String]) {
+    for l in lines {
+        println!("{l}");
+    }
+}
+
+/// What `orgops simulate --vendor openlattice` prints.
+pub fn openlattice_lines(sim: &OpenLatticeSimulator) -> Vec<String> {
+    vec![
+        format!("OpenLattice simulator listening on {}", sim.base_url),
+        format!("admin token: {}", sim.admin_token),
+        format!("admin subject: {}", openlattice::seed::ADMIN_SUBJECT),
+        format!("user token: {}", sim.user_token),
+        format!("user subject: {}", openlattice::seed::USER_SUBJECT),
+        format!("template org id: {}", sim.template_org_id),
+        format!(
+            "template org name: {}",
+            openlattice::seed::TEMPLATE_ORG_NAME
+        ),
+    ]
+}
+
+async fn rossum(
+    args: &SimulateArgs,
+    options: ServeOptions,
+) -> Result<(Vec<String>, RossumSimulator), String> {
     let seed = match &args.seed {
         Some(p) => {
             let text =
@@ -60,29 +128,24 @@ pub async fn run(args: SimulateArgs) -> Result<(), String> {
         None => Seed::template()?,
     }
     .scaled(args.scale);
-    let faults = FaultSpec::parse(&args.faults).map_err(|e| format!("--faults: {e}"))?;
     let admin = Admin {
         username: args.admin_username.clone(),
         password: args.admin_password.clone(),
         create_key: args.create_key.clone(),
     };
-    let options = ServeOptions {
-        faults,
-        latency: Duration::from_millis(args.latency),
-        rate_limit: args.rate_limit,
-    };
     let sim = RossumSimulator::start(args.port, &seed, &[admin], options).await?;
-    // These are the simulator's own test credentials, printed so a human can use them.
-    println!("Rossum simulator listening on {}", sim.base_url);
-    println!("  admin username: {}", args.admin_username);
-    println!("  admin password: {}", args.admin_password);
-    println!("  create key:     {}", args.create_key);
-    println!(
-        "  template org:   {}",
-        crate::simulator::rossum::TEMPLATE_ORG
-    );
-    shutdown_signal().await;
-    Ok(())
+    let template = crate::simulator::rossum::TEMPLATE_ORG;
+    let mut lines = vec![
+        format!("Rossum simulator listening on {}", sim.base_url),
+        format!("admin username: {}", args.admin_username),
+        format!("admin password: {}", args.admin_password),
+        format!("create key: {}", args.create_key),
+        format!("template org: {template}"),
+    ];
+    if let Some(id) = sim.org_id(template) {
+        lines.push(format!("template org id: {id}"));
+    }
+    Ok((lines, sim))
 }
 
 async fn shutdown_signal() {

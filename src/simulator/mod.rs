@@ -4,9 +4,15 @@
 //! format. [`serve`] runs a router on a loopback listener behind the transport faults that
 //! cannot be expressed as responses (connection resets, responses dropped after the request
 //! was processed), per-request latency, and a request-rate limit answered with `429`.
+//!
+//! Simulators build on [`kit`] (store, auth, pagination, and the [`kit::SimulatorHandle`] tests
+//! use for every vendor).
 
 pub mod faults;
+pub mod kit;
+pub mod openlattice;
 pub mod rossum;
+mod rossum_handle;
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;

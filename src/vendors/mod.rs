@@ -4,40 +4,60 @@
 //! change anything), then *creates*, *updates* or *deletes* what differs. Every write must be
 //! safe to repeat after observing: updates are idempotent, a delete of something already gone
 //! succeeds, and a create whose response was lost is never re-sent blindly — the engine first
-//! lists again and finds the object by the ownership marker it wrote into it.
+//! observes again and finds what it made.
 //!
-//! Deep copy is declarative: a vendor lists its copyable kinds as [`KindSpec`]s (which fields
-//! reference which kind, which fields never copy, how a copy is recognised), and only the
-//! wire details stay in the vendor: listing, creating and patching raw JSON objects, and
-//! encoding/decoding references. How each vendor fits:
+//! The pieces, and why each exists:
+//!
+//! - **Capabilities** ([`Capabilities`], also [`capabilities`] per vendor): create, delete,
+//!   [`OrgIdentity`], synced settings, the membership [`RoleModel`], usage, copyable kinds.
+//!   Anything a vendor cannot do is an [`VendorError::Unsupported`] condition, never a retry.
+//! - **Org identity** ([`OrgIdentity`]): an ownership *marker* written into the org (Rossum),
+//!   a client-*chosen id* ([`VendorClient::planned_org_id`], OpenLattice) looked up before a
+//!   create and after an unknown outcome, or *none* (adopt only: by `externalId`, or by a
+//!   unique display name). Without a marker, the caller guarantees one Organization per org
+//!   ([`Sink::claim`](crate::engine::org::Sink::claim)), and `deletionPolicy: Delete` never
+//!   deletes an org orgops did not create.
+//! - **Copy** ([`KindSpec`]): per kind, the reference fields ([`RefField`]: to the org, to
+//!   another kind, to a [`RefTarget::Shared`] object kept as is, deferred to a second pass, or
+//!   [`embedded`](RefField::embedded) inside strings at any depth with `**`), the fields that
+//!   copy, and how a copy is recognised ([`Identity`]: a marker in a map or a tag
+//!   ([`MarkerAt`]), or a natural key). Bodies and patches are in the shape `list_objects`
+//!   returns; a client translates to its write shape. Failures are per object and per kind.
+//! - **Memberships** ([`MemberClient`]): a person in an org is observed as absent, invited or
+//!   active, with a set of roles and a set of scopes ([`MemberObserved`]); the engine adds,
+//!   grants and revokes roles, and sets scopes ([`MemberChange`]). Vendor-specific structure
+//!   (who holds the access, what can change) stays in the client's opaque `vendor_state`, and
+//!   constraints come back as `roles_fixed` or `blocked`.
+//! - **HTTP** ([`http`]): per-vendor auth header, error-body format, text bodies, retry safety
+//!   per request, statuses the client reads itself, pagination styles and expiring tokens.
+//!
+//! How each vendor maps:
 //!
 //! - **Rossum** (implemented): REST, integer ids, references are absolute URLs, objects carry a
-//!   free `metadata` object that holds the marker; email templates, labels and rules have none
-//!   and are matched by name + parent queue. Org creation needs a create_key.
-//! - **Dataloop**: REST with UUID/e-mail string ids and several pagination styles (plain arrays,
-//!   `pageOffset`/`hasNextPage`, DQL query bodies) hidden inside `list_objects`. Orgs cannot be
-//!   created or deleted (`create_org`/`delete_org` → [`VendorError::Unsupported`]; adopt by
-//!   `externalId`, which needs no ownership marker); `name` and `plan` are org settings. Kinds:
-//!   groups, integrations (write-only secrets stripped), projects (created in the caller's org
-//!   and then moved — a vendor-side detail of `create_object`), drivers, ontologies, recipes;
-//!   references are id strings, including multi-parent lists (`projectIds`), which `RefField`
-//!   paths like `projectIds.*` already express. Most kinds lack a usable metadata map, so copies
-//!   use [`Identity::NaturalKey`] (name within the mapped parent). Members are invitations by
-//!   e-mail: `Invited` until accepted.
-//! - **Rendered.ai**: GraphQL (one endpoint, errors in `errors[]`). The client maps
-//!   `list_objects`/`create_object`/`update_object` to a query or mutation per kind with explicit
-//!   selection sets, re-reads objects after mutations that return only ids, and writes
-//!   parent-side reference lists (`editWorkspace`) inside `create_object`/`update_object`.
-//!   Orgs are adopt-only; kinds are org rules, volumes, workspaces, graphs (volume ids inside the
-//!   graph JSON are a reference path), workspace rules; no metadata, so natural keys (or `tags`).
-//!   Members by e-mail, roles admin/member, unknown e-mails become invitations.
-//! - **OpenLattice**: REST with UUID ids and no pagination; `create_org` sends a deterministic
-//!   id (UUIDv5 of the owner) so a lost response is found again by id; `delete_org` exists;
-//!   title/description are `text/plain` PUTs inside `patch_org`. Roles are a kind matched by
-//!   title (the automatic ADMIN role skipped); membership and role grants are idempotent PUTs.
-//!
-//! A vendor that cannot do something returns [`VendorError::Unsupported`], which the engine
-//! turns into an `Unsupported` condition instead of retrying.
+//!   free `metadata` map that holds the marker ([`MarkerAt::Map`]); email templates, labels and
+//!   rules have none and are matched by name + parent queue. Org creation needs a create_key;
+//!   orgs carry the ownership marker. Members: a username is global, so a person is a user of
+//!   one org and has organization-group memberships into others; one role per user (roles are
+//!   `roles_fixed` outside the user's own org); a disabled user is `blocked` elsewhere; scopes
+//!   are queues.
+//! - **OpenLattice**: REST with UUID ids and no pagination; `create_org` sends a chosen id
+//!   (UUIDv5 of the owner) so a lost response is found again by id; `delete_org` exists;
+//!   title/description are `text/plain` PUTs inside `patch_org`; an unknown org is a 500 the
+//!   client reads itself. Roles are a kind matched by title (the automatic ADMIN role skipped).
+//!   Members: `member` plus the org's roles by title (`RoleModel::org_roles`); adding and
+//!   granting are idempotent PUTs.
+//! - **Dataloop**: REST with JWTs that expire (renewed through the token cache), several
+//!   pagination styles behind `list_objects`. Orgs are adopted ([`OrgIdentity::None`]); `name`
+//!   and `plan` are settings. Kinds: groups, integrations, projects, drivers (read shape ≠ write
+//!   shape, translated in the client), ontologies, recipes; references are id strings
+//!   (`projectIds.*`); copies by natural key. Members are invitations by e-mail (`Invited` until
+//!   accepted); project roles are scopes.
+//! - **Rendered.ai**: GraphQL (`apikey` header, errors in `errors[]` on HTTP 200, reads are
+//!   POSTs marked safe to repeat, cursor pagination). Orgs are adopted; kinds are org rules,
+//!   volumes, workspaces (channels [`RefTarget::Shared`], volumes remapped), graphs (volume ids
+//!   embedded in the graph JSON as `"<volumeId>:/path"`), workspace rules; copies carry a
+//!   marker tag ([`MarkerAt::Tag`]) or a natural key. Members by e-mail, roles admin/member,
+//!   unknown e-mails become invitations; workspaces are scopes.
 
 pub mod connection;
 pub mod http;

@@ -68,3 +68,15 @@ spec:
     primary = members[0]["organization"].rsplit("/", 1)[1]
     granted = memberships[0]["organization"].rsplit("/", 1)[1]
     assert {primary, granted} == {str(o.id) for o in orgs.values()}
+
+
+def test_every_organization_group_view_is_served_by_id():
+    admin = SyncRossumAPIClient(base_url=BASE, credentials=UserCredentials(USER, PASSWORD))
+    group = next(iter(admin.list_organization_groups()))
+    users = list(admin.request_paginated(f"organization_groups/{group.id}/users"))
+    assert users
+    one = admin.request_json("GET", f"organization_groups/{group.id}/users/{users[0]['id']}")
+    assert one == users[0]
+    orgs = list(admin.request_paginated(f"organization_groups/{group.id}/organizations"))
+    org = admin.request_json("GET", f"organization_groups/{group.id}/organizations/{orgs[0]['id']}")
+    assert org == orgs[0]

@@ -783,18 +783,33 @@ fn group_views(db: &mut Db, req: &Req<'_>, token: &Token, g: u64, rest: &[&str])
             }
         }
         ["users"] if *m == Method::GET => {
-            let items: Vec<Value> = db.kinds.get("users").into_iter().flatten()
+            let items: Vec<Value> = db
+                .kinds
+                .get("users")
+                .into_iter()
+                .flatten()
                 .filter(|(_, u)| in_group(db, u.org))
-                .map(|(id, u)| json!({"id": id, "url": format!("{base}/users/{id}"), "email": u.value["email"],
-                    "username": u.value["username"], "organization": format!("{base}/organizations/{}", u.org)}))
+                .map(|(id, u)| group_user(&base, *id, u))
                 .collect();
             let items = filter_items(items, req.query);
             paginate(db, req, &format!("organization_groups/{g}/users"), items)
         }
+        // Every group view is served by id too, as at the real API.
+        ["users", id] if *m == Method::GET => {
+            let id = parse_id(id)?;
+            match db.get("users", id) {
+                Some(u) if in_group(db, u.org) => ok(group_user(&base, id, u)),
+                _ => Err(ApiError::not_found()),
+            }
+        }
         ["organizations"] if *m == Method::GET => {
-            let items: Vec<Value> = db.kinds.get("organizations").into_iter().flatten()
+            let items: Vec<Value> = db
+                .kinds
+                .get("organizations")
+                .into_iter()
+                .flatten()
                 .filter(|(id, _)| in_group(db, **id))
-                .map(|(id, o)| json!({"id": id, "url": format!("{base}/organizations/{id}"), "name": o.value["name"]}))
+                .map(|(id, o)| group_org(&base, *id, o))
                 .collect();
             let items = filter_items(items, req.query);
             paginate(
@@ -804,8 +819,26 @@ fn group_views(db: &mut Db, req: &Req<'_>, token: &Token, g: u64, rest: &[&str])
                 items,
             )
         }
+        ["organizations", id] if *m == Method::GET => {
+            let id = parse_id(id)?;
+            match db.get("organizations", id) {
+                Some(o) if in_group(db, id) => ok(group_org(&base, id, o)),
+                _ => Err(ApiError::not_found()),
+            }
+        }
         _ => Err(ApiError::not_found()),
     }
+}
+
+/// A user as the organization-group views show it.
+fn group_user(base: &str, id: u64, u: &super::db::Rec) -> Value {
+    json!({"id": id, "url": format!("{base}/users/{id}"), "email": u.value["email"],
+        "username": u.value["username"], "organization": format!("{base}/organizations/{}", u.org)})
+}
+
+/// An organization as the organization-group views show it.
+fn group_org(base: &str, id: u64, o: &super::db::Rec) -> Value {
+    json!({"id": id, "url": format!("{base}/organizations/{id}"), "name": o.value["name"]})
 }
 
 /// A schema update that names the `modified_at` it was based on fails with 412 when the schema

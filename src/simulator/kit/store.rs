@@ -1,0 +1,441 @@
+//! The in-memory store: collections by kind of JSON objects with string ids, each owned by an
+//! organization.
+//!
+//! Two kinds of change are kept apart. The vendor API changes objects through the counted
+//! methods ([`Store::create`], [`Store::update`], [`Store::delete`]), so that tests can say
+//! "re-applying wrote nothing" from counters rather than from sleeps. Tests change objects
+//! behind the API's back (drift, lost state) through the `hand_*` methods, which count nothing.
+//! Mutating *requests* are counted apart again ([`Store::note_write_request`]): a request that
+//! fails still shows that a client tried to write.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::ids;
+
+/// How [`Store::new_id`] makes ids.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdStyle {
+    /// `"1"`, `"2"`, … across all kinds.
+    Sequential,
+    /// Version-4 UUIDs in text form.
+    Uuid,
+}
+
+/// One stored object.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record {
+    /// Id of the organization that owns it.
+    pub org: String,
+    /// The object.
+    pub value: Value,
+    /// Insertion sequence: listings come back in creation order, as vendors' default
+    /// orderings mostly do.
+    seq: u64,
+}
+
+/// Writes of one kind through the vendor API.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteCounts {
+    /// Objects created.
+    pub creates: u64,
+    /// Objects changed (every counted update, even one that left the object as it was: the
+    /// client still wrote).
+    pub updates: u64,
+    /// Objects deleted.
+    pub deletes: u64,
+}
+
+impl WriteCounts {
+    /// All writes.
+    pub fn total(&self) -> u64 {
+        self.creates + self.updates + self.deletes
+    }
+}
+
+/// Why a store operation did nothing.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// No object with this id.
+    #[error("no {kind} object with id {id:?}")]
+    NotFound {
+        /// Kind.
+        kind: String,
+        /// Id.
+        id: String,
+    },
+    /// An object with this id exists already.
+    #[error("a {kind} object with id {id:?} exists already")]
+    Duplicate {
+        /// Kind.
+        kind: String,
+        /// Id.
+        id: String,
+    },
+    /// A hand patch that is not a JSON object.
+    #[error("a patch must be a JSON object (a JSON merge patch)")]
+    BadPatch,
+}
+
+/// Collections by kind; see the module docs.
+#[derive(Debug)]
+pub struct Store {
+    ids: IdStyle,
+    rng: fastrand::Rng,
+    next_id: u64,
+    next_seq: u64,
+    kinds: BTreeMap<String, BTreeMap<String, Record>>,
+    counts: BTreeMap<String, WriteCounts>,
+    write_requests: u64,
+}
+
+impl Store {
+    /// An empty store whose generated ids follow `ids`.
+    pub fn new(ids: IdStyle) -> Self {
+        Self::with_seed(ids, fastrand::u64(..))
+    }
+
+    /// An empty store whose generated ids are reproducible from `seed`.
+    pub fn with_seed(ids: IdStyle, seed: u64) -> Self {
+        Self {
+            ids,
+            rng: fastrand::Rng::with_seed(seed),
+            next_id: 0,
+            next_seq: 0,
+            kinds: BTreeMap::new(),
+            counts: BTreeMap::new(),
+            write_requests: 0,
+        }
+    }
+
+    /// A fresh id (never one in use in any kind).
+    pub fn new_id(&mut self) -> String {
+        loop {
+            let id = match self.ids {
+                IdStyle::Sequential => {
+                    self.next_id += 1;
+                    self.next_id.to_string()
+                }
+                IdStyle::Uuid => ids::uuid_v4(&mut self.rng),
+            };
+            if !self.kinds.values().any(|t| t.contains_key(&id)) {
+                return id;
+            }
+        }
+    }
+
+    fn seq(&mut self) -> u64 {
+        self.next_seq += 1;
+        self.next_seq
+    }
+
+    fn count(&mut self, kind: &str) -> &mut WriteCounts {
+        self.counts.entry(kind.to_string()).or_default()
+    }
+
+    /// Stores a new object (counted as a create). `id` absent: a generated one. Returns the id.
+    pub fn create(
+        &mut self,
+        kind: &str,
+        id: Option<String>,
+        org: &str,
+        value: Value,
+    ) -> Result<String, StoreError> {
+        let id = match id {
+            Some(id) => id,
+            None => self.new_id(),
+        };
+        self.insert_raw(kind, &id, org, value)?;
+        self.count(kind).creates += 1;
+        Ok(id)
+    }
+
+    fn insert_raw(
+        &mut self,
+        kind: &str,
+        id: &str,
+        org: &str,
+        value: Value,
+    ) -> Result<(), StoreError> {
+        if self.get(kind, id).is_some() {
+            return Err(StoreError::Duplicate {
+                kind: kind.into(),
+                id: id.into(),
+            });
+        }
+        let seq = self.seq();
+        self.kinds.entry(kind.to_string()).or_default().insert(
+            id.to_string(),
+            Record {
+                org: org.to_string(),
+                value,
+                seq,
+            },
+        );
+        Ok(())
+    }
+
+    /// Object `id` of `kind`.
+    pub fn get(&self, kind: &str, id: &str) -> Option<&Record> {
+        self.kinds.get(kind)?.get(id)
+    }
+
+    /// Whether object `id` of `kind` exists.
+    pub fn contains(&self, kind: &str, id: &str) -> bool {
+        self.get(kind, id).is_some()
+    }
+
+    /// All objects of `kind` with their ids, in creation order.
+    pub fn list(&self, kind: &str) -> Vec<(&str, &Record)> {
+        let mut out: Vec<(&str, &Record)> = self
+            .kinds
+            .get(kind)
+            .into_iter()
+            .flatten()
+            .map(|(id, r)| (id.as_str(), r))
+            .collect();
+        out.sort_by_key(|(_, r)| r.seq);
+        out
+    }
+
+    /// Objects of `kind` owned by `org`, in creation order.
+    pub fn in_org(&self, kind: &str, org: &str) -> Vec<(&str, &Record)> {
+        let mut out = self.list(kind);
+        out.retain(|(_, r)| r.org == org);
+        out
+    }
+
+    /// The first object of `kind` (in creation order) that `pred` accepts.
+    pub fn find(
+        &self,
+        kind: &str,
+        mut pred: impl FnMut(&str, &Record) -> bool,
+    ) -> Option<(&str, &Record)> {
+        self.list(kind).into_iter().find(|(id, r)| pred(id, r))
+    }
+
+    /// Changes object `id` through `f` (counted as an update).
+    pub fn update<T>(
+        &mut self,
+        kind: &str,
+        id: &str,
+        f: impl FnOnce(&mut Value) -> T,
+    ) -> Result<T, StoreError> {
+        let rec = self
+            .kinds
+            .get_mut(kind)
+            .and_then(|t| t.get_mut(id))
+            .ok_or_else(|| StoreError::NotFound {
+                kind: kind.into(),
+                id: id.into(),
+            })?;
+        let out = f(&mut rec.value);
+        self.count(kind).updates += 1;
+        Ok(out)
+    }
+
+    /// Deletes object `id` (counted as a delete when it existed).
+    pub fn delete(&mut self, kind: &str, id: &str) -> Option<Record> {
+        let removed = self.kinds.get_mut(kind)?.remove(id)?;
+        self.count(kind).deletes += 1;
+        Some(removed)
+    }
+
+    /// Deletes every object of `kind` that `pred` accepts (each counted); returns how many.
+    pub fn delete_where(
+        &mut self,
+        kind: &str,
+        mut pred: impl FnMut(&str, &Record) -> bool,
+    ) -> usize {
+        let ids: Vec<String> = self
+            .list(kind)
+            .into_iter()
+            .filter(|(id, r)| pred(id, r))
+            .map(|(id, _)| id.to_string())
+            .collect();
+        for id in &ids {
+            self.delete(kind, id);
+        }
+        ids.len()
+    }
+
+    /// Records one mutating request received by the vendor API, whatever its outcome.
+    pub fn note_write_request(&mut self) {
+        self.write_requests += 1;
+    }
+
+    /// Mutating requests received (see [`Store::note_write_request`]).
+    pub fn write_requests(&self) -> u64 {
+        self.write_requests
+    }
+
+    /// Writes of `kind` through the API so far.
+    pub fn writes(&self, kind: &str) -> WriteCounts {
+        self.counts.get(kind).copied().unwrap_or_default()
+    }
+
+    /// Writes of every kind through the API so far.
+    pub fn total_writes(&self) -> u64 {
+        self.counts.values().map(WriteCounts::total).sum()
+    }
+
+    /// Sets every counter back to zero (after seeding, so that tests count from there).
+    pub fn reset_counters(&mut self) {
+        self.counts.clear();
+        self.write_requests = 0;
+    }
+
+    /// Kinds that hold or held objects.
+    pub fn kinds(&self) -> Vec<&str> {
+        self.kinds.keys().map(String::as_str).collect()
+    }
+
+    /// Test hand edit: stores an object (uncounted).
+    pub fn hand_insert(
+        &mut self,
+        kind: &str,
+        id: &str,
+        org: &str,
+        value: Value,
+    ) -> Result<(), StoreError> {
+        self.insert_raw(kind, id, org, value)
+    }
+
+    /// Test hand edit: applies a JSON merge patch (RFC 7386: `null` removes a key) to object
+    /// `id` (uncounted).
+    pub fn hand_patch(&mut self, kind: &str, id: &str, patch: &Value) -> Result<(), StoreError> {
+        if !patch.is_object() {
+            return Err(StoreError::BadPatch);
+        }
+        let rec = self
+            .kinds
+            .get_mut(kind)
+            .and_then(|t| t.get_mut(id))
+            .ok_or_else(|| StoreError::NotFound {
+                kind: kind.into(),
+                id: id.into(),
+            })?;
+        json_patch::merge(&mut rec.value, patch);
+        Ok(())
+    }
+
+    /// Test hand edit: removes object `id` (uncounted).
+    pub fn hand_remove(&mut self, kind: &str, id: &str) -> Result<Record, StoreError> {
+        self.kinds
+            .get_mut(kind)
+            .and_then(|t| t.remove(id))
+            .ok_or_else(|| StoreError::NotFound {
+                kind: kind.into(),
+                id: id.into(),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn api_writes_are_counted_per_kind_and_hand_edits_are_not() {
+        let mut s = Store::with_seed(IdStyle::Sequential, 1);
+        let a = s
+            .create("roles", None, "o1", json!({"title": "A"}))
+            .unwrap();
+        let b = s
+            .create("roles", Some("fixed".into()), "o2", json!({"title": "B"}))
+            .unwrap();
+        assert_eq!(b, "fixed");
+        s.update("roles", &a, |v| v["title"] = json!("A2")).unwrap();
+        assert!(s.delete("roles", &b).is_some());
+        assert!(
+            s.delete("roles", &b).is_none(),
+            "a second delete is no write"
+        );
+        assert_eq!(
+            s.writes("roles"),
+            WriteCounts {
+                creates: 2,
+                updates: 1,
+                deletes: 1
+            }
+        );
+        assert_eq!(s.total_writes(), 4);
+
+        s.hand_insert("roles", "h", "o1", json!({"title": "H"}))
+            .unwrap();
+        s.hand_patch("roles", "h", &json!({"title": "H2", "extra": 1}))
+            .unwrap();
+        s.hand_patch("roles", "h", &json!({"extra": null})).unwrap();
+        assert_eq!(s.get("roles", "h").unwrap().value, json!({"title": "H2"}));
+        s.hand_remove("roles", "h").unwrap();
+        assert_eq!(s.total_writes(), 4, "hand edits count nothing");
+        assert_eq!(s.writes("users"), WriteCounts::default());
+    }
+
+    #[test]
+    fn listings_keep_creation_order_and_filter_by_org() {
+        let mut s = Store::with_seed(IdStyle::Uuid, 2);
+        let ids: Vec<String> = (0..20)
+            .map(|i| {
+                let org = if i % 2 == 0 { "even" } else { "odd" };
+                s.create("things", None, org, json!({ "i": i })).unwrap()
+            })
+            .collect();
+        let listed: Vec<&str> = s.list("things").into_iter().map(|(id, _)| id).collect();
+        assert_eq!(listed, ids.iter().map(String::as_str).collect::<Vec<_>>());
+        let odd: Vec<i64> = s
+            .in_org("things", "odd")
+            .into_iter()
+            .map(|(_, r)| r.value["i"].as_i64().unwrap())
+            .collect();
+        assert_eq!(odd, vec![1, 3, 5, 7, 9, 11, 13, 15, 17, 19]);
+        assert!(ids.iter().all(|id| super::ids::is_uuid(id)));
+        assert_eq!(
+            s.find("things", |_, r| r.value["i"] == 4).map(|(id, _)| id),
+            Some(ids[4].as_str())
+        );
+        assert_eq!(s.delete_where("things", |_, r| r.org == "even"), 10);
+        assert_eq!(s.list("things").len(), 10);
+        assert_eq!(s.writes("things").deletes, 10);
+    }
+
+    #[test]
+    fn duplicates_and_missing_objects_are_errors() {
+        let mut s = Store::with_seed(IdStyle::Sequential, 3);
+        let id = s.create("k", None, "o", json!({})).unwrap();
+        assert_eq!(
+            s.create("k", Some(id.clone()), "o", json!({})),
+            Err(StoreError::Duplicate {
+                kind: "k".into(),
+                id: id.clone()
+            })
+        );
+        assert!(matches!(
+            s.update("k", "nope", |_| ()),
+            Err(StoreError::NotFound { .. })
+        ));
+        assert_eq!(
+            s.hand_patch("k", &id, &json!([1])),
+            Err(StoreError::BadPatch)
+        );
+        assert!(s.hand_remove("k", "nope").is_err());
+        assert_eq!(s.writes("k").creates, 1, "failed writes count nothing");
+        // Generated ids never collide with ids chosen by clients.
+        s.create("k", Some("2".into()), "o", json!({})).unwrap();
+        let next = s.new_id();
+        assert_ne!(next, "2");
+        assert!(!s.contains("k", &next));
+    }
+
+    #[test]
+    fn write_requests_are_counted_apart() {
+        let mut s = Store::with_seed(IdStyle::Sequential, 4);
+        s.note_write_request();
+        s.note_write_request();
+        assert_eq!(s.write_requests(), 2);
+        assert_eq!(s.total_writes(), 0);
+    }
+}
