@@ -1,7 +1,8 @@
 //! The OpenLattice client on the wire, against a scripted loopback server that answers the way
 //! the real server (`OrganizationsController`) does: what it sends (paths, bodies, content
 //! types, the JWT) and how it reads the server's answers (500 for an unknown organization,
-//! 400 for a taken name, 401 for both a bad JWT and a missing permission).
+//! 400 for a taken name, 401 for both a bad JWT and a missing permission); then end to end
+//! against the OpenLattice simulator (which the JS SDK drives unchanged).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -523,4 +524,264 @@ async fn a_bad_jwt_names_the_secret_and_a_missing_permission_is_forbidden() {
         matches!(err, VendorError::Http(HttpError::Decode { .. })),
         "{err}"
     );
+}
+
+// ---- Against the OpenLattice simulator ----------------------------------------------------
+
+mod against_the_simulator {
+    use super::*;
+    use orgops::simulator::openlattice::seed::{TEMPLATE_ORG_ID, TEMPLATE_ORG_NAME};
+    use orgops::simulator::openlattice::{OpenLatticeSimulator, Options};
+    use orgops::vendors::openlattice::organization_id;
+
+    const ALICE: &str = "google-oauth2|104729384756102938475";
+    const CAROL: &str = "samlp|orgops|carol";
+
+    async fn sim() -> OpenLatticeSimulator {
+        OpenLatticeSimulator::start(0, Options::default())
+            .await
+            .unwrap()
+    }
+
+    fn client(sim: &OpenLatticeSimulator, token: &str) -> OpenLatticeApi {
+        let creds = Credentials::new(
+            "tenants/openlattice-creds",
+            [("token".to_string(), SecretString::from(token.to_string()))].into(),
+        );
+        let config = HttpConfig {
+            backoff_base: Duration::from_millis(2),
+            backoff_max: Duration::from_millis(5),
+            rate_per_second: 1000,
+            ..HttpConfig::default()
+        };
+        OpenLatticeApi::new(Some(&sim.base_url), creds, config, &Endpoints::default()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_organization_is_created_once_kept_in_sync_and_deleted() {
+        let sim = sim().await;
+        let api = client(&sim, &sim.admin_token);
+        api.verify().await.unwrap();
+        let id = organization_id("uid-acme");
+        let body = OrganizationCreate::new(id, "acme-prod", "Acme", "First", vec![]);
+        assert_eq!(
+            api.create_org(&body).await.unwrap(),
+            CreateOutcome::Created(id)
+        );
+        // Again (a lost answer, a second reconcile): found by name, nothing new.
+        assert_eq!(
+            api.create_org(&body).await.unwrap(),
+            CreateOutcome::Exists(id)
+        );
+        let names: Vec<_> = api
+            .list_org_principals()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|p| p.principal.id == "acme-prod")
+            .map(|p| p.id)
+            .collect();
+        assert_eq!(names, [id]);
+        // Someone else's name: exists, under another id.
+        let taken =
+            OrganizationCreate::new(organization_id("uid-2"), TEMPLATE_ORG_NAME, "T", "", vec![]);
+        assert_eq!(
+            api.create_org(&taken).await.unwrap(),
+            CreateOutcome::Exists(TEMPLATE_ORG_ID.parse().unwrap())
+        );
+
+        api.update_title(id, "Acme \"Production\" – Zürich")
+            .await
+            .unwrap();
+        api.update_description(id, "Line one\nline two")
+            .await
+            .unwrap();
+        api.set_email_domains(id, &["acme.com".into(), "acme.org".into()])
+            .await
+            .unwrap();
+        let org = api.get_org(id).await.unwrap().unwrap();
+        assert_eq!(org.title, "Acme \"Production\" – Zürich");
+        assert_eq!(org.description.as_deref(), Some("Line one\nline two"));
+        let mut domains = api.email_domains(id).await.unwrap();
+        domains.sort();
+        assert_eq!(domains, ["acme.com", "acme.org"]);
+        assert!(api.list_orgs().await.unwrap().iter().any(|o| o.id == id));
+
+        api.delete_org(id).await.unwrap();
+        assert_eq!(api.get_org(id).await.unwrap(), None);
+        let before = api.transport().stats().total();
+        api.delete_org(id).await.unwrap();
+        assert_eq!(api.get_org(id).await.unwrap(), None);
+        assert_eq!(
+            api.transport().stats().total(),
+            before + 2,
+            "an unknown org is read at once, not retried"
+        );
+        let err = api.update_title(id, "x").await.unwrap_err();
+        assert!(matches!(err, VendorError::NotFound(_)), "{err}");
+    }
+
+    #[tokio::test]
+    async fn roles_grants_and_members_round_trip() {
+        let sim = sim().await;
+        let api = client(&sim, &sim.admin_token);
+        let org = organization_id("uid-roles");
+        api.create_org(&OrganizationCreate::new(
+            org,
+            "roles-org",
+            "Roles",
+            "",
+            vec![],
+        ))
+        .await
+        .unwrap();
+
+        let analyst = api
+            .create_role(org, "Analyst", Some("Reads"))
+            .await
+            .unwrap();
+        assert_eq!(analyst, role_id(org, "Analyst"));
+        // Repeating it creates nothing.
+        assert_eq!(
+            api.create_role(org, "Analyst", Some("Reads"))
+                .await
+                .unwrap(),
+            analyst
+        );
+        let roles = api.roles(org).await.unwrap();
+        let full = api.get_org(org).await.unwrap().unwrap();
+        let mine: Vec<_> = roles.iter().filter(|r| !full.is_admin_role(r)).collect();
+        assert_eq!(mine.len(), 1, "{roles:?}");
+        assert_eq!(mine[0].principal.id, format!("{org}|Analyst"));
+        assert_eq!(roles.len(), 2, "the admin role besides it");
+
+        api.update_role_title(org, analyst, "Analysts")
+            .await
+            .unwrap();
+        api.update_role_description(org, analyst, "Reads everything")
+            .await
+            .unwrap();
+        let grant = Grant {
+            grant_type: GrantType::EmailDomain,
+            mappings: vec!["@acme.com".into()],
+            attribute: String::new(),
+        };
+        api.update_role_grant(org, analyst, &grant).await.unwrap();
+        let role = api.get_role(org, analyst).await.unwrap().unwrap();
+        assert_eq!(role.title, "Analysts");
+        assert_eq!(role.description.as_deref(), Some("Reads everything"));
+        let full = api.get_org(org).await.unwrap().unwrap();
+        assert_eq!(full.grants[&analyst][&GrantType::EmailDomain], grant);
+
+        for user in [ALICE, CAROL] {
+            api.add_member(org, user).await.unwrap();
+            api.add_member(org, user).await.unwrap();
+        }
+        api.add_role_to_member(org, analyst, CAROL).await.unwrap();
+        let members = api.members(org).await.unwrap();
+        let carol = members.iter().find(|m| m.user_id() == CAROL).unwrap();
+        let titles: Vec<_> = carol.roles_in(org).map(|r| r.title.as_str()).collect();
+        assert_eq!(titles, ["Analysts"]);
+        let holders: Vec<_> = api
+            .role_members(org, analyst)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|u| u.user_id)
+            .collect();
+        assert_eq!(holders, [CAROL]);
+
+        api.remove_role_from_member(org, analyst, CAROL)
+            .await
+            .unwrap();
+        assert!(api.role_members(org, analyst).await.unwrap().is_empty());
+        api.remove_member(org, ALICE).await.unwrap();
+        api.remove_member(org, ALICE).await.unwrap();
+        let ids: Vec<_> = api
+            .members(org)
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.user_id().to_string())
+            .collect();
+        assert!(ids.contains(&CAROL.to_string()) && !ids.contains(&ALICE.to_string()));
+
+        // The admin role cannot go; the other one can, twice.
+        let admin = roles.iter().find(|r| full.is_admin_role(r)).unwrap();
+        let err = api.delete_role(org, admin.id.unwrap()).await.unwrap_err();
+        assert!(matches!(err, VendorError::Rejected(_)), "{err}");
+        api.delete_role(org, analyst).await.unwrap();
+        api.delete_role(org, analyst).await.unwrap();
+        assert_eq!(api.get_role(org, analyst).await.unwrap(), None);
+        assert_eq!(api.roles(org).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_create_whose_answer_is_lost_is_found_again_by_its_id() {
+        use orgops::simulator::{FaultSpec, kit::SimulatorHandle};
+        let sim = sim().await;
+        let api = client(&sim, &sim.admin_token);
+        let id = organization_id("uid-lost");
+        let body = OrganizationCreate::new(id, "lost-org", "Lost", "", vec![]);
+        sim.set_faults(FaultSpec::parse("drop=1").unwrap());
+        let err = api.create_org(&body).await.unwrap_err();
+        assert!(err.is_outcome_unknown(), "{err}");
+        sim.set_faults(FaultSpec::none());
+        assert_eq!(
+            api.get_org(id).await.unwrap().unwrap().principal.id,
+            "lost-org"
+        );
+        assert_eq!(
+            api.create_org(&body).await.unwrap(),
+            CreateOutcome::Exists(id)
+        );
+
+        // Under resets and 5xx, reads and idempotent writes get through by retrying.
+        sim.set_faults(FaultSpec::parse("5xx=0.1,reset=0.1,seed=7").unwrap());
+        for n in 0..10 {
+            api.update_description(id, &format!("rev {n}"))
+                .await
+                .unwrap();
+            api.add_member(id, ALICE).await.unwrap();
+            assert!(api.get_org(id).await.unwrap().is_some());
+        }
+        sim.set_faults(FaultSpec::none());
+        let org = api.get_org(id).await.unwrap().unwrap();
+        assert_eq!(org.description.as_deref(), Some("rev 9"));
+        assert!(
+            api.transport().stats().total() > 33,
+            "faults were injected and retried"
+        );
+    }
+
+    #[tokio::test]
+    async fn bad_and_expired_jwts_name_the_secret_and_a_plain_user_is_forbidden() {
+        let sim = sim().await;
+        let err = client(&sim, "not-a-jwt-at-all").verify().await.unwrap_err();
+        assert!(
+            matches!(&err, VendorError::InvalidCredentials { secret, .. } if secret == "tenants/openlattice-creds"),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("not-a-jwt-at-all"));
+
+        let expired = sim.issue_token(ALICE, Some(Duration::from_secs(1)));
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        let err = client(&sim, &expired).verify().await.unwrap_err();
+        let VendorError::InvalidCredentials { detail, .. } = &err else {
+            panic!("{err}");
+        };
+        assert!(detail.contains("the JWT expired at"), "{detail}");
+
+        let user = client(&sim, &sim.user_token);
+        let template: Uuid = TEMPLATE_ORG_ID.parse().unwrap();
+        let err = user.update_title(template, "mine now").await.unwrap_err();
+        assert!(matches!(err, VendorError::Forbidden(_)), "{err}");
+        let err = user.set_email_domains(template, &[]).await.unwrap_err();
+        assert!(matches!(err, VendorError::Forbidden(_)), "{err}");
+        let admin = client(&sim, &sim.admin_token);
+        assert_eq!(
+            admin.get_org(template).await.unwrap().unwrap().title,
+            "Template org"
+        );
+    }
 }
