@@ -66,16 +66,33 @@ async fn demo_applies_the_examples_against_the_embedded_simulator() {
     assert!(
         lines[0].starts_with("NAME") && lines[0].contains("PROGRESS") && lines[0].contains("READY")
     );
-    for name in ["german-department", "french-department"] {
+    // Every vendor the examples use runs on its own simulator, in one command.
+    for (name, vendor) in [
+        ("german-department", "rossum"),
+        ("french-department", "rossum"),
+        ("research", "openlattice"),
+    ] {
         let row = lines
             .iter()
             .find(|l| l.starts_with(name))
             .unwrap_or_else(|| panic!("{name} row"));
         assert!(
-            row.contains("rossum") && row.contains("Ready") && row.contains("True"),
+            row.contains(vendor) && row.contains("Ready") && row.contains("True"),
             "{row}"
         );
     }
+    for member in [
+        "george-in-german-department",
+        "george-in-french-department",
+        "alice-in-research",
+    ] {
+        let row = lines
+            .iter()
+            .find(|l| l.starts_with(member))
+            .unwrap_or_else(|| panic!("{member} row"));
+        assert!(row.contains("Ready"), "{row}");
+    }
+    assert!(run.stdout.contains("Simulated OpenLattice at http://127.0.0.1:"));
     assert!(
         run.stderr.contains("created organization"),
         "{}",

@@ -15,9 +15,10 @@ use crate::api::{MembershipPhase, OrgMembershipStatus, Organization, Vendor};
 use crate::engine::status::organization_status;
 use crate::engine::{DesiredOrg, EngineOptions, OrgReport, Requeue, reconcile_org};
 use crate::simulator::ServeOptions;
+use crate::simulator::openlattice::OpenLatticeSimulator;
 use crate::simulator::rossum::{Admin, RossumSimulator, Seed, TEMPLATE_ORG};
 use crate::vendors::connection::{ConnectionConfig, ConnectionPolicy};
-use crate::vendors::{Endpoints, HttpConfig, VendorClient, connect};
+use crate::vendors::{Credentials, Endpoints, HttpConfig, VendorClient, connect};
 
 /// Output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -34,8 +35,9 @@ pub struct ApplyArgs {
     /// Manifest files or directories (multi-document YAML).
     #[arg(short = 'f', long = "filename", required = true)]
     pub files: Vec<PathBuf>,
-    /// Run against an embedded Rossum simulator seeded with a template org; the manifests'
-    /// Secrets become its admin credentials.
+    /// Run against embedded simulators (one per vendor the manifests use), each seeded with a
+    /// template org; no request leaves the machine. Rossum: the manifests' Secrets become its
+    /// admin credentials; OpenLattice: the simulator's admin token replaces the manifests'.
     #[arg(long)]
     pub simulate: bool,
     /// Output format.
@@ -104,12 +106,22 @@ pub async fn run(args: ApplyArgs) -> Result<bool, ApplyError> {
     });
 
     let simulator = if args.simulate {
-        let sim = start_simulator(&m).await?;
-        display.println(&format!(
-            "Simulated Rossum at {} (template org {TEMPLATE_ORG:?}); the manifests' Secrets are its admins",
-            sim.base_url
-        ));
-        Some(sim)
+        let sims = Simulators::start(&m).await?;
+        if let Some(sim) = &sims.rossum {
+            display.println(&format!(
+                "Simulated Rossum at {} (template org {TEMPLATE_ORG:?}); the manifests' Secrets are its admins",
+                sim.base_url
+            ));
+        }
+        if let Some(sim) = &sims.openlattice {
+            display.println(&format!(
+                "Simulated OpenLattice at {} (template org {:?}, id {}); the manifests' tokens are replaced by the simulator's admin token",
+                sim.base_url,
+                crate::simulator::openlattice::seed::TEMPLATE_ORG_TITLE,
+                sim.template_org_id
+            ));
+        }
+        Some(sims)
     } else {
         None
     };
@@ -118,16 +130,28 @@ pub async fn run(args: ApplyArgs) -> Result<bool, ApplyError> {
     // One client per connection: one login and one rate limit for all of its organizations.
     let mut clients: BTreeMap<String, Arc<dyn VendorClient>> = BTreeMap::new();
     for (id, (origin, config)) in &m.connections {
-        let credentials = manifests::credentials(
+        let mut credentials = manifests::credentials(
             &config.secret.to_string(),
             &m.secrets[&config.secret.to_string()].1,
         );
+        if let Some(sims) = &simulator {
+            // Simulated: the manifest's own credentials never leave this process.
+            credentials = sims.credentials(config.vendor, credentials);
+        }
         let policy = ConnectionPolicy::default();
         let trusted = ConnectionConfig {
             trusted: true,
             endpoint: match &simulator {
-                Some(sim) if config.vendor == Vendor::Rossum => Some(sim.base_url.clone()),
-                _ => config.endpoint.clone(),
+                Some(sims) => Some(sims.endpoint(config.vendor).ok_or_else(|| {
+                    ApplyError::Manifest(manifests::ManifestError {
+                        location: format!("{origin} {id}: spec.vendor"),
+                        message: format!(
+                            "--simulate has no {} simulator in this build",
+                            config.vendor
+                        ),
+                    })
+                })?),
+                None => config.endpoint.clone(),
             },
             ..config.clone()
         };
@@ -515,6 +539,60 @@ fn columns(rows: &[Vec<String>]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// The simulators `--simulate` runs: one per vendor the manifests' connections use.
+struct Simulators {
+    rossum: Option<RossumSimulator>,
+    openlattice: Option<OpenLatticeSimulator>,
+}
+
+impl Simulators {
+    async fn start(m: &Manifests) -> Result<Self, ApplyError> {
+        let uses = |v: Vendor| m.connections.values().any(|(_, c)| c.vendor == v);
+        let rossum = if uses(Vendor::Rossum) {
+            Some(start_simulator(m).await?)
+        } else {
+            None
+        };
+        let openlattice = if uses(Vendor::OpenLattice) {
+            Some(
+                OpenLatticeSimulator::start(0, Default::default())
+                    .await
+                    .map_err(ApplyError::Simulator)?,
+            )
+        } else {
+            None
+        };
+        Ok(Self {
+            rossum,
+            openlattice,
+        })
+    }
+
+    /// The simulator standing in for `vendor`, if there is one.
+    fn endpoint(&self, vendor: Vendor) -> Option<String> {
+        match vendor {
+            Vendor::Rossum => self.rossum.as_ref().map(|s| s.base_url.clone()),
+            Vendor::OpenLattice => self.openlattice.as_ref().map(|s| s.base_url.clone()),
+            Vendor::Dataloop | Vendor::RenderedAi => None,
+        }
+    }
+
+    /// The credentials to use with `vendor`'s simulator: the manifest's become the Rossum
+    /// simulator's admins; OpenLattice's token is replaced by the simulator's admin token.
+    fn credentials(&self, vendor: Vendor, manifest: Credentials) -> Credentials {
+        match (vendor, &self.openlattice) {
+            (Vendor::OpenLattice, Some(sim)) => Credentials::new(
+                manifest.secret.clone(),
+                BTreeMap::from([(
+                    "token".to_string(),
+                    secrecy::SecretString::from(sim.admin_token.clone()),
+                )]),
+            ),
+            _ => manifest,
+        }
+    }
 }
 
 async fn start_simulator(m: &Manifests) -> Result<RossumSimulator, ApplyError> {

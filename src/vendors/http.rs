@@ -1684,6 +1684,25 @@ impl Token {
 /// The `exp` claim of a JWT, read without verifying anything; `None` when `token` is not a JWT
 /// with a numeric `exp`.
 pub fn jwt_expiry(token: &SecretString) -> Option<jiff::Timestamp> {
+    let exp = jwt_claims(token)?.get("exp")?.as_f64()?;
+    if !exp.is_finite() {
+        return None;
+    }
+    // Clamped to what jiff represents; a far-future expiry is "never" in practice.
+    let exp = exp.clamp(0.0, 253_402_207_199.0) as i64;
+    jiff::Timestamp::from_second(exp).ok()
+}
+
+/// The `sub` claim of a JWT (who the token speaks for), read without checking the signature.
+/// An identity, not a credential: fit for status and messages.
+pub fn jwt_subject(token: &SecretString) -> Option<String> {
+    let sub = jwt_claims(token)?.get("sub")?.as_str()?.to_string();
+    // Bounded, printable: it ends up in status.
+    (sub.len() <= 256 && !sub.chars().any(char::is_control)).then_some(sub)
+}
+
+/// A JWT's claims, unverified; `None` for anything that is not a small three-part JWT.
+fn jwt_claims(token: &SecretString) -> Option<Value> {
     use base64::Engine as _;
     let token = token.expose_secret();
     let token = token.strip_prefix("Bearer ").unwrap_or(token);
@@ -1696,14 +1715,7 @@ pub fn jwt_expiry(token: &SecretString) -> Option<jiff::Timestamp> {
     let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload.trim_end_matches('='))
         .ok()?;
-    let claims: Value = serde_json::from_slice(&payload).ok()?;
-    let exp = claims.get("exp")?.as_f64()?;
-    if !exp.is_finite() {
-        return None;
-    }
-    // Clamped to what jiff represents; a far-future expiry is "never" in practice.
-    let exp = exp.clamp(0.0, 253_402_207_199.0) as i64;
-    jiff::Timestamp::from_second(exp).ok()
+    serde_json::from_slice(&payload).ok()
 }
 
 /// A cache of tokens per scope (e.g. per organization) with single-flight login; a token that

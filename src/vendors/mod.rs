@@ -498,6 +498,9 @@ pub fn connect(
             config,
             endpoints,
         )?)),
+        crate::api::Vendor::OpenLattice => Ok(std::sync::Arc::new(
+            openlattice::OpenLatticeClient::new(endpoint, credentials, config, endpoints)?,
+        )),
         other => Err(VendorError::Unsupported {
             vendor: other.as_str(),
             what: format!(
@@ -512,6 +515,7 @@ pub fn connect(
 pub fn capabilities(vendor: crate::api::Vendor) -> Option<Capabilities> {
     match vendor {
         crate::api::Vendor::Rossum => Some(rossum::CAPABILITIES),
+        crate::api::Vendor::OpenLattice => Some(openlattice::CAPABILITIES),
         _ => None,
     }
 }
@@ -522,7 +526,7 @@ pub fn default_endpoint(vendor: crate::api::Vendor) -> &'static str {
         crate::api::Vendor::Rossum => rossum::DEFAULT_ENDPOINT,
         crate::api::Vendor::Dataloop => "https://gate.dataloop.ai/api/v1",
         crate::api::Vendor::RenderedAi => "https://api.rendered.ai/graphql",
-        crate::api::Vendor::OpenLattice => "https://api.openlattice.com",
+        crate::api::Vendor::OpenLattice => openlattice::DEFAULT_ENDPOINT,
     }
 }
 

@@ -147,6 +147,11 @@ impl OpenLatticeApi {
         &self.credentials.secret
     }
 
+    /// Who the JWT speaks for (its `sub`, the caller's principal id), if it says.
+    pub fn caller(&self) -> Option<String> {
+        crate::vendors::http::jwt_subject(&self.bearer)
+    }
+
     /// `<base><suffix>`; `suffix` is empty or starts with `/`, built from UUIDs, fixed words and
     /// [`user_segment`]s only.
     fn url(&self, suffix: &str) -> Result<Url, VendorError> {
