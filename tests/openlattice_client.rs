@@ -526,6 +526,134 @@ async fn a_bad_jwt_names_the_secret_and_a_missing_permission_is_forbidden() {
     );
 }
 
+const PRINCIPALS: &str = "/datastore/principals";
+
+#[tokio::test]
+async fn a_search_by_email_posts_the_address_and_keeps_only_exact_matches() {
+    let (api, script) = serve().await;
+    // What Auth0 may answer: the address in another case, a longer one, one without an
+    // e-mail, and (keyed only) a user whose profile lacks its id.
+    script.push([Answer(
+        200,
+        Some(json!({
+            "google-oauth2|123": {"user_id": "google-oauth2|123", "email": "ADA@Example.com",
+                "name": "Ada Lovelace", "app_metadata": {"roles": ["AuthenticatedUser"]}},
+            "auth0|999": {"user_id": "auth0|999", "email": "ada@example.com.evil.example"},
+            "samlp|x|y": {"user_id": "samlp|x|y"},
+            "auth0|111": {"email": "ada@example.com"}
+        })),
+    )]);
+    let users = api.find_users_by_email("Ada@example.com").await.unwrap();
+    let ids: Vec<_> = users
+        .iter()
+        .map(|u| u.user_id.as_deref().unwrap())
+        .collect();
+    assert_eq!(ids, ["auth0|111", "google-oauth2|123"]);
+    assert_eq!(users[1].name.as_deref(), Some("Ada Lovelace"));
+    let seen = script.seen();
+    assert_eq!(seen[0].method, "POST");
+    assert_eq!(seen[0].uri, format!("{PRINCIPALS}/users/search"));
+    assert_eq!(seen[0].content_type.as_deref(), Some("application/json"));
+    assert_eq!(
+        serde_json::from_str::<Value>(&seen[0].body).unwrap(),
+        json!({"email": "Ada@example.com"})
+    );
+    assert_eq!(
+        seen[0].authorization.as_deref(),
+        Some(format!("Bearer {TOKEN}").as_str())
+    );
+
+    // Nobody has it: the server answers an empty map.
+    script.push([Answer(200, Some(json!({})))]);
+    assert!(
+        api.find_users_by_email("nobody@example.com")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // A read: a server failure is retried although it is a POST.
+    script.push([
+        error("otherError", 500, "Auth0Exception: rate limited"),
+        Answer(
+            200,
+            Some(json!({"auth0|1": {"user_id": "auth0|1", "email": "x@example.com"}})),
+        ),
+    ]);
+    assert_eq!(
+        api.find_users_by_email("x@example.com")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(script.seen().len(), 4);
+
+    // Search syntax never reaches the server.
+    for bad in [
+        "*@example.com",
+        "a@example.com OR email:*",
+        "\"a@b.c\"",
+        "nobody",
+    ] {
+        let err = api.find_users_by_email(bad).await.unwrap_err();
+        assert!(matches!(err, VendorError::Rejected(_)), "{bad}: {err}");
+    }
+    assert_eq!(script.seen().len(), 4);
+
+    // Not a map of users: a decode error, not a panic.
+    script.push([Answer(200, Some(json!(["auth0|1"])))]);
+    let err = api.find_users_by_email("x@example.com").await.unwrap_err();
+    assert!(
+        matches!(err, VendorError::Http(HttpError::Decode { .. })),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_user_is_read_by_encoded_id_and_an_unknown_one_is_absent_at_once() {
+    let (api, script) = serve().await;
+    script.push([Answer(
+        200,
+        Some(
+            json!({"user_id": "google-oauth2|123", "email": "ada@example.com",
+            "given_name": "Ada", "family_name": "Lovelace", "identities": []}),
+        ),
+    )]);
+    let user = api.get_user("google-oauth2|123").await.unwrap().unwrap();
+    assert_eq!(user.email.as_deref(), Some("ada@example.com"));
+    assert_eq!(user.family_name.as_deref(), Some("Lovelace"));
+    let seen = script.seen();
+    assert_eq!(seen[0].method, "GET");
+    assert_eq!(
+        seen[0].uri,
+        format!("{PRINCIPALS}/users/google-oauth2%7C123")
+    );
+
+    // The server's answer for a user it does not know: absent, not retried.
+    script.push([error(
+        "otherError",
+        500,
+        "NoSuchElementException: Key auth0|nobody is missing in the map.",
+    )]);
+    assert_eq!(api.get_user("auth0|nobody").await.unwrap(), None);
+    assert_eq!(script.seen().len(), 2);
+
+    // Any other 500 is a server failure: retried.
+    script.push([
+        error("otherError", 500, "HazelcastException: boom"),
+        Answer(200, Some(json!({"user_id": "auth0|x"}))),
+    ]);
+    let user = api.get_user("auth0|x").await.unwrap().unwrap();
+    assert_eq!(user.user_id.as_deref(), Some("auth0|x"));
+    assert_eq!(script.seen().len(), 4);
+
+    for bad in ["", ".", ".."] {
+        let err = api.get_user(bad).await.unwrap_err();
+        assert!(matches!(err, VendorError::Rejected(_)), "{bad:?}: {err}");
+    }
+}
+
 // ---- Against the OpenLattice simulator ----------------------------------------------------
 
 mod against_the_simulator {
@@ -752,6 +880,57 @@ mod against_the_simulator {
             api.transport().stats().total() > 33,
             "faults were injected and retried"
         );
+    }
+
+    #[tokio::test]
+    async fn people_are_found_by_email_and_id_by_any_user_and_can_then_join() {
+        use orgops::simulator::kit::SimulatorHandle;
+        let sim = sim().await;
+        // A plain user (no admin, no owner) may look people up.
+        let user = client(&sim, &sim.user_token);
+        let found = user
+            .find_users_by_email("ALICE@orgops.example")
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].user_id.as_deref(), Some(ALICE));
+        assert_eq!(found[0].given_name.as_deref(), Some("Alice"));
+        assert!(
+            user.find_users_by_email("nobody@orgops.example")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let carol = user.get_user(CAROL).await.unwrap().unwrap();
+        assert_eq!(carol.email.as_deref(), Some("carol@orgops.example"));
+        assert_eq!(user.get_user("auth0|nobody").await.unwrap(), None);
+
+        // Someone with an Auth0 account who belongs to no organization yet.
+        let dave = "auth0|65f0c0ffee";
+        assert_eq!(user.get_user(dave).await.unwrap(), None);
+        sim.add_user(dave, "Dave@Elsewhere.example", "Dave", "Newcomer");
+        let found = user
+            .find_users_by_email("dave@elsewhere.example")
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].user_id.as_deref(), Some(dave));
+        assert_eq!(found[0].email.as_deref(), Some("Dave@Elsewhere.example"));
+
+        // Looking people up writes nothing; adding the one found does.
+        assert_eq!(sim.total_writes(), 0);
+        let admin = client(&sim, &sim.admin_token);
+        let org: Uuid = TEMPLATE_ORG_ID.parse().unwrap();
+        admin.add_member(org, dave).await.unwrap();
+        assert!(
+            admin
+                .members(org)
+                .await
+                .unwrap()
+                .iter()
+                .any(|m| m.user_id() == dave)
+        );
+        assert_eq!(sim.total_writes(), 1);
     }
 
     #[tokio::test]

@@ -76,6 +76,14 @@ impl Api {
         }
     }
 
+    /// Calls below `/datastore/principals`.
+    fn principals(sim: &OpenLatticeSimulator) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            base: sim.principals_url(),
+        }
+    }
+
     async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Body) -> Answer {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(t) = token {
@@ -985,6 +993,293 @@ async fn deleting_an_org_removes_everything_in_it() {
         )
         .await;
     assert_eq!(a.status, 200);
+}
+
+// ---- principals: looking people up -------------------------------------------------------
+
+/// The subjects (keys) of a `{ "<userId>": <Auth0 user> }` answer, sorted.
+fn subjects(v: &Value) -> Vec<String> {
+    let mut keys: Vec<String> = v
+        .as_object()
+        .unwrap_or_else(|| panic!("not a map: {v}"))
+        .keys()
+        .cloned()
+        .collect();
+    keys.sort();
+    keys
+}
+
+#[tokio::test]
+async fn a_search_by_email_answers_a_map_of_users_to_any_caller() {
+    let sim = start().await;
+    let api = Api::principals(&sim);
+    let search = |email: &str| json!({ "email": email });
+    let user = sim.user_token.as_str();
+
+    let a = api
+        .call(
+            Method::POST,
+            "/users/search",
+            None,
+            Body::Json(search("alice@orgops.example")),
+        )
+        .await;
+    assert_eq!((a.status, a.error().0.as_str()), (401, "tokenError"));
+
+    // A plain user (not an admin, not an owner) is answered: the server asks for nothing more.
+    let a = api
+        .call(
+            Method::POST,
+            "/users/search",
+            Some(user),
+            Body::Json(search("Alice@ORGOPS.example")),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let v = a.json();
+    assert_eq!(subjects(&v), [ALICE]);
+    let alice = &v[ALICE];
+    assert_eq!(alice["user_id"], ALICE);
+    assert_eq!(alice["email"], "alice@orgops.example");
+    assert_eq!(alice["given_name"], "Alice");
+    assert_eq!(alice["family_name"], "Analyst");
+
+    // Nobody: an empty map, not an error.
+    let a = api
+        .call(
+            Method::POST,
+            "/users/search",
+            Some(user),
+            Body::Json(search("nobody@orgops.example")),
+        )
+        .await;
+    assert_eq!((a.status, a.json()), (200, json!({})));
+    // Only whole addresses match without a wildcard.
+    let a = api
+        .call(
+            Method::POST,
+            "/users/search/",
+            Some(user),
+            Body::Json(search("alice@orgops")),
+        )
+        .await;
+    assert_eq!((a.status, a.json()), (200, json!({})));
+
+    // The SDK's own example: a wildcard lists everyone of a domain.
+    let a = api
+        .call(
+            Method::POST,
+            "/users/search",
+            Some(user),
+            Body::Json(search("*@orgops.example")),
+        )
+        .await;
+    let mut all: Vec<String> = seed::USERS.iter().map(|u| u.0.to_string()).collect();
+    all.sort();
+    assert_eq!(subjects(&a.json()), all);
+
+    // By name, too.
+    let a = api
+        .call(
+            Method::POST,
+            "/users/search",
+            Some(user),
+            Body::Json(json!({"name": "carol*"})),
+        )
+        .await;
+    assert_eq!(subjects(&a.json()), [CAROL]);
+
+    // Someone added by hand (an Auth0 account in no organization) is found; a caller is too,
+    // under the e-mail of their JWT.
+    sim.add_user("auth0|dave", "dave@elsewhere.example", "Dave", "Newcomer");
+    let a = api
+        .call(
+            Method::POST,
+            "/users/search",
+            Some(user),
+            Body::Json(search("DAVE@elsewhere.example")),
+        )
+        .await;
+    assert_eq!(subjects(&a.json()), ["auth0|dave"]);
+    let erin = openlattice::token_for("auth0|erin", Some("erin@elsewhere.example"), None);
+    assert_eq!(api.get("/users/auth0%7Cerin", &erin).await.status, 200);
+    let a = api
+        .call(
+            Method::POST,
+            "/users/search",
+            Some(user),
+            Body::Json(search("*@elsewhere.example")),
+        )
+        .await;
+    assert_eq!(subjects(&a.json()), ["auth0|dave", "auth0|erin"]);
+
+    assert_eq!(sim.total_writes(), 0, "searching is a read");
+}
+
+#[tokio::test]
+async fn search_bodies_content_types_and_methods_are_the_servers() {
+    let sim = start().await;
+    let api = Api::principals(&sim);
+    let t = sim.user_token.as_str();
+    for (body, says) in [
+        (json!({}), "one of \"email\", \"name\" is required"),
+        (
+            json!({"email": "a@b.c", "name": "A"}),
+            "only one of \"email\", \"name\" are allowed",
+        ),
+        (json!({"email": " "}), "email cannot be blank"),
+        (json!({"name": ""}), "name cannot be blank"),
+        (json!({"email": {"$ne": null}}), "String"),
+        (json!({"mail": "a@b.c"}), "Unrecognized field"),
+        (json!("a@b.c"), "Auth0UserSearchFields"),
+    ] {
+        let a = api
+            .call(
+                Method::POST,
+                "/users/search",
+                Some(t),
+                Body::Json(body.clone()),
+            )
+            .await;
+        assert_eq!(a.status, 400, "{body}: {}", a.text);
+        let (kind, code, message) = a.error();
+        assert_eq!((kind.as_str(), code), ("illegalArgument", 400));
+        assert!(message.contains(says), "{body}: {message}");
+    }
+    let a = api
+        .call(
+            Method::POST,
+            "/users/search",
+            Some(t),
+            Body::Raw(Some("application/json"), Vec::new()),
+        )
+        .await;
+    assert_eq!(a.status, 400, "a body is required");
+    let a = api
+        .call(
+            Method::POST,
+            "/users/search",
+            Some(t),
+            Body::Text("text/plain", "{\"email\":\"a@b.c\"}".into()),
+        )
+        .await;
+    assert_eq!((a.status, a.text.as_str()), (415, ""));
+    // GET /users/search is getUser("search"); PUT matches no method of either pattern.
+    let a = api.get("/users/search", t).await;
+    assert_eq!(a.status, 500);
+    assert!(a.error().2.contains("Key search is missing"), "{}", a.text);
+    let a = api
+        .call(Method::PUT, "/users/search", Some(t), Body::None)
+        .await;
+    assert_eq!(a.status, 405);
+    assert_eq!(a.headers["allow"], "POST, GET");
+    assert_eq!(api.get("/nowhere", t).await.status, 404);
+    assert_eq!(sim.total_writes(), 0);
+}
+
+#[tokio::test]
+async fn users_are_read_by_id_one_or_many_and_an_unknown_one_is_a_500() {
+    let sim = start().await;
+    let api = Api::principals(&sim);
+    let t = sim.user_token.as_str();
+    // `|` percent-encoded (as the Rust client sends it) or raw (as the JS SDK does).
+    for path in [
+        "/users/google-oauth2%7C104729384756102938475",
+        "/users/google-oauth2|104729384756102938475",
+    ] {
+        let a = api.get(path, t).await;
+        assert_eq!(a.status, 200, "{path}: {}", a.text);
+        let v = a.json();
+        assert_eq!(v["user_id"], ALICE);
+        assert_eq!(v["email"], "alice@orgops.example");
+        assert_eq!(v["identities"][0]["provider"], "google-oauth2");
+    }
+    let a = api.get("/users/samlp%7Corgops%7Ccarol", t).await;
+    assert_eq!(a.json()["user_id"], CAROL);
+
+    let a = api.get("/users/auth0%7Cnobody", t).await;
+    assert_eq!(a.status, 500);
+    assert_eq!(
+        a.error(),
+        (
+            "otherError".to_string(),
+            500,
+            "NoSuchElementException: Key auth0|nobody is missing in the map.".to_string()
+        )
+    );
+    let long = "x".repeat(20_000);
+    let a = api.get(&format!("/users/{long}"), t).await;
+    assert_eq!(a.status, 500);
+    assert!(a.text.len() < 1000, "a huge id is not echoed");
+
+    let a = api.get("/users", t).await;
+    let mut all: Vec<String> = seed::USERS.iter().map(|u| u.0.to_string()).collect();
+    all.sort();
+    assert_eq!(subjects(&a.json()), all);
+    assert_eq!(api.get("/users/", t).await.json(), a.json());
+
+    let a = api
+        .call(
+            Method::POST,
+            "/users",
+            Some(t),
+            Body::Json(json!([ALICE, "auth0|nobody", CAROL, ALICE])),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let mut want = vec![ALICE.to_string(), CAROL.to_string()];
+    want.sort();
+    assert_eq!(subjects(&a.json()), want);
+    let a = api
+        .call(
+            Method::POST,
+            "/users",
+            Some(t),
+            Body::Json(json!({"ids": []})),
+        )
+        .await;
+    assert_eq!(a.status, 400);
+    assert_eq!(sim.total_writes(), 0);
+}
+
+#[tokio::test]
+async fn hostile_searches_are_answered_quickly_and_harmlessly() {
+    let sim = start().await;
+    let api = Api::principals(&sim);
+    let t = sim.user_token.as_str();
+    // Many stars against every user, and a huge value: answered, not echoed, still serving.
+    let stars = "*a".repeat(200_000);
+    let started = std::time::Instant::now();
+    let a = api
+        .call(
+            Method::POST,
+            "/users/search",
+            Some(t),
+            Body::Json(json!({ "email": stars })),
+        )
+        .await;
+    assert_eq!(a.status, 200);
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let a = api
+        .call(
+            Method::POST,
+            "/users/search",
+            Some(t),
+            Body::Raw(Some("application/json"), deep.into_bytes()),
+        )
+        .await;
+    assert_eq!(a.status, 400);
+    assert!(a.text.len() < 1000);
+    let a = api
+        .call(
+            Method::POST,
+            "/users/search",
+            Some(t),
+            Body::Json(json!({ "email": "alice@orgops.example" })),
+        )
+        .await;
+    assert_eq!(subjects(&a.json()), [ALICE]);
 }
 
 // ---- hostile input ----------------------------------------------------------------------

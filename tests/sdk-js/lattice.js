@@ -59,11 +59,14 @@ class CallFailed extends Error {
   }
 }
 
-// OrganizationsApi, called as `token` (the SDK keeps one configuration; it builds a new HTTP
-// client when the token changes).
-function as(token) {
+// One of the SDK's APIs (OrganizationsApi unless named), called as `token` (the SDK keeps one
+// configuration; it builds a new HTTP client when the token changes).
+function as(token, apiName = 'OrganizationsApi') {
   Lattice.configure({ baseUrl, authToken: token });
-  const api = Lattice.OrganizationsApi;
+  const api = Lattice[apiName];
+  if (!api) {
+    throw new Error(`the SDK has no ${apiName}`);
+  }
   return new Proxy(api, {
     get: (target, name) => {
       const fn = target[name];

@@ -21,6 +21,9 @@ pub type Shared = Arc<Mutex<State>>;
 /// Where every organizations route lives.
 pub const PREFIX: &str = "/datastore/organizations";
 
+/// Where the principals routes (users: list, look up, search) live.
+pub const PRINCIPALS_PREFIX: &str = "/datastore/principals";
+
 /// What a route consumes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Consumes {
@@ -61,12 +64,39 @@ enum Op<'a> {
     GetRoleMembers(&'a str, &'a str),
     AddRoleMember(&'a str, &'a str, &'a str),
     RemoveRoleMember(&'a str, &'a str, &'a str),
+    AllUsers,
+    UsersById,
+    GetUser(&'a str),
+    SearchUsers,
 }
 
 type Endpoint<'a> = (Method, Consumes, Op<'a>);
 
-/// Every handler whose path pattern matches `segs`, literal patterns before variable ones (as
-/// Spring ranks them).
+/// Every principals handler whose path pattern matches `segs` (below [`PRINCIPALS_PREFIX`]),
+/// literal patterns before variable ones. `GET /users/search` is `getUser("search")`, as
+/// Spring maps it.
+fn principal_endpoints<'a>(segs: &[&'a str]) -> Vec<Endpoint<'a>> {
+    use Consumes::{Json, Nothing};
+    use Method as M;
+    let mut out: Vec<Endpoint<'a>> = Vec::new();
+    match segs {
+        ["users"] => {
+            out.push((M::GET, Nothing, Op::AllUsers));
+            out.push((M::POST, Json, Op::UsersById));
+        }
+        ["users", u] => {
+            if *u == "search" {
+                out.push((M::POST, Json, Op::SearchUsers));
+            }
+            out.push((M::GET, Nothing, Op::GetUser(u)));
+        }
+        _ => {}
+    }
+    out
+}
+
+/// Every organizations handler whose path pattern matches `segs` (below [`PREFIX`]), literal
+/// patterns before variable ones (as Spring ranks them).
 fn endpoints<'a>(segs: &[&'a str]) -> Vec<Endpoint<'a>> {
     use Consumes::{Json, Nothing, Text, TextOrForm};
     use Method as M;
@@ -149,7 +179,11 @@ pub async fn api(
         Ok(s) => s,
         Err(poisoned) => poisoned.into_inner(),
     };
-    if method != Method::GET && method != Method::HEAD {
+    // Every principals route served here is a read, POSTs (search, look-up by ids) included.
+    if method != Method::GET
+        && method != Method::HEAD
+        && segments_below(uri.path(), PRINCIPALS_PREFIX).is_none()
+    {
         st.store.note_write_request();
     }
     match handle(&mut st, &method, &uri, &headers, &body) {
@@ -260,9 +294,19 @@ fn handle(
     body: &[u8],
 ) -> Result<Out, ApiError> {
     let caller = authenticate(st, headers)?;
-    let segs = segments_below(uri.path(), PREFIX).ok_or_else(ApiError::no_handler)?;
+    let (segs, principals) = match segments_below(uri.path(), PREFIX) {
+        Some(segs) => (segs, false),
+        None => (
+            segments_below(uri.path(), PRINCIPALS_PREFIX).ok_or_else(ApiError::no_handler)?,
+            true,
+        ),
+    };
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
-    let candidates = endpoints(&segs);
+    let candidates = if principals {
+        principal_endpoints(&segs)
+    } else {
+        endpoints(&segs)
+    };
     if candidates.is_empty() {
         return Err(ApiError::no_handler());
     }
@@ -346,5 +390,11 @@ fn run(st: &mut State, caller: &Caller, op: Op<'_>, body: &[u8]) -> Result<Out, 
         Op::GetRoleMembers(o, r) => st.get_role_members(caller, &uuid(o)?, &uuid(r)?),
         Op::AddRoleMember(o, r, u) => st.add_role_member(caller, &uuid(o)?, &uuid(r)?, u),
         Op::RemoveRoleMember(o, r, u) => st.remove_role_member(caller, &uuid(o)?, &uuid(r)?, u),
+        // The server asks for nothing beyond a valid JWT on these (any user may look anyone
+        // up), so the caller plays no part.
+        Op::AllUsers => st.all_users(),
+        Op::UsersById => st.users_by_id(&json_body(body)?),
+        Op::GetUser(u) => st.get_user(u),
+        Op::SearchUsers => st.search_users(&json_body(body)?),
     }
 }

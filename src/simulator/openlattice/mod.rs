@@ -23,6 +23,20 @@
 //! | `PUT …/roles/{roleId}/grant` | JSON Grant | stored as `grants[roleId][grantType]` on the org |
 //! | `GET …/roles/{roleId}/members`, `PUT`/`DELETE …/members/{userId}` | | Auth0 users of the role; grants are no-ops when already so |
 //!
+//! and, for looking people up, these of `/datastore/principals` (the server's
+//! `PrincipalDirectoryController`; any valid JWT may call them, admin or not; none is a write):
+//!
+//! | route | body | notes |
+//! |---|---|---|
+//! | `GET /users` | | `{ "<userId>": <Auth0 user> }` of every known user |
+//! | `POST /users` | JSON `string[]` of user ids | the same map, of the known ones |
+//! | `GET /users/{userId}` | | one Auth0 user; unknown → 500 `NoSuchElementException: Key … is missing in the map.` |
+//! | `POST /users/search` | JSON `{"email": ..}` or `{"name": ..}` (exactly one, not blank; else 400) | `{ "<userId>": <Auth0 user> }`, `{}` when none match; case-insensitive, `*` any run of characters, `"…"` exact |
+//!
+//! The known users are the seeded ones, every JWT subject that has called (with the token's
+//! `email` claim), and those added by hand ([`OpenLatticeSimulator::add_user`]: someone who
+//! has an Auth0 account but belongs to no organization).
+//!
 //! Every call needs `Authorization: Bearer <JWT>`; the caller is the JWT's `sub` (the signature
 //! is not checked; an `exp` in the past is a 401). Void answers are 200 with an empty body.
 //! Errors are `ErrorsDTO` bodies with the server's mapping: an unknown organization is a 500
@@ -30,7 +44,9 @@
 //! a 400; Spring's own 404/405/415 have no body. An unknown role is a 401 like any role the
 //! caller may not read, because the server checks READ on `[org, role]` before looking it up.
 //!
-//! Not simulated: entity sets, integration accounts, member/role counts, data sources.
+//! Not simulated: entity sets, integration accounts, member/role counts, data sources; of the
+//! principals routes, securable principals, roles, database accounts, sync, principal trees,
+//! user deletion and the deprecated GET searches.
 
 mod error;
 mod handlers;
@@ -44,7 +60,7 @@ use axum::Router;
 use serde_json::{Value, json};
 
 pub use error::{ApiError, ApiException};
-pub use handlers::PREFIX;
+pub use handlers::{PREFIX, PRINCIPALS_PREFIX};
 pub use state::{KINDS, State};
 
 use super::kit::{HandError, SimulatorHandle, StoreError, WriteCounts, auth};
@@ -135,6 +151,19 @@ impl OpenLatticeSimulator {
     pub fn with_state<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         f(&mut st)
+    }
+
+    /// The principals API's base, `<base_url>/datastore/principals`.
+    pub fn principals_url(&self) -> String {
+        format!("{}{PRINCIPALS_PREFIX}", self.base_url)
+    }
+
+    /// Adds a person with an Auth0 account (who has not called and belongs to no
+    /// organization), so that the principals routes find them: by e-mail in a search, by
+    /// subject in a look-up, and as someone an organization may add. A subject already known
+    /// keeps its profile. Not a write through the API: no counter moves.
+    pub fn add_user(&self, subject: &str, email: &str, given: &str, family: &str) {
+        self.with_state(|st| st.add_user(subject, Some(email), given, family));
     }
 
     /// A token for `subject` (any subject: unknown ones become users on first use).

@@ -1111,6 +1111,66 @@ impl State {
         Ok(Out::Void)
     }
 
+    // ----- principals (`/datastore/principals`, the server's PrincipalDirectoryController) ---
+
+    /// `GET /datastore/principals/users`: every user's Auth0 profile, keyed by subject. The
+    /// server asks for no permission beyond a valid JWT.
+    pub fn all_users(&self) -> Answer {
+        let users: Map<String, Value> = self
+            .users
+            .values()
+            .map(|u| (u.subject.clone(), Self::profile(u)))
+            .collect();
+        Ok(Out::Json(Value::Object(users)))
+    }
+
+    /// `POST /datastore/principals/users` (a JSON set of subjects): the profiles of the known
+    /// ones, keyed by subject; unknown subjects are left out (a Hazelcast `getAll`).
+    pub fn users_by_id(&self, body: &Value) -> Answer {
+        let ids = string_set(body, "Set<String>")?;
+        let users: Map<String, Value> = ids
+            .iter()
+            .filter_map(|id| self.users.get(id))
+            .map(|u| (u.subject.clone(), Self::profile(u)))
+            .collect();
+        Ok(Out::Json(Value::Object(users)))
+    }
+
+    /// `GET /datastore/principals/users/{userId}`: the user's Auth0 profile. An unknown user is
+    /// a 500, as the server reads a map with Kotlin's `getValue`.
+    pub fn get_user(&self, subject: &str) -> Answer {
+        match self.users.get(subject) {
+            Some(u) => Ok(Out::Json(Self::profile(u))),
+            None => Err(ApiError::other(format!(
+                "NoSuchElementException: Key {} is missing in the map.",
+                truncate(subject, 128)
+            ))),
+        }
+    }
+
+    /// `POST /datastore/principals/users/search` with `Auth0UserSearchFields`
+    /// (`{"email": ..}` or `{"name": ..}`): the server asks Auth0 for `email:<value>` (or
+    /// `name:<value>`) and answers the users found keyed by subject — `{}` when none. Auth0
+    /// compares these fields case-insensitively; `*` stands for any run of characters and a
+    /// double-quoted value is matched exactly.
+    pub fn search_users(&self, body: &Value) -> Answer {
+        let (field, value) = search_fields(body)?;
+        let term = SearchTerm::new(&value);
+        let users: Map<String, Value> = self
+            .users
+            .values()
+            .filter(|u| {
+                let target = match field {
+                    SearchField::Email => u.email.clone(),
+                    SearchField::Name => Self::profile(u)["name"].as_str().map(str::to_string),
+                };
+                target.is_some_and(|t| term.matches(&t))
+            })
+            .map(|u| (u.subject.clone(), Self::profile(u)))
+            .collect();
+        Ok(Out::Json(Value::Object(users)))
+    }
+
     /// Forgets the counters (after seeding, so that tests count from zero).
     pub fn reset_counters(&mut self) {
         self.store.reset_counters();
@@ -1122,6 +1182,113 @@ impl State {
     }
 }
 
+/// Which Auth0 field a user search looks in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SearchField {
+    Email,
+    Name,
+}
+
+/// Reads an `Auth0UserSearchFields` body the way the server's mapper does: an object with
+/// `email` or `name` (exactly one, not blank; numbers and booleans are coerced to text, as
+/// Jackson does); anything else is a 400.
+fn search_fields(body: &Value) -> Result<(SearchField, String), ApiError> {
+    let problem = |what: &str| {
+        ApiError::illegal_argument(format!(
+            "JSON parse error: Cannot construct instance of \
+             `com.openlattice.search.Auth0UserSearchFields`, problem: {what}"
+        ))
+    };
+    let Some(obj) = body.as_object() else {
+        return Err(ApiError::illegal_argument(
+            "JSON parse error: Cannot deserialize value of type \
+             `com.openlattice.search.Auth0UserSearchFields` from a non-object",
+        ));
+    };
+    if let Some(k) = obj
+        .keys()
+        .find(|k| !["email", "name"].contains(&k.as_str()))
+    {
+        return Err(ApiError::illegal_argument(format!(
+            "JSON parse error: Unrecognized field \"{}\" (class \
+             com.openlattice.search.Auth0UserSearchFields)",
+            truncate(k, 64)
+        )));
+    }
+    let text = |key: &str| -> Result<Option<String>, ApiError> {
+        match obj.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(v @ (Value::Number(_) | Value::Bool(_))) => Ok(Some(v.to_string())),
+            Some(_) => Err(ApiError::illegal_argument(format!(
+                "JSON parse error: Cannot deserialize value of type `java.lang.String` from \
+                 a non-scalar value (field \"{key}\")"
+            ))),
+        }
+    };
+    match (text("email")?, text("name")?) {
+        (Some(_), Some(_)) => Err(problem("only one of \"email\", \"name\" are allowed")),
+        (None, None) => Err(problem("one of \"email\", \"name\" is required")),
+        (Some(e), None) if e.trim().is_empty() => Err(problem("email cannot be blank")),
+        (None, Some(n)) if n.trim().is_empty() => Err(problem("name cannot be blank")),
+        (Some(e), None) => Ok((SearchField::Email, e)),
+        (None, Some(n)) => Ok((SearchField::Name, n)),
+    }
+}
+
+/// One search value as Auth0 reads it: a double-quoted phrase matched exactly, or a term in
+/// which `*` stands for any run of characters; both case-insensitive.
+#[derive(Debug)]
+enum SearchTerm {
+    Exact(String),
+    Wildcard(Vec<char>),
+}
+
+impl SearchTerm {
+    fn new(value: &str) -> Self {
+        let v = value.trim();
+        match v.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+            Some(inner) => SearchTerm::Exact(inner.to_lowercase()),
+            None => SearchTerm::Wildcard(v.to_lowercase().chars().collect()),
+        }
+    }
+
+    fn matches(&self, text: &str) -> bool {
+        let text = text.to_lowercase();
+        match self {
+            SearchTerm::Exact(e) => *e == text,
+            SearchTerm::Wildcard(p) => {
+                let t: Vec<char> = text.chars().collect();
+                wildcard_match(p, &t)
+            }
+        }
+    }
+}
+
+/// Whether `text` matches `pattern`, `*` matching any run of characters. Greedy, going back
+/// only to the last `*`: at most `pattern.len() * text.len()` steps whatever the input (a
+/// hostile pattern of many stars cannot make it blow up).
+fn wildcard_match(pattern: &[char], text: &[char]) -> bool {
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if p < pattern.len() && pattern[p] == '*' {
+            star = Some((p, t));
+            p += 1;
+        } else if p < pattern.len() && pattern[p] == text[t] {
+            p += 1;
+            t += 1;
+        } else if let Some((sp, st)) = star {
+            p = sp + 1;
+            t = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|c| *c == '*')
+}
+
 /// A change to a string set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SetOp {
@@ -1131,4 +1298,72 @@ pub enum SetOp {
     Add,
     /// Difference.
     Remove,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matches(pattern: &str, text: &str) -> bool {
+        SearchTerm::new(pattern).matches(text)
+    }
+
+    #[test]
+    fn search_terms_are_case_insensitive_with_stars_and_exact_phrases() {
+        assert!(matches("Alice@OrgOps.example", "alice@orgops.example"));
+        assert!(!matches("alice@orgops.example", "alice@orgops.example.com"));
+        assert!(!matches("lice@orgops.example", "alice@orgops.example"));
+        assert!(matches("*@orgops.example", "bob@orgops.example"));
+        assert!(matches("a*e@*", "alice@x"));
+        assert!(matches("a*e@*", "ae@"));
+        assert!(!matches("a*e@*", "alic@x"));
+        assert!(matches("*", "anything"));
+        assert!(matches("\"ALICE@orgops.example\"", "alice@orgops.example"));
+        // Inside quotes a star is a character.
+        assert!(!matches("\"*@orgops.example\"", "alice@orgops.example"));
+        assert!(matches("\"*@orgops.example\"", "*@orgops.example"));
+        assert!(matches("zürich@ÉXAMPLE.ch", "ZÜRICH@éxample.CH"));
+    }
+
+    #[test]
+    fn many_stars_against_a_long_text_stay_cheap() {
+        let pattern: Vec<char> = "*a".repeat(5_000).chars().collect();
+        let text: Vec<char> = "a".repeat(4_999).chars().collect();
+        let started = std::time::Instant::now();
+        assert!(!wildcard_match(&pattern, &text));
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
+
+    #[test]
+    fn search_bodies_need_exactly_one_non_blank_field() {
+        assert_eq!(
+            search_fields(&json!({"email": "a@b.c"})).unwrap(),
+            (SearchField::Email, "a@b.c".to_string())
+        );
+        assert_eq!(
+            search_fields(&json!({"name": "Alice", "email": null})).unwrap(),
+            (SearchField::Name, "Alice".to_string())
+        );
+        // Jackson coerces scalars to text.
+        assert_eq!(
+            search_fields(&json!({"email": 42})).unwrap(),
+            (SearchField::Email, "42".to_string())
+        );
+        for (body, says) in [
+            (json!({}), "one of \"email\", \"name\" is required"),
+            (json!({"email": "a", "name": "b"}), "only one of"),
+            (json!({"email": "  "}), "email cannot be blank"),
+            (json!({"name": ""}), "name cannot be blank"),
+            (json!({"email": ["a"]}), "non-scalar"),
+            (json!({"mail": "a"}), "Unrecognized field \"mail\""),
+            (json!(["a"]), "non-object"),
+        ] {
+            let err = search_fields(&body).unwrap_err();
+            assert_eq!(err.status(), 400, "{body}");
+            let ApiError::Dto { message, .. } = &err else {
+                panic!("{err:?}");
+            };
+            assert!(message.contains(says), "{body}: {message}");
+        }
+    }
 }

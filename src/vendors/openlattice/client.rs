@@ -17,6 +17,15 @@
 //!   create with the id it was sent: with a deterministic id ([`role_id`]) a role create is
 //!   safe to repeat.
 //! - Titles and descriptions are `text/plain` bodies; void calls answer 200 with no body.
+//!
+//! People are found through `/datastore/principals` on the same origin (the server's
+//! `PrincipalDirectoryController`; any valid JWT, admin or not): `POST /users/search` with
+//! `{"email": ..}` passes the value into an Auth0 Lucene query (`email:<value>`), so the client
+//! sends only plain addresses ([`search_email`]) and keeps only exact matches; `GET
+//! /users/{userId}` answers an unknown user with **500** `NoSuchElementException: Key … is
+//! missing in the map.`, read as "absent".
+
+use std::collections::BTreeMap;
 
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
@@ -35,6 +44,10 @@ use crate::vendors::{Credentials, Endpoints, VendorError};
 pub const DEFAULT_ENDPOINT: &str = "https://api.openlattice.com";
 /// Where the organization routes live under the API's base URL.
 pub const ORGANIZATIONS_PATH: &str = "/datastore/organizations";
+/// Where the principals routes (users: look-up, search) live under the API's base URL.
+pub const PRINCIPALS_PATH: &str = "/datastore/principals";
+/// The longest e-mail address [`search_email`] passes (RFC 5321's path limit).
+pub const MAX_EMAIL_LEN: usize = 254;
 /// The Secret key holding the Auth0 JWT (with or without a `Bearer ` prefix).
 pub const TOKEN_KEY: &str = "token";
 /// The namespace of the ids orgops derives for organizations: UUIDv5 of the DNS name
@@ -78,6 +91,12 @@ fn unknown_org(status: u16, detail: &str) -> bool {
     status == 500 && detail.contains("does not exist")
 }
 
+/// An error answer meaning "no such user": the server reads its user map with Kotlin's
+/// `getValue`, whose `NoSuchElementException` becomes a 500.
+fn unknown_user(status: u16, detail: &str) -> bool {
+    status == 500 && detail.contains("NoSuchElementException")
+}
+
 /// An error answer to a create meaning "this id is reserved under another name".
 fn id_taken(status: u16, detail: &str) -> bool {
     status == 500 && detail.contains("Unable to create principal")
@@ -87,6 +106,8 @@ fn id_taken(status: u16, detail: &str) -> bool {
 pub struct OpenLatticeApi {
     /// `<endpoint>/datastore/organizations`, no trailing slash.
     base: Url,
+    /// `<endpoint>/datastore/principals`, no trailing slash (same origin as `base`).
+    principals: Url,
     transport: Transport,
     credentials: Credentials,
     /// `Bearer <jwt>`.
@@ -116,6 +137,8 @@ impl OpenLatticeApi {
         let raw = raw.strip_suffix(ORGANIZATIONS_PATH).unwrap_or(raw);
         let base = Url::parse(&format!("{raw}{ORGANIZATIONS_PATH}"))
             .map_err(|_| HttpError::Url(raw.to_string()))?;
+        let principals = Url::parse(&format!("{raw}{PRINCIPALS_PATH}"))
+            .map_err(|_| HttpError::Url(raw.to_string()))?;
         let token = credentials.require(TOKEN_KEY)?.expose_secret();
         let token = token.trim();
         let token = token.strip_prefix("Bearer ").unwrap_or(token).trim();
@@ -131,6 +154,7 @@ impl OpenLatticeApi {
             .with_error_format(ErrorFormat::OpenLattice);
         Ok(Self {
             base,
+            principals,
             transport,
             credentials,
             bearer: SecretString::from(bearer),
@@ -162,6 +186,14 @@ impl OpenLatticeApi {
     /// A request with the JWT.
     fn request(&self, method: Method, suffix: &str) -> Result<Request, VendorError> {
         Ok(Request::new(method, self.url(suffix)?).authorization(self.bearer.clone()))
+    }
+
+    /// A request with the JWT to `<principals><suffix>` (same rules for `suffix` as
+    /// [`Self::url`]).
+    fn principals_request(&self, method: Method, suffix: &str) -> Result<Request, VendorError> {
+        let s = format!("{}{suffix}", self.principals.as_str().trim_end_matches('/'));
+        let url = Url::parse(&s).map_err(|_| VendorError::Http(HttpError::Url(s)))?;
+        Ok(Request::new(method, url).authorization(self.bearer.clone()))
     }
 
     /// Sends `req` and maps the statuses that mean something here.
@@ -557,6 +589,98 @@ impl OpenLatticeApi {
     }
 }
 
+impl OpenLatticeApi {
+    /// `POST /datastore/principals/users/search` with `{"email": email}`: the Auth0 users whose
+    /// e-mail is `email`, compared case-insensitively (usually one; none when nobody has that
+    /// address — the server answers `{}`), sorted by user id.
+    ///
+    /// The server hands the value to Auth0 as the Lucene query `email:<value>`, where `*` is a
+    /// wildcard and `OR`, quotes, brackets … are syntax: an address that is not plain is
+    /// refused here ([`search_email`], [`VendorError::Rejected`]) so that a tenant's input can
+    /// never list other people; and whatever the server answers, only users whose `email` is
+    /// `email` are kept. A read, so it is retried like one although it is a POST.
+    pub async fn find_users_by_email(&self, email: &str) -> Result<Vec<Auth0User>, VendorError> {
+        let email = search_email(email)?;
+        let req = self
+            .principals_request(Method::POST, "/users/search")?
+            .json(serde_json::json!({ "email": email }))
+            .repeat(Repeat::Safe);
+        let found: BTreeMap<String, Auth0User> = self.fetch(req).await?;
+        let wanted = email.to_lowercase();
+        Ok(found
+            .into_iter()
+            .map(|(id, mut user)| {
+                user.user_id.get_or_insert(id);
+                user
+            })
+            .filter(|u| {
+                u.email
+                    .as_deref()
+                    .is_some_and(|e| e.to_lowercase() == wanted)
+            })
+            .collect())
+    }
+
+    /// `GET /datastore/principals/users/{userId}`: the Auth0 user `user_id` (e.g.
+    /// `google-oauth2|123`); `None` when the server does not know it (its 500
+    /// `NoSuchElementException`, read at once rather than retried).
+    pub async fn get_user(&self, user_id: &str) -> Result<Option<Auth0User>, VendorError> {
+        let segment = user_segment(user_id)?;
+        let req = self
+            .principals_request(Method::GET, &format!("/users/{segment}"))?
+            .accept_when(unknown_user);
+        match self.fetch::<Auth0User>(req).await {
+            Ok(mut user) => {
+                user.user_id.get_or_insert_with(|| user_id.to_string());
+                Ok(Some(user))
+            }
+            Err(VendorError::Http(HttpError::Status {
+                status, ref detail, ..
+            })) if status == 404 || unknown_user(status, detail) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// `email` if it is a plain address that is safe to put into the server's Auth0 query
+/// `email:<value>`; else [`VendorError::Rejected`] saying why.
+///
+/// Plain means: at most [`MAX_EMAIL_LEN`] characters, one `@` with something on both sides,
+/// and only letters, digits (any script) and `. _ % + - '` besides — no Lucene syntax (`*`,
+/// `?`, `:`, `"`, `\`, `/`, brackets, `!`, `^`, `~`, `&`, `|`, `=`, `<`, `>`), no whitespace,
+/// and no `+`/`-` in front (Lucene operators there). The rare legal addresses outside this
+/// are refused rather than escaped: how Auth0 treats escapes is not documented.
+pub fn search_email(email: &str) -> Result<&str, VendorError> {
+    let refuse = |why: &str| {
+        // The address is a tenant's input, not a secret; it is shortened all the same.
+        let shown: String = email.chars().take(64).collect();
+        Err(VendorError::Rejected(format!(
+            "{shown:?} is not an e-mail address OpenLattice can be searched for: {why}"
+        )))
+    };
+    if email.is_empty() || email.len() > MAX_EMAIL_LEN {
+        return refuse("it must have 1 to 254 characters");
+    }
+    let Some((local, domain)) = email.split_once('@') else {
+        return refuse("it has no @");
+    };
+    if local.is_empty() || domain.is_empty() || domain.contains('@') {
+        return refuse("it must be one local part, one @ and one domain");
+    }
+    if let Some(c) = email
+        .chars()
+        .find(|c| !(c.is_alphanumeric() || matches!(c, '@' | '.' | '_' | '%' | '+' | '-' | '\'')))
+    {
+        return refuse(&format!(
+            "{c:?} is search syntax or not allowed in an address here"
+        ));
+    }
+    if email.starts_with(['+', '-']) {
+        return refuse("it starts with an operator");
+    }
+    Ok(email)
+}
+
 /// A user id (Auth0 subject, e.g. `google-oauth2|123`) as one path segment: everything but
 /// RFC 3986's unreserved characters percent-encoded (`|` → `%7C`, `/` → `%2F`), as the SDKs
 /// send it. `.` and `..` (which a URL parser would resolve as path steps) and the empty id are
@@ -604,6 +728,81 @@ mod tests {
                 matches!(user_segment(bad), Err(VendorError::Rejected(_))),
                 "{bad:?}"
             );
+        }
+    }
+
+    #[test]
+    fn only_plain_addresses_are_searched_for() {
+        for ok in [
+            "alice@orgops.example",
+            "Alice.O'Brien+tag@Sub.Orgops.example",
+            "first-last_1%x@xn--zrich-kva.example",
+            "zürich@bücher.example",
+        ] {
+            assert_eq!(search_email(ok).unwrap(), ok);
+        }
+        for bad in [
+            "",
+            "no-at-sign",
+            "@orgops.example",
+            "alice@",
+            "a@b@c",
+            "*@orgops.example",
+            "a*@orgops.example",
+            "alice@orgops.example OR email:*",
+            "alice@orgops.example\tx",
+            "a?c@orgops.example",
+            "\"alice@orgops.example\"",
+            "email:alice@orgops.example",
+            "(a)@b",
+            "a\\*@b",
+            "a/b@c",
+            "a{b}@c",
+            "a[b]@c",
+            "a!b@c",
+            "a^b@c",
+            "a~b@c",
+            "a&&b@c",
+            "a||b@c",
+            "a=b@c",
+            "a<b>@c",
+            "-alice@orgops.example",
+            "+alice@orgops.example",
+            "a\u{3000}b@c",
+        ] {
+            let err = search_email(bad).unwrap_err();
+            assert!(matches!(err, VendorError::Rejected(_)), "{bad:?}: {err}");
+        }
+        let long = format!("{}@b.example", "a".repeat(MAX_EMAIL_LEN));
+        let err = search_email(&long).unwrap_err().to_string();
+        assert!(err.len() < 300, "a long address is not echoed whole: {err}");
+    }
+
+    #[test]
+    fn principals_urls_share_the_origin_and_prefix_of_the_organizations_url() {
+        let endpoints = Endpoints::default();
+        for (endpoint, want) in [
+            (
+                "http://127.0.0.1:8080/datastore/organizations/",
+                "http://127.0.0.1:8080/datastore/principals/users/search",
+            ),
+            (
+                "https://gw.example/openlattice",
+                "https://gw.example/openlattice/datastore/principals/users/search",
+            ),
+        ] {
+            let api = OpenLatticeApi::new(
+                Some(endpoint),
+                creds(&[("token", "t")]),
+                HttpConfig::default(),
+                &endpoints,
+            )
+            .unwrap();
+            let req = api
+                .principals_request(Method::POST, "/users/search")
+                .unwrap();
+            assert_eq!(req.url.as_str(), want);
+            assert_eq!(req.url.origin(), api.base.origin());
         }
     }
 
