@@ -92,7 +92,12 @@ async fn demo_applies_the_examples_against_the_embedded_simulator() {
             .unwrap_or_else(|| panic!("{member} row"));
         assert!(row.contains("Ready"), "{row}");
     }
-    assert!(run.stdout.contains("Simulated OpenLattice at http://127.0.0.1:"));
+    assert!(
+        run.stderr
+            .contains("Simulated OpenLattice at http://127.0.0.1:"),
+        "{}",
+        run.stderr
+    );
     assert!(
         run.stderr.contains("created organization"),
         "{}",

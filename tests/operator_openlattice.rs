@@ -47,7 +47,10 @@ async fn wait(c: &Cluster, ns: &str, what: &str, condition: &str) {
         out.status.success(),
         "wait {what} {condition}: {}\n{}",
         stderr(&out),
-        stdout(&c.kubectl(&["get", "org,orgm", "-n", ns, "-o", "yaml"]).await)
+        stdout(
+            &c.kubectl(&["get", "org,orgm", "-n", ns, "-o", "yaml"])
+                .await
+        )
     );
 }
 
@@ -75,16 +78,32 @@ async fn an_openlattice_org_is_created_copied_joined_and_deleted_with_kubectl() 
     .await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("m.yaml");
-    let text = manifests(&ns, &sim.base_url, &sim.admin_token)
-        .replace("  deletionPolicy: Delete", "  syncInterval: 1s\n  deletionPolicy: Delete");
+    let text = manifests(&ns, &sim.base_url, &sim.admin_token).replace(
+        "  deletionPolicy: Delete",
+        "  syncInterval: 1s\n  deletionPolicy: Delete",
+    );
     std::fs::write(&file, text).unwrap();
     kubectl_ok(&c, &["apply", "-f", file.to_str().unwrap()]).await;
 
     wait(&c, &ns, "org/research", "condition=Ready").await;
-    wait(&c, &ns, "orgm/alice-in-research", "jsonpath={.status.phase}=Ready").await;
+    wait(
+        &c,
+        &ns,
+        "orgm/alice-in-research",
+        "jsonpath={.status.phase}=Ready",
+    )
+    .await;
     let id = kubectl_ok(
         &c,
-        &["get", "org", "research", "-n", &ns, "-o", "jsonpath={.status.externalId}"],
+        &[
+            "get",
+            "org",
+            "research",
+            "-n",
+            &ns,
+            "-o",
+            "jsonpath={.status.externalId}",
+        ],
     )
     .await;
     // At the vendor: the org with its settings, the template's roles (not its ADMIN role) plus
@@ -92,7 +111,10 @@ async fn an_openlattice_org_is_created_copied_joined_and_deleted_with_kubectl() 
     let orgs = sim.objects("organizations", &id).unwrap();
     assert_eq!(orgs.len(), 1, "{orgs:?}");
     assert_eq!(orgs[0]["title"], "Research department");
-    assert_eq!(orgs[0]["emailDomains"], serde_json::json!(["research.example.com"]));
+    assert_eq!(
+        orgs[0]["emailDomains"],
+        serde_json::json!(["research.example.com"])
+    );
     let mut titles: Vec<String> = sim
         .objects("roles", &id)
         .unwrap()
@@ -104,7 +126,9 @@ async fn an_openlattice_org_is_created_copied_joined_and_deleted_with_kubectl() 
     assert_eq!(titles, ["Analyst", "Auditors", "Data steward", "Reviewer"]);
     let members = sim.objects("members", &id).unwrap();
     assert!(
-        members.iter().any(|m| m.to_string().contains("google-oauth2|104729384756102938475")),
+        members.iter().any(|m| m
+            .to_string()
+            .contains("google-oauth2|104729384756102938475")),
         "{members:?}"
     );
 
@@ -121,11 +145,29 @@ async fn an_openlattice_org_is_created_copied_joined_and_deleted_with_kubectl() 
     assert_eq!(sim.total_writes(), before, "a re-sync wrote to the vendor");
 
     // deletionPolicy Delete: the member leaves, then the org it created is deleted.
-    kubectl_ok(&c, &["delete", "orgm", "alice-in-research", "-n", &ns, "--timeout=60s"]).await;
-    kubectl_ok(&c, &["delete", "org", "research", "-n", &ns, "--timeout=60s"]).await;
+    kubectl_ok(
+        &c,
+        &[
+            "delete",
+            "orgm",
+            "alice-in-research",
+            "-n",
+            &ns,
+            "--timeout=60s",
+        ],
+    )
+    .await;
+    kubectl_ok(
+        &c,
+        &["delete", "org", "research", "-n", &ns, "--timeout=60s"],
+    )
+    .await;
     let deadline = Instant::now() + Duration::from_secs(30);
     while sim.org_id("Research department").is_some() {
-        assert!(Instant::now() < deadline, "the organization was not deleted");
+        assert!(
+            Instant::now() < deadline,
+            "the organization was not deleted"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(sim.objects("organizations", &id).unwrap().is_empty());

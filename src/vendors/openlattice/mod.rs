@@ -9,6 +9,7 @@ pub mod models;
 pub mod vendor;
 
 pub use client::{
-    CreateOutcome, DEFAULT_ENDPOINT, OpenLatticeApi, organization_id, role_id, user_segment,
+    CreateOutcome, DEFAULT_ENDPOINT, OpenLatticeApi, organization_id, role_id, search_email,
+    user_segment,
 };
 pub use vendor::{CAPABILITIES, OpenLatticeClient};

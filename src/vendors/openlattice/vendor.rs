@@ -200,7 +200,9 @@ impl OpenLatticeClient {
             })
         };
         for title in grant.iter().filter(|t| *t != MEMBER_ROLE) {
-            self.api.add_role_to_member(org, id_of(title)?, user).await?;
+            self.api
+                .add_role_to_member(org, id_of(title)?, user)
+                .await?;
         }
         for title in revoke.iter().filter(|t| *t != MEMBER_ROLE) {
             // A role that is gone is revoked already.
@@ -326,8 +328,8 @@ impl VendorClient for OpenLatticeClient {
         {
             patch.insert("description".into(), json!(d));
         }
-        let have: Vec<String> = serde_json::from_value(observed.raw["emailDomains"].clone())
-            .unwrap_or_default();
+        let have: Vec<String> =
+            serde_json::from_value(observed.raw["emailDomains"].clone()).unwrap_or_default();
         if !s.auto_approved_email_domains.is_empty()
             && domain_set(&have) != domain_set(&s.auto_approved_email_domains)
         {
@@ -628,7 +630,10 @@ mod tests {
             json!([{"title": "Auditors", "description": "Audit"}])
         );
         // Unset settings are not managed.
-        assert_eq!(c.org_patch(&desired(Value::Null), &differs).unwrap(), json!({"title": "Research"}));
+        assert_eq!(
+            c.org_patch(&desired(Value::Null), &differs).unwrap(),
+            json!({"title": "Research"})
+        );
     }
 
     #[test]
