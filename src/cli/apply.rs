@@ -84,6 +84,9 @@ struct Planned {
     client: Arc<dyn VendorClient>,
     /// Key of the organization in the state file.
     key: String,
+    /// The manifests' Secrets in the organization's namespace, by name
+    /// (`spec.template.secrets`).
+    secrets: BTreeMap<String, Credentials>,
 }
 
 /// Runs apply; `Ok(true)` when every resource is Ready.
@@ -201,12 +204,22 @@ pub async fn run(args: ApplyArgs) -> Result<bool, ApplyError> {
             connection.endpoint.as_deref().unwrap_or("-"),
             desired.owner.key
         );
+        let ns = org.metadata.namespace.as_deref().unwrap_or("default");
+        let secrets = m
+            .secrets
+            .iter()
+            .filter_map(|(key, (_, secret))| {
+                let name = key.strip_prefix(ns)?.strip_prefix('/')?;
+                Some((name.to_string(), manifests::credentials(key, secret)))
+            })
+            .collect();
         planned.push(Planned {
             origin: origin.clone(),
             org: org.clone(),
             desired,
             client,
             key,
+            secrets,
         });
     }
 
@@ -388,7 +401,8 @@ async fn reconcile_until_settled(
     attempts: u32,
 ) -> OrgReport {
     let name = p.org.metadata.name.clone().unwrap_or_default();
-    let sink = CliSink::new(&name, display, durable.clone(), &p.key);
+    let sink =
+        CliSink::new(&name, display, durable.clone(), &p.key).with_secrets(p.secrets.clone());
     let mut attempt = 0;
     loop {
         attempt += 1;

@@ -55,6 +55,7 @@ pub struct CliSink {
     state: Mutex<SinkState>,
     durable: std::sync::Arc<super::state::StateFile>,
     key: String,
+    secrets: std::collections::BTreeMap<String, crate::vendors::Credentials>,
 }
 
 #[derive(Default)]
@@ -92,7 +93,18 @@ impl CliSink {
             }),
             durable,
             key: key.to_string(),
+            secrets: Default::default(),
         }
+    }
+
+    /// The manifests' Secrets of the organization's namespace, by name, for
+    /// `spec.template.secrets`.
+    pub fn with_secrets(
+        mut self,
+        secrets: std::collections::BTreeMap<String, crate::vendors::Credentials>,
+    ) -> Self {
+        self.secrets = secrets;
+        self
     }
 
     /// The external id the engine recorded.
@@ -208,6 +220,12 @@ impl Sink for CliSink {
             .map_err(|_| "state lock poisoned".to_string())?;
         s.pending = pending.cloned();
         Ok(())
+    }
+
+    async fn template_secret(&self, name: &str) -> Result<crate::vendors::Credentials, String> {
+        self.secrets.get(name).cloned().ok_or_else(|| {
+            format!("Secret {name} (spec.template.secrets) is not among the manifests")
+        })
     }
 
     async fn save_external_id(&self, id: &str) -> Result<(), String> {

@@ -101,6 +101,7 @@ pub fn desired(name: &str, display: &str) -> DesiredOrg {
         template: Some(TemplateSpec {
             selector: TemplateSelector::Name(TEMPLATE_ORG.into()),
             include: None,
+            secrets: Default::default(),
         }),
         settings: serde_json::json!({"firstUser": {"email": format!("{name}@tenants.example"), "fullName": "First User"}}),
         mode: Mode::Apply,

@@ -35,6 +35,7 @@ pub const ROLES: KindSpec = KindSpec {
     identity: Identity::NaturalKey(by_title),
     creatable: None,
     skip: None,
+    input: None,
 };
 
 /// What OpenLattice can do through its API.

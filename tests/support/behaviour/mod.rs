@@ -482,6 +482,7 @@ async fn assert_copy_unsupported<R: Row>(env: &Env<R>) {
         .get_or_insert_with(|| orgops::engine::TemplateSpec {
             selector: orgops::engine::TemplateSelector::Id(env.template.clone()),
             include: None,
+            secrets: Default::default(),
         });
     t.include = Some(vec!["anything".into()]);
     let r = env.reconcile(&d, &MemorySink::default()).await;
