@@ -7,6 +7,7 @@
 //! [`Row::references`], [`Row::member_at_vendor`]), never through the engine's plan or diff
 //! code: a bug in the engine's idea of "equal" cannot hide itself.
 
+pub mod openlattice;
 pub mod rossum;
 
 use std::collections::{BTreeMap, BTreeSet};
