@@ -169,6 +169,7 @@ impl Row for OpenLatticeRow {
             template: Some(TemplateSpec {
                 selector: TemplateSelector::Name(TEMPLATE_ORG_TITLE.into()),
                 include: None,
+                secrets: Default::default(),
             }),
             settings: json!({
                 "description": format!("The {key} department's data."),
