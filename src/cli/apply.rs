@@ -243,16 +243,17 @@ pub async fn run(args: ApplyArgs) -> Result<bool, ApplyError> {
         concurrency: args.concurrency.max(1),
         ..EngineOptions::default()
     };
-    let results =
-        futures::future::join_all(planned.iter().map(|p| {
-            let display = display.clone();
-            let options = options.clone();
-            let state = state.clone();
-            async move {
-                reconcile_until_settled(p, display, state, &options, args.attempts.max(1)).await
-            }
-        }))
-        .await;
+    let claims = crate::cli::progress::Claims::default();
+    let results = futures::future::join_all(planned.iter().map(|p| {
+        let display = display.clone();
+        let options = options.clone();
+        let state = state.clone();
+        let claims = claims.clone();
+        async move {
+            reconcile_until_settled(p, display, state, claims, &options, args.attempts.max(1)).await
+        }
+    }))
+    .await;
 
     let mut all_ready = true;
     let mut orgs_out = Vec::new();
@@ -397,12 +398,14 @@ async fn reconcile_until_settled(
     p: &Planned,
     display: Display,
     durable: Arc<crate::cli::state::StateFile>,
+    claims: crate::cli::progress::Claims,
     options: &EngineOptions,
     attempts: u32,
 ) -> OrgReport {
     let name = p.org.metadata.name.clone().unwrap_or_default();
-    let sink =
-        CliSink::new(&name, display, durable.clone(), &p.key).with_secrets(p.secrets.clone());
+    let sink = CliSink::new(&name, display, durable.clone(), &p.key)
+        .with_secrets(p.secrets.clone())
+        .with_claims(claims);
     let mut attempt = 0;
     loop {
         attempt += 1;
