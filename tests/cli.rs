@@ -220,9 +220,9 @@ async fn bad_input_names_file_document_and_field_and_touches_no_vendor() {
             format!(
                 "{}---\n{}",
                 secret(PASSWORD),
-                good_org.replace("vendor: rossum", "vendor: dataloop")
+                good_org.replace("vendor: rossum", "vendor: renderedai")
             ),
-            &["document 2", "VendorConnection", "spec.vendor", "dataloop"],
+            &["document 2", "VendorConnection", "spec.vendor", "renderedai"],
         ),
         (
             "missing Secret key",

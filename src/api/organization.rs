@@ -168,10 +168,51 @@ pub struct FirstUser {
 /// Dataloop settings.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 pub struct DataloopSettings {
-    /// Billing plan, e.g. `premium`.
+    /// The organization's plan flag (`PATCH /orgs/{id}/plan`; changing it needs a Dataloop
+    /// superuser). Absent: not managed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 63))]
-    pub plan: Option<String>,
+    pub plan: Option<DataloopPlan>,
+    /// The organization's cache service (dtlpy's `cache_action`). Absent: not managed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<DataloopCache>,
+}
+
+/// A Dataloop organization plan.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DataloopPlan {
+    /// `premium`.
+    Premium,
+    /// `freemium`.
+    Freemium,
+}
+
+/// The cache service of a Dataloop organization.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DataloopCache {
+    /// `true` (default): applied, waiting until it is READY; `false`: destroyed.
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+    /// The cache runner's pod type. Default `small`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_type: Option<DataloopPodType>,
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+/// Pod type of a Dataloop cache runner.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DataloopPodType {
+    /// `small`.
+    Small,
+    /// `medium`.
+    Medium,
+    /// `high`.
+    High,
 }
 
 /// Rendered.ai settings.

@@ -1696,9 +1696,16 @@ pub fn jwt_expiry(token: &SecretString) -> Option<jiff::Timestamp> {
 /// The `sub` claim of a JWT (who the token speaks for), read without checking the signature.
 /// An identity, not a credential: fit for status and messages.
 pub fn jwt_subject(token: &SecretString) -> Option<String> {
-    let sub = jwt_claims(token)?.get("sub")?.as_str()?.to_string();
+    jwt_claim(token, "sub")
+}
+
+/// A string claim of a JWT (`sub`, `email`), read without checking the signature: an identity,
+/// not a credential, fit for status and messages; `None` when absent, not a string, longer than
+/// 256 bytes or not printable.
+pub fn jwt_claim(token: &SecretString, claim: &str) -> Option<String> {
+    let value = jwt_claims(token)?.get(claim)?.as_str()?.to_string();
     // Bounded, printable: it ends up in status.
-    (sub.len() <= 256 && !sub.chars().any(char::is_control)).then_some(sub)
+    (value.len() <= 256 && !value.chars().any(char::is_control)).then_some(value)
 }
 
 /// A JWT's claims, unverified; `None` for anything that is not a small three-part JWT.

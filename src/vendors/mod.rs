@@ -46,12 +46,18 @@
 //!   client reads itself. Roles are a kind matched by title (the automatic ADMIN role skipped).
 //!   Members: `member` plus the org's roles by title (`RoleModel::org_roles`); adding and
 //!   granting are idempotent PUTs.
-//! - **Dataloop**: REST with JWTs that expire (renewed through the token cache), several
-//!   pagination styles behind `list_objects`. Orgs are adopted ([`OrgIdentity::None`]); `name`
-//!   and `plan` are settings. Kinds: groups, integrations, projects, drivers (read shape ≠ write
-//!   shape, translated in the client), ontologies, recipes; references are id strings
-//!   (`projectIds.*`); copies by natural key. Members are invitations by e-mail (`Invited` until
-//!   accepted); project roles are scopes.
+//! - **Dataloop** (implemented): REST with JWTs that expire (~24 h): an API key is used until
+//!   its `exp`, an M2M login (`username` + `password`) is renewed through the token cache
+//!   before it expires. Plain arrays, `pageOffset`/`hasNextPage` pages and DQL query bodies
+//!   behind `list_objects`. Orgs are adopted ([`OrgIdentity::None`]); `name`, `plan` (403 =
+//!   needs a superuser, a `Forbidden` naming the setting) and `cache` (apply/destroy, waiting
+//!   for READY) are settings. Kinds: groups, integrations (secret options only through
+//!   [`VendorClient::create_object_with_input`]), projects (never the system project; group
+//!   roles as `"<groupId>:<role>"` strings, an [`embedded`](RefField::embedded) reference),
+//!   drivers (read shape flat, write shape nested `payload`, translated in the client),
+//!   ontologies and recipes (`projectIds.*`, `ontologyIds.*`); references are id strings;
+//!   copies by natural key. Members are invitations by e-mail (`Invited` until accepted), one
+//!   org role; project roles are scopes, `"<project name>:<role>"`.
 //! - **Rendered.ai**: GraphQL (`apikey` header, errors in `errors[]` on HTTP 200, reads are
 //!   POSTs marked safe to repeat, cursor pagination). Orgs are adopted; kinds are org rules,
 //!   volumes, workspaces (channels [`RefTarget::Shared`], volumes remapped), graphs (volume ids
@@ -60,6 +66,7 @@
 //!   unknown e-mails become invitations; workspaces are scopes.
 
 pub mod connection;
+pub mod dataloop;
 pub mod http;
 pub mod openlattice;
 pub mod rossum;
@@ -101,6 +108,12 @@ impl Credentials {
     /// The value of `key`, if present.
     pub fn get(&self, key: &str) -> Option<&SecretString> {
         self.values.get(key)
+    }
+
+    /// Every key and value, in key order (write-only values a vendor takes whole, e.g. a
+    /// Dataloop integration's options).
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &SecretString)> {
+        self.values.iter().map(|(k, v)| (k.as_str(), v))
     }
 
     /// The value of `key`, or an error naming the Secret and the key.
@@ -521,6 +534,12 @@ pub fn connect(
         crate::api::Vendor::OpenLattice => Ok(std::sync::Arc::new(
             openlattice::OpenLatticeClient::new(endpoint, credentials, config, endpoints)?,
         )),
+        crate::api::Vendor::Dataloop => Ok(std::sync::Arc::new(dataloop::DataloopClient::new(
+            endpoint,
+            credentials,
+            config,
+            endpoints,
+        )?)),
         other => Err(VendorError::Unsupported {
             vendor: other.as_str(),
             what: format!(
@@ -536,6 +555,7 @@ pub fn capabilities(vendor: crate::api::Vendor) -> Option<Capabilities> {
     match vendor {
         crate::api::Vendor::Rossum => Some(rossum::CAPABILITIES),
         crate::api::Vendor::OpenLattice => Some(openlattice::CAPABILITIES),
+        crate::api::Vendor::Dataloop => Some(dataloop::CAPABILITIES),
         _ => None,
     }
 }
@@ -544,7 +564,7 @@ pub fn capabilities(vendor: crate::api::Vendor) -> Option<Capabilities> {
 pub fn default_endpoint(vendor: crate::api::Vendor) -> &'static str {
     match vendor {
         crate::api::Vendor::Rossum => rossum::DEFAULT_ENDPOINT,
-        crate::api::Vendor::Dataloop => "https://gate.dataloop.ai/api/v1",
+        crate::api::Vendor::Dataloop => dataloop::DEFAULT_ENDPOINT,
         crate::api::Vendor::RenderedAi => "https://api.rendered.ai/graphql",
         crate::api::Vendor::OpenLattice => openlattice::DEFAULT_ENDPOINT,
     }
@@ -554,7 +574,7 @@ pub fn default_endpoint(vendor: crate::api::Vendor) -> &'static str {
 pub fn public_endpoints(vendor: crate::api::Vendor) -> &'static [&'static str] {
     match vendor {
         crate::api::Vendor::Rossum => rossum::PUBLIC_ENDPOINTS,
-        crate::api::Vendor::Dataloop => &["https://gate.dataloop.ai"],
+        crate::api::Vendor::Dataloop => dataloop::PUBLIC_ENDPOINTS,
         crate::api::Vendor::RenderedAi => &["https://api.rendered.ai"],
         crate::api::Vendor::OpenLattice => &["https://api.openlattice.com"],
     }
@@ -564,6 +584,7 @@ pub fn public_endpoints(vendor: crate::api::Vendor) -> &'static [&'static str] {
 pub fn default_rate(vendor: crate::api::Vendor) -> u32 {
     match vendor {
         crate::api::Vendor::Rossum => rossum::DOCUMENTED_RATE_LIMIT,
+        crate::api::Vendor::Dataloop => dataloop::DEFAULT_RATE,
         _ => 10,
     }
 }
