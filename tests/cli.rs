@@ -222,7 +222,12 @@ async fn bad_input_names_file_document_and_field_and_touches_no_vendor() {
                 secret(PASSWORD),
                 good_org.replace("vendor: rossum", "vendor: renderedai")
             ),
-            &["document 2", "VendorConnection", "spec.vendor", "renderedai"],
+            &[
+                "document 2",
+                "VendorConnection",
+                "spec.vendor",
+                "renderedai",
+            ],
         ),
         (
             "missing Secret key",

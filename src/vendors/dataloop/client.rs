@@ -162,7 +162,9 @@ fn decode<T: DeserializeOwned>(resp: &Response, value: Value) -> Result<T, Vendo
 fn array(resp: &Response) -> Result<Vec<Value>, VendorError> {
     match resp.json()? {
         Value::Array(items) => Ok(items),
-        _ => Err(VendorError::Http(resp.decode_error("expected a JSON array"))),
+        _ => Err(VendorError::Http(
+            resp.decode_error("expected a JSON array"),
+        )),
     }
 }
 
@@ -188,8 +190,8 @@ impl DataloopApi {
         let gate = raw.strip_suffix(API_PATH).unwrap_or(raw);
         let base = Url::parse(&format!("{gate}{API_PATH}"))
             .map_err(|_| HttpError::Url(raw.to_string()))?;
-        let mut token_url = Url::parse(&format!("{gate}/token"))
-            .map_err(|_| HttpError::Url(raw.to_string()))?;
+        let mut token_url =
+            Url::parse(&format!("{gate}/token")).map_err(|_| HttpError::Url(raw.to_string()))?;
         token_url.set_query(Some("default"));
         let login = Self::login_from(&credentials)?;
         let transport = Transport::new("dataloop", &base, config, endpoints)?
@@ -447,7 +449,11 @@ impl DataloopApi {
     }
 
     /// Every item of a DQL query (`POST <segments>` with `query`, paged by its `page`).
-    async fn query_all(&self, segments: &[&str], query: DqlQuery) -> Result<Vec<Value>, VendorError> {
+    async fn query_all(
+        &self,
+        segments: &[&str],
+        query: DqlQuery,
+    ) -> Result<Vec<Value>, VendorError> {
         let url = self.url(segments, &[])?;
         self.authed(|auth| {
             let (url, query) = (url.clone(), query.clone());
@@ -601,7 +607,11 @@ impl DataloopApi {
 
     /// `POST /services/fs-cache?mode=get`: the state of the org's cache service. A 404 reads
     /// as "no cache" (no state).
-    pub async fn cache_state(&self, org_id: &str, org_name: &str) -> Result<CacheState, VendorError> {
+    pub async fn cache_state(
+        &self,
+        org_id: &str,
+        org_name: &str,
+    ) -> Result<CacheState, VendorError> {
         let req = self
             .request(Method::POST, &["services", "fs-cache"], &[("mode", "get")])?
             .json(cache_body(org_id, org_name, None))
@@ -770,8 +780,11 @@ impl DataloopApi {
 
     /// `DELETE /groups/{id}`; one already gone is success.
     pub async fn delete_group(&self, id: &str) -> Result<(), VendorError> {
-        self.delete(self.request(Method::DELETE, &["groups", id], &[])?.accept_status(404))
-            .await
+        self.delete(
+            self.request(Method::DELETE, &["groups", id], &[])?
+                .accept_status(404),
+        )
+        .await
     }
 
     // ---- integrations ----
@@ -1014,14 +1027,20 @@ impl DataloopApi {
 
     /// `PATCH /drivers/{id}` with `PartialDriverPayload` (`{name?, payload}`).
     pub async fn patch_driver(&self, id: &str, body: Value) -> Result<Value, VendorError> {
-        self.fetch(self.request(Method::PATCH, &["drivers", id], &[])?.json(body))
-            .await
+        self.fetch(
+            self.request(Method::PATCH, &["drivers", id], &[])?
+                .json(body),
+        )
+        .await
     }
 
     /// `DELETE /drivers/{id}`; one already gone is success.
     pub async fn delete_driver(&self, id: &str) -> Result<(), VendorError> {
-        self.delete(self.request(Method::DELETE, &["drivers", id], &[])?.accept_status(404))
-            .await
+        self.delete(
+            self.request(Method::DELETE, &["drivers", id], &[])?
+                .accept_status(404),
+        )
+        .await
     }
 
     // ---- ontologies ----
@@ -1053,8 +1072,11 @@ impl DataloopApi {
         system: bool,
     ) -> Result<Value, VendorError> {
         let query: &[(&str, &str)] = if system { &[("system", "true")] } else { &[] };
-        self.fetch(self.request(Method::PUT, &["ontologies", id], query)?.json(body))
-            .await
+        self.fetch(
+            self.request(Method::PUT, &["ontologies", id], query)?
+                .json(body),
+        )
+        .await
     }
 
     /// `DELETE /ontologies/{id}`; one already gone is success.
@@ -1088,14 +1110,20 @@ impl DataloopApi {
 
     /// `PATCH /recipes/{id}` with the whole entity (as dtlpy's `recipes.update`).
     pub async fn patch_recipe(&self, id: &str, body: Value) -> Result<Value, VendorError> {
-        self.fetch(self.request(Method::PATCH, &["recipes", id], &[])?.json(body))
-            .await
+        self.fetch(
+            self.request(Method::PATCH, &["recipes", id], &[])?
+                .json(body),
+        )
+        .await
     }
 
     /// `DELETE /recipes/{id}`; one already gone is success.
     pub async fn delete_recipe(&self, id: &str) -> Result<(), VendorError> {
-        self.delete(self.request(Method::DELETE, &["recipes", id], &[])?.accept_status(404))
-            .await
+        self.delete(
+            self.request(Method::DELETE, &["recipes", id], &[])?
+                .accept_status(404),
+        )
+        .await
     }
 
     // ---- datasets (DQL) ----
@@ -1173,10 +1201,16 @@ mod tests {
                 api.url(&["orgs"], &[]).unwrap().as_str(),
                 "http://127.0.0.1:8443/api/v1/orgs"
             );
-            assert_eq!(api.token_url.as_str(), "http://127.0.0.1:8443/token?default");
+            assert_eq!(
+                api.token_url.as_str(),
+                "http://127.0.0.1:8443/token?default"
+            );
         }
         let api = api("https://gw.example/dl/api/v1", &[("apiKey", "k")]).unwrap();
-        assert_eq!(api.token_url.as_str(), "https://gw.example/dl/token?default");
+        assert_eq!(
+            api.token_url.as_str(),
+            "https://gw.example/dl/token?default"
+        );
     }
 
     #[test]
@@ -1212,7 +1246,11 @@ mod tests {
     fn credentials_prefer_the_renewable_login_and_name_what_is_missing() {
         let both = api(
             "http://127.0.0.1:1",
-            &[("apiKey", "k"), ("username", "a@x.example"), ("password", "pw")],
+            &[
+                ("apiKey", "k"),
+                ("username", "a@x.example"),
+                ("password", "pw"),
+            ],
         )
         .unwrap();
         assert!(both.renewable());
@@ -1242,7 +1280,13 @@ mod tests {
         let err = api("http://127.0.0.1:1", &[("apiKey", "abc\ndef-secret")]).unwrap_err();
         assert!(matches!(err, VendorError::InvalidCredentials { .. }));
         assert!(!format!("{err} {err:?}").contains("def-secret"));
-        assert!(api("http://127.0.0.1:1", &[("username", " "), ("password", "p")]).is_err());
+        assert!(
+            api(
+                "http://127.0.0.1:1",
+                &[("username", " "), ("password", "p")]
+            )
+            .is_err()
+        );
         assert!(!format!("{both:?}").contains("pw"));
     }
 

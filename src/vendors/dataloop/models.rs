@@ -411,7 +411,10 @@ mod tests {
             serde_json::from_value(json!({"id": "p2", "org": "o2", "systemProject": "yes"}))
                 .unwrap();
         assert_eq!(p.org_id().as_deref(), Some("o2"));
-        assert!(!p.system_project, "only a real true marks the system project");
+        assert!(
+            !p.system_project,
+            "only a real true marks the system project"
+        );
     }
 
     #[test]

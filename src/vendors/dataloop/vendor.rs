@@ -58,7 +58,11 @@ fn integration_input(v: &Value) -> Option<String> {
 
 /// Drivers are one per name within a project.
 fn driver_key(v: &Value) -> Option<String> {
-    Some(format!("{}/{}", str_at(v, "projectId")?, str_at(v, "name")?))
+    Some(format!(
+        "{}/{}",
+        str_at(v, "projectId")?,
+        str_at(v, "name")?
+    ))
 }
 
 /// Ontologies and recipes: the title within the projects they belong to (design §7).
@@ -461,7 +465,12 @@ impl DataloopClient {
 
     /// The ids of the org's projects (not the system project).
     async fn project_ids(&self, org: &str) -> Result<HashSet<String>, VendorError> {
-        Ok(self.projects(org).await?.into_iter().map(|p| p.id).collect())
+        Ok(self
+            .projects(org)
+            .await?
+            .into_iter()
+            .map(|p| p.id)
+            .collect())
     }
 
     async fn update_linked(
@@ -477,7 +486,8 @@ impl DataloopClient {
         } else {
             self.api.get_recipe(id).await?
         };
-        let (body, links_changed) = merge_linked(current, patch, &ids, kind.name == ONTOLOGIES.name);
+        let (body, links_changed) =
+            merge_linked(current, patch, &ids, kind.name == ONTOLOGIES.name);
         let updated = if kind.name == ONTOLOGIES.name {
             self.api.put_ontology(id, body, links_changed).await?
         } else {
@@ -629,7 +639,12 @@ fn linked_projects(item: &Value) -> Vec<String> {
     .into_iter()
     .flatten()
     {
-        for p in list.as_array().into_iter().flatten().filter_map(Value::as_str) {
+        for p in list
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
             if !out.iter().any(|o| o == p) {
                 out.push(p.to_string());
             }
@@ -850,9 +865,7 @@ impl VendorClient for DataloopClient {
                 // is not asked for.
                 (true, None) => false,
                 (false, None) => true,
-                (true, Some(ready)) => {
-                    ready && seen["podType"].as_str().is_none_or(|p| p == pod)
-                }
+                (true, Some(ready)) => ready && seen["podType"].as_str().is_none_or(|p| p == pod),
                 (false, Some(ready)) => !ready,
             };
             if !in_sync {
@@ -867,10 +880,10 @@ impl VendorClient for DataloopClient {
 
     async fn patch_org(&self, id: &str, patch: Value) -> Result<OrgInfo, VendorError> {
         let mut errors: Vec<VendorError> = Vec::new();
-        if let Some(name) = str_at(&patch, "name") {
-            if let Err(e) = self.api.rename_org(id, name).await {
-                errors.push(e);
-            }
+        if let Some(name) = str_at(&patch, "name")
+            && let Err(e) = self.api.rename_org(id, name).await
+        {
+            errors.push(e);
         }
         if let Some(cache) = patch.get("cache").filter(|c| c.is_object()) {
             let enabled = cache["enabled"].as_bool().unwrap_or(true);
@@ -1081,9 +1094,8 @@ impl VendorClient for DataloopClient {
         let name = str_at(&body, "name")
             .filter(|n| !n.is_empty())
             .ok_or_else(|| VendorError::Rejected("an integration needs a name".into()))?;
-        let kind_name = str_at(&body, "type").ok_or_else(|| {
-            VendorError::Rejected(format!("integration {name:?} has no type"))
-        })?;
+        let kind_name = str_at(&body, "type")
+            .ok_or_else(|| VendorError::Rejected(format!("integration {name:?} has no type")))?;
         let metadata = body
             .get("metadata")
             .filter(|m| m.as_object().is_some_and(|m| !m.is_empty()))
@@ -1197,10 +1209,7 @@ impl MemberClient for DataloopClient {
         let Some(row) = row else {
             let mut absent = MemberObserved::absent();
             absent.vendor_state = json!({ "projects": states });
-            return Ok(MemberObserved {
-                scopes,
-                ..absent
-            });
+            return Ok(MemberObserved { scopes, ..absent });
         };
         Ok(MemberObserved {
             presence: if row.is_pending() {
@@ -1237,9 +1246,7 @@ impl MemberClient for DataloopClient {
                 let email = observed.vendor_state["email"]
                     .as_str()
                     .unwrap_or(&desired.email);
-                self.api
-                    .update_member(org, email, one_role(desired)?)
-                    .await
+                self.api.update_member(org, email, one_role(desired)?).await
             }
             MemberChange::SetScopes => {
                 let want = parse_scopes(&desired.scopes)?;
@@ -1354,10 +1361,15 @@ mod tests {
         let c = client();
         let want = desired(json!({"plan": "premium", "cache": {"podType": "medium"}}));
         let ready = json!({"ready": true, "state": "READY", "podType": null});
-        assert_eq!(c.org_patch(&want, &observed("Acme", "premium", ready.clone())), None);
+        assert_eq!(
+            c.org_patch(&want, &observed("Acme", "premium", ready.clone())),
+            None
+        );
         assert_eq!(
             c.org_patch(&want, &observed("Old", "freemium", json!({"ready": false}))),
-            Some(json!({"name": "Acme", "plan": "premium", "cache": {"enabled": true, "podType": "medium"}}))
+            Some(
+                json!({"name": "Acme", "plan": "premium", "cache": {"enabled": true, "podType": "medium"}})
+            )
         );
         // A pod type the gate reports and that differs is applied again.
         let small = json!({"ready": true, "podType": "small"});
@@ -1366,7 +1378,10 @@ mod tests {
             Some(json!({"cache": {"enabled": true, "podType": "medium"}}))
         );
         // Unknown cache state: apply (safe to repeat) but never destroy.
-        assert!(c.org_patch(&want, &observed("Acme", "premium", Value::Null)).is_some());
+        assert!(
+            c.org_patch(&want, &observed("Acme", "premium", Value::Null))
+                .is_some()
+        );
         let off = desired(json!({"cache": {"enabled": false}}));
         assert_eq!(c.org_patch(&off, &observed("Acme", "x", Value::Null)), None);
         assert_eq!(
@@ -1375,7 +1390,10 @@ mod tests {
         );
         // Unset settings are not managed.
         assert_eq!(
-            c.org_patch(&desired(Value::Null), &observed("Acme", "freemium", json!({"ready": false}))),
+            c.org_patch(
+                &desired(Value::Null),
+                &observed("Acme", "freemium", json!({"ready": false}))
+            ),
             None
         );
     }
@@ -1395,7 +1413,10 @@ mod tests {
         let a = title_in_projects(&json!({"title": "T", "projectIds": ["b", "a", "b"]}));
         let b = title_in_projects(&json!({"title": "T", "projectIds": ["a", "b"]}));
         assert_eq!(a, b);
-        assert_ne!(a, title_in_projects(&json!({"title": "U", "projectIds": ["a", "b"]})));
+        assert_ne!(
+            a,
+            title_in_projects(&json!({"title": "U", "projectIds": ["a", "b"]}))
+        );
         assert_eq!(group_of_role("g-1:engineer"), Some(0..3));
         assert_eq!(group_of_role(":engineer"), None);
         assert_eq!(group_of_role("noscope"), None);
@@ -1419,7 +1440,10 @@ mod tests {
         assert!(read.get("payload").is_none() && read.get("authentication").is_none());
         assert!(!read.to_string().contains("\"secret\""));
         // Listed under a project, without one of its own.
-        assert_eq!(normalize_driver(json!({"id": "d"}), Some("p9"))["projectId"], "p9");
+        assert_eq!(
+            normalize_driver(json!({"id": "d"}), Some("p9"))["projectId"],
+            "p9"
+        );
 
         let write = driver_write_body(&read, "me@x.example").unwrap();
         assert_eq!(
@@ -1456,12 +1480,19 @@ mod tests {
         // An update keeps the links outside the org and says when the links changed.
         let current = json!({"id": "o", "title": "T", "roots": [],
                              "metadata": {"system": {"projectIds": ["p1", "sys"]}, "x": 1}});
-        let (body, changed) =
-            merge_linked(current.clone(), &json!({"projectIds": ["p2"], "title": "U"}), &own, true);
+        let (body, changed) = merge_linked(
+            current.clone(),
+            &json!({"projectIds": ["p2"], "title": "U"}),
+            &own,
+            true,
+        );
         assert!(changed);
         assert_eq!(body["title"], "U");
         assert_eq!(body["projectIds"], json!(["p2", "sys"]));
-        assert_eq!(body["metadata"]["system"]["projectIds"], json!(["p2", "sys"]));
+        assert_eq!(
+            body["metadata"]["system"]["projectIds"],
+            json!(["p2", "sys"])
+        );
         assert_eq!(body["metadata"]["x"], 1);
         let (_, changed) = merge_linked(current, &json!({"roots": [1]}), &own, true);
         assert!(!changed);
@@ -1472,7 +1503,10 @@ mod tests {
             false,
         );
         assert!(!changed);
-        assert!(body.get("metadata").is_none(), "recipes keep links at the top only");
+        assert!(
+            body.get("metadata").is_none(),
+            "recipes keep links at the top only"
+        );
     }
 
     #[test]
@@ -1485,7 +1519,10 @@ mod tests {
                 {"name": "path", "value": "/exports"},
             ],
         }));
-        assert_eq!(i["metadata"], json!({"server": "10.0.0.5", "path": "/exports"}));
+        assert_eq!(
+            i["metadata"],
+            json!({"server": "10.0.0.5", "path": "/exports"})
+        );
         let creds = Credentials::new(
             "ns/s3",
             BTreeMap::from([
@@ -1511,7 +1548,12 @@ mod tests {
                 ("a:b".to_string(), "engineer".to_string())
             ])
         );
-        for bad in [&["Cars"][..], &["Cars:developer"], &[":owner"], &["A:owner", "A:engineer"]] {
+        for bad in [
+            &["Cars"][..],
+            &["Cars:developer"],
+            &[":owner"],
+            &["A:owner", "A:engineer"],
+        ] {
             assert!(
                 matches!(parse_scopes(&set(bad)), Err(VendorError::Rejected(_))),
                 "{bad:?}"

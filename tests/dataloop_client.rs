@@ -1,0 +1,1035 @@
+//! The Dataloop client on the wire, against a scripted loopback gate that answers the way the
+//! real one does (design/vendors/dataloop.md): what it sends (paths, query strings, JSON and
+//! form bodies, DQL bodies, the bearer JWT), how it pages (`pageOffset` + `hasNextPage`, DQL
+//! `page`), how it reads errors (`{status, name, message}`), and how it keeps its token valid
+//! (renewed before `exp`, never a request with an expired token).
+
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::IntoResponse;
+use axum::routing::any;
+use base64::Engine as _;
+use orgops::vendors::dataloop::vendor::{DRIVERS, INTEGRATIONS, ONTOLOGIES, PROJECTS, RECIPES};
+use orgops::vendors::dataloop::{DataloopApi, DataloopClient};
+use orgops::vendors::{
+    Credentials, Endpoints, HttpConfig, MemberChange, MemberDesired, Presence, VendorClient,
+    VendorError,
+};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+const SECRET: &str = "tenants/dataloop-creds";
+const ORG: &str = "8c8387a3-e771-4d2b-ad77-6a30294dbd01";
+const PASSWORD: &str = "m2m-password-9f8e7d";
+
+/// A request as the gate saw it.
+#[derive(Clone, Debug)]
+struct Seen {
+    method: String,
+    path: String,
+    query: Option<String>,
+    authorization: Option<String>,
+    content_type: Option<String>,
+    body: String,
+}
+
+impl Seen {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+
+    fn line(&self) -> String {
+        match &self.query {
+            Some(q) => format!("{} {}?{q}", self.method, self.path),
+            None => format!("{} {}", self.method, self.path),
+        }
+    }
+}
+
+/// One scripted answer: status and body (JSON, or none).
+struct Answer(u16, Option<Value>);
+
+fn ok(v: Value) -> Answer {
+    Answer(200, Some(v))
+}
+
+/// Dataloop's error body.
+fn error(status: u16, message: &str) -> Answer {
+    let name = StatusCode::from_u16(status)
+        .unwrap()
+        .canonical_reason()
+        .unwrap_or("Error");
+    Answer(
+        status,
+        Some(json!({"status": status, "name": name, "message": message})),
+    )
+}
+
+#[derive(Default)]
+struct Gate {
+    answers: Mutex<VecDeque<Answer>>,
+    seen: Mutex<Vec<Seen>>,
+    /// `POST /token?default` issues JWTs living this many seconds (else it is scripted).
+    token_lifetime: Mutex<Option<i64>>,
+    issued: AtomicUsize,
+    /// Requests that came with an expired bearer (answered 401).
+    expired: AtomicUsize,
+}
+
+impl Gate {
+    fn push(&self, answers: impl IntoIterator<Item = Answer>) {
+        self.answers.lock().unwrap().extend(answers);
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.seen().iter().map(Seen::line).collect()
+    }
+
+    fn clear(&self) {
+        self.seen.lock().unwrap().clear();
+    }
+
+    fn unanswered(&self) -> usize {
+        self.answers.lock().unwrap().len()
+    }
+}
+
+fn b64(v: &Value) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+}
+
+/// A JWT as the gate issues them (dtlpy never checks the signature).
+fn jwt(claims: Value) -> String {
+    format!(
+        "{}.{}.c2lnbmF0dXJl",
+        b64(&json!({"alg": "HS256", "typ": "JWT"})),
+        b64(&claims)
+    )
+}
+
+fn now() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
+
+fn exp_of(bearer: &str) -> Option<i64> {
+    let token = bearer.strip_prefix("Bearer ")?;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    serde_json::from_slice::<Value>(&bytes).ok()?["exp"].as_i64()
+}
+
+async fn serve() -> (String, Arc<Gate>) {
+    let gate = Arc::new(Gate::default());
+    let g = gate.clone();
+    let app = Router::new().fallback(any(
+        move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+            let g = g.clone();
+            async move {
+                let header = |n: &str| headers.get(n).map(|v| v.to_str().unwrap().to_string());
+                let seen = Seen {
+                    method: method.to_string(),
+                    path: uri.path().to_string(),
+                    query: uri.query().map(str::to_string),
+                    authorization: header("authorization"),
+                    content_type: header("content-type"),
+                    body: String::from_utf8_lossy(&body).to_string(),
+                };
+                g.seen.lock().unwrap().push(seen.clone());
+                let lifetime = *g.token_lifetime.lock().unwrap();
+                let next = if seen.path == "/token"
+                    && let Some(lifetime) = lifetime
+                {
+                    let n = g.issued.fetch_add(1, Ordering::SeqCst);
+                    let token = jwt(json!({
+                        "email": "bot@acme.example", "sub": "bot@acme.example",
+                        "iat": now(), "exp": now() + lifetime, "n": n,
+                    }));
+                    ok(json!({"id_token": token, "access_token": "a", "refresh_token": "r"}))
+                } else if seen
+                    .authorization
+                    .as_deref()
+                    .and_then(exp_of)
+                    .is_some_and(|exp| exp <= now())
+                {
+                    g.expired.fetch_add(1, Ordering::SeqCst);
+                    error(401, "jwt expired")
+                } else {
+                    g.answers
+                        .lock()
+                        .unwrap()
+                        .pop_front()
+                        .unwrap_or(Answer(200, Some(json!([]))))
+                };
+                let status = StatusCode::from_u16(next.0).unwrap();
+                match next.1 {
+                    Some(v) => (status, axum::Json(v)).into_response(),
+                    None => status.into_response(),
+                }
+            }
+        },
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/api/v1"), gate)
+}
+
+fn config() -> HttpConfig {
+    HttpConfig {
+        backoff_base: Duration::from_millis(2),
+        backoff_max: Duration::from_millis(5),
+        rate_per_second: 1000,
+        ..HttpConfig::default()
+    }
+}
+
+fn creds(values: &[(&str, &str)]) -> Credentials {
+    Credentials::new(
+        SECRET,
+        values
+            .iter()
+            .map(|(k, v)| (k.to_string(), SecretString::from(v.to_string())))
+            .collect(),
+    )
+}
+
+fn api_key() -> String {
+    jwt(json!({"email": "owner@acme.example", "sub": "owner@acme.example", "exp": now() + 3600}))
+}
+
+fn client(base: &str, values: &[(&str, &str)]) -> DataloopClient {
+    let api = DataloopApi::new(Some(base), creds(values), config(), &Endpoints::default())
+        .unwrap()
+        .with_cache_timeout(Duration::from_secs(5));
+    DataloopClient::from_api(api)
+}
+
+async fn with_key() -> (DataloopClient, Arc<Gate>, String) {
+    let (base, gate) = serve().await;
+    let key = api_key();
+    (client(&base, &[("apiKey", &key)]), gate, key)
+}
+
+fn org_json(name: &str, plan: &str) -> Value {
+    json!({"id": ORG, "name": name, "plan": plan,
+           "account": {"id": "acc-1", "name": "Acme's account", "owner": "owner@acme.example"},
+           "members": [], "groups": [], "integrations": [], "owner": "owner@acme.example",
+           "creator": "owner@acme.example", "createdAt": 1674222447224u64, "updatedAt": 1674222447257u64})
+}
+
+#[tokio::test]
+async fn organizations_are_adopted_by_id_or_name_never_created() {
+    let (c, gate, key) = with_key().await;
+    // An API key is checked once with GET /users/me.
+    gate.push([ok(
+        json!({"id": "owner@acme.example", "email": "owner@acme.example"}),
+    )]);
+    c.verify_credentials().await.unwrap();
+    c.verify_credentials().await.unwrap();
+    assert_eq!(gate.lines(), ["GET /api/v1/users/me"]);
+    assert_eq!(
+        gate.seen()[0].authorization.as_deref(),
+        Some(format!("Bearer {key}").as_str())
+    );
+    gate.clear();
+
+    gate.push([
+        ok(org_json("Acme", "freemium")),
+        ok(json!({"state": "READY"})),
+    ]);
+    let org = c.get_org(ORG).await.unwrap().unwrap();
+    assert_eq!(
+        gate.lines(),
+        [
+            format!("GET /api/v1/orgs/{ORG}"),
+            "POST /api/v1/services/fs-cache?mode=get".to_string()
+        ]
+    );
+    assert_eq!(
+        gate.seen()[1].json(),
+        json!({"org": {"name": "Acme", "id": ORG}})
+    );
+    assert_eq!((org.id.as_str(), org.name.as_str()), (ORG, "Acme"));
+    assert_eq!(
+        org.owner, None,
+        "Dataloop's owner is a person, not a marker"
+    );
+    assert_eq!(
+        org.usage,
+        Some(json!({"plan": "freemium", "account": {"id": "acc-1", "name": "Acme's account"}}))
+    );
+    assert_eq!(org.raw["cache"]["ready"], true);
+    assert_eq!(org.created_at.unwrap().as_millisecond(), 1_674_222_447_224);
+
+    // Unknown: absent at once (the 404 is not retried), and nothing more is asked.
+    gate.clear();
+    gate.push([error(404, "Org not found")]);
+    assert_eq!(c.get_org("nope").await.unwrap(), None);
+    assert_eq!(gate.lines(), ["GET /api/v1/orgs/nope"]);
+    // Not an id at all: nothing is sent.
+    gate.clear();
+    assert_eq!(c.get_org("..").await.unwrap(), None);
+    assert!(gate.seen().is_empty());
+
+    gate.push([ok(json!([
+        org_json("Acme", "premium"),
+        {"id": "o2", "name": "Acme GmbH"},
+        {"id": "o3", "name": "Acme"},
+    ]))]);
+    let named = c.find_orgs(Some("Acme")).await.unwrap();
+    assert_eq!(
+        named.iter().map(|o| o.id.as_str()).collect::<Vec<_>>(),
+        [ORG, "o3"]
+    );
+    assert_eq!(gate.lines(), ["GET /api/v1/orgs"]);
+
+    gate.clear();
+    let err = c
+        .create_org(&orgops::vendors::OrgDesired {
+            owner: orgops::vendors::Owner {
+                key: "t/acme".into(),
+                uid: None,
+            },
+            display_name: "Acme".into(),
+            settings: Value::Null,
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, VendorError::Unsupported { .. }), "{err}");
+    assert!(err.to_string().contains("spec.externalId"), "{err}");
+    assert!(gate.seen().is_empty());
+}
+
+#[tokio::test]
+async fn name_cache_and_plan_are_set_and_a_403_on_plan_names_the_setting() {
+    let (c, gate, _) = with_key().await;
+    gate.push([
+        ok(org_json("New", "freemium")), // PATCH /orgs/{id}
+        ok(org_json("New", "freemium")), // GET /orgs/{id} (the name the cache body carries)
+        ok(json!({"state": "PENDING"})), // apply-filestore
+        ok(json!({"state": "PENDING"})), // get
+        ok(json!({"state": "READY"})),   // get
+        ok(json!({})),                   // fs-cache apply
+        Answer(204, None),               // cache apply
+        error(403, "Only superuser can update plan"),
+    ]);
+    let patch = json!({"name": "New", "plan": "premium",
+                       "cache": {"enabled": true, "podType": "medium"}});
+    let err = c.patch_org(ORG, patch).await.unwrap_err();
+    let cache_path = "POST /api/v1/services/fs-cache";
+    assert_eq!(
+        gate.lines(),
+        [
+            format!("PATCH /api/v1/orgs/{ORG}"),
+            format!("GET /api/v1/orgs/{ORG}"),
+            format!("{cache_path}?mode=apply-filestore"),
+            format!("{cache_path}?mode=get"),
+            format!("{cache_path}?mode=get"),
+            format!("{cache_path}?mode=apply"),
+            "POST /api/v1/services/cache?mode=apply".to_string(),
+            format!("PATCH /api/v1/orgs/{ORG}/plan"),
+        ]
+    );
+    let seen = gate.seen();
+    assert_eq!(seen[0].json(), json!({"name": "New"}));
+    assert_eq!(
+        seen[2].json(),
+        json!({"org": {"name": "New", "id": ORG}, "runner": {"podType": "medium"}})
+    );
+    assert_eq!(seen[7].json(), json!({"plan": "premium"}));
+    assert_eq!(seen[7].content_type.as_deref(), Some("application/json"));
+    assert!(matches!(err, VendorError::Forbidden(_)), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("spec.settings.dataloop.plan") && msg.contains("superuser"),
+        "{msg}"
+    );
+    assert_eq!(gate.unanswered(), 0, "the 403 is not retried");
+
+    // Destroying: two calls, no waiting; then the org is read back (with its cache).
+    gate.clear();
+    gate.push([
+        ok(org_json("New", "premium")),
+        ok(json!({})),
+        Answer(204, None),
+        ok(org_json("New", "premium")),
+        error(404, "no cache"),
+    ]);
+    let org = c
+        .patch_org(
+            ORG,
+            json!({"cache": {"enabled": false, "podType": "small"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        gate.lines(),
+        [
+            format!("GET /api/v1/orgs/{ORG}"),
+            format!("{cache_path}?mode=destroy"),
+            "POST /api/v1/services/cache?mode=destroy".to_string(),
+            format!("GET /api/v1/orgs/{ORG}"),
+            format!("{cache_path}?mode=get"),
+        ]
+    );
+    assert_eq!(org.raw["cache"]["ready"], false);
+    // A plan that is not one is refused without a request.
+    gate.clear();
+    let err = c.patch_org(ORG, json!({"plan": "gold"})).await.unwrap_err();
+    assert!(
+        err.to_string().contains("spec.settings.dataloop.plan"),
+        "{err}"
+    );
+    assert!(gate.seen().is_empty());
+}
+
+#[tokio::test]
+async fn members_are_invited_changed_and_removed_by_the_listed_id() {
+    let (c, gate, _) = with_key().await;
+    let m = c.members().unwrap();
+    let members = json!([
+        {"id": "ann@acme.example", "email": "ann@acme.example", "username": "ann@acme.example",
+         "role": "owner", "org": "someone-elses-active-org", "createdAt": 1673461599365u64},
+        {"id": "6cdfccfb-ab06-4ed2-a585-b3a6674c1dc8", "email": null, "username": null,
+         "inviteEmail": "bob@acme.example", "status": "pending", "role": "member", "org": ORG},
+    ]);
+    let projects = json!([
+        {"id": "sys", "name": "System", "systemProject": true, "org": {"id": ORG}},
+        {"id": "p1", "name": "Cars", "org": {"id": ORG}},
+    ]);
+    let p1_members = json!([
+        {"id": "bob@acme.example", "email": "bob@acme.example", "role": "annotator"},
+        {"id": "bot.1@bot.dataloop.ai", "email": "bot.1@bot.dataloop.ai", "role": "owner", "type": "bot"},
+    ]);
+    gate.push([
+        ok(members.clone()),
+        ok(projects.clone()),
+        ok(p1_members.clone()),
+    ]);
+    let bob = m.observe_member(ORG, "Bob@Acme.example").await.unwrap();
+    assert_eq!(
+        gate.lines(),
+        [
+            format!("GET /api/v1/orgs/{ORG}/members"),
+            format!("GET /api/v1/orgs/{ORG}/projects"),
+            "GET /api/v1/projects/p1/members".to_string(),
+        ],
+        "the system project is never read"
+    );
+    assert_eq!(bob.presence, Presence::Invited);
+    assert_eq!(
+        bob.id.as_deref(),
+        Some("6cdfccfb-ab06-4ed2-a585-b3a6674c1dc8")
+    );
+    assert_eq!(bob.roles, BTreeSet::from(["member".to_string()]));
+    assert_eq!(bob.scopes, BTreeSet::from(["Cars:annotator".to_string()]));
+
+    let desired = |email: &str, role: &str, scopes: &[&str]| MemberDesired {
+        org: ORG.into(),
+        email: email.into(),
+        first_name: None,
+        last_name: None,
+        roles: BTreeSet::from([role.to_string()]),
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+    };
+    gate.clear();
+    gate.push([ok(json!([{"id": "x"}])), ok(json!([]))]);
+    let want = desired("bob@acme.example", "admin", &["Cars:engineer"]);
+    m.change_member(
+        &want,
+        &bob,
+        &MemberChange::SetRoles {
+            grant: ["admin".to_string()].into(),
+            revoke: ["member".to_string()].into(),
+        },
+    )
+    .await
+    .unwrap();
+    m.change_member(&want, &bob, &MemberChange::SetScopes)
+        .await
+        .unwrap();
+    let seen = gate.seen();
+    assert_eq!(
+        gate.lines(),
+        [
+            format!("PATCH /api/v1/orgs/{ORG}/members"),
+            "PATCH /api/v1/projects/p1/members/bob@acme.example".to_string(),
+        ]
+    );
+    assert_eq!(
+        seen[0].json(),
+        json!({"role": "admin", "email": "bob@acme.example"})
+    );
+    assert_eq!(seen[1].json(), json!({"role": "engineer"}));
+
+    // A scope naming no project of the org, or no role, is refused before any request.
+    gate.clear();
+    let err = m
+        .change_member(
+            &desired("bob@acme.example", "admin", &["Trucks:engineer"]),
+            &bob,
+            &MemberChange::SetScopes,
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("Trucks"), "{err}");
+    let err = m
+        .change_member(
+            &desired("bob@acme.example", "admin", &["Cars"]),
+            &bob,
+            &MemberChange::SetScopes,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, VendorError::Rejected(_)), "{err}");
+    assert!(gate.seen().is_empty());
+
+    // Someone new is invited with their role; a 409 (an earlier invitation whose answer was
+    // lost) is success, the engine observes again anyway.
+    gate.push([error(409, "User already invited")]);
+    m.change_member(
+        &desired("carl@acme.example", "worker", &[]),
+        &orgops::vendors::MemberObserved::absent(),
+        &MemberChange::Add,
+    )
+    .await
+    .unwrap();
+    let seen = gate.seen();
+    assert_eq!(seen[0].line(), format!("POST /api/v1/orgs/{ORG}/members"));
+    assert_eq!(
+        seen[0].json(),
+        json!({"emails": ["carl@acme.example"], "role": "worker"})
+    );
+    assert_eq!(seen.len(), 1, "an invitation is never re-sent blindly");
+
+    // Removal: the project role, then the invitation by the id the list gave (gone already:
+    // success).
+    gate.clear();
+    gate.push([Answer(204, None), error(404, "not found")]);
+    m.remove_member(ORG, &bob).await.unwrap();
+    assert_eq!(
+        gate.lines(),
+        [
+            "DELETE /api/v1/projects/p1/members/bob@acme.example".to_string(),
+            format!("DELETE /api/v1/orgs/{ORG}/members/6cdfccfb-ab06-4ed2-a585-b3a6674c1dc8"),
+        ]
+    );
+
+    // Once accepted, the person is a member under their e-mail.
+    gate.clear();
+    let accepted =
+        json!([{"id": "bob@acme.example", "email": "bob@acme.example", "role": "admin"}]);
+    gate.push([ok(accepted), ok(projects), ok(json!([]))]);
+    let bob = m.observe_member(ORG, "bob@acme.example").await.unwrap();
+    assert_eq!(bob.presence, Presence::Active);
+    assert_eq!(bob.id.as_deref(), Some("bob@acme.example"));
+    assert!(bob.scopes.is_empty());
+    // Nobody: absent.
+    gate.push([ok(members), ok(json!([]))]);
+    let nobody = m.observe_member(ORG, "zed@acme.example").await.unwrap();
+    assert_eq!(nobody.presence, Presence::Absent);
+}
+
+#[tokio::test]
+async fn projects_are_created_by_form_moved_into_the_org_and_given_their_groups() {
+    let (c, gate, _) = with_key().await;
+    gate.push([
+        ok(json!([
+            {"id": "sys", "name": "System", "systemProject": true},
+            {"id": "p1", "name": "Cars", "org": {"id": ORG}, "contributors": [], "groups": []},
+        ])),
+        ok(json!([{"id": "g1", "name": "Labelers", "role": "annotator"}])),
+    ]);
+    let listed = c.list_objects(ORG, &PROJECTS).await.unwrap();
+    assert_eq!(
+        gate.lines(),
+        [
+            format!("GET /api/v1/orgs/{ORG}/projects"),
+            "GET /api/v1/projects/p1/subgroups".to_string(),
+        ]
+    );
+    assert_eq!(
+        listed,
+        [
+            json!({"id": "sys", "name": "System", "systemProject": true}),
+            json!({"id": "p1", "name": "Cars", "systemProject": false, "groupRoles": ["g1:annotator"]}),
+        ]
+    );
+
+    // Created in the caller's active org, then moved, then its groups given their roles.
+    gate.clear();
+    gate.push([
+        ok(json!({"id": "p9", "name": "Trucks", "org": {"id": "active-org", "name": "Mine"}})),
+        ok(json!({"id": "p9", "name": "Trucks", "org": {"id": ORG}})),
+        ok(json!([])), // subgroups
+        ok(json!([{"id": "g2", "role": "engineer"}])),
+    ]);
+    let made = c
+        .create_object(
+            ORG,
+            &PROJECTS,
+            json!({"name": "Trucks", "groupRoles": ["g2:engineer"]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        made,
+        json!({"id": "p9", "name": "Trucks", "systemProject": false, "groupRoles": ["g2:engineer"]})
+    );
+    let seen = gate.seen();
+    assert_eq!(
+        gate.lines(),
+        [
+            "POST /api/v1/projects",
+            "PATCH /api/v1/projects/p9/org",
+            "GET /api/v1/projects/p9/subgroups",
+            "POST /api/v1/projects/p9/subgroups/g2",
+        ]
+    );
+    assert_eq!(
+        seen[0].content_type.as_deref(),
+        Some("application/x-www-form-urlencoded")
+    );
+    assert_eq!(seen[0].body, "name=Trucks");
+    assert_eq!(
+        seen[1].content_type.as_deref(),
+        Some("application/x-www-form-urlencoded")
+    );
+    assert_eq!(seen[1].body, format!("org_id={ORG}"));
+    assert_eq!(seen[3].json(), json!({"role": "engineer"}));
+
+    // Already in the org: not moved. Cannot be moved: deleted again, not left elsewhere.
+    gate.clear();
+    gate.push([
+        ok(json!({"id": "p10", "name": "Vans", "org": "active-org"})),
+        error(403, "not an owner of the target org"),
+        Answer(204, None),
+    ]);
+    let err = c
+        .create_object(ORG, &PROJECTS, json!({"name": "Vans"}))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, VendorError::Forbidden(_)), "{err}");
+    assert_eq!(
+        gate.lines(),
+        [
+            "POST /api/v1/projects",
+            "PATCH /api/v1/projects/p10/org",
+            "DELETE /api/v1/projects/p10",
+        ]
+    );
+
+    // A create whose answer was lost is never sent twice.
+    gate.clear();
+    gate.push([error(502, "bad gateway")]);
+    let err = c
+        .create_object(ORG, &PROJECTS, json!({"name": "Buses"}))
+        .await
+        .unwrap_err();
+    assert!(err.is_outcome_unknown(), "{err}");
+    assert_eq!(gate.lines(), ["POST /api/v1/projects"]);
+
+    // The groups' roles converge: one changed, one removed, one added.
+    gate.clear();
+    gate.push([
+        ok(json!([{"id": "g1", "role": "annotator"}, {"id": "g3", "role": "owner"}])),
+        ok(json!([])),
+        ok(json!([])),
+        Answer(204, None),
+        ok(json!({"id": "p1", "name": "Cars", "org": {"id": ORG}})),
+        ok(json!([{"id": "g1", "role": "engineer"}, {"id": "g2", "role": "annotator"}])),
+    ]);
+    let updated = c
+        .update_object(
+            ORG,
+            &PROJECTS,
+            "p1",
+            json!({"groupRoles": ["g1:engineer", "g2:annotator"]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        gate.lines(),
+        [
+            "GET /api/v1/projects/p1/subgroups",
+            "PATCH /api/v1/projects/p1/subgroups/g1",
+            "POST /api/v1/projects/p1/subgroups/g2",
+            "DELETE /api/v1/projects/p1/subgroups/g3",
+            "GET /api/v1/projects/p1",
+            "GET /api/v1/projects/p1/subgroups",
+        ]
+    );
+    assert_eq!(
+        updated["groupRoles"],
+        json!(["g1:engineer", "g2:annotator"])
+    );
+}
+
+#[tokio::test]
+async fn ontologies_and_recipes_are_read_page_by_page_and_written_whole() {
+    let (c, gate, _) = with_key().await;
+    let page = |items: Value, next: bool| {
+        ok(json!({"totalItemsCount": 3, "totalPagesCount": 2, "items": items, "hasNextPage": next}))
+    };
+    gate.push([
+        ok(json!([{"id": "p1", "name": "Cars"}, {"id": "sys", "systemProject": true}])),
+        page(
+            json!([{"id": "o1", "title": "Vehicles", "roots": [{"value": {"tag": "car", "color": "#ff0000", "attributes": []}, "children": []}],
+                     "metadata": {"system": {"projectIds": ["p1", "sys"]}}}]),
+            true,
+        ),
+        page(
+            json!([{"id": "o2", "title": "People", "roots": [], "attributes": null,
+                     "metadata": {"system": {"projectIds": ["p1"]}}}]),
+            false,
+        ),
+    ]);
+    let ontologies = c.list_objects(ORG, &ONTOLOGIES).await.unwrap();
+    assert_eq!(
+        gate.lines(),
+        [
+            format!("GET /api/v1/orgs/{ORG}/projects"),
+            "GET /api/v1/ontologies?projects=p1&pageOffset=0&pageSize=1000".to_string(),
+            "GET /api/v1/ontologies?projects=p1&pageOffset=1&pageSize=1000".to_string(),
+        ],
+        "the system project's ontologies are not read"
+    );
+    assert_eq!(ontologies.len(), 2);
+    assert_eq!(ontologies[0]["projectIds"], json!(["p1"]));
+    assert_eq!(ontologies[1]["attributes"], json!([]));
+
+    // An update reads the whole entity and PUTs it back, keeping links outside the org.
+    gate.clear();
+    gate.push([
+        ok(json!([{"id": "p1", "name": "Cars"}, {"id": "p2", "name": "Trucks"}])),
+        ok(
+            json!({"id": "o1", "title": "Vehicles", "roots": [], "creator": "a",
+                  "metadata": {"system": {"projectIds": ["p1", "elsewhere"]}}}),
+        ),
+        ok(json!({"id": "o1", "title": "Vehicles", "roots": [],
+                  "metadata": {"system": {"projectIds": ["p2", "elsewhere"]}}})),
+    ]);
+    let o = c
+        .update_object(ORG, &ONTOLOGIES, "o1", json!({"projectIds": ["p2"]}))
+        .await
+        .unwrap();
+    assert_eq!(o["projectIds"], json!(["p2"]));
+    let seen = gate.seen();
+    assert_eq!(seen[2].line(), "PUT /api/v1/ontologies/o1?system=true");
+    let put = seen[2].json();
+    assert_eq!(
+        put["metadata"]["system"]["projectIds"],
+        json!(["p2", "elsewhere"])
+    );
+    assert_eq!(put["creator"], "a", "the whole entity goes back");
+
+    // Recipes: the dtlpy create body.
+    gate.clear();
+    gate.push([ok(
+        json!({"id": "r1", "title": "Default", "projectIds": ["p2"], "ontologyIds": ["o1"]}),
+    )]);
+    let r = c
+        .create_object(
+            ORG,
+            &RECIPES,
+            json!({"title": "Default", "projectIds": ["p2"], "ontologyIds": ["o1"]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r["id"], "r1");
+    assert_eq!(
+        gate.seen()[0].json(),
+        json!({"title": "Default", "projectIds": ["p2"], "ontologyIds": ["o1"],
+               "uiSettings": {"allowObjectIdAutoAssign": true, "studioV2App": true}})
+    );
+    // A page without hasNextPage is not a Dataloop page.
+    gate.clear();
+    gate.push([ok(json!([{"id": "p1"}])), ok(json!({"items": []}))]);
+    let err = c.list_objects(ORG, &RECIPES).await.unwrap_err();
+    assert!(err.to_string().contains("hasNextPage"), "{err}");
+}
+
+#[tokio::test]
+async fn drivers_are_written_nested_with_the_callers_email_and_read_flat() {
+    let (c, gate, _) = with_key().await;
+    gate.push([
+        ok(json!([{"id": "p1", "name": "Cars"}])),
+        ok(
+            json!([{"id": "d1", "name": "raw", "type": "s3", "integrationId": "i1",
+                   "integrationType": "s3", "bucketName": "b", "region": "eu-west-1",
+                   "path": "", "allowExternalDelete": true, "creator": "a", "isSyncable": false}]),
+        ),
+    ]);
+    let drivers = c.list_objects(ORG, &DRIVERS).await.unwrap();
+    assert_eq!(gate.lines()[1], "GET /api/v1/drivers?projectId=p1");
+    assert_eq!(drivers[0]["projectId"], "p1");
+
+    gate.clear();
+    gate.push([ok(
+        json!({"id": "d9", "name": "raw", "type": "s3", "bucketName": "b",
+                         "metadata": {"system": {"projectId": "p7"}}}),
+    )]);
+    let mut body = drivers[0].clone();
+    body["projectId"] = json!("p7");
+    body["integrationId"] = json!("i7");
+    let made = c.create_object(ORG, &DRIVERS, body).await.unwrap();
+    assert_eq!(made["projectId"], "p7");
+    let sent = gate.seen()[0].json();
+    assert_eq!(gate.lines(), ["POST /api/v1/drivers"]);
+    assert_eq!(
+        sent,
+        json!({"integrationId": "i7", "integrationType": "s3", "name": "raw",
+               "metadata": {"system": {"projectId": "p7"}}, "type": "s3",
+               "payload": {"bucketName": "b", "region": "eu-west-1", "path": ""},
+               "allowExternalDelete": true, "creator": "owner@acme.example"})
+    );
+
+    gate.clear();
+    gate.push([
+        ok(json!({})),
+        ok(json!({"id": "d9", "name": "raw", "path": "/in"})),
+    ]);
+    c.update_object(ORG, &DRIVERS, "d9", json!({"path": "/in"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        gate.lines(),
+        ["PATCH /api/v1/drivers/d9", "GET /api/v1/drivers/d9"]
+    );
+    assert_eq!(gate.seen()[0].json(), json!({"payload": {"path": "/in"}}));
+}
+
+#[tokio::test]
+async fn integrations_take_their_options_from_the_secret_and_never_echo_them() {
+    let (c, gate, _) = with_key().await;
+    let input = creds(&[
+        ("key", "AKIAEXAMPLEKEY"),
+        ("secret", "wJalrXUtnFEMI-secret"),
+    ]);
+    gate.push([ok(
+        json!({"id": "i9", "name": "S3", "type": "s3", "org": ORG,
+                         "metadata": [{"name": "status", "value": "ok"}]}),
+    )]);
+    let made = c
+        .create_object_with_input(
+            ORG,
+            &INTEGRATIONS,
+            json!({"name": "S3", "type": "s3", "metadata": {}}),
+            &input,
+        )
+        .await
+        .unwrap();
+    assert_eq!(made["metadata"], json!({}));
+    assert_eq!(
+        gate.lines(),
+        [format!("POST /api/v1/orgs/{ORG}/integrations")]
+    );
+    assert_eq!(
+        gate.seen()[0].json(),
+        json!({"type": "s3", "name": "S3",
+               "options": {"key": "AKIAEXAMPLEKEY", "secret": "wJalrXUtnFEMI-secret"}})
+    );
+    assert!(!format!("{made}").contains("wJalr"));
+
+    // A gate echoing the options in its error: blanked out.
+    gate.push([error(
+        400,
+        "invalid credentials key=AKIAEXAMPLEKEY secret=wJalrXUtnFEMI-secret",
+    )]);
+    let err = c
+        .create_object_with_input(
+            ORG,
+            &INTEGRATIONS,
+            json!({"name": "S3", "type": "s3"}),
+            &input,
+        )
+        .await
+        .unwrap_err();
+    let text = format!("{err} {err:?}");
+    assert!(matches!(err, VendorError::Rejected(_)), "{text}");
+    assert!(
+        !text.contains("AKIAEXAMPLEKEY") && !text.contains("wJalr"),
+        "{text}"
+    );
+    // Without a Secret there is no create.
+    gate.clear();
+    let err = c
+        .create_object(ORG, &INTEGRATIONS, json!({"name": "S3", "type": "s3"}))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("spec.template.secrets"), "{err}");
+    assert!(gate.seen().is_empty());
+}
+
+#[tokio::test]
+async fn dql_queries_are_repeatable_reads_paged_by_page() {
+    let (c, gate, _) = with_key().await;
+    gate.push([
+        error(503, "unavailable"),
+        ok(json!({"totalItemsCount": 2, "totalPagesCount": 2, "items": [{"id": "ds1"}], "hasNextPage": true})),
+        ok(json!({"totalItemsCount": 2, "totalPagesCount": 2, "items": [{"id": "ds2"}], "hasNextPage": false})),
+    ]);
+    let datasets = c
+        .api()
+        .query_datasets(&["p1", "p2"], json!({}))
+        .await
+        .unwrap();
+    assert_eq!(datasets, [json!({"id": "ds1"}), json!({"id": "ds2"})]);
+    let seen = gate.seen();
+    assert_eq!(seen.len(), 3, "the 503 on a query is retried like a GET");
+    for s in &seen {
+        assert_eq!(s.line(), "POST /api/v1/datasets/query");
+    }
+    assert_eq!(
+        seen[0].json(),
+        json!({"filter": {}, "page": 0, "pageSize": 1000, "resource": "datasets",
+               "context": {"projects": ["p1", "p2"]}})
+    );
+    assert_eq!(seen[2].json()["page"], 1);
+}
+
+#[tokio::test]
+async fn an_m2m_token_is_renewed_before_it_expires_and_no_request_fails_on_expiry() {
+    let (base, gate) = serve().await;
+    *gate.token_lifetime.lock().unwrap() = Some(3);
+    let c = client(
+        &base,
+        &[("username", "bot@acme.example"), ("password", PASSWORD)],
+    );
+    c.verify_credentials().await.unwrap();
+    c.find_orgs(None).await.unwrap();
+    let seen = gate.seen();
+    assert_eq!(
+        gate.lines(),
+        ["POST /token?default", "GET /api/v1/orgs"],
+        "the login is at the gate's root; an M2M login needs no /users/me"
+    );
+    assert_eq!(
+        seen[0].json(),
+        json!({"username": "bot@acme.example", "password": PASSWORD, "type": "user_credentials"})
+    );
+    let first = seen[1].authorization.clone().unwrap();
+    // Past half the token's life (the renewal margin of a short-lived token): renewed first.
+    tokio::time::sleep(Duration::from_millis(1700)).await;
+    c.find_orgs(None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1700)).await;
+    c.find_orgs(None).await.unwrap();
+    let lines = gate.lines();
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("POST /token"))
+            .count(),
+        3,
+        "{lines:?}"
+    );
+    let auths: Vec<String> = gate
+        .seen()
+        .iter()
+        .filter(|s| s.path == "/api/v1/orgs")
+        .map(|s| s.authorization.clone().unwrap())
+        .collect();
+    assert_eq!(auths.len(), 3);
+    assert!(auths[1] != first && auths[2] != auths[1]);
+    assert_eq!(
+        gate.expired.load(Ordering::SeqCst),
+        0,
+        "no request ever carried an expired token"
+    );
+
+    // A token the gate stops accepting (revoked) is replaced once, and the request succeeds.
+    gate.clear();
+    gate.push([error(401, "invalid token")]);
+    c.find_orgs(None).await.unwrap();
+    assert_eq!(
+        gate.lines(),
+        [
+            "GET /api/v1/orgs",
+            "POST /token?default",
+            "GET /api/v1/orgs"
+        ]
+    );
+
+    // A refused login names the Secret and never the password, even when the gate echoes it.
+    let (base, gate) = serve().await;
+    gate.push([error(401, &format!("wrong password {PASSWORD}"))]);
+    let c = client(
+        &base,
+        &[("username", "bot@acme.example"), ("password", PASSWORD)],
+    );
+    let err = c.verify_credentials().await.unwrap_err();
+    let text = format!("{err} {err:?}");
+    assert!(
+        matches!(&err, VendorError::InvalidCredentials { secret, .. } if secret == SECRET),
+        "{text}"
+    );
+    assert!(!text.contains(PASSWORD), "{text}");
+}
+
+#[tokio::test]
+async fn an_expired_api_key_is_reported_naming_the_secret_before_any_request() {
+    let (base, gate) = serve().await;
+    let key = jwt(json!({"email": "owner@acme.example", "exp": now() - 10}));
+    let c = client(&base, &[("apiKey", &key)]);
+    let err = c.verify_credentials().await.unwrap_err();
+    assert!(
+        matches!(&err, VendorError::InvalidCredentials { secret, detail } if secret == SECRET && detail.contains("expired")),
+        "{err}"
+    );
+    let err = c.find_orgs(None).await.unwrap_err();
+    assert!(
+        matches!(err, VendorError::InvalidCredentials { .. }),
+        "{err}"
+    );
+    assert!(gate.seen().is_empty());
+    assert!(!format!("{err:?}").contains(&key));
+
+    // A key the gate rejects: CredentialsInvalid, not retried, no re-login.
+    let (base, gate) = serve().await;
+    gate.push([error(401, "Unauthorized")]);
+    let c = client(&base, &[("apiKey", &api_key())]);
+    let err = c.verify_credentials().await.unwrap_err();
+    assert_eq!(err.category(), "CredentialsInvalid");
+    assert_eq!(gate.lines(), ["GET /api/v1/users/me"]);
+}
+
+#[tokio::test]
+async fn error_bodies_are_read_for_their_message() {
+    let (c, gate, _) = with_key().await;
+    gate.push([error(400, "Invalid role: boss")]);
+    let err = c
+        .members()
+        .unwrap()
+        .change_member(
+            &MemberDesired {
+                org: ORG.into(),
+                email: "x@acme.example".into(),
+                first_name: None,
+                last_name: None,
+                roles: ["admin".to_string()].into(),
+                scopes: BTreeSet::new(),
+            },
+            &orgops::vendors::MemberObserved::absent(),
+            &MemberChange::Add,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, VendorError::Rejected(_)), "{err}");
+    assert!(err.to_string().contains("Invalid role: boss"), "{err}");
+    // Not JSON at all (a proxy page): its text.
+    gate.push([Answer(403, None)]);
+    let err = c.list_objects(ORG, &RECIPES).await.unwrap_err();
+    assert_eq!(err.category(), "PermissionDenied");
+}
