@@ -633,3 +633,6 @@ pub fn check_metadata(v: &Map<String, Value>) -> Result<(), ApiError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
