@@ -89,6 +89,7 @@ async fn run(scale: usize, latency: Duration, rate: u32, concurrency: usize) -> 
         template: Some(TemplateSpec {
             selector: TemplateSelector::Name("Template org".into()),
             include: None,
+            secrets: Default::default(),
         }),
         settings: serde_json::json!({"firstUser": {"email": "bench-first@orgops.example"}}),
         mode: Mode::Apply,

@@ -512,3 +512,44 @@ async fn flags_out_of_range_are_refused_before_anything_runs() {
         assert!(run.stderr.contains(needle), "{args:?}: {}", run.stderr);
     }
 }
+
+/// At a vendor that cannot mark an organization as managed (OpenLattice), two Organizations
+/// adopting the same one: the first manages it, the second says so and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_organizations_adopting_one_unmarked_org_are_refused_but_one() {
+    let sim = orgops::simulator::openlattice::OpenLatticeSimulator::start(0, Default::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut docs = vec![format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: ol, namespace: t}}\nstringData: {{token: \"{}\"}}\n---\napiVersion: orgops.io/v1alpha1\nkind: VendorConnection\nmetadata: {{name: ol, namespace: t}}\nspec: {{vendor: openlattice, endpoint: \"{}\", credentialsSecretRef: {{name: ol}}}}\n",
+        sim.admin_token, sim.base_url
+    )];
+    for name in ["first", "second"] {
+        docs.push(format!(
+            "apiVersion: orgops.io/v1alpha1\nkind: Organization\nmetadata: {{name: {name}, namespace: t}}\nspec: {{vendor: openlattice, displayName: Template org, externalId: \"{}\", connectionRef: {{name: ol}}}}\n",
+            sim.template_org_id
+        ));
+    }
+    write(dir.path(), "m.yaml", &docs.join("---\n"));
+    let path = dir.path().display().to_string();
+    let state = dir.path().join("state.json").display().to_string();
+    let run = orgops(&["apply", "-f", &path, "--state-file", &state]).await;
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let rows: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("first") || l.starts_with("second"))
+        .collect();
+    assert_eq!(rows.len(), 2, "{}", run.stdout);
+    assert_eq!(
+        rows.iter().filter(|r| r.contains("True")).count(),
+        1,
+        "exactly one manages it: {rows:?}"
+    );
+    assert!(
+        run.stderr.contains("already managed by Organization t/"),
+        "{}",
+        run.stderr
+    );
+}

@@ -10,20 +10,39 @@ use orgops::engine::report::Requeue;
 use orgops::engine::{EngineOptions, reconcile_org};
 use orgops::vendors::http::HttpError;
 use orgops::vendors::{
-    Capabilities, KindSpec, OrgDesired, OrgInfo, RefCodec, RefTarget, VendorClient, VendorError,
+    Capabilities, Credentials, KindSpec, OrgDesired, OrgInfo, RefCodec, RefTarget, VendorClient,
+    VendorError,
 };
 use reqwest::Method;
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use support::*;
 
 /// Forwards to a real client, except: listing `broken_kind` in the template fails with
-/// `list_error`, and (when `settings_fail`) every org patch is refused.
+/// `list_error`, (when `settings_fail`) every org patch is refused, and (when `inputs`)
+/// connectors take their `authorization_token` from a Secret, as Dataloop integrations do.
 struct PartlyBroken {
     inner: Arc<dyn VendorClient>,
     template: String,
     broken_kind: &'static str,
     list_error: fn() -> VendorError,
     settings_fail: bool,
+    inputs: bool,
+}
+
+/// Rossum's kinds, with connectors declared as taking write-only values by name.
+fn kinds_with_inputs() -> &'static [KindSpec] {
+    let kinds: Vec<KindSpec> = orgops::vendors::rossum::kinds::ALL
+        .iter()
+        .map(|k| {
+            let mut k = *k;
+            if k.name == "connectors" {
+                k.input = Some(|o| o["name"].as_str().map(str::to_string));
+            }
+            k
+        })
+        .collect();
+    Box::leak(kinds.into_boxed_slice())
 }
 
 impl RefCodec for PartlyBroken {
@@ -41,7 +60,11 @@ impl VendorClient for PartlyBroken {
         self.inner.vendor()
     }
     fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
+        let mut caps = self.inner.capabilities();
+        if self.inputs {
+            caps.kinds = kinds_with_inputs();
+        }
+        caps
     }
     async fn verify_credentials(&self) -> Result<(), VendorError> {
         self.inner.verify_credentials().await
@@ -86,6 +109,17 @@ impl VendorClient for PartlyBroken {
     ) -> Result<Value, VendorError> {
         self.inner.create_object(org, kind, body).await
     }
+    async fn create_object_with_input(
+        &self,
+        org: &str,
+        kind: &KindSpec,
+        mut body: Value,
+        input: &Credentials,
+    ) -> Result<Value, VendorError> {
+        let token = input.require("token")?.expose_secret().to_string();
+        body["authorization_token"] = json!(token);
+        self.inner.create_object(org, kind, body).await
+    }
     async fn update_object(
         &self,
         org: &str,
@@ -120,6 +154,7 @@ async fn a_settings_error_and_an_unlistable_kind_leave_the_rest_of_the_copy_done
         broken_kind: "hooks",
         list_error: rejected,
         settings_fail: true,
+        inputs: false,
     };
     let sink = MemorySink::default();
     let d = desired("isolated", "Isolated department");
@@ -170,6 +205,7 @@ async fn blocked_copies_wait_for_the_next_sync_and_outages_back_off() {
         broken_kind: "hooks",
         list_error,
         settings_fail: false,
+        inputs: false,
     };
     let sink = MemorySink::default();
     let d = desired("blocked", "Blocked department");
@@ -207,4 +243,73 @@ fn copies(sim: &orgops::simulator::rossum::RossumSimulator, kind: &str, org: u64
         .iter()
         .filter(|c| !MARKER_KINDS.contains(&kind) || c.pointer("/metadata/orgops").is_some())
         .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_only_values_come_from_the_named_secret_and_objects_without_one_wait_by_name() {
+    let sim = simulator("").await;
+    let endpoints = orgops::vendors::Endpoints::default();
+    let template = sim.org_id("Template org").unwrap();
+    let connectors = sim.objects("connectors", template);
+    assert!(connectors.len() >= 2, "the fixture has several connectors");
+    let named = connectors[0]["name"].as_str().unwrap().to_string();
+    let vendor = PartlyBroken {
+        inner: client(&sim, &endpoints),
+        template: template.to_string(),
+        broken_kind: "none",
+        list_error: rejected,
+        settings_fail: false,
+        inputs: true,
+    };
+    let sink = MemorySink::default();
+    sink.secrets.lock().unwrap().insert(
+        "connector-token".into(),
+        Credentials::new(
+            "t/connector-token",
+            [(
+                "token".to_string(),
+                "s3cr3t-from-the-secret".to_string().into(),
+            )]
+            .into(),
+        ),
+    );
+    let mut d = desired("inputs", "Inputs department");
+    d.template
+        .as_mut()
+        .unwrap()
+        .secrets
+        .insert(format!("connectors/{named}"), "connector-token".into());
+    let report = reconcile_org(&vendor, &d, &sink.state(), &sink, &EngineOptions::default()).await;
+    let copy = report.copy.as_ref().unwrap();
+    let target: u64 = report.external_id.clone().unwrap().parse().unwrap();
+    // The named connector was made with the Secret's value; the others wait, by name.
+    let made = sim.objects("connectors", target);
+    assert_eq!(made.len(), 1, "{made:?}");
+    assert_eq!(made[0]["name"], json!(named));
+    let stored = sim.with_db(|db| {
+        db.kinds["connectors"]
+            .values()
+            .find(|r| r.value["name"] == json!(named) && r.org == target)
+            .map(|r| r.value["authorization_token"].clone())
+    });
+    assert_eq!(stored, Some(json!("s3cr3t-from-the-secret")));
+    assert_eq!(
+        copy.kinds["connectors"].failed as usize,
+        connectors.len() - 1
+    );
+    assert!(
+        copy.failures
+            .iter()
+            .any(|f| f.contains("waiting for credentials") && f.contains("spec.template.secrets")),
+        "{:?}",
+        copy.failures
+    );
+    assert!(!report.ready_message().contains("s3cr3t"));
+    // Everything that does not depend on a waiting connector copied.
+    assert_eq!(copy.kinds["schemas"].done, copy.kinds["schemas"].total);
+    assert!(
+        matches!(report.requeue, Requeue::After(_)),
+        "{:?}",
+        report.requeue
+    );
 }

@@ -1,7 +1,7 @@
 //! Property tests over everything orgops reads that someone else wrote: manifests (every kind
 //! `orgops apply` reads, with huge numbers, deep nesting, odd unicode, wrong types and broken
-//! YAML) and vendor responses (random JSON through the Rossum models, page splitting, id
-//! parsing and reference decoding). Nothing panics; a refused manifest never quotes a Secret's
+//! YAML) and vendor responses (random JSON through the Rossum and OpenLattice models, error
+//! bodies of every format, page splitting, id parsing and reference decoding). Nothing panics; a refused manifest never quotes a Secret's
 //! value. 256 cases per property by default; `PROPTEST_CASES=N` for more.
 
 mod support;
@@ -488,6 +488,55 @@ fn decode_everything(v: &Value) {
         let _ = owner_marker(s, Some(s));
     }
     let _ = client.decode_ref(v);
+    decode_openlattice(v);
+}
+
+/// Everything an OpenLattice response goes through before the engine sees it.
+fn decode_openlattice(v: &Value) {
+    use orgops::vendors::http::ErrorFormat;
+    use orgops::vendors::openlattice::models as ol;
+    macro_rules! decode {
+        ($($t:ty),* $(,)?) => {$(
+            let _ = serde_json::from_value::<$t>(v.clone());
+            let _ = serde_json::from_value::<Vec<$t>>(v.clone());
+        )*};
+    }
+    decode!(
+        ol::Organization,
+        ol::SecurablePrincipal,
+        ol::Role,
+        ol::OrganizationMember,
+        ol::Auth0User,
+        ol::Grant,
+        ol::ErrorsDto,
+        std::collections::BTreeMap<String, ol::Auth0User>,
+        ol::Grants,
+    );
+    if let Ok(org) = serde_json::from_value::<ol::Organization>(v.clone()) {
+        for role in &org.roles {
+            let _ = org.is_admin_role(role);
+        }
+    }
+    if let Ok(m) = serde_json::from_value::<ol::OrganizationMember>(v.clone()) {
+        let _ = m.roles_in(uuid::Uuid::nil()).count();
+        let _ = m.user_id();
+    }
+    let bytes = serde_json::to_vec(v).unwrap_or_default();
+    for format in [
+        ErrorFormat::Drf,
+        ErrorFormat::OpenLattice,
+        ErrorFormat::GraphQl,
+        ErrorFormat::Dataloop,
+    ] {
+        let detail = format.detail(&bytes);
+        assert!(detail.len() <= 1024 && !detail.contains('\n'), "{detail:?}");
+    }
+    let mut all = Vec::new();
+    strings(v, &mut all);
+    for s in all {
+        let _ = orgops::vendors::openlattice::user_segment(s);
+        let _ = orgops::vendors::openlattice::search_email(s);
+    }
 }
 
 proptest! {

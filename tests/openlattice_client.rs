@@ -964,3 +964,111 @@ mod against_the_simulator {
         );
     }
 }
+
+// ---- The VendorClient's copy of roles, against the simulator -----------------------------
+
+mod role_copies {
+    use super::*;
+    use orgops::simulator::kit::SimulatorHandle;
+    use orgops::simulator::openlattice::seed::TEMPLATE_ORG_ID;
+    use orgops::simulator::openlattice::{OpenLatticeSimulator, Options};
+    use orgops::vendors::VendorClient;
+    use orgops::vendors::openlattice::OpenLatticeClient;
+    use orgops::vendors::openlattice::vendor::ROLES;
+
+    /// A grant of a type the template's role lacks, added to a copy by hand, cannot be removed
+    /// through OpenLattice's API (it only sets one grant per type): updating the copy says so,
+    /// and does not send the grants that already match again and again.
+    #[tokio::test]
+    async fn a_grant_type_the_template_lacks_is_reported_not_rewritten_forever() {
+        let sim = OpenLatticeSimulator::start(0, Options::default())
+            .await
+            .unwrap();
+        let creds = Credentials::new(
+            "tenants/openlattice-creds",
+            [(
+                "token".to_string(),
+                SecretString::from(sim.admin_token.clone()),
+            )]
+            .into(),
+        );
+        let client = OpenLatticeClient::new(
+            Some(&sim.base_url),
+            creds,
+            HttpConfig::default(),
+            &Endpoints::default(),
+        )
+        .unwrap();
+        let template = client.list_objects(TEMPLATE_ORG_ID, &ROLES).await.unwrap();
+        let reviewer = template.iter().find(|r| r["title"] == "Reviewer").unwrap();
+        let copy = client
+            .create_object(
+                TEMPLATE_ORG_ID,
+                &ROLES,
+                json!({"title": "Copy of Reviewer"}),
+            )
+            .await
+            .unwrap();
+        let id = copy["id"].as_str().unwrap().to_string();
+        // By hand: an Automatic grant and other e-mail domains.
+        sim.patch_object(
+            "organizations",
+            TEMPLATE_ORG_ID,
+            &json!({"grants": {&id: {
+                "Automatic": {"grantType": "Automatic", "mappings": [], "attribute": ""},
+                "EmailDomain": {"grantType": "EmailDomain", "mappings": ["@x.example"], "attribute": ""},
+            }}}),
+        )
+        .unwrap();
+
+        let patch = json!({"grants": reviewer["grants"]});
+        let writes = sim.total_writes();
+        let err = client
+            .update_object(TEMPLATE_ORG_ID, &ROLES, &id, patch.clone())
+            .await
+            .unwrap_err();
+        let VendorError::Unsupported { what, .. } = &err else {
+            panic!("{err}");
+        };
+        assert!(
+            what.contains("Automatic") && what.contains("Copy of Reviewer"),
+            "{what}"
+        );
+        // What can be put right was: the e-mail domains, in one write.
+        assert_eq!(sim.total_writes(), writes + 1);
+        let now = client.list_objects(TEMPLATE_ORG_ID, &ROLES).await.unwrap();
+        let role = now.iter().find(|r| r["id"] == json!(id)).unwrap();
+        assert_eq!(
+            role["grants"]["EmailDomain"],
+            reviewer["grants"]["EmailDomain"]
+        );
+
+        // Again: the same answer, and nothing is written.
+        let writes = sim.total_writes();
+        let err = client
+            .update_object(TEMPLATE_ORG_ID, &ROLES, &id, patch)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, VendorError::Unsupported { .. }), "{err}");
+        assert_eq!(
+            sim.total_writes(),
+            writes,
+            "a grant that matches was sent again"
+        );
+
+        // Without the extra type, the update goes through.
+        sim.patch_object(
+            "organizations",
+            TEMPLATE_ORG_ID,
+            &json!({"grants": {&id: {"Automatic": null}}}),
+        )
+        .unwrap();
+        let desc = json!({"description": "Reviews", "grants": reviewer["grants"]});
+        let updated = client
+            .update_object(TEMPLATE_ORG_ID, &ROLES, &id, desc)
+            .await
+            .unwrap();
+        assert_eq!(updated["description"], "Reviews");
+        assert_eq!(updated["grants"], reviewer["grants"]);
+    }
+}

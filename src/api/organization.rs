@@ -97,6 +97,23 @@ pub struct TemplateRef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 64), inner(length(min = 1, max = 63)))]
     pub include: Option<Vec<String>>,
+    /// Values a vendor never returns (write-only secrets, e.g. Dataloop integration keys), per
+    /// template object: a copy of that object is made with the keys of the named Secret (same
+    /// namespace). Objects that need one and have none wait, by name, while the rest copies.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
+    pub secrets: Vec<TemplateSecret>,
+}
+
+/// A Secret holding the write-only values of one template object's copy.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TemplateSecret {
+    /// The template object, as `<kind>/<name>` (e.g. `integrations/S3 bucket`).
+    #[schemars(length(min = 3, max = 320), regex(pattern = r"^[a-z_]+/.+$"))]
+    pub object: String,
+    /// The Secret, in the Organization's namespace.
+    pub secret_ref: super::LocalSecretRef,
 }
 
 /// Vendor-specific settings. One block per vendor.

@@ -84,6 +84,9 @@ struct Planned {
     client: Arc<dyn VendorClient>,
     /// Key of the organization in the state file.
     key: String,
+    /// The manifests' Secrets in the organization's namespace, by name
+    /// (`spec.template.secrets`).
+    secrets: BTreeMap<String, Credentials>,
 }
 
 /// Runs apply; `Ok(true)` when every resource is Ready.
@@ -201,12 +204,22 @@ pub async fn run(args: ApplyArgs) -> Result<bool, ApplyError> {
             connection.endpoint.as_deref().unwrap_or("-"),
             desired.owner.key
         );
+        let ns = org.metadata.namespace.as_deref().unwrap_or("default");
+        let secrets = m
+            .secrets
+            .iter()
+            .filter_map(|(key, (_, secret))| {
+                let name = key.strip_prefix(ns)?.strip_prefix('/')?;
+                Some((name.to_string(), manifests::credentials(key, secret)))
+            })
+            .collect();
         planned.push(Planned {
             origin: origin.clone(),
             org: org.clone(),
             desired,
             client,
             key,
+            secrets,
         });
     }
 
@@ -230,16 +243,17 @@ pub async fn run(args: ApplyArgs) -> Result<bool, ApplyError> {
         concurrency: args.concurrency.max(1),
         ..EngineOptions::default()
     };
-    let results =
-        futures::future::join_all(planned.iter().map(|p| {
-            let display = display.clone();
-            let options = options.clone();
-            let state = state.clone();
-            async move {
-                reconcile_until_settled(p, display, state, &options, args.attempts.max(1)).await
-            }
-        }))
-        .await;
+    let claims = crate::cli::progress::Claims::default();
+    let results = futures::future::join_all(planned.iter().map(|p| {
+        let display = display.clone();
+        let options = options.clone();
+        let state = state.clone();
+        let claims = claims.clone();
+        async move {
+            reconcile_until_settled(p, display, state, claims, &options, args.attempts.max(1)).await
+        }
+    }))
+    .await;
 
     let mut all_ready = true;
     let mut orgs_out = Vec::new();
@@ -384,11 +398,14 @@ async fn reconcile_until_settled(
     p: &Planned,
     display: Display,
     durable: Arc<crate::cli::state::StateFile>,
+    claims: crate::cli::progress::Claims,
     options: &EngineOptions,
     attempts: u32,
 ) -> OrgReport {
     let name = p.org.metadata.name.clone().unwrap_or_default();
-    let sink = CliSink::new(&name, display, durable.clone(), &p.key);
+    let sink = CliSink::new(&name, display, durable.clone(), &p.key)
+        .with_secrets(p.secrets.clone())
+        .with_claims(claims);
     let mut attempt = 0;
     loop {
         attempt += 1;

@@ -55,7 +55,13 @@ pub struct CliSink {
     state: Mutex<SinkState>,
     durable: std::sync::Arc<super::state::StateFile>,
     key: String,
+    secrets: std::collections::BTreeMap<String, crate::vendors::Credentials>,
+    claims: Claims,
 }
+
+/// Which resource of this run manages which organization (vendor and id → `namespace/name`),
+/// for vendors that cannot mark an organization as managed.
+pub type Claims = std::sync::Arc<Mutex<std::collections::BTreeMap<String, String>>>;
 
 #[derive(Default)]
 struct SinkState {
@@ -92,7 +98,26 @@ impl CliSink {
             }),
             durable,
             key: key.to_string(),
+            secrets: Default::default(),
+            claims: Default::default(),
         }
+    }
+
+    /// Shares `claims` with the other organizations of this run: the first to adopt an
+    /// organization of a vendor without ownership markers manages it.
+    pub fn with_claims(mut self, claims: Claims) -> Self {
+        self.claims = claims;
+        self
+    }
+
+    /// The manifests' Secrets of the organization's namespace, by name, for
+    /// `spec.template.secrets`.
+    pub fn with_secrets(
+        mut self,
+        secrets: std::collections::BTreeMap<String, crate::vendors::Credentials>,
+    ) -> Self {
+        self.secrets = secrets;
+        self
     }
 
     /// The external id the engine recorded.
@@ -208,6 +233,32 @@ impl Sink for CliSink {
             .map_err(|_| "state lock poisoned".to_string())?;
         s.pending = pending.cloned();
         Ok(())
+    }
+
+    async fn claim(&self, id: &str) -> Result<(), String> {
+        // The key starts with the vendor and endpoint: ids are compared within one of those.
+        let scope = self.key.rsplit_once(' ').map(|(s, _)| s).unwrap_or("");
+        let owner = self.key.rsplit(' ').next().unwrap_or(&self.key).to_string();
+        let mut claims = self
+            .claims
+            .lock()
+            .map_err(|_| "claims lock poisoned".to_string())?;
+        let holder = claims
+            .entry(format!("{scope} {id}"))
+            .or_insert_with(|| owner.clone());
+        if *holder == owner {
+            Ok(())
+        } else {
+            Err(format!(
+                "organization {id} is already managed by Organization {holder} in these manifests; the vendor cannot mark an organization as managed, so one Organization per organization"
+            ))
+        }
+    }
+
+    async fn template_secret(&self, name: &str) -> Result<crate::vendors::Credentials, String> {
+        self.secrets.get(name).cloned().ok_or_else(|| {
+            format!("Secret {name} (spec.template.secrets) is not among the manifests")
+        })
     }
 
     async fn save_external_id(&self, id: &str) -> Result<(), String> {

@@ -104,6 +104,7 @@ fn pattern_check(pattern: &str) -> Option<PatternCheck> {
     const ENDPOINT: &str = r"^https?://[^/?#@\s]+(/[^?#\s]*)?$";
     const EMAIL: &str = r"^[^@\s]+@[^@\s]+\.[^@\s]+$";
     const DURATION: &str = r"^([0-9]{1,5}(\.[0-9]+)?(ms|s|m|h))+$";
+    const TEMPLATE_OBJECT: &str = r"^[a-z_]+/.+$";
     let check = |ok: fn(&str) -> bool, rule, quote| PatternCheck { ok, rule, quote };
     Some(match pattern {
         p if p == DNS1123_LABEL => check(is_dns1123_label, LABEL_RULE, true),
@@ -123,7 +124,21 @@ fn pattern_check(pattern: &str) -> Option<PatternCheck> {
             "must be a duration between 1s and 24h like 10m or 1h30m (units ms, s, m, h; at most 5 digits per number)",
             true,
         ),
+        TEMPLATE_OBJECT => check(
+            is_template_object,
+            "must be <kind>/<name>, e.g. integrations/S3 bucket",
+            true,
+        ),
         _ => return None,
+    })
+}
+
+fn is_template_object(s: &str) -> bool {
+    s.split_once('/').is_some_and(|(kind, name)| {
+        !kind.is_empty()
+            && kind.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+            && !name.is_empty()
+            && !name.contains('\n')
     })
 }
 

@@ -8,6 +8,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Instant;
 
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
@@ -100,6 +101,9 @@ pub async fn reconcile<K: ConnectionResource>(
             finalizers::add(&api, conn.as_ref(), IN_USE).await?;
             return Ok(Action::await_change());
         }
+        if conn.meta().deletion_timestamp.is_none() {
+            protect_secret(&ctx, &api, conn.as_ref(), Some(&object.config.secret.name)).await?;
+        }
         if conn.meta().deletion_timestamp.is_some() && held {
             let users = users(&ctx, conn.as_ref()).await?;
             if !users.is_empty() {
@@ -116,6 +120,7 @@ pub async fn reconcile<K: ConnectionResource>(
                 write_status(&ctx, conn.as_ref(), &object, check).await?;
                 return Ok(Action::requeue(IN_USE_RECHECK));
             }
+            protect_secret(&ctx, &api, conn.as_ref(), None).await?;
             finalizers::remove(&api, conn.as_ref(), IN_USE).await?;
         }
     }
@@ -217,6 +222,47 @@ fn checked(object: &ConnectionObject, outcome: Result<String, &VendorError>) -> 
             ConditionSpec::new(types::READY, false, e.category(), e.to_string()),
         ],
     }
+}
+
+/// Annotation on a VendorConnection naming the Secret that carries its [`IN_USE`] finalizer.
+const PROTECTED_SECRET: &str = "orgops.io/protected-secret";
+
+/// Keeps `want` (the connection's Secret, same namespace) from being deleted while the
+/// connection is, with the [`IN_USE`] finalizer, and releases the Secret protected before (the
+/// reference changed, or `want` is `None`: the connection is going). A namespace deleted in
+/// any order then still holds the credentials its Organizations' cleanup needs.
+async fn protect_secret<K: ConnectionResource>(
+    ctx: &Context,
+    api: &Api<K>,
+    conn: &K,
+    want: Option<&str>,
+) -> Result<(), Error> {
+    let ns = conn.meta().namespace.clone().unwrap_or_default();
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let recorded = conn.annotations().get(PROTECTED_SECRET).cloned();
+    if let Some(old) = recorded.as_deref().filter(|old| Some(*old) != want)
+        && let Some(secret) = secrets.get_opt(old).await?
+    {
+        finalizers::remove(&secrets, &secret, IN_USE).await?;
+    }
+    if recorded.as_deref() != want {
+        // Recorded before the finalizer is added: a crash in between leaves nothing untracked.
+        let patch = json!({"metadata": {"annotations": {PROTECTED_SECRET: want}}});
+        api.patch(
+            &conn.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await?;
+    }
+    if let Some(name) = want
+        && let Some(secret) = secrets.get_opt(name).await?
+        && secret.meta().deletion_timestamp.is_none()
+        && !secret.finalizers().iter().any(|f| f == IN_USE)
+    {
+        finalizers::add(&secrets, &secret, IN_USE).await?;
+    }
+    Ok(())
 }
 
 /// The Organizations of the connection's namespace that still use it (`namespace/name`).

@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::reflector::Store;
@@ -34,6 +35,8 @@ pub struct ResourceSink {
     writer: Mutex<Option<Option<JoinHandle<()>>>>,
     wrote_progress: AtomicBool,
     claims: Option<(Organization, Option<Store<Organization>>)>,
+    /// Secrets of the Organization's namespace, for `spec.template.secrets`.
+    secrets: Option<Api<Secret>>,
 }
 
 impl ResourceSink {
@@ -48,7 +51,14 @@ impl ResourceSink {
             writer: Mutex::new(Some(None)),
             wrote_progress: AtomicBool::new(false),
             claims: None,
+            secrets: None,
         }
+    }
+
+    /// Reads `spec.template.secrets` through `secrets` (the Organization's namespace).
+    pub fn with_secrets(mut self, secrets: Api<Secret>) -> Self {
+        self.secrets = Some(secrets);
+        self
     }
 
     /// Answers [`Sink::claim`] for `this` Organization from `store` (every Organization the
@@ -151,6 +161,25 @@ impl Sink for ResourceSink {
             .await
             .map(|_| ())
             .map_err(|e| format!("cannot record the external id in status: {e}"))
+    }
+
+    async fn template_secret(&self, name: &str) -> Result<crate::vendors::Credentials, String> {
+        let Some(api) = &self.secrets else {
+            return Err(format!("Secret {name}: not readable here"));
+        };
+        let ns = api.namespace().unwrap_or("default").to_string();
+        match api.get_opt(name).await {
+            Ok(Some(secret)) => Ok(crate::api::credentials_from_secret(
+                &format!("{ns}/{name}"),
+                &secret,
+            )),
+            Ok(None) => Err(format!(
+                "Secret {ns}/{name} (spec.template.secrets) does not exist"
+            )),
+            Err(e) => Err(format!(
+                "Secret {ns}/{name} cannot be read by the operator: {e}"
+            )),
+        }
     }
 
     async fn claim(&self, id: &str) -> Result<(), String> {

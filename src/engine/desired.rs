@@ -32,6 +32,8 @@ pub struct TemplateSpec {
     pub selector: TemplateSelector,
     /// Kinds to copy; `None` = every kind the vendor supports.
     pub include: Option<Vec<String>>,
+    /// Secret name per template object (`kind/name`) whose copy takes write-only values.
+    pub secrets: std::collections::BTreeMap<String, String>,
 }
 
 /// The desired organization, vendor-neutral.
@@ -268,9 +270,24 @@ impl DesiredOrg {
                         ));
                     }
                 };
+                let mut secrets = std::collections::BTreeMap::new();
+                for (i, entry) in t.secrets.iter().enumerate() {
+                    let field = format!("spec.template.secrets[{i}].object");
+                    match entry.object.split_once('/') {
+                        Some((kind, name)) if !kind.is_empty() && !name.trim().is_empty() => {}
+                        _ => return Err(invalid(&field, "must be <kind>/<name>")),
+                    }
+                    if secrets
+                        .insert(entry.object.clone(), entry.secret_ref.name.clone())
+                        .is_some()
+                    {
+                        return Err(invalid(&field, "names the same object twice"));
+                    }
+                }
                 Some(TemplateSpec {
                     selector,
                     include: t.include.clone(),
+                    secrets,
                 })
             }
         };

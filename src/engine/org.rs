@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::copy::{self, CopyReport, ProgressSink, graph};
 use super::desired::{DesiredOrg, Mode, TemplateSelector};
 use super::report::{OrgReport, Requeue, Step};
-use crate::vendors::{OrgIdentity, OrgInfo, VendorClient, VendorError};
+use crate::vendors::{Credentials, OrgIdentity, OrgInfo, VendorClient, VendorError};
 
 /// Intent to create, recorded (and persisted by the caller) *before* the create request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,6 +43,11 @@ pub trait Sink: ProgressSink {
     async fn claim(&self, id: &str) -> Result<(), String> {
         let _ = id;
         Ok(())
+    }
+    /// The keys of Secret `name` in the resource's namespace (`spec.template.secrets`); `Err`
+    /// says why they cannot be read.
+    async fn template_secret(&self, name: &str) -> Result<Credentials, String> {
+        Err(format!("Secret {name}: no Secrets can be read here"))
     }
 }
 
@@ -288,6 +293,11 @@ async fn copy_template(
             format!("spec.template.include: {e}"),
         )
     })?;
+    // Read once per reconcile, and only the Secrets the spec names.
+    let mut inputs = copy::CopyInputs::default();
+    for (object, secret) in &template.secrets {
+        inputs.insert(object.clone(), sink.template_secret(secret).await);
+    }
     let copy: CopyReport = copy::copy_template(
         vendor,
         &template_org.id,
@@ -296,6 +306,7 @@ async fn copy_template(
         &kinds,
         desired.mode,
         options.concurrency,
+        &inputs,
         sink,
     )
     .await

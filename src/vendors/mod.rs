@@ -295,6 +295,10 @@ pub struct KindSpec {
     pub creatable: Option<CreatableCheck>,
     /// Template objects that are not copied at all (e.g. deleted or private ones).
     pub skip: Option<fn(&Value) -> bool>,
+    /// Objects of this kind are created with write-only values the vendor never returns
+    /// (Dataloop integration secrets): the object's name, as `spec.template.secrets` names it
+    /// (`<kind>/<name>`); the copy is made with [`VendorClient::create_object_with_input`].
+    pub input: Option<fn(&Value) -> Option<String>>,
 }
 
 impl KindSpec {
@@ -453,6 +457,22 @@ pub trait VendorClient: RefCodec {
         id: &str,
         patch: Value,
     ) -> Result<Value, VendorError>;
+
+    /// Creates an object of a kind that takes write-only values ([`KindSpec::input`]) from
+    /// `body` and the keys of `input` (a Secret's). The values go to the vendor only.
+    async fn create_object_with_input(
+        &self,
+        org: &str,
+        kind: &KindSpec,
+        body: Value,
+        input: &Credentials,
+    ) -> Result<Value, VendorError> {
+        let _ = (org, body, input);
+        Err(VendorError::Unsupported {
+            vendor: self.vendor(),
+            what: format!("creating {} with secret values", kind.name),
+        })
+    }
 
     /// Deletes object `id` of `kind` in `org` (pruning); a missing one counts as deleted.
     async fn delete_object(&self, org: &str, kind: &KindSpec, id: &str) -> Result<(), VendorError> {

@@ -101,6 +101,7 @@ pub fn desired(name: &str, display: &str) -> DesiredOrg {
         template: Some(TemplateSpec {
             selector: TemplateSelector::Name(TEMPLATE_ORG.into()),
             include: None,
+            secrets: Default::default(),
         }),
         settings: serde_json::json!({"firstUser": {"email": format!("{name}@tenants.example"), "fullName": "First User"}}),
         mode: Mode::Apply,
@@ -115,6 +116,8 @@ pub struct MemorySink {
     pub external_id: Mutex<Option<String>>,
     pub progress_calls: Mutex<u64>,
     pub last_progress: Mutex<BTreeMap<&'static str, KindProgress>>,
+    /// Secrets `spec.template.secrets` may name, by name.
+    pub secrets: Mutex<BTreeMap<String, orgops::vendors::Credentials>>,
 }
 
 impl MemorySink {
@@ -142,6 +145,14 @@ impl Sink for MemorySink {
     async fn save_external_id(&self, id: &str) -> Result<(), String> {
         *self.external_id.lock().unwrap() = Some(id.to_string());
         Ok(())
+    }
+    async fn template_secret(&self, name: &str) -> Result<orgops::vendors::Credentials, String> {
+        self.secrets
+            .lock()
+            .unwrap()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| format!("Secret {name} does not exist"))
     }
 }
 

@@ -10,7 +10,7 @@ use tokio::sync::{Semaphore, watch};
 
 use super::plan::{Action, CopyContext, IdMap, Pass, Planned, plan_kind};
 use crate::engine::Mode;
-use crate::vendors::{KindSpec, VendorClient, VendorError};
+use crate::vendors::{Credentials, KindSpec, VendorClient, VendorError};
 
 /// Rounds of observe → act per kind before giving up on objects whose outcome stays unknown.
 const MAX_ROUNDS: usize = 5;
@@ -64,6 +64,31 @@ impl CopyReport {
     }
 }
 
+/// Write-only values for copies, per template object (`kind/name`): a Secret's keys, or why
+/// they could not be read.
+#[derive(Debug, Default)]
+pub struct CopyInputs {
+    by_object: HashMap<String, Result<Credentials, String>>,
+}
+
+impl CopyInputs {
+    /// Records the values (or the failure to read them) for `object`.
+    pub fn insert(&mut self, object: String, values: Result<Credentials, String>) {
+        self.by_object.insert(object, values);
+    }
+
+    /// The values for the copy of `name` of `kind`: `Err` says what is missing.
+    fn get(&self, kind: &str, name: &str) -> Result<&Credentials, String> {
+        match self.by_object.get(&format!("{kind}/{name}")) {
+            Some(Ok(c)) => Ok(c),
+            Some(Err(why)) => Err(format!("waiting for credentials: {why}")),
+            None => Err(format!(
+                "waiting for credentials: the vendor never returns this object's secret values; name a Secret for {kind}/{name} in spec.template.secrets"
+            )),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 enum State {
     Pending,
@@ -81,6 +106,7 @@ struct Shared<'a> {
     mode: Mode,
     permits: Semaphore,
     concurrency: usize,
+    inputs: &'a CopyInputs,
     progress: Mutex<BTreeMap<&'static str, KindProgress>>,
     sink: &'a dyn ProgressSink,
 }
@@ -121,9 +147,11 @@ pub async fn copy_template(
     kinds: &[&'static KindSpec],
     mode: Mode,
     concurrency: usize,
+    inputs: &CopyInputs,
     sink: &dyn ProgressSink,
 ) -> Result<CopyReport, VendorError> {
     let shared = Shared {
+        inputs,
         vendor,
         template_org,
         target_org,
@@ -468,11 +496,25 @@ async fn execute(shared: &Shared<'_>, kind: &'static KindSpec, action: &Action) 
     };
     let vendor = shared.vendor;
     let result = match action {
-        Action::Create(body) => {
-            vendor
-                .create_object(shared.target_org, kind, body.clone())
-                .await
-        }
+        Action::Create(body) => match kind.input {
+            None => {
+                vendor
+                    .create_object(shared.target_org, kind, body.clone())
+                    .await
+            }
+            Some(name_of) => {
+                let name = name_of(body).unwrap_or_default();
+                match shared.inputs.get(kind.name, &name) {
+                    Ok(input) => {
+                        vendor
+                            .create_object_with_input(shared.target_org, kind, body.clone(), input)
+                            .await
+                    }
+                    // Waits by name; the rest of the copy goes on.
+                    Err(why) => return ExecOutcome::Failed(why),
+                }
+            }
+        },
         Action::Update { target_id, patch } => {
             vendor
                 .update_object(shared.target_org, kind, target_id, patch.clone())

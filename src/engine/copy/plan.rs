@@ -429,6 +429,7 @@ mod tests {
         identity: Identity::Marker(MarkerAt::Tag("tags")),
         creatable: None,
         skip: None,
+        input: None,
     };
 
     #[test]

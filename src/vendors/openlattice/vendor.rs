@@ -35,6 +35,7 @@ pub const ROLES: KindSpec = KindSpec {
     identity: Identity::NaturalKey(by_title),
     creatable: None,
     skip: None,
+    input: None,
 };
 
 /// What OpenLattice can do through its API.
@@ -157,6 +158,14 @@ impl OpenLatticeClient {
             .collect()
     }
 
+    /// Role `id` of `org` as a copy object.
+    fn role_object(org: &Organization, id: &str) -> Result<Value, VendorError> {
+        Self::role_objects(org)
+            .into_iter()
+            .find(|r| r["id"] == json!(id))
+            .ok_or_else(|| VendorError::NotFound(format!("role {id} vanished")))
+    }
+
     async fn set_grants(&self, org: Uuid, role: Uuid, grants: &Value) -> Result<(), VendorError> {
         let Some(grants) = grants.as_object() else {
             return Ok(());
@@ -219,6 +228,31 @@ fn grant_key(t: GrantType) -> String {
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_default()
+}
+
+/// What it takes to turn a role's grants `have` into `want` (both `{grantType: Grant}`): the
+/// grants to set (those that differ), and the grant types `have` holds that `want` lacks. The
+/// server keeps one grant per type and can only set one (`updateRoleGrant`), never remove one,
+/// so those cannot be put right through the API: sending the others again each time would
+/// write forever without ever matching.
+fn changed_grants(have: &Value, want: &Value) -> Result<(Vec<Grant>, Vec<String>), VendorError> {
+    let empty = Map::new();
+    let have = have.as_object().unwrap_or(&empty);
+    let want = want.as_object().unwrap_or(&empty);
+    let mut set = Vec::new();
+    for (t, grant) in want {
+        let grant: Grant = serde_json::from_value(grant.clone())
+            .map_err(|e| VendorError::Rejected(format!("role grant {grant}: {e}")))?;
+        if have.get(t) != Some(&normalized_grant(&grant)) {
+            set.push(grant);
+        }
+    }
+    let unremovable = have
+        .keys()
+        .filter(|t| !want.contains_key(*t))
+        .cloned()
+        .collect();
+    Ok((set, unremovable))
 }
 
 /// A grant as compared and copied: mappings are a set at the server.
@@ -448,17 +482,36 @@ impl VendorClient for OpenLatticeClient {
         let org = org_uuid(org)?;
         let role = Uuid::parse_str(id)
             .map_err(|_| VendorError::NotFound(format!("{id:?} is not a role id")))?;
+        // The grants the role has now: only those that differ are sent, and those the patch
+        // lacks are found (see `changed_grants`).
+        let current = if patch["grants"].is_object() {
+            Some(Self::role_object(&self.org(org).await?, id)?)
+        } else {
+            None
+        };
         if let Some(t) = patch["title"].as_str() {
             self.api.update_role_title(org, role, t).await?;
         }
         if let Some(d) = patch["description"].as_str() {
             self.api.update_role_description(org, role, d).await?;
         }
-        self.set_grants(org, role, &patch["grants"]).await?;
-        Self::role_objects(&self.org(org).await?)
-            .into_iter()
-            .find(|r| r["id"] == json!(id))
-            .ok_or_else(|| VendorError::NotFound(format!("role {id} vanished")))
+        if let Some(current) = current {
+            let (set, unremovable) = changed_grants(&current["grants"], &patch["grants"])?;
+            for grant in &set {
+                self.api.update_role_grant(org, role, grant).await?;
+            }
+            if !unremovable.is_empty() {
+                return Err(VendorError::Unsupported {
+                    vendor: "openlattice",
+                    what: format!(
+                        "removing the {} grant of role {:?}: OpenLattice's API sets a role's grant of a type but cannot remove one; remove it by hand, or give the template's role that grant too",
+                        unremovable.join(", "),
+                        current["title"].as_str().unwrap_or(id)
+                    ),
+                });
+            }
+        }
+        Self::role_object(&self.org(org).await?, id)
     }
 
     async fn delete_object(&self, org: &str, kind: &KindSpec, id: &str) -> Result<(), VendorError> {
@@ -634,6 +687,21 @@ mod tests {
             c.org_patch(&desired(Value::Null), &differs).unwrap(),
             json!({"title": "Research"})
         );
+    }
+
+    #[test]
+    fn only_differing_grants_are_set_and_extra_grant_types_are_named() {
+        let g = |t: &str, m: &[&str]| json!({"grantType": t, "mappings": m, "attribute": ""});
+        let have = json!({"Manual": g("Manual", &[]), "EmailDomain": g("EmailDomain", &["@a.example", "@b.example"])});
+        // The same grants, mappings in another order: nothing to do.
+        let same = json!({"Manual": g("Manual", &[]), "EmailDomain": g("EmailDomain", &["@b.example", "@a.example"])});
+        assert_eq!(changed_grants(&have, &same).unwrap(), (vec![], vec![]));
+        let want = json!({"EmailDomain": g("EmailDomain", &["@c.example"]), "Automatic": g("Automatic", &[])});
+        let (set, extra) = changed_grants(&have, &want).unwrap();
+        let set: BTreeSet<GrantType> = set.iter().map(|g| g.grant_type).collect();
+        assert_eq!(set, [GrantType::Automatic, GrantType::EmailDomain].into());
+        assert_eq!(extra, ["Manual"]);
+        assert!(changed_grants(&have, &json!({"Manual": {"grantType": "Nope"}})).is_err());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! [`Row::references`], [`Row::member_at_vendor`]), never through the engine's plan or diff
 //! code: a bug in the engine's idea of "equal" cannot hide itself.
 
+pub mod openlattice;
 pub mod rossum;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -482,6 +483,7 @@ async fn assert_copy_unsupported<R: Row>(env: &Env<R>) {
         .get_or_insert_with(|| orgops::engine::TemplateSpec {
             selector: orgops::engine::TemplateSelector::Id(env.template.clone()),
             include: None,
+            secrets: Default::default(),
         });
     t.include = Some(vec!["anything".into()]);
     let r = env.reconcile(&d, &MemorySink::default()).await;

@@ -47,6 +47,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   resources: ["organizations/status", "orgmemberships/status", "vendorconnections/status"]
   verbs: ["patch"]
 {{ include "orgops.secretRules" . }}
+# patch: a namespace's own VendorConnection keeps its Secret (finalizer
+# orgops.io/connection-in-use) while Organizations use it, so cleanup can still log in.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["patch"]
 {{ include "orgops.eventRules" . }}
 {{- end -}}
 
