@@ -277,7 +277,8 @@ impl Db {
         out
     }
 
-    /// Creates an organization with its roles, first user and default workspace.
+    /// Creates an organization with its roles, first user and default workspace (counted as
+    /// creates of each, like every write through `Db`).
     pub fn create_org(
         &mut self,
         group: u64,

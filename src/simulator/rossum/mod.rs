@@ -104,7 +104,9 @@ impl RossumSimulator {
         })
     }
 
-    /// Runs `f` on the database (tests: inspect or change the vendor side directly).
+    /// Runs `f` on the database (tests: inspect or change the vendor side directly). Writes
+    /// through `Db`'s methods count as API writes of their kind; hand edits that must not count
+    /// go through [`SimulatorHandle`](crate::simulator::kit::SimulatorHandle) or `Db::hand_*`.
     pub fn with_db<T>(&self, f: impl FnOnce(&mut Db) -> T) -> T {
         let mut db = match self.db.lock() {
             Ok(d) => d,
