@@ -489,6 +489,50 @@ fn decode_everything(v: &Value) {
     }
     let _ = client.decode_ref(v);
     decode_openlattice(v);
+    decode_dataloop(v);
+}
+
+/// Everything a Dataloop response goes through before the engine sees it: the typed models,
+/// and the normalisations that turn read shapes into copy shapes.
+fn decode_dataloop(v: &Value) {
+    use orgops::vendors::dataloop::models as dl;
+    use orgops::vendors::dataloop::vendor as dv;
+    macro_rules! decode {
+        ($($t:ty),* $(,)?) => {$(
+            let _ = serde_json::from_value::<$t>(v.clone());
+            let _ = serde_json::from_value::<Vec<$t>>(v.clone());
+        )*};
+    }
+    decode!(dl::Me, dl::TokenResponse, dl::ProjectMember, dl::Group);
+    if let Ok(o) = serde_json::from_value::<dl::Org>(v.clone()) {
+        let _ = (o.name(), o.account_id(), o.account_name(), o.created_at());
+    }
+    if let Ok(m) = serde_json::from_value::<dl::Member>(v.clone()) {
+        let _ = (m.is_pending(), m.is_for("a@b.example"));
+    }
+    if let Ok(p) = serde_json::from_value::<dl::Project>(v.clone()) {
+        let _ = (p.name(), p.org_id());
+    }
+    if let Ok(c) = serde_json::from_value::<dl::CacheState>(v.clone()) {
+        let _ = (c.is_ready(), c.pod_type());
+    }
+    let _ = dl::timestamp(v);
+    let _ = dl::ref_id(v);
+    let projects: std::collections::HashSet<String> = ["p1".to_string()].into();
+    let items: Vec<Value> = match v {
+        Value::Array(items) => items.clone(),
+        other => vec![other.clone()],
+    };
+    for item in items {
+        let driver = dv::normalize_driver(item.clone(), Some("p1"));
+        assert!(driver.get("authentication").is_none());
+        let _ = dv::driver_write_body(&driver, "me@x.example");
+        let _ = dv::driver_patch_body(&item);
+        let _ = dv::normalize_linked(item.clone(), &projects);
+        let _ = dv::merge_linked(item.clone(), v, &projects, true);
+        let integration = dv::normalize_integration(item);
+        assert!(integration.get("options").is_none());
+    }
 }
 
 /// Everything an OpenLattice response goes through before the engine sees it.

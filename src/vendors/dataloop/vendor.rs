@@ -1018,6 +1018,9 @@ impl VendorClient for DataloopClient {
             }
             _ => {
                 let mut write = body.clone();
+                if !write.is_object() {
+                    return Err(VendorError::Rejected("a recipe must be a JSON object".into()));
+                }
                 if write.get("uiSettings").is_none_or(Value::is_null) {
                     // What dtlpy's `recipes.create` sends.
                     write["uiSettings"] =
