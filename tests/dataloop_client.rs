@@ -568,10 +568,15 @@ async fn projects_are_created_by_form_moved_into_the_org_and_given_their_groups(
         ]
     );
 
-    // Created in the caller's active org, then moved, then its groups given their roles.
+    // The target becomes the caller's active org first (where the gate puts new projects),
+    // then the project is created; one that lands elsewhere all the same (another reconcile
+    // changed the active org meanwhile) is moved; then its groups are given their roles.
+    let me_in = |org: &str| ok(json!({"id": "owner@acme.example", "org": {"id": org}}));
     gate.clear();
     gate.push([
-        ok(json!({"id": "p9", "name": "Trucks", "org": {"id": "active-org", "name": "Mine"}})),
+        me_in("active-org"),
+        ok(json!({"id": "owner@acme.example", "org": ORG})),
+        ok(json!({"id": "p9", "name": "Trucks", "org": {"id": "other-org", "name": "Other"}})),
         ok(json!({"id": "p9", "name": "Trucks", "org": {"id": ORG}})),
         ok(json!([])), // subgroups
         ok(json!([{"id": "g2", "role": "engineer"}])),
@@ -592,27 +597,45 @@ async fn projects_are_created_by_form_moved_into_the_org_and_given_their_groups(
     assert_eq!(
         gate.lines(),
         [
+            "GET /api/v1/users/me",
+            "POST /api/v1/users/me",
             "POST /api/v1/projects",
             "PATCH /api/v1/projects/p9/org",
             "GET /api/v1/projects/p9/subgroups",
             "POST /api/v1/projects/p9/subgroups/g2",
         ]
     );
+    assert_eq!(seen[1].json(), json!({"org": ORG}));
     assert_eq!(
-        seen[0].content_type.as_deref(),
+        seen[2].content_type.as_deref(),
         Some("application/x-www-form-urlencoded")
     );
-    assert_eq!(seen[0].body, "name=Trucks");
+    assert_eq!(seen[2].body, "name=Trucks");
     assert_eq!(
-        seen[1].content_type.as_deref(),
+        seen[3].content_type.as_deref(),
         Some("application/x-www-form-urlencoded")
     );
-    assert_eq!(seen[1].body, format!("org_id={ORG}"));
-    assert_eq!(seen[3].json(), json!({"role": "engineer"}));
+    assert_eq!(seen[3].body, format!("org_id={ORG}"));
+    assert_eq!(seen[5].json(), json!({"role": "engineer"}));
 
-    // Already in the org: not moved. Cannot be moved: deleted again, not left elsewhere.
+    // Created in the target: neither the active org is set nor the project moved.
     gate.clear();
     gate.push([
+        me_in(ORG),
+        ok(json!({"id": "p11", "name": "Bikes", "org": ORG})),
+    ]);
+    c.create_object(ORG, &PROJECTS, json!({"name": "Bikes"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        gate.lines(),
+        ["GET /api/v1/users/me", "POST /api/v1/projects"]
+    );
+
+    // Cannot be moved: deleted again, not left elsewhere.
+    gate.clear();
+    gate.push([
+        me_in(ORG),
         ok(json!({"id": "p10", "name": "Vans", "org": "active-org"})),
         error(403, "not an owner of the target org"),
         Answer(204, None),
@@ -625,6 +648,7 @@ async fn projects_are_created_by_form_moved_into_the_org_and_given_their_groups(
     assert_eq!(
         gate.lines(),
         [
+            "GET /api/v1/users/me",
             "POST /api/v1/projects",
             "PATCH /api/v1/projects/p10/org",
             "DELETE /api/v1/projects/p10",
@@ -633,13 +657,16 @@ async fn projects_are_created_by_form_moved_into_the_org_and_given_their_groups(
 
     // A create whose answer was lost is never sent twice.
     gate.clear();
-    gate.push([error(502, "bad gateway")]);
+    gate.push([me_in(ORG), error(502, "bad gateway")]);
     let err = c
         .create_object(ORG, &PROJECTS, json!({"name": "Buses"}))
         .await
         .unwrap_err();
     assert!(err.is_outcome_unknown(), "{err}");
-    assert_eq!(gate.lines(), ["POST /api/v1/projects"]);
+    assert_eq!(
+        gate.lines(),
+        ["GET /api/v1/users/me", "POST /api/v1/projects"]
+    );
 
     // The groups' roles converge: one changed, one removed, one added.
     gate.clear();

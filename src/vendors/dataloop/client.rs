@@ -17,8 +17,11 @@
 //! - **Errors** are JSON `{status, name, message}` ([`ErrorFormat::Dataloop`]).
 //! - **Creates are plain POSTs** without client ids or idempotency keys: a create whose answer
 //!   was lost is [`HttpError::OutcomeUnknown`] and the engine looks again by natural key.
-//!   `POST /projects` is a form body (`name=…`) and lands in the caller's *active* org, so a
-//!   project is moved into its org with `PATCH /projects/{id}/org` (form `org_id=…`).
+//!   `POST /projects` is a form body (`name=…`) and lands in the caller's *active* org: the
+//!   client makes the target org the active one first (`POST /users/me {"org"}`), so that a
+//!   project whose answer was lost is found there by name (not left in, say, the template
+//!   org), and moves a project that landed elsewhere anyway (another reconcile changed the
+//!   active org meanwhile) with `PATCH /projects/{id}/org` (form `org_id=…`).
 //! - Write-only values (integration options, the password) are blanked out of every error
 //!   message, should the gate echo them.
 
@@ -562,6 +565,16 @@ impl DataloopApi {
     pub async fn me(&self) -> Result<Me, VendorError> {
         self.fetch(self.request(Method::GET, &["users", "me"], &[])?)
             .await
+    }
+
+    /// `POST /users/me` `{"org"}`: makes `org` the caller's active organization, where
+    /// `POST /projects` puts new projects (a setting of the caller: repeating it is safe).
+    pub async fn set_active_org(&self, org: &str) -> Result<(), VendorError> {
+        let req = self
+            .request(Method::POST, &["users", "me"], &[])?
+            .json(json!({ "org": org }))
+            .repeat(Repeat::Safe);
+        self.call(req).await.map(|_| ())
     }
 
     /// `GET /orgs`: every organization the caller belongs to (a JSON array).

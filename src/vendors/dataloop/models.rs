@@ -258,9 +258,17 @@ pub struct Me {
     /// Username.
     #[serde(default, deserialize_with = "opt_string")]
     pub username: Option<String>,
+    /// The active organization (where `POST /projects` puts new projects): an object or an id.
+    #[serde(default)]
+    pub org: Value,
 }
 
 impl Me {
+    /// The id of the active organization.
+    pub fn active_org(&self) -> Option<String> {
+        ref_id(&self.org)
+    }
+
     /// Who the credentials speak for: the e-mail, else the username, else the id.
     pub fn who(&self) -> &str {
         self.email

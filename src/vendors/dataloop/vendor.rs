@@ -12,9 +12,10 @@
 //!   kept on updates but neither copied nor compared), integrations with their non-secret
 //!   `metadata` as an object, projects with `groupRoles` (`"<groupId>:<role>"`, from
 //!   `/projects/{id}/subgroups`). Creates and updates translate to the write shapes.
-//! - **Projects** are created with `POST /projects` (they land in the caller's active org),
-//!   then moved with `PATCH /projects/{id}/org`; a project that cannot be moved is deleted
-//!   again, so it does not linger in another organization.
+//! - **Projects** are created with `POST /projects` in the caller's active org, which the
+//!   client first makes the target (`POST /users/me {"org"}`); one that still lands elsewhere
+//!   (a concurrent reconcile changed the active org) is moved with `PATCH /projects/{id}/org`,
+//!   and one that cannot be moved is deleted again, so it does not linger elsewhere.
 //! - **Integrations** are created with their options from the Kubernetes Secret the spec
 //!   names (`integrations/<name>`): each Secret key is an option (`key`, `secret`, `content`,
 //!   …), and `spec.<x>` keys nest under `spec` (private registries).
@@ -375,6 +376,18 @@ impl DataloopClient {
         let name = str_at(body, "name")
             .filter(|n| !n.trim().is_empty())
             .ok_or_else(|| VendorError::Rejected("a project needs a name".into()))?;
+        // New projects land in the caller's active org: the target, so that a project whose
+        // answer is lost is there to be found by name (elsewhere it would linger, and in the
+        // template org it would even be copied). A failure here only costs the move below.
+        match self.api.me().await {
+            Ok(me) if me.active_org().as_deref() == Some(org) => {}
+            Ok(_) => {
+                if let Err(e) = self.api.set_active_org(org).await {
+                    tracing::debug!(%org, error = %e, "cannot make the target the active org");
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot read the caller's active org"),
+        }
         let project = self.api.create_project(name).await?;
         if project.id.is_empty() {
             return Err(VendorError::Rejected(format!(
