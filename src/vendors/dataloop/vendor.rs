@@ -1224,7 +1224,8 @@ impl MemberClient for DataloopClient {
         }
         let Some(row) = row else {
             let mut absent = MemberObserved::absent();
-            absent.vendor_state = json!({ "projects": states });
+            // Project roles without an org membership are access too: removal takes them.
+            absent.vendor_state = json!({ "email": email, "projects": states });
             return Ok(MemberObserved { scopes, ..absent });
         };
         Ok(MemberObserved {
