@@ -133,7 +133,11 @@ pub async fn reconcile(m: Arc<OrgMembership>, ctx: Arc<Context>) -> Result<Actio
     let uid = format!("m/{}", m.uid().unwrap_or_default());
     // A re-check asked for by another OrgMembership's removal counts as a change on every
     // replica, not only on the one that asked (leadership may have moved since).
-    let recheck = m.annotations().get(RECHECK).map(String::as_str).unwrap_or("");
+    let recheck = m
+        .annotations()
+        .get(RECHECK)
+        .map(String::as_str)
+        .unwrap_or("");
     let org_version = format!(
         "{:?}/{}/{recheck}",
         org.metadata.generation,
