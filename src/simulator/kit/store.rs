@@ -235,6 +235,22 @@ impl Store {
         Ok(out)
     }
 
+    /// Moves object `id` to organization `org` (counted as an update): vendors that let an
+    /// object change organization (a Dataloop project) move its record with it.
+    pub fn reassign(&mut self, kind: &str, id: &str, org: &str) -> Result<(), StoreError> {
+        let rec = self
+            .kinds
+            .get_mut(kind)
+            .and_then(|t| t.get_mut(id))
+            .ok_or_else(|| StoreError::NotFound {
+                kind: kind.into(),
+                id: id.into(),
+            })?;
+        rec.org = org.to_string();
+        self.count(kind).updates += 1;
+        Ok(())
+    }
+
     /// Deletes object `id` (counted as a delete when it existed).
     pub fn delete(&mut self, kind: &str, id: &str) -> Option<Record> {
         let removed = self.kinds.get_mut(kind)?.remove(id)?;
@@ -428,6 +444,23 @@ mod tests {
         let next = s.new_id();
         assert_ne!(next, "2");
         assert!(!s.contains("k", &next));
+    }
+
+    #[test]
+    fn reassigning_moves_an_object_between_orgs_and_counts_an_update() {
+        let mut s = Store::with_seed(IdStyle::Sequential, 5);
+        let id = s
+            .create("projects", None, "o1", json!({"name": "p"}))
+            .unwrap();
+        s.reassign("projects", &id, "o2").unwrap();
+        assert!(s.in_org("projects", "o1").is_empty());
+        assert_eq!(s.in_org("projects", "o2").len(), 1);
+        assert_eq!(s.writes("projects").updates, 1);
+        assert!(matches!(
+            s.reassign("projects", "nope", "o2"),
+            Err(StoreError::NotFound { .. })
+        ));
+        assert_eq!(s.writes("projects").updates, 1);
     }
 
     #[test]
