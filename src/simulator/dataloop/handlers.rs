@@ -230,6 +230,8 @@ fn route(
         (M::GET, ["ontologies", o]) => st.get_ontology(c, o),
         (M::PUT, ["ontologies", o]) => st.put_ontology(c, o, body, system),
         (M::DELETE, ["ontologies", o]) => st.delete_ontology(c, o),
+        (M::PATCH, ["ontologies", o, "labels"]) => st.patch_labels(c, o, body, false),
+        (M::PATCH, ["ontologies", o, "addLabels"]) => st.patch_labels(c, o, body, true),
 
         // recipes
         (M::GET, ["recipes"]) => st.list_recipes(c, query),

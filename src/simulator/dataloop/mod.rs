@@ -26,7 +26,7 @@
 //! | `GET /projects/{id}/members`, `POST`/`PATCH`/`DELETE …/members/{email}` | arrays of contributors |
 //! | `GET /projects/{id}/subgroups`, `POST`/`PATCH`/`DELETE …/subgroups/{groupId}` | group roles |
 //! | `GET`/`POST /drivers`, `GET`/`PATCH`/`DELETE /drivers/{id}` | payload served flat; `integrationId` of the project's org |
-//! | `GET /ontologies` (paged), `POST`, `GET`/`PUT`/`DELETE /ontologies/{id}` | `id` and `roots` always |
+//! | `GET /ontologies` (paged), `POST`, `GET`/`PUT`/`DELETE /ontologies/{id}`, `PATCH …/labels`, `PATCH …/addLabels` | `id` and `roots` always; labels by full dotted tag |
 //! | `GET /recipes` (paged, `&&` tolerated), `POST`, `GET`/`PATCH`/`DELETE /recipes/{id}`, `POST …/clone` | |
 //! | `POST /datasets`, `POST /datasets/query` (paged), `GET`/`PATCH`/`DELETE /datasets/{id}` | empty datasets only |
 //!
@@ -38,7 +38,7 @@
 //! JSON `{status, name, message}` (see [`error`]). Who may do what is in [`state`].
 //!
 //! Not simulated: items, annotations, FaaS, pipelines, apps, models, bots, settings, billing,
-//! ontology attribute and label sub-routes, batch project-member adds.
+//! ontology attribute sub-routes, batch project-member adds.
 
 mod error;
 mod handlers;

@@ -69,8 +69,11 @@ fn id_of(v: &Value) -> String {
     v["id"].as_str().unwrap_or_default().to_string()
 }
 
+/// A label as the gate keeps it: a child's `tag` is its full dotted path (`Vehicle.Car`, as
+/// dtlpy's `add_label` writes it), its `displayLabel` the last part.
 fn label(tag: &str, color: &str, children: Vec<Value>) -> Value {
-    json!({"value": {"tag": tag, "color": color, "attributes": [], "displayLabel": tag},
+    let display = tag.rsplit('.').next().unwrap_or(tag);
+    json!({"value": {"tag": tag, "color": color, "attributes": [], "displayLabel": display},
            "children": children})
 }
 
@@ -286,16 +289,16 @@ pub fn load(st: &mut State) -> Result<(), String> {
                 ]},
                 "roots": [
                     label("Vehicle", "#e6194b", vec![
-                        label("Car", "#3cb44b", vec![]),
-                        label("Truck", "#ffe119", vec![]),
-                        label("Bus", "#4363d8", vec![
-                            label("School bus", "#f58231", vec![]),
+                        label("Vehicle.Car", "#3cb44b", vec![]),
+                        label("Vehicle.Truck", "#ffe119", vec![]),
+                        label("Vehicle.Bus", "#4363d8", vec![
+                            label("Vehicle.Bus.School bus", "#f58231", vec![]),
                         ]),
                     ]),
                     label("Pedestrian", "#911eb4", vec![]),
                     label("Traffic sign", "#46f0f0", vec![
-                        label("Stop", "#f032e6", vec![]),
-                        label("Yield", "#bcf60c", vec![]),
+                        label("Traffic sign.Stop", "#f032e6", vec![]),
+                        label("Traffic sign.Yield", "#bcf60c", vec![]),
                     ]),
                 ],
             }),
@@ -315,8 +318,8 @@ pub fn load(st: &mut State) -> Result<(), String> {
                 ]},
                 "roots": [
                     label("Product", "#008080", vec![
-                        label("Beverage", "#e6beff", vec![]),
-                        label("Snack", "#9a6324", vec![]),
+                        label("Product.Beverage", "#e6beff", vec![]),
+                        label("Product.Snack", "#9a6324", vec![]),
                     ]),
                     label("Price tag", "#fffac8", vec![]),
                     label("Empty slot", "#800000", vec![]),
@@ -338,8 +341,8 @@ pub fn load(st: &mut State) -> Result<(), String> {
                 ]},
                 "roots": [
                     label("Lesion", "#aaffc3", vec![
-                        label("Benign", "#808000", vec![]),
-                        label("Malignant", "#ffd8b1", vec![]),
+                        label("Lesion.Benign", "#808000", vec![]),
+                        label("Lesion.Malignant", "#ffd8b1", vec![]),
                     ]),
                     label("Artifact", "#000075", vec![]),
                 ],

@@ -1449,6 +1449,78 @@ impl State {
         Ok(Out::Json(updated))
     }
 
+    /// `PATCH /ontologies/{id}/labels {"labelsNode": [...], "upsert"}` (dtlpy's `add_label`,
+    /// `update_label`) and `PATCH /ontologies/{id}/addLabels {"labelsNode"}`: each node is a
+    /// label value whose `tag` is its full dotted path (`Vehicle.Car` goes under `Vehicle`).
+    /// Existing labels get the node's `color`, `attributes`, `displayLabel`, `displayData`
+    /// (not with `addLabels`, which leaves them as they are); missing ones are added under
+    /// their parent with `upsert` or `addLabels` (400 when the parent is missing), and are a
+    /// 404 otherwise. Answers the whole ontology.
+    pub fn patch_labels(
+        &mut self,
+        caller: &Caller,
+        id: &str,
+        body: &Value,
+        add_only: bool,
+    ) -> Answer {
+        let current = self.writable(caller, ONTOLOGIES, id)?;
+        let nodes = body
+            .get("labelsNode")
+            .and_then(Value::as_array)
+            .ok_or_else(|| ApiError::bad_request("\"labelsNode\" must be an array of labels"))?;
+        let upsert = add_only || body.get("upsert").and_then(Value::as_bool) == Some(true);
+        let mut roots = current["roots"].clone();
+        for n in nodes {
+            let tag = n
+                .get("tag")
+                .and_then(Value::as_str)
+                .filter(|t| !t.trim().is_empty() && t.chars().count() <= MAX_NAME)
+                .ok_or_else(|| ApiError::bad_request("Every label needs a \"tag\" string"))?;
+            let mut value = Map::new();
+            for k in ["tag", "color", "attributes", "displayLabel", "displayData"] {
+                if let Some(v) = n.get(k).filter(|v| !v.is_null()) {
+                    value.insert(k.to_string(), v.clone());
+                }
+            }
+            if let Some(existing) = find_label(&mut roots, tag) {
+                if !add_only {
+                    for (k, v) in value {
+                        existing["value"][k] = v;
+                    }
+                }
+                continue;
+            }
+            if !upsert {
+                return Err(ApiError::not_found(format!("Label not found: {tag}")));
+            }
+            let node = json!({"value": Value::Object(value), "children": []});
+            match tag.rsplit_once('.') {
+                None => push_child(&mut roots, node),
+                Some((parent, _)) => match find_label(&mut roots, parent) {
+                    Some(p) => push_child(&mut p["children"], node),
+                    None => {
+                        return Err(ApiError::bad_request(format!(
+                            "The parent of label {tag} does not exist"
+                        )));
+                    }
+                },
+            }
+        }
+        check_roots(&roots)?;
+        let now = now_iso();
+        let email = caller.email.clone();
+        let updated = self
+            .store
+            .update(ONTOLOGIES, id, |v| {
+                v["roots"] = roots;
+                v["updatedAt"] = json!(now);
+                v["updatedBy"] = json!(email);
+                v.clone()
+            })
+            .map_err(|_| ApiError::not_found("Ontology not found"))?;
+        Ok(Out::Json(updated))
+    }
+
     /// `DELETE /ontologies/{id}`.
     pub fn delete_ontology(&mut self, caller: &Caller, id: &str) -> Answer {
         self.writable(caller, ONTOLOGIES, id)?;
@@ -1894,6 +1966,28 @@ impl State {
         self.store
             .get(MEMBERS, &format!("{org}/{}", email.to_ascii_lowercase()))
             .is_some_and(|r| r.value["status"] == "active")
+    }
+}
+
+/// The label whose `value.tag` is `tag`, anywhere in a label tree.
+fn find_label<'a>(nodes: &'a mut Value, tag: &str) -> Option<&'a mut Value> {
+    for n in nodes.as_array_mut()?.iter_mut() {
+        if n["value"]["tag"] == tag {
+            return Some(n);
+        }
+        if let Some(found) = find_label(&mut n["children"], tag) {
+            return Some(found);
+        }
+    }
+    None
+}
+
+fn push_child(list: &mut Value, node: Value) {
+    if !list.is_array() {
+        *list = json!([]);
+    }
+    if let Some(a) = list.as_array_mut() {
+        a.push(node);
     }
 }
 

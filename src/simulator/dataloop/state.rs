@@ -288,7 +288,7 @@ impl State {
 
     /// A signed JWT for `email`, valid for `lifetime`, with the claims dtlpy and the docs show
     /// (`email` and `exp` are the ones dtlpy needs).
-    pub fn issue_token(&self, email: &str, lifetime: Duration) -> String {
+    pub fn issue_token(&mut self, email: &str, lifetime: Duration) -> String {
         let email = email.to_ascii_lowercase();
         let user = self.users.get(&email);
         let now = auth::unix_now();
@@ -312,6 +312,8 @@ impl State {
             "aud": "orgops-dataloop-simulator",
             "iat": now,
             "exp": now.saturating_add(i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX / 2)),
+            // Two tokens of one user in one second still differ (a renewal is a new token).
+            "jti": format!("{:032x}", self.rng.u128(..)),
         });
         auth::hs256_jwt(&claims, &self.key)
     }
