@@ -920,7 +920,7 @@ impl State {
                 .store
                 .list(kind)
                 .into_iter()
-                .filter(|(_, r)| project_ids(&r.value, kind).iter().any(|p| *p == pid))
+                .filter(|(_, r)| project_ids(&r.value, kind).contains(&pid))
                 .map(|(id, _)| id.to_string())
                 .collect();
             for id in touched {
@@ -1975,7 +1975,8 @@ fn find_label<'a>(nodes: &'a mut Value, tag: &str) -> Option<&'a mut Value> {
         if n["value"]["tag"] == tag {
             return Some(n);
         }
-        if let Some(found) = find_label(&mut n["children"], tag) {
+        // `get_mut`, not indexing: a label without children keeps its shape.
+        if let Some(found) = n.get_mut("children").and_then(|c| find_label(c, tag)) {
             return Some(found);
         }
     }
