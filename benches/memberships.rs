@@ -73,8 +73,8 @@ fn main() {
         println!("elapsed / (requests / rate): {:.2}", elapsed.as_secs_f64() / (requests as f64 / f64::from(rate)));
         println!("throttled (429):         {throttled}");
         println!("not Ready:               {failed}");
-        let users = sim.with_db(|db| db.kinds["users"].values().filter(|u| u.value["username"].as_str().is_some_and(|n| n.ends_with("@bulk.example"))).count());
-        let memberships = sim.with_db(|db| db.kinds.get("memberships").map(|m| m.len()).unwrap_or(0));
+        let users = sim.all_objects("users").iter().filter(|u| u["username"].as_str().is_some_and(|n| n.ends_with("@bulk.example"))).count();
+        let memberships = sim.all_objects("memberships").len();
         println!("users: {users} (want {people}), memberships: {memberships} (want {})", n - people);
     });
 }

@@ -139,13 +139,13 @@ fn main() {
         let api_requests: u64 = server.requests().values().sum();
 
         // Idle.
-        let writes_before = sim.with_db(|db| db.writes);
+        let writes_before = sim.with_db(|db| db.write_requests());
         let reconciles_before = reconciles;
         let requests_before = sim.running.stats.requests.load(Ordering::Relaxed);
         tokio::time::sleep(idle).await;
         peak_rss = peak_rss.max(rss_kib(pid, "VmHWM:"));
         let idle_reconciles = metric(&metrics, "orgops_reconciles_total").await - reconciles_before;
-        let idle_writes = sim.with_db(|db| db.writes) - writes_before;
+        let idle_writes = sim.with_db(|db| db.write_requests()) - writes_before;
         let idle_vendor_requests = sim.running.stats.requests.load(Ordering::Relaxed) - requests_before;
         let _ = child.kill();
         let _ = child.wait();

@@ -175,13 +175,10 @@ fn apply(manifests: &Path, state: &Path) -> tokio::process::Command {
 }
 
 fn named_nordics(sim: &RossumSimulator) -> Vec<Value> {
-    sim.with_db(|db| {
-        db.kinds["organizations"]
-            .values()
-            .filter(|o| o.value["name"] == "Nordics")
-            .map(|o| o.value.clone())
-            .collect()
-    })
+    sim.all_objects("organizations")
+        .into_iter()
+        .filter(|o| o["name"] == "Nordics")
+        .collect()
 }
 
 /// Runs apply until the proxy stops `trap`, kills it there, and runs apply again: one org,

@@ -5,6 +5,7 @@ mod support;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
+use orgops::simulator::kit::SimulatorHandle;
 use orgops::simulator::rossum::RossumSimulator;
 use support::*;
 
@@ -50,7 +51,7 @@ fn write(dir: &Path, file: &str, text: &str) -> String {
 }
 
 fn writes(sim: &RossumSimulator) -> u64 {
-    sim.with_db(|db| db.writes)
+    sim.total_writes()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -140,12 +141,7 @@ async fn a_second_apply_creates_nothing_and_says_so() {
         after_first,
         "the second apply wrote to the vendor"
     );
-    let orgs = sim.with_db(|db| {
-        db.kinds["organizations"]
-            .values()
-            .filter(|o| o.value["name"] == "Nordics")
-            .count()
-    });
+    let orgs = sim.org_ids("Nordics").len();
     assert_eq!(orgs, 1);
 
     // -o yaml prints the resource with its status.
@@ -404,10 +400,10 @@ async fn memberships_follow_their_organizations_and_duplicates_are_a_conflict() 
         .unwrap();
     assert!(again.contains("Failed"), "{}", run.stdout);
     assert_eq!(
-        sim.with_db(|db| db.kinds["users"]
-            .values()
-            .filter(|u| u.value["username"] == "george@acme.example")
-            .count()),
+        sim.all_objects("users")
+            .iter()
+            .filter(|u| u["username"] == "george@acme.example")
+            .count(),
         1
     );
 
@@ -469,12 +465,7 @@ async fn an_apply_killed_after_the_vendor_created_the_org_is_resumed_not_repeate
     ])
     .await;
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    let named = sim.with_db(|db| {
-        db.kinds["organizations"]
-            .values()
-            .filter(|o| o.value["name"] == "Nordics")
-            .count()
-    });
+    let named = sim.org_ids("Nordics").len();
     assert_eq!(named, 1, "a second org was created");
     assert!(
         run.stdout.contains(&orphan.to_string()),

@@ -4,6 +4,7 @@ mod support;
 
 use std::collections::{BTreeSet, HashMap};
 
+use orgops::simulator::kit::SimulatorHandle;
 use orgops::vendors::Endpoints;
 use serde_json::Value;
 use support::*;
@@ -241,20 +242,35 @@ async fn reapply_changes_nothing_then_repairs_drift_and_propagates_template_chan
         .into_iter()
         .find(|l| l["name"] == "Urgent")
         .unwrap();
-    sim.with_db(|db| {
-        let qid = queue["id"].as_u64().unwrap();
-        db.table("queues").get_mut(&qid).unwrap().value["name"] = "renamed by hand".into();
-        let hid = hook["id"].as_u64().unwrap();
-        db.table("hooks").get_mut(&hid).unwrap().value["config"] =
-            serde_json::json!({"url": "https://evil.example"});
-        db.table("labels").remove(&label["id"].as_u64().unwrap());
-    });
+    sim.patch_object(
+        "queues",
+        &queue["id"].to_string(),
+        &serde_json::json!({"name": "renamed by hand"}),
+    )
+    .unwrap();
+    // A merge patch merges objects: the config is replaced by removing it first.
+    sim.patch_object(
+        "hooks",
+        &hook["id"].to_string(),
+        &serde_json::json!({"config": null}),
+    )
+    .unwrap();
+    sim.patch_object(
+        "hooks",
+        &hook["id"].to_string(),
+        &serde_json::json!({"config": {"url": "https://evil.example"}}),
+    )
+    .unwrap();
+    sim.delete_object("labels", &label["id"].to_string())
+        .unwrap();
     // A change to the template reaches its copy.
     let t_schema = sim.objects("schemas", template)[0].clone();
-    sim.with_db(|db| {
-        let sid = t_schema["id"].as_u64().unwrap();
-        db.table("schemas").get_mut(&sid).unwrap().value["name"] = "Invoice (EU) v2".into();
-    });
+    sim.patch_object(
+        "schemas",
+        &t_schema["id"].to_string(),
+        &serde_json::json!({"name": "Invoice (EU) v2"}),
+    )
+    .unwrap();
 
     let repaired = reconcile(client.as_ref(), &d, &sink).await;
     assert!(repaired.ready, "{}", repaired.ready_message());
@@ -340,10 +356,12 @@ async fn suspend_reports_drift_and_changes_nothing() {
     assert!(reconcile(client.as_ref(), &d, &sink).await.ready);
     let target: u64 = sink.state().external_id.unwrap().parse().unwrap();
     let queue = sim.objects("queues", target)[0].clone();
-    sim.with_db(|db| {
-        let qid = queue["id"].as_u64().unwrap();
-        db.table("queues").get_mut(&qid).unwrap().value["name"] = "drifted".into();
-    });
+    sim.patch_object(
+        "queues",
+        &queue["id"].to_string(),
+        &serde_json::json!({"name": "drifted"}),
+    )
+    .unwrap();
     d.mode = orgops::engine::Mode::ObserveOnly;
     d.display_name = "Renamed while suspended".into();
     let writes = client_writes(&sim);
@@ -369,14 +387,9 @@ async fn suspend_reports_drift_and_changes_nothing() {
 
 fn client_writes(sim: &orgops::simulator::rossum::RossumSimulator) -> u64 {
     // Mutating requests the vendor handled (logins and token exchanges excluded).
-    sim.with_db(|db| db.writes)
+    sim.total_writes()
 }
 
 fn orgs_named(sim: &orgops::simulator::rossum::RossumSimulator, name: &str) -> usize {
-    sim.with_db(|db| {
-        db.kinds["organizations"]
-            .values()
-            .filter(|o| o.value["name"] == name)
-            .count()
-    })
+    sim.org_ids(name).len()
 }

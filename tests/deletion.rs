@@ -155,33 +155,23 @@ async fn deleting_the_examples_namespace_completes_with_every_deletion_policy() 
     }
     let active_george = |ns: &str| {
         let username = format!("george-{ns}@example.com");
-        sim.with_db(|db| {
-            let user = db.kinds["users"]
-                .values()
-                .find(|u| u.value["username"] == username.as_str())
-                .map(|u| {
-                    (
-                        u.value["id"].as_u64().unwrap_or(0),
-                        u.value["is_active"] == true,
-                    )
-                });
-            let memberships = db
-                .kinds
-                .get("memberships")
-                .map(|m| {
-                    m.values()
-                        .filter(|x| {
-                            user.is_some_and(|(id, _)| {
-                                x.value["user"]
-                                    .as_str()
-                                    .is_some_and(|u| u.ends_with(&format!("/{id}")))
-                            })
-                        })
-                        .count()
+        let user = sim
+            .all_objects("users")
+            .into_iter()
+            .find(|u| u["username"] == username.as_str())
+            .map(|u| (u["id"].as_u64().unwrap_or(0), u["is_active"] == true));
+        let memberships = sim
+            .all_objects("memberships")
+            .iter()
+            .filter(|x| {
+                user.is_some_and(|(id, _)| {
+                    x["user"]
+                        .as_str()
+                        .is_some_and(|u| u.ends_with(&format!("/{id}")))
                 })
-                .unwrap_or(0);
-            (user.is_some_and(|(_, active)| active), memberships)
-        })
+            })
+            .count();
+        (user.is_some_and(|(_, active)| active), memberships)
     };
     for ns in &namespaces {
         assert_eq!(active_george(ns), (true, 1), "{ns}: George in two orgs");
@@ -227,12 +217,7 @@ async fn deleting_the_examples_namespace_completes_with_every_deletion_policy() 
         let (org, member) = (*org, *member);
         // Both organizations stay at Rossum (it cannot delete them)…
         for name in ["German department", "French department"] {
-            let n = sim.with_db(|db| {
-                db.kinds["organizations"]
-                    .values()
-                    .filter(|o| o.value["name"] == name)
-                    .count()
-            });
+            let n = sim.org_ids(name).len();
             assert!(n >= 1, "{name} is gone");
         }
         // …George's access went exactly where the OrgMembership policy said Delete.

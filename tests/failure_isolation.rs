@@ -287,10 +287,10 @@ async fn write_only_values_come_from_the_named_secret_and_objects_without_one_wa
     assert_eq!(made.len(), 1, "{made:?}");
     assert_eq!(made[0]["name"], json!(named));
     let stored = sim.with_db(|db| {
-        db.kinds["connectors"]
-            .values()
-            .find(|r| r.value["name"] == json!(named) && r.org == target)
-            .map(|r| r.value["authorization_token"].clone())
+        db.find("connectors", |r| {
+            r.value["name"] == json!(named) && r.org == target
+        })
+        .map(|r| r.value["authorization_token"].clone())
     });
     assert_eq!(stored, Some(json!("s3cr3t-from-the-secret")));
     assert_eq!(

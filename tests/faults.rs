@@ -30,13 +30,7 @@ async fn faults_never_duplicate_the_org_or_any_copy() {
     assert!(dropped > 0, "no response was dropped");
 
     // Exactly one organization.
-    let orgs: Vec<u64> = sim.with_db(|db| {
-        db.kinds["organizations"]
-            .iter()
-            .filter(|(_, o)| o.value["name"] == "Faulty department")
-            .map(|(id, _)| *id)
-            .collect()
-    });
+    let orgs: Vec<u64> = sim.org_ids("Faulty department");
     assert_eq!(orgs.len(), 1, "organizations: {orgs:?}");
     let target = orgs[0];
     assert_eq!(
@@ -101,11 +95,10 @@ async fn faults_never_duplicate_the_org_or_any_copy() {
         assert_eq!(n, keys.len(), "{kind}: duplicates");
     }
     // Only one user was made by the org creation (the first user), however often it was retried.
-    let first_users = sim.with_db(|db| {
-        db.kinds["users"]
-            .values()
-            .filter(|u| u.value["username"] == "faulty@tenants.example")
-            .count()
-    });
+    let first_users = sim
+        .all_objects("users")
+        .iter()
+        .filter(|u| u["username"] == "faulty@tenants.example")
+        .count();
     assert_eq!(first_users, 1);
 }

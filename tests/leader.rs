@@ -16,6 +16,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use orgops::engine::Requeue;
 use orgops::simulator::ServeOptions;
+use orgops::simulator::kit::SimulatorHandle;
 use orgops::simulator::rossum::{RossumSimulator, Seed};
 use orgops::vendors::{Endpoints, Fence, HttpConfig};
 use reqwest::Method;
@@ -309,19 +310,13 @@ fn assert_one_copy_each(sim: &RossumSimulator, org: u64, display_name: &str, fir
             "{display_name} {kind}"
         );
     }
-    let orgs = sim.with_db(|db| {
-        db.kinds["organizations"]
-            .values()
-            .filter(|o| o.value["name"] == display_name)
-            .count()
-    });
+    let orgs = sim.org_ids(display_name).len();
     assert_eq!(orgs, 1, "organizations named {display_name}");
-    let users = sim.with_db(|db| {
-        db.kinds["users"]
-            .values()
-            .filter(|u| u.value["username"] == first_user)
-            .count()
-    });
+    let users = sim
+        .all_objects("users")
+        .iter()
+        .filter(|u| u["username"] == first_user)
+        .count();
     assert_eq!(users, 1, "users {first_user}");
 }
 
@@ -419,7 +414,7 @@ async fn a_leader_frozen_past_its_lease_writes_nothing_after_the_standby_took_ov
         "taken over after {takeover:?}"
     );
     let a_writes = proxy_a.writes().len();
-    let writes_at_takeover = sim.with_db(|db| db.writes);
+    let writes_at_takeover = sim.total_writes();
 
     // Resume it: whatever it was doing, it starts no vendor write, and exits non-zero.
     signal("CONT", pid);
@@ -445,7 +440,7 @@ async fn a_leader_frozen_past_its_lease_writes_nothing_after_the_standby_took_ov
         wait_ready(&c, &ns, name).await;
     }
     assert!(
-        sim.with_db(|db| db.writes) > writes_at_takeover && !proxy_b.writes().is_empty(),
+        sim.total_writes() > writes_at_takeover && !proxy_b.writes().is_empty(),
         "the new leader had nothing left to copy"
     );
     for name in ORGS {
@@ -486,7 +481,7 @@ async fn without_leader_election_the_write_fence_stays_open() {
     .await;
     apply(&c, &manifests(&ns, &sim.base_url, &["dept-1"])).await;
     wait_ready(&c, &ns, "dept-1").await;
-    assert!(sim.with_db(|db| db.writes) > 0);
+    assert!(sim.total_writes() > 0);
     assert_exactly_one_copy_of_everything(&c, &sim, &ns, "dept-1").await;
     assert_eq!(leader_gauge(&op).await, Some(1));
     // No Lease was involved.
@@ -547,7 +542,7 @@ async fn a_fence_that_lapses_mid_copy_stops_the_writes_as_a_transient_failure() 
     assert!(!r.ready);
     assert_eq!(r.requeue, Requeue::Backoff, "{}", r.ready_message());
     assert_eq!(r.ready_reason(), "NotLeader", "{}", r.ready_message());
-    assert_eq!(sim.with_db(|db| db.writes), 0);
+    assert_eq!(sim.total_writes(), 0);
 
     // Open, then lapsed in the middle of the copy: the writes stop there.
     fence.valid_until(Instant::now() + Duration::from_secs(600));
@@ -556,7 +551,7 @@ async fn a_fence_that_lapses_mid_copy_stops_the_writes_as_a_transient_failure() 
         tokio::spawn(async move { reconcile(client.as_ref(), &desired, &sink).await })
     };
     let deadline = Instant::now() + Duration::from_secs(30);
-    while sim.with_db(|db| db.writes) < 5 {
+    while sim.total_writes() < 5 {
         assert!(Instant::now() < deadline, "the copy did not start");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -564,7 +559,7 @@ async fn a_fence_that_lapses_mid_copy_stops_the_writes_as_a_transient_failure() 
     let r = copy.await.unwrap();
     assert!(!r.ready);
     assert_eq!(r.requeue, Requeue::Backoff, "{}", r.ready_message());
-    let written = sim.with_db(|db| db.writes);
+    let written = sim.total_writes();
     assert!(
         written < (template_objects as u64) / 2,
         "{written} writes of about {template_objects} went on after the fence lapsed"

@@ -130,12 +130,7 @@ async fn a_lost_create_response_is_resolved_by_observing_not_by_creating_again()
         "the pending create is resolved"
     );
 
-    let orgs = sim.with_db(|db| {
-        db.kinds["organizations"]
-            .values()
-            .filter(|o| o.value["name"] == "Lossy department")
-            .count()
-    });
+    let orgs = sim.org_ids("Lossy department").len();
     assert_eq!(orgs, 1);
     let target: u64 = report.external_id.unwrap().parse().unwrap();
     let template = sim.org_id("Template org").unwrap();
@@ -166,12 +161,7 @@ async fn an_unmarked_org_with_the_same_name_is_not_adopted_without_a_pending_cre
     let sink = MemorySink::default();
     let report = reconcile(c.as_ref(), &desired("twin", "Twin department"), &sink).await;
     assert!(report.ready && report.org_created);
-    let orgs = sim.with_db(|db| {
-        db.kinds["organizations"]
-            .values()
-            .filter(|o| o.value["name"] == "Twin department")
-            .count()
-    });
+    let orgs = sim.org_ids("Twin department").len();
     assert_eq!(
         orgs, 2,
         "names are not identity at Rossum: orgops made its own org"

@@ -4,6 +4,7 @@ mod support;
 
 use orgops::engine::Mode;
 use orgops::engine::membership::{ROLE_CONFLICT, reconcile_member};
+use orgops::simulator::kit::SimulatorHandle;
 use orgops::vendors::{Endpoints, MemberDesired};
 use support::*;
 
@@ -19,29 +20,21 @@ fn george(org: u64, role: &str, queues: &[&str]) -> MemberDesired {
 }
 
 fn users_named(sim: &orgops::simulator::rossum::RossumSimulator, username: &str) -> usize {
-    sim.with_db(|db| {
-        db.kinds["users"]
-            .values()
-            .filter(|u| u.value["username"] == username)
-            .count()
-    })
+    sim.all_objects("users")
+        .iter()
+        .filter(|u| u["username"] == username)
+        .count()
 }
 
 fn memberships_of(sim: &orgops::simulator::rossum::RossumSimulator, org: u64) -> usize {
-    sim.with_db(|db| {
-        db.kinds
-            .get("memberships")
-            .map(|m| {
-                m.values()
-                    .filter(|r| {
-                        r.value["organization"]
-                            .as_str()
-                            .is_some_and(|o| o.ends_with(&format!("/{org}")))
-                    })
-                    .count()
-            })
-            .unwrap_or(0)
-    })
+    sim.all_objects("memberships")
+        .iter()
+        .filter(|m| {
+            m["organization"]
+                .as_str()
+                .is_some_and(|o| o.ends_with(&format!("/{org}")))
+        })
+        .count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -96,7 +89,10 @@ async fn one_person_in_two_orgs_is_one_user_plus_a_membership() {
     assert!(r.ready && r.changed);
 
     // Drift by hand: the membership removed at the vendor is restored.
-    sim.with_db(|db| db.table("memberships").clear());
+    for m in sim.all_objects("memberships") {
+        sim.delete_object("memberships", &m["id"].to_string())
+            .unwrap();
+    }
     let r = reconcile_member(c.as_ref(), &george(fr, "manager", &[]), Mode::Apply).await;
     assert!(r.ready && r.changed);
     assert_eq!(memberships_of(&sim, fr), 1);
@@ -138,14 +134,11 @@ async fn queues_are_set_by_name_and_unknown_roles_and_queues_are_clear_errors() 
     )
     .await;
     assert!(r.ready, "{}", r.ready_message());
-    let user = sim.with_db(|db| {
-        db.kinds["users"]
-            .values()
-            .find(|u| u.value["username"] == "george@acme.example")
-            .unwrap()
-            .value
-            .clone()
-    });
+    let user = sim
+        .all_objects("users")
+        .into_iter()
+        .find(|u| u["username"] == "george@acme.example")
+        .unwrap();
     assert_eq!(user["queues"].as_array().unwrap().len(), 2);
 
     let bad_role =

@@ -6,6 +6,7 @@ mod support;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use orgops::simulator::kit::SimulatorHandle;
 use serde_json::Value;
 use support::cluster::{Cluster, stderr, stdout};
 use support::operator::Operator;
@@ -148,13 +149,7 @@ async fn apply_wait_ready_edit_and_delete_with_kubectl() {
     // The vendor holds exactly one org and one copy of the template.
     let org_id: u64 = external_id.parse().unwrap();
     let template = sim.org_id("Template org").unwrap();
-    assert_eq!(
-        sim.with_db(|db| db.kinds["organizations"]
-            .values()
-            .filter(|o| o.value["name"] == "German department")
-            .count()),
-        1
-    );
+    assert_eq!(sim.org_ids("German department").len(), 1);
     for kind in MARKER_KINDS {
         assert_eq!(
             marked_copies(&sim, org_id, kind),
@@ -169,13 +164,9 @@ async fn apply_wait_ready_edit_and_delete_with_kubectl() {
     );
 
     // Idle: two complete drift re-checks (what could write) and no vendor write.
-    let writes = sim.with_db(|db| db.writes);
+    let writes = sim.total_writes();
     passes(&op, "ready", 2).await;
-    assert_eq!(
-        sim.with_db(|db| db.writes),
-        writes,
-        "vendor writes while idle"
-    );
+    assert_eq!(sim.total_writes(), writes, "vendor writes while idle");
 
     // A spec edit reaches the vendor.
     let p = c
@@ -322,12 +313,7 @@ async fn leader_gauge(op: &Operator) -> Option<u64> {
 }
 
 fn count_orgs(sim: &orgops::simulator::rossum::RossumSimulator, name: &str) -> usize {
-    sim.with_db(|db| {
-        db.kinds["organizations"]
-            .values()
-            .filter(|o| o.value["name"] == name)
-            .count()
-    })
+    sim.org_ids(name).len()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -439,10 +425,10 @@ async fn killed_ten_times_during_create_and_copy_still_makes_exactly_one_of_ever
         );
     }
     assert_eq!(
-        sim.with_db(|db| db.kinds["users"]
-            .values()
-            .filter(|u| u.value["username"] == format!("de-{ns}@tenants.example"))
-            .count()),
+        sim.all_objects("users")
+            .iter()
+            .filter(|u| u["username"] == format!("de-{ns}@tenants.example"))
+            .count(),
         1
     );
 }
@@ -474,9 +460,12 @@ async fn drift_is_repaired_within_sync_interval_and_only_reported_when_suspended
         .find(|q| q.pointer("/metadata/orgops").is_some())
         .unwrap();
     let qid = queue["id"].as_u64().unwrap();
-    sim.with_db(|db| {
-        db.table("queues").get_mut(&qid).unwrap().value["name"] = "changed by hand".into()
-    });
+    sim.patch_object(
+        "queues",
+        &qid.to_string(),
+        &serde_json::json!({"name": "changed by hand"}),
+    )
+    .unwrap();
     let deadline = Instant::now() + Duration::from_secs(15);
     while sim
         .objects("queues", org_id)
@@ -502,9 +491,12 @@ async fn drift_is_repaired_within_sync_interval_and_only_reported_when_suspended
         .await;
     assert!(p.status.success());
     wait_for(&c, &ns, "jsonpath={.status.observedGeneration}=2").await;
-    sim.with_db(|db| {
-        db.table("queues").get_mut(&qid).unwrap().value["name"] = "changed again".into()
-    });
+    sim.patch_object(
+        "queues",
+        &qid.to_string(),
+        &serde_json::json!({"name": "changed again"}),
+    )
+    .unwrap();
     wait_for(&c, &ns, "condition=TemplateCopied=False").await;
     let reason = jsonpath(
         &c,
@@ -514,10 +506,10 @@ async fn drift_is_repaired_within_sync_interval_and_only_reported_when_suspended
     .await;
     assert_eq!(reason, "DriftDetected");
     // Two complete observe-only passes after the drift was seen, and no vendor write.
-    let writes = sim.with_db(|db| db.writes);
+    let writes = sim.total_writes();
     passes(&op, "not_ready", 2).await;
     assert_eq!(
-        sim.with_db(|db| db.writes),
+        sim.total_writes(),
         writes,
         "suspended, yet the vendor was written"
     );
@@ -651,25 +643,18 @@ async fn george_in_two_orgs_waits_for_them_then_removing_one_removes_only_that_a
 
     let username = format!("george-{ns}@example.com");
     let users = || {
-        sim.with_db(|db| {
-            db.kinds["users"]
-                .values()
-                .filter(|u| {
-                    u.value["username"] == username.as_str() && u.value["is_active"] == true
-                })
-                .count()
-        })
+        sim.all_objects("users")
+            .iter()
+            .filter(|u| u["username"] == username.as_str() && u["is_active"] == true)
+            .count()
     };
     assert_eq!(users(), 1, "one user, whatever the number of orgs");
-    let memberships =
-        || sim.with_db(|db| db.kinds.get("memberships").map(|m| m.len()).unwrap_or(0));
+    let memberships = || sim.all_objects("memberships").len();
     assert_eq!(memberships(), 1);
 
     // Removing one OrgMembership (deletionPolicy Delete by default) removes only that access.
     let primary_org = sim.with_db(|db| {
-        db.kinds["users"]
-            .values()
-            .find(|u| u.value["username"] == username.as_str())
+        db.find("users", |u| u.value["username"] == username.as_str())
             .unwrap()
             .org
     });

@@ -131,7 +131,18 @@ pub async fn reconcile(m: Arc<OrgMembership>, ctx: Arc<Context>) -> Result<Actio
 
     // Skip echoes of our own writes and of the Organization's progress updates.
     let uid = format!("m/{}", m.uid().unwrap_or_default());
-    let org_version = format!("{:?}/{}", org.metadata.generation, org_ready(&org));
+    // A re-check asked for by another OrgMembership's removal counts as a change on every
+    // replica, not only on the one that asked (leadership may have moved since).
+    let recheck = m
+        .annotations()
+        .get(RECHECK)
+        .map(String::as_str)
+        .unwrap_or("");
+    let org_version = format!(
+        "{:?}/{}/{recheck}",
+        org.metadata.generation,
+        org_ready(&org)
+    );
     if let Some(seen) = ctx.seen(&uid)
         && seen.generation == m.metadata.generation
         && seen.dependency_version.as_deref() == Some(org_version.as_str())

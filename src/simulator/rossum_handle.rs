@@ -1,37 +1,16 @@
-//! [`SimulatorHandle`] for the Rossum simulator, over its public API (`with_db`, `objects`,
-//! `org_id`), until the Rossum simulator is ported onto the kit's store. It does not count
-//! writes per kind ([`SimulatorHandle::writes`] is `None`); its total is the database's count
-//! of mutating requests.
+//! [`SimulatorHandle`] for the Rossum simulator: its kinds, per-kind write counters and hand
+//! edits come from its store (ids are Rossum's integers, in decimal).
 
 use serde_json::Value;
 
 use super::kit::{HandError, SimulatorHandle, WriteCounts};
 use super::rossum::RossumSimulator;
+use super::rossum::kinds;
 use super::{FaultSpec, ServeStats};
 
-/// Kinds the Rossum simulator stores (its `db.rs` keeps them by these names).
-const KINDS: &[&str] = &[
-    "organizations",
-    "users",
-    "groups",
-    "memberships",
-    "workspaces",
-    "schemas",
-    "connectors",
-    "queues",
-    "inboxes",
-    "hooks",
-    "email_templates",
-    "labels",
-    "rules",
-    "triggers",
-];
-
 fn kind_of(kind: &str) -> Result<&'static str, HandError> {
-    KINDS
-        .iter()
-        .copied()
-        .find(|k| *k == kind)
+    kinds::rules(kind)
+        .map(|k| k.name())
         .ok_or_else(|| HandError::UnknownKind {
             vendor: "rossum",
             kind: kind.to_string(),
@@ -57,15 +36,16 @@ impl SimulatorHandle for RossumSimulator {
     }
 
     fn total_writes(&self) -> u64 {
-        self.with_db(|db| db.writes)
+        self.with_db(|db| db.write_requests())
     }
 
-    fn writes(&self, _kind: &str) -> Option<WriteCounts> {
-        None
+    fn writes(&self, kind: &str) -> Option<WriteCounts> {
+        let kind = kind_of(kind).ok()?;
+        Some(self.with_db(|db| db.writes(kind)))
     }
 
     fn kinds(&self) -> Vec<&'static str> {
-        KINDS.to_vec()
+        kinds::names()
     }
 
     fn org_id(&self, name: &str) -> Option<String> {
@@ -73,19 +53,10 @@ impl SimulatorHandle for RossumSimulator {
     }
 
     fn org_ids(&self, name: &str) -> Vec<String> {
-        self.with_db(|db| {
-            let mut ids: Vec<u64> = db
-                .kinds
-                .get("organizations")
-                .into_iter()
-                .flatten()
-                .filter(|(_, r)| r.value["name"].as_str() == Some(name))
-                .map(|(id, _)| *id)
-                .collect();
-            // Ids are handed out in increasing order: sorted is creation order.
-            ids.sort_unstable();
-            ids.into_iter().map(|id| id.to_string()).collect()
-        })
+        RossumSimulator::org_ids(self, name)
+            .into_iter()
+            .map(|id| id.to_string())
+            .collect()
     }
 
     fn objects(&self, kind: &str, org: &str) -> Result<Vec<Value>, HandError> {
@@ -100,33 +71,13 @@ impl SimulatorHandle for RossumSimulator {
     fn patch_object(&self, kind: &str, id: &str, patch: &Value) -> Result<(), HandError> {
         let kind = kind_of(kind)?;
         let n = numeric(kind, id)?;
-        if !patch.is_object() {
-            return Err(HandError::Invalid(
-                "a patch must be a JSON object (a JSON merge patch)".into(),
-            ));
-        }
-        self.with_db(|db| match db.table(kind).get_mut(&n) {
-            Some(rec) => {
-                json_patch::merge(&mut rec.value, patch);
-                Ok(())
-            }
-            None => Err(HandError::NotFound {
-                kind: kind.into(),
-                id: id.into(),
-            }),
-        })
+        Ok(self.with_db(|db| db.hand_patch(kind, n, patch))?)
     }
 
     fn delete_object(&self, kind: &str, id: &str) -> Result<(), HandError> {
         let kind = kind_of(kind)?;
         let n = numeric(kind, id)?;
-        self.with_db(|db| match db.table(kind).remove(&n) {
-            Some(_) => Ok(()),
-            None => Err(HandError::NotFound {
-                kind: kind.into(),
-                id: id.into(),
-            }),
-        })
+        Ok(self.with_db(|db| db.hand_remove(kind, n))?)
     }
 
     fn set_faults(&self, faults: FaultSpec) {

@@ -116,6 +116,16 @@ impl<P> TokenRegistry<P> {
         self.tokens.remove(token).is_some()
     }
 
+    /// Keeps only the tokens whose principal `keep` accepts (a deleted user's tokens go).
+    pub fn retain(&mut self, mut keep: impl FnMut(&P) -> bool) {
+        self.tokens.retain(|_, e| keep(&e.principal));
+    }
+
+    /// Forgets every token (tests: every session expires at once).
+    pub fn clear(&mut self) {
+        self.tokens.clear();
+    }
+
     /// Tokens held.
     pub fn len(&self) -> usize {
         self.tokens.len()
@@ -127,6 +137,22 @@ impl<P> TokenRegistry<P> {
     }
 }
 
+/// Authenticates a request that carries `token` (`None`: no credential where the vendor
+/// expects one) against `registry`; on failure, the vendor's own 401 from `render`.
+pub fn authenticate<'r, P, R>(
+    token: Option<&str>,
+    registry: &'r mut TokenRegistry<P>,
+    render: impl FnOnce(AuthFailure) -> R,
+) -> Result<&'r P, R> {
+    let Some(token) = token else {
+        return Err(render(AuthFailure::Missing));
+    };
+    match registry.lookup(token) {
+        Ok(p) => Ok(p),
+        Err(f) => Err(render(f)),
+    }
+}
+
 /// Authenticates a bearer request against `registry`; on failure, the vendor's own 401 from
 /// `render`.
 pub fn authenticate_bearer<'r, P, R>(
@@ -134,13 +160,7 @@ pub fn authenticate_bearer<'r, P, R>(
     registry: &'r mut TokenRegistry<P>,
     render: impl FnOnce(AuthFailure) -> R,
 ) -> Result<&'r P, R> {
-    let Some(token) = bearer(headers) else {
-        return Err(render(AuthFailure::Missing));
-    };
-    match registry.lookup(token) {
-        Ok(p) => Ok(p),
-        Err(f) => Err(render(f)),
-    }
+    authenticate(bearer(headers), registry, render)
 }
 
 /// An unsigned JWT (`alg: none`, empty signature) carrying `claims`. Simulators issue these as
@@ -277,6 +297,14 @@ mod tests {
         assert_eq!(r.lookup("old"), Err(AuthFailure::Unknown), "forgotten");
         assert!(r.revoke(&t));
         assert!(!r.revoke(&t));
+        assert!(r.is_empty());
+
+        let a = r.issue("alice", None);
+        let b = r.issue("bob", Some(Duration::from_secs(60)));
+        r.retain(|p| *p != "alice");
+        assert_eq!(r.lookup(&a), Err(AuthFailure::Unknown));
+        assert_eq!(r.lookup(&b), Ok(&"bob"));
+        r.clear();
         assert!(r.is_empty());
     }
 

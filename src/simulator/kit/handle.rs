@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::simulator::{FaultSpec, ServeStats};
 
-use super::store::WriteCounts;
+use super::store::{StoreError, WriteCounts};
 
 /// Why a hand edit did nothing.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -33,6 +33,15 @@ pub enum HandError {
     /// one).
     #[error("{0}")]
     Invalid(String),
+}
+
+impl From<StoreError> for HandError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound { kind, id } => HandError::NotFound { kind, id },
+            other => HandError::Invalid(other.to_string()),
+        }
+    }
 }
 
 /// A running vendor simulator, seen by a test that works for every vendor: count what the

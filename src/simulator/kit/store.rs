@@ -84,6 +84,7 @@ pub struct Store {
     ids: IdStyle,
     rng: fastrand::Rng,
     next_id: u64,
+    next_numbers: BTreeMap<String, u64>,
     next_seq: u64,
     kinds: BTreeMap<String, BTreeMap<String, Record>>,
     counts: BTreeMap<String, WriteCounts>,
@@ -102,6 +103,7 @@ impl Store {
             ids,
             rng: fastrand::Rng::with_seed(seed),
             next_id: 0,
+            next_numbers: BTreeMap::new(),
             next_seq: 0,
             kinds: BTreeMap::new(),
             counts: BTreeMap::new(),
@@ -121,6 +123,26 @@ impl Store {
             };
             if !self.kinds.values().any(|t| t.contains_key(&id)) {
                 return id;
+            }
+        }
+    }
+
+    /// A fresh numeric id for an object of `kind`, for vendors whose ids are integers counted
+    /// per collection (Rossum). Each kind counts from its own offset, derived from its name, so
+    /// that ids of different kinds rarely coincide and a client that mixes kinds up is caught,
+    /// as it would be at a real deployment. Never one in use in `kind`.
+    pub fn new_numeric_id(&mut self, kind: &str) -> u64 {
+        let start =
+            1000 + 1000 * (kind.len() as u64 % 7) + kind.bytes().map(u64::from).sum::<u64>();
+        let n = self.next_numbers.entry(kind.to_string()).or_insert(start);
+        loop {
+            *n += 1;
+            let taken = self
+                .kinds
+                .get(kind)
+                .is_some_and(|t| t.contains_key(&n.to_string()));
+            if !taken {
+                return *n;
             }
         }
     }
@@ -235,8 +257,43 @@ impl Store {
         Ok(out)
     }
 
-    /// Moves object `id` to organization `org` (counted as an update): vendors that let an
-    /// object change organization (a Dataloop project) move its record with it.
+    /// Changes object `id` through `f` without counting it: what the vendor changes by itself
+    /// as a consequence of another write (the other side of a relation, a last-login time), or
+    /// the parts of one write that reach more than one object. The client wrote once, and that
+    /// one write is counted where it was addressed.
+    pub fn update_uncounted<T>(
+        &mut self,
+        kind: &str,
+        id: &str,
+        f: impl FnOnce(&mut Value) -> T,
+    ) -> Result<T, StoreError> {
+        let rec = self
+            .kinds
+            .get_mut(kind)
+            .and_then(|t| t.get_mut(id))
+            .ok_or_else(|| StoreError::NotFound {
+                kind: kind.into(),
+                id: id.into(),
+            })?;
+        Ok(f(&mut rec.value))
+    }
+
+    /// Marks object `id` deleted through `f` and keeps it (vendors that delete asynchronously,
+    /// or keep deleted users around), counted as a delete.
+    pub fn soft_delete<T>(
+        &mut self,
+        kind: &str,
+        id: &str,
+        f: impl FnOnce(&mut Value) -> T,
+    ) -> Result<T, StoreError> {
+        let out = self.update_uncounted(kind, id, f)?;
+        self.count(kind).deletes += 1;
+        Ok(out)
+    }
+
+    /// Moves object `id` to organization `org`, uncounted: vendors that let an object change
+    /// organization (a Dataloop project) move its record, and what hangs off it, with it. The
+    /// client's one write (the move) is counted where it was addressed.
     pub fn reassign(&mut self, kind: &str, id: &str, org: &str) -> Result<(), StoreError> {
         let rec = self
             .kinds
@@ -247,8 +304,46 @@ impl Store {
                 id: id.into(),
             })?;
         rec.org = org.to_string();
-        self.count(kind).updates += 1;
         Ok(())
+    }
+
+    /// Stores a new object without counting it: what the vendor makes by itself as part of
+    /// another write (a project's creator becoming its first member). `id` absent: a generated
+    /// one. Returns the id.
+    pub fn create_uncounted(
+        &mut self,
+        kind: &str,
+        id: Option<String>,
+        org: &str,
+        value: Value,
+    ) -> Result<String, StoreError> {
+        let id = match id {
+            Some(id) => id,
+            None => self.new_id(),
+        };
+        self.insert_raw(kind, &id, org, value)?;
+        Ok(id)
+    }
+
+    /// Deletes every object of `kind` that `pred` accepts without counting: the vendor's own
+    /// cascade of a delete counted where the client addressed it. Returns how many.
+    pub fn delete_where_uncounted(
+        &mut self,
+        kind: &str,
+        mut pred: impl FnMut(&str, &Record) -> bool,
+    ) -> usize {
+        let ids: Vec<String> = self
+            .list(kind)
+            .into_iter()
+            .filter(|(id, r)| pred(id, r))
+            .map(|(id, _)| id.to_string())
+            .collect();
+        if let Some(t) = self.kinds.get_mut(kind) {
+            for id in &ids {
+                t.remove(id);
+            }
+        }
+        ids.len()
     }
 
     /// Deletes object `id` (counted as a delete when it existed).
@@ -447,20 +542,78 @@ mod tests {
     }
 
     #[test]
-    fn reassigning_moves_an_object_between_orgs_and_counts_an_update() {
+    fn numeric_ids_count_per_kind_from_their_own_offsets() {
         let mut s = Store::with_seed(IdStyle::Sequential, 5);
+        let q1 = s.new_numeric_id("queues");
+        let q2 = s.new_numeric_id("queues");
+        let h1 = s.new_numeric_id("hooks");
+        assert_eq!(q2, q1 + 1);
+        assert_ne!(h1, q1, "kinds start apart");
+        assert!(q1 > 1000 && h1 > 1000);
+        // An id a caller chose is never handed out again.
+        s.create("queues", Some((q2 + 1).to_string()), "o", json!({}))
+            .unwrap();
+        assert_eq!(s.new_numeric_id("queues"), q2 + 2);
+    }
+
+    #[test]
+    fn side_effects_and_soft_deletes_are_counted_as_the_vendor_would() {
+        let mut s = Store::with_seed(IdStyle::Sequential, 6);
+        let id = s
+            .create("users", None, "o", json!({"active": true}))
+            .unwrap();
+        s.update_uncounted("users", &id, |v| v["last_login"] = json!("now"))
+            .unwrap();
+        assert_eq!(s.writes("users").updates, 0, "bookkeeping is no write");
+        s.soft_delete("users", &id, |v| v["active"] = json!(false))
+            .unwrap();
+        assert_eq!(
+            s.get("users", &id).unwrap().value,
+            json!({"active": false, "last_login": "now"}),
+            "kept"
+        );
+        assert_eq!(s.writes("users").deletes, 1);
+        assert!(s.update_uncounted("users", "nope", |_| ()).is_err());
+        assert!(s.soft_delete("users", "nope", |_| ()).is_err());
+        assert_eq!(s.writes("users").deletes, 1);
+    }
+
+    #[test]
+    fn moves_creates_and_cascades_of_a_counted_write_count_nothing() {
+        let mut s = Store::with_seed(IdStyle::Sequential, 7);
         let id = s
             .create("projects", None, "o1", json!({"name": "p"}))
             .unwrap();
         s.reassign("projects", &id, "o2").unwrap();
         assert!(s.in_org("projects", "o1").is_empty());
         assert_eq!(s.in_org("projects", "o2").len(), 1);
-        assert_eq!(s.writes("projects").updates, 1);
         assert!(matches!(
             s.reassign("projects", "nope", "o2"),
             Err(StoreError::NotFound { .. })
         ));
-        assert_eq!(s.writes("projects").updates, 1);
+        let m = s
+            .create_uncounted("members", Some(format!("{id}/a")), "o2", json!({"p": id}))
+            .unwrap();
+        s.create_uncounted("members", None, "o2", json!({"p": "other"}))
+            .unwrap();
+        assert!(
+            s.create_uncounted("members", Some(m), "o2", json!({}))
+                .is_err()
+        );
+        assert_eq!(
+            s.delete_where_uncounted("members", |_, r| r.value["p"] == id.as_str()),
+            1
+        );
+        assert_eq!(s.list("members").len(), 1);
+        assert_eq!(
+            s.writes("projects"),
+            WriteCounts {
+                creates: 1,
+                updates: 0,
+                deletes: 0
+            }
+        );
+        assert_eq!(s.writes("members"), WriteCounts::default());
     }
 
     #[test]

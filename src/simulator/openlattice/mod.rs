@@ -63,7 +63,7 @@ pub use error::{ApiError, ApiException};
 pub use handlers::{PREFIX, PRINCIPALS_PREFIX};
 pub use state::{KINDS, State};
 
-use super::kit::{HandError, SimulatorHandle, StoreError, WriteCounts, auth};
+use super::kit::{HandError, SimulatorHandle, WriteCounts, auth};
 use super::{FaultSpec, Running, ServeOptions, ServeStats};
 
 /// How to start the simulator.
@@ -183,13 +183,6 @@ fn kind_of(kind: &str) -> Result<&'static str, HandError> {
         })
 }
 
-fn hand_error(e: StoreError) -> HandError {
-    match e {
-        StoreError::NotFound { kind, id } => HandError::NotFound { kind, id },
-        other => HandError::Invalid(other.to_string()),
-    }
-}
-
 impl SimulatorHandle for OpenLatticeSimulator {
     fn vendor(&self) -> &'static str {
         "openlattice"
@@ -251,14 +244,14 @@ impl SimulatorHandle for OpenLatticeSimulator {
     fn patch_object(&self, kind: &str, id: &str, patch: &Value) -> Result<(), HandError> {
         let kind = kind_of(kind)?;
         self.with_state(|st| st.store.hand_patch(kind, id, patch))
-            .map_err(hand_error)
+            .map_err(HandError::from)
     }
 
     fn delete_object(&self, kind: &str, id: &str) -> Result<(), HandError> {
         let kind = kind_of(kind)?;
         self.with_state(|st| st.store.hand_remove(kind, id))
             .map(|_| ())
-            .map_err(hand_error)
+            .map_err(HandError::from)
     }
 
     fn set_faults(&self, faults: FaultSpec) {

@@ -10,8 +10,11 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use super::db::{Db, SETUP_KINDS, Token, id_in};
+use super::db::{Db, Rec, Session, id_in, now_iso};
 use super::error::ApiError;
+use super::kinds::{Api, served};
+use crate::simulator::kit::auth::{self, AuthFailure};
+use crate::simulator::kit::paging::{self, PageError};
 
 /// Shared simulator state.
 pub type Shared = Arc<Mutex<Db>>;
@@ -64,7 +67,7 @@ pub async fn api(
         Err(poisoned) => poisoned.into_inner(),
     };
     if method != Method::GET && segments.first() != Some(&"auth") {
-        db.writes += 1;
+        db.note_write_request();
     }
     let req = Req {
         method: &method,
@@ -110,20 +113,21 @@ fn route(db: &mut Db, req: &Req<'_>) -> Answer {
         ["auth", "login"] if m == Method::POST => login(db, &req.body),
         ["organizations", "create"] if m == Method::POST => create_org(db, &req.body),
         _ => {
-            let token = authenticate(db, req.headers)?;
-            authed(db, req, &token)
+            let session = authenticate(db, req.headers)?;
+            authed(db, req, &session)
         }
     }
 }
 
-fn authed(db: &mut Db, req: &Req<'_>, token: &Token) -> Answer {
+fn authed(db: &mut Db, req: &Req<'_>, token: &Session) -> Answer {
     let m = req.method;
     let get = m == Method::GET;
     let write = m == Method::PATCH || m == Method::PUT;
     match req.segments {
         ["auth", "logout"] if m == Method::POST => {
-            let key = bearer(req.headers).unwrap_or_default();
-            db.tokens.remove(&key);
+            if let Some(key) = token_of(req.headers) {
+                db.tokens.revoke(key);
+            }
             ok(json!({"detail": "Successfully logged out."}))
         }
         ["auth", "user"] if get => db
@@ -133,7 +137,7 @@ fn authed(db: &mut Db, req: &Req<'_>, token: &Token) -> Answer {
         ["auth", "membership_token"] if m == Method::POST => membership_token(db, token, &req.body),
         ["organizations"] if get => {
             let orgs = db.reachable_orgs(token.user);
-            list(db, req, "organizations", |_, r| orgs.contains(&r.org))
+            list(db, req, "organizations", |r| orgs.contains(&r.org))
         }
         ["organizations", id] if get => {
             let id = parse_id(id)?;
@@ -173,7 +177,7 @@ fn authed(db: &mut Db, req: &Req<'_>, token: &Token) -> Answer {
                 .unwrap_or_else(|| Err(ApiError::not_found()))
         }
         ["organization_groups", g, rest @ ..] => group_views(db, req, token, parse_id(g)?, rest),
-        ["groups"] if get => list(db, req, "groups", |_, r| r.org == token.org),
+        ["groups"] if get => list(db, req, "groups", |r| r.org == token.org),
         ["groups", id] if get => {
             let id = parse_id(id)?;
             scoped(db, "groups", id, token.org)?;
@@ -183,55 +187,49 @@ fn authed(db: &mut Db, req: &Req<'_>, token: &Token) -> Answer {
         }
         ["users"] if get => {
             let members = member_user_ids(db, token.org);
-            list(db, req, "users", |id, r| {
-                r.org == token.org || members.contains(&id)
+            list(db, req, "users", |r| {
+                r.org == token.org || members.contains(&r.id)
             })
         }
         ["users"] if m == Method::POST => create_user(db, token, &req.body),
         ["users", id] if get || write || m == Method::DELETE => {
             user_detail(db, req, token, parse_id(id)?)
         }
-        ["triggers"] if get => list(db, req, "triggers", |_, r| r.org == token.org),
-        ["triggers", id] if get => {
-            let id = parse_id(id)?;
-            scoped(db, "triggers", id, token.org)?;
-            db.render("triggers", id)
-                .map(ok)
-                .unwrap_or_else(|| Err(ApiError::not_found()))
-        }
-        [kind] if SETUP_KINDS.contains(kind) && get => {
-            let kind = *kind;
-            list(db, req, kind, |_, r| r.org == token.org)
-        }
-        [kind] if SETUP_KINDS.contains(kind) && m == Method::POST => {
+        [kind] if get && readable(kind) => list(db, req, kind, |r| r.org == token.org),
+        [kind] if m == Method::POST && served(kind, Api::Crud).is_some() => {
             require_writer(db, token)?;
             created(db.create_object(kind, token.org, req.body.clone())?)
         }
-        [kind, id] if SETUP_KINDS.contains(kind) => {
+        [kind, id] if readable(kind) => {
             let id = parse_id(id)?;
             scoped(db, kind, id, token.org)?;
+            let crud = served(kind, Api::Crud).is_some();
             match *m {
                 Method::GET => db
                     .render(kind, id)
                     .map(ok)
                     .unwrap_or_else(|| Err(ApiError::not_found())),
-                Method::PATCH | Method::PUT => {
+                Method::PATCH | Method::PUT if crud => {
                     require_writer(db, token)?;
-                    if *kind == "schemas" {
-                        check_unmodified(db, id, &req.body)?;
-                    }
                     ok(db.update_object(kind, id, token.org, req.body.clone())?)
                 }
-                Method::DELETE => {
+                Method::DELETE if crud => {
                     require_writer(db, token)?;
                     db.delete_object(kind, id)?;
                     Ok((StatusCode::NO_CONTENT, Value::Null))
                 }
-                _ => Err(ApiError::method_not_allowed()),
+                _ if crud => Err(ApiError::method_not_allowed()),
+                // Read-only kinds have no other routes.
+                _ => Err(ApiError::not_found()),
             }
         }
         _ => Err(ApiError::not_found()),
     }
+}
+
+/// Kinds whose lists and objects the generic routes serve.
+fn readable(kind: &str) -> bool {
+    served(kind, Api::Crud).is_some() || served(kind, Api::ReadOnly).is_some()
 }
 
 fn index(db: &Db) -> Value {
@@ -299,33 +297,26 @@ fn decode_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
     })
 }
 
-fn bearer(headers: &HeaderMap) -> Option<String> {
-    let raw = headers.get("authorization")?.to_str().ok()?;
-    let (scheme, key) = raw.trim().split_once(' ')?;
-    let scheme = scheme.to_ascii_lowercase();
-    (scheme == "bearer" || scheme == "token").then(|| key.trim().to_string())
+/// The key of `Authorization: Bearer <key>` or `Token <key>` (any case), as Rossum takes both.
+fn token_of(headers: &HeaderMap) -> Option<&str> {
+    auth::scheme_token(headers, "bearer").or_else(|| auth::scheme_token(headers, "token"))
 }
 
-fn authenticate(db: &mut Db, headers: &HeaderMap) -> Result<Token, ApiError> {
-    let Some(key) = bearer(headers) else {
-        return Err(ApiError::unauthorized(
-            "Authentication credentials were not provided.",
-        ));
-    };
-    let Some(token) = db.tokens.get(&key).cloned() else {
-        return Err(ApiError::unauthorized("Invalid token."));
-    };
-    if token.expires <= std::time::Instant::now() {
-        db.tokens.remove(&key);
-        return Err(ApiError::unauthorized("Token has expired."));
-    }
+fn authenticate(db: &mut Db, headers: &HeaderMap) -> Result<Session, ApiError> {
+    let session = *auth::authenticate(token_of(headers), &mut db.tokens, |f| {
+        ApiError::unauthorized(match f {
+            AuthFailure::Missing => "Authentication credentials were not provided.",
+            AuthFailure::Expired => "Token has expired.",
+            AuthFailure::Unknown | AuthFailure::Malformed => "Invalid token.",
+        })
+    })?;
     let active = db
-        .get("users", token.user)
+        .get("users", session.user)
         .is_some_and(|u| u.value["is_active"] == json!(true));
     if !active {
         return Err(ApiError::unauthorized("User inactive or deleted."));
     }
-    Ok(token)
+    Ok(session)
 }
 
 fn str_field<'a>(body: &'a Value, key: &str) -> Option<&'a str> {
@@ -344,14 +335,10 @@ fn login(db: &mut Db, body: &Value) -> Answer {
         ));
     };
     let user = db
-        .kinds
-        .get("users")
-        .into_iter()
-        .flatten()
-        .find(|(_, u)| {
+        .find("users", |u| {
             u.value["username"].as_str() == Some(username) && u.value["is_active"] == json!(true)
         })
-        .map(|(id, u)| (*id, u.org));
+        .map(|u| (u.id, u.org));
     let Some((uid, org)) =
         user.filter(|(uid, _)| db.passwords.get(uid).map(String::as_str) == Some(password))
     else {
@@ -367,11 +354,13 @@ fn login(db: &mut Db, body: &Value) -> Answer {
         })
         .unwrap_or(MAX_TOKEN_LIFETIME)
         .min(MAX_TOKEN_LIFETIME);
-    let key = db.issue_token(uid, org, Duration::from_secs(lifetime));
+    let session = Session { user: uid, org };
+    let key = db
+        .tokens
+        .issue(session, Some(Duration::from_secs(lifetime)));
     db.logins += 1;
-    if let Some(u) = db.table("users").get_mut(&uid) {
-        u.value["last_login"] = json!(super::db::now_iso());
-    }
+    // The vendor's own bookkeeping, not a write.
+    db.update_uncounted("users", uid, |u| u["last_login"] = json!(now_iso()));
     let domain = db.get("organizations", org).and_then(|o| {
         o.value["domain"]
             .as_str()
@@ -380,7 +369,7 @@ fn login(db: &mut Db, body: &Value) -> Answer {
     ok(json!({"key": key, "domain": domain}))
 }
 
-fn membership_token(db: &mut Db, token: &Token, body: &Value) -> Answer {
+fn membership_token(db: &mut Db, token: &Session, body: &Value) -> Answer {
     let Some(org) = str_field(body, "organization").and_then(id_in) else {
         return Err(ApiError::field("organization", "This field is required."));
     };
@@ -395,7 +384,13 @@ fn membership_token(db: &mut Db, token: &Token, body: &Value) -> Answer {
             "You do not have permission to access this organization.",
         ));
     }
-    let key = db.issue_token(token.user, org, Duration::from_secs(MAX_TOKEN_LIFETIME));
+    let session = Session {
+        user: token.user,
+        org,
+    };
+    let key = db
+        .tokens
+        .issue(session, Some(Duration::from_secs(MAX_TOKEN_LIFETIME)));
     ok(json!({"key": key, "organization": db.url("organizations", org)}))
 }
 
@@ -459,7 +454,7 @@ fn create_org(db: &mut Db, body: &Value) -> Answer {
     created(json!({"organization": db.render("organizations", id)}))
 }
 
-fn visible_org(db: &Db, token: &Token, org: u64) -> Result<(), ApiError> {
+fn visible_org(db: &Db, token: &Session, org: u64) -> Result<(), ApiError> {
     if db.reachable_orgs(token.user).contains(&org) {
         Ok(())
     } else {
@@ -467,7 +462,7 @@ fn visible_org(db: &Db, token: &Token, org: u64) -> Result<(), ApiError> {
     }
 }
 
-fn patch_org(db: &mut Db, token: &Token, id: u64, body: &Value) -> Answer {
+fn patch_org(db: &mut Db, token: &Session, id: u64, body: &Value) -> Answer {
     visible_org(db, token, id)?;
     if token.org != id && !db.is_group_admin(token.user) {
         return Err(ApiError::forbidden(
@@ -482,15 +477,14 @@ fn patch_org(db: &mut Db, token: &Token, id: u64, body: &Value) -> Answer {
             "Metadata must not exceed 4 kB.",
         ));
     }
-    let Some(rec) = db.table("organizations").get_mut(&id) else {
-        return Err(ApiError::not_found());
-    };
-    for k in ["name", "ui_settings", "metadata", "settings", "sandbox"] {
-        if let Some(v) = body.get(k) {
-            rec.value[k] = v.clone();
+    db.update("organizations", id, |org| {
+        for k in ["name", "ui_settings", "metadata", "settings", "sandbox"] {
+            if let Some(v) = body.get(k) {
+                org[k] = v.clone();
+            }
         }
-    }
-    rec.value["modified_at"] = json!(super::db::now_iso());
+        org["modified_at"] = json!(now_iso());
+    })?;
     db.render("organizations", id)
         .map(ok)
         .unwrap_or_else(|| Err(ApiError::not_found()))
@@ -503,7 +497,7 @@ fn scoped(db: &Db, kind: &str, id: u64, org: u64) -> Result<(), ApiError> {
     }
 }
 
-fn require_writer(db: &Db, token: &Token) -> Result<(), ApiError> {
+fn require_writer(db: &Db, token: &Session) -> Result<(), ApiError> {
     let roles = db.user_roles(token.user);
     if roles
         .iter()
@@ -518,16 +512,14 @@ fn require_writer(db: &Db, token: &Token) -> Result<(), ApiError> {
 }
 
 fn member_user_ids(db: &Db, org: u64) -> Vec<u64> {
-    db.kinds
-        .get("memberships")
+    db.all("memberships")
         .into_iter()
-        .flatten()
-        .filter(|(_, m)| m.value["organization"].as_str().and_then(id_in) == Some(org))
-        .filter_map(|(_, m)| m.value["user"].as_str().and_then(id_in))
+        .filter(|m| m.value["organization"].as_str().and_then(id_in) == Some(org))
+        .filter_map(|m| m.value["user"].as_str().and_then(id_in))
         .collect()
 }
 
-fn create_user(db: &mut Db, token: &Token, body: &Value) -> Answer {
+fn create_user(db: &mut Db, token: &Session, body: &Value) -> Answer {
     require_writer(db, token)?;
     let Some(org) = str_field(body, "organization").and_then(id_in) else {
         return Err(ApiError::field("organization", "This field is required."));
@@ -580,22 +572,21 @@ fn create_user(db: &mut Db, token: &Token, body: &Value) -> Answer {
         &roles,
         str_field(body, "password").unwrap_or(""),
     )?;
-    if let Some(q) = body.get("queues").filter(|q| q.is_array())
-        && let Some(u) = db.table("users").get_mut(&id)
-    {
-        u.value["queues"] = q.clone();
-    }
-    for k in ["metadata", "ui_settings"] {
-        if let Some(v) = body.get(k).filter(|v| v.is_object())
-            && let Some(u) = db.table("users").get_mut(&id)
-        {
-            u.value[k] = v.clone();
+    // The rest of the same create: not a second write.
+    db.update_uncounted("users", id, |u| {
+        if let Some(q) = body.get("queues").filter(|q| q.is_array()) {
+            u["queues"] = q.clone();
         }
-    }
+        for k in ["metadata", "ui_settings"] {
+            if let Some(v) = body.get(k).filter(|v| v.is_object()) {
+                u[k] = v.clone();
+            }
+        }
+    });
     created(db.render("users", id).unwrap_or(Value::Null))
 }
 
-fn user_detail(db: &mut Db, req: &Req<'_>, token: &Token, id: u64) -> Answer {
+fn user_detail(db: &mut Db, req: &Req<'_>, token: &Session, id: u64) -> Answer {
     let visible = db.get("users", id).is_some_and(|u| u.org == token.org)
         || member_user_ids(db, token.org).contains(&id);
     if !visible {
@@ -613,11 +604,11 @@ fn user_detail(db: &mut Db, req: &Req<'_>, token: &Token, id: u64) -> Answer {
                     "Organization group admin cannot be deleted.",
                 ));
             }
-            if let Some(u) = db.table("users").get_mut(&id) {
-                u.value["is_active"] = json!(false);
-                u.value["deleted"] = json!(true);
-            }
-            db.tokens.retain(|_, t| t.user != id);
+            db.soft_delete("users", id, |u| {
+                u["is_active"] = json!(false);
+                u["deleted"] = json!(true);
+            });
+            db.tokens.retain(|s| s.user != id);
             Ok((StatusCode::NO_CONTENT, Value::Null))
         }
         _ => {
@@ -640,23 +631,22 @@ fn user_detail(db: &mut Db, req: &Req<'_>, token: &Token, id: u64) -> Answer {
                     }
                 }
             }
-            let Some(u) = db.table("users").get_mut(&id) else {
-                return Err(ApiError::not_found());
-            };
-            for k in [
-                "first_name",
-                "last_name",
-                "groups",
-                "queues",
-                "is_active",
-                "ui_settings",
-                "metadata",
-                "phone_number",
-            ] {
-                if let Some(v) = req.body.get(k) {
-                    u.value[k] = v.clone();
+            db.update("users", id, |u| {
+                for k in [
+                    "first_name",
+                    "last_name",
+                    "groups",
+                    "queues",
+                    "is_active",
+                    "ui_settings",
+                    "metadata",
+                    "phone_number",
+                ] {
+                    if let Some(v) = req.body.get(k) {
+                        u[k] = v.clone();
+                    }
                 }
-            }
+            })?;
             db.render("users", id)
                 .map(ok)
                 .unwrap_or_else(|| Err(ApiError::not_found()))
@@ -664,7 +654,7 @@ fn user_detail(db: &mut Db, req: &Req<'_>, token: &Token, id: u64) -> Answer {
     }
 }
 
-fn group_views(db: &mut Db, req: &Req<'_>, token: &Token, g: u64, rest: &[&str]) -> Answer {
+fn group_views(db: &mut Db, req: &Req<'_>, token: &Session, g: u64, rest: &[&str]) -> Answer {
     if db.group_of(token.org) != Some(g) || !db.is_group_admin(token.user) {
         return Err(ApiError::forbidden(
             "You do not have permission to perform this action.",
@@ -676,11 +666,9 @@ fn group_views(db: &mut Db, req: &Req<'_>, token: &Token, g: u64, rest: &[&str])
     match rest {
         ["memberships"] if *m == Method::GET => {
             let items: Vec<Value> = db
-                .kinds
-                .get("memberships")
+                .all("memberships")
                 .into_iter()
-                .flatten()
-                .map(|(_, r)| r.value.clone())
+                .map(|r| r.value.clone())
                 .collect();
             let items = filter_items(items, req.query);
             paginate(
@@ -712,14 +700,11 @@ fn group_views(db: &mut Db, req: &Req<'_>, token: &Token, g: u64, rest: &[&str])
                 ));
             }
             let dup = db
-                .kinds
-                .get("memberships")
-                .into_iter()
-                .flatten()
-                .any(|(_, r)| {
+                .find("memberships", |r| {
                     r.value["user"].as_str().and_then(id_in) == Some(user)
                         && r.value["organization"].as_str().and_then(id_in) == Some(org)
-                });
+                })
+                .is_some();
             if dup {
                 return Err(ApiError::non_field(
                     "The fields user, organization must make a unique set.",
@@ -738,13 +723,7 @@ fn group_views(db: &mut Db, req: &Req<'_>, token: &Token, g: u64, rest: &[&str])
             let v = json!({"id": id, "url": format!("{base}/memberships/{id}"),
                 "user": format!("{base}/users/{user}"), "organization": format!("{base}/organizations/{org}"),
                 "queues": queues, "expires_at": req.body.get("expires_at").cloned().unwrap_or(Value::Null)});
-            db.table("memberships").insert(
-                id,
-                super::db::Rec {
-                    org,
-                    value: v.clone(),
-                },
-            );
+            db.insert("memberships", org, id, v.clone());
             created(v)
         }
         ["memberships", id] => {
@@ -758,7 +737,7 @@ fn group_views(db: &mut Db, req: &Req<'_>, token: &Token, g: u64, rest: &[&str])
                     .map(|r| r.value.clone())
                     .unwrap_or_default()),
                 Method::DELETE => {
-                    db.table("memberships").remove(&id);
+                    db.remove("memberships", id);
                     Ok((StatusCode::NO_CONTENT, Value::Null))
                 }
                 Method::PATCH | Method::PUT => {
@@ -768,28 +747,26 @@ fn group_views(db: &mut Db, req: &Req<'_>, token: &Token, g: u64, rest: &[&str])
                             .map(|q| json!(format!("{base}/queues/{q}")))
                             .collect::<Vec<_>>()
                     });
-                    let Some(r) = db.table("memberships").get_mut(&id) else {
-                        return Err(ApiError::not_found());
-                    };
-                    if let Some(q) = queues {
-                        r.value["queues"] = json!(q);
-                    }
-                    if let Some(e) = req.body.get("expires_at") {
-                        r.value["expires_at"] = e.clone();
-                    }
-                    ok(r.value.clone())
+                    let updated = db.update("memberships", id, |r| {
+                        if let Some(q) = queues {
+                            r["queues"] = json!(q);
+                        }
+                        if let Some(e) = req.body.get("expires_at") {
+                            r["expires_at"] = e.clone();
+                        }
+                        r.clone()
+                    })?;
+                    ok(updated)
                 }
                 _ => Err(ApiError::method_not_allowed()),
             }
         }
         ["users"] if *m == Method::GET => {
             let items: Vec<Value> = db
-                .kinds
-                .get("users")
+                .all("users")
                 .into_iter()
-                .flatten()
-                .filter(|(_, u)| in_group(db, u.org))
-                .map(|(id, u)| group_user(&base, *id, u))
+                .filter(|u| in_group(db, u.org))
+                .map(|u| group_user(&base, u))
                 .collect();
             let items = filter_items(items, req.query);
             paginate(db, req, &format!("organization_groups/{g}/users"), items)
@@ -798,18 +775,16 @@ fn group_views(db: &mut Db, req: &Req<'_>, token: &Token, g: u64, rest: &[&str])
         ["users", id] if *m == Method::GET => {
             let id = parse_id(id)?;
             match db.get("users", id) {
-                Some(u) if in_group(db, u.org) => ok(group_user(&base, id, u)),
+                Some(u) if in_group(db, u.org) => ok(group_user(&base, u)),
                 _ => Err(ApiError::not_found()),
             }
         }
         ["organizations"] if *m == Method::GET => {
             let items: Vec<Value> = db
-                .kinds
-                .get("organizations")
+                .all("organizations")
                 .into_iter()
-                .flatten()
-                .filter(|(id, _)| in_group(db, **id))
-                .map(|(id, o)| group_org(&base, *id, o))
+                .filter(|o| in_group(db, o.id))
+                .map(|o| group_org(&base, o))
                 .collect();
             let items = filter_items(items, req.query);
             paginate(
@@ -822,7 +797,7 @@ fn group_views(db: &mut Db, req: &Req<'_>, token: &Token, g: u64, rest: &[&str])
         ["organizations", id] if *m == Method::GET => {
             let id = parse_id(id)?;
             match db.get("organizations", id) {
-                Some(o) if in_group(db, id) => ok(group_org(&base, id, o)),
+                Some(o) if in_group(db, id) => ok(group_org(&base, o)),
                 _ => Err(ApiError::not_found()),
             }
         }
@@ -831,49 +806,28 @@ fn group_views(db: &mut Db, req: &Req<'_>, token: &Token, g: u64, rest: &[&str])
 }
 
 /// A user as the organization-group views show it.
-fn group_user(base: &str, id: u64, u: &super::db::Rec) -> Value {
+fn group_user(base: &str, u: Rec<'_>) -> Value {
+    let id = u.id;
     json!({"id": id, "url": format!("{base}/users/{id}"), "email": u.value["email"],
         "username": u.value["username"], "organization": format!("{base}/organizations/{}", u.org)})
 }
 
 /// An organization as the organization-group views show it.
-fn group_org(base: &str, id: u64, o: &super::db::Rec) -> Value {
+fn group_org(base: &str, o: Rec<'_>) -> Value {
+    let id = o.id;
     json!({"id": id, "url": format!("{base}/organizations/{id}"), "name": o.value["name"]})
-}
-
-/// A schema update that names the `modified_at` it was based on fails with 412 when the schema
-/// changed since (Rossum answers concurrent schema modifications with 412).
-fn check_unmodified(db: &Db, id: u64, body: &Value) -> Result<(), ApiError> {
-    let Some(seen) = body.get("modified_at").filter(|v| !v.is_null()) else {
-        return Ok(());
-    };
-    let current = db
-        .get("schemas", id)
-        .map(|r| r.value["modified_at"].clone())
-        .unwrap_or(Value::Null);
-    if &current != seen {
-        return Err(ApiError::precondition_failed(
-            "The schema was modified concurrently; fetch it again.",
-        ));
-    }
-    Ok(())
 }
 
 fn parse_id(s: &str) -> Result<u64, ApiError> {
     s.parse().map_err(|_| ApiError::not_found())
 }
 
-fn list<F>(db: &Db, req: &Req<'_>, kind: &str, visible: F) -> Answer
-where
-    F: Fn(u64, &super::db::Rec) -> bool,
-{
+fn list(db: &Db, req: &Req<'_>, kind: &str, visible: impl Fn(&Rec<'_>) -> bool) -> Answer {
     let items: Vec<Value> = db
-        .kinds
-        .get(kind)
+        .all(kind)
         .into_iter()
-        .flatten()
-        .filter(|(id, r)| visible(**id, r))
-        .filter_map(|(id, _)| db.render(kind, *id))
+        .filter(|r| visible(r))
+        .map(|r| db.render_rec(kind, r))
         .collect();
     let items = filter_items(items, req.query);
     paginate(db, req, kind, items)
@@ -947,50 +901,22 @@ fn cmp_values(a: Option<&Value>, b: Option<&Value>) -> std::cmp::Ordering {
     }
 }
 
+/// Rossum's page envelope: `page`/`page_size` (default 20, at most 100), absolute
+/// `next`/`previous` links, 404 past the last page.
 fn paginate(db: &Db, req: &Req<'_>, path: &str, items: Vec<Value>) -> Answer {
-    let param = |k: &str| {
-        req.query
-            .iter()
-            .find(|(q, _)| q == k)
-            .map(|(_, v)| v.as_str())
-    };
-    let page_size = param("page_size")
-        .and_then(|s| s.parse::<usize>().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or(20)
-        .min(100);
-    let page = param("page")
-        .and_then(|s| s.parse::<usize>().ok())
-        .unwrap_or(1)
-        .max(1);
-    let total = items.len();
-    let total_pages = total.div_ceil(page_size).max(1);
-    if page > total_pages {
-        return Err(ApiError {
-            status: 404,
-            body: json!({"detail": "Invalid page."}),
-        });
-    }
-    let link = |p: usize| -> String {
-        let mut s = url::form_urlencoded::Serializer::new(String::new());
-        for (k, v) in req.query.iter().filter(|(k, _)| k != "page") {
-            s.append_pair(k, v);
-        }
-        s.append_pair("page", &p.to_string());
-        format!("{}/{path}?{}", db.base, s.finish())
-    };
-    let results: Vec<Value> = items
-        .into_iter()
-        .skip((page - 1) * page_size)
-        .take(page_size)
-        .collect();
+    let params = paging::numbered_params(req.query, 20, 100);
+    let page = paging::numbered(&items, params).map_err(|PageError::InvalidPage| ApiError {
+        status: 404,
+        body: json!({"detail": "Invalid page."}),
+    })?;
+    let link = |p: usize| paging::page_link(&db.base, path, req.query, p);
     ok(json!({
         "pagination": {
-            "total": total,
-            "total_pages": total_pages,
-            "next": (page < total_pages).then(|| link(page + 1)),
-            "previous": (page > 1).then(|| link(page - 1)),
+            "total": page.total,
+            "total_pages": page.total_pages,
+            "next": page.next().map(link),
+            "previous": page.previous().map(link),
         },
-        "results": results,
+        "results": page.items,
     }))
 }

@@ -24,10 +24,20 @@
 //! an inbox generates its address and sets `queue.inbox`, `hook.queues` and `queue.hooks` are
 //! one many-to-many relation, deleting a workspace with queues or a linked schema is a 409, and
 //! deleting a queue only requests its deletion.
+//!
+//! The simulator is built on the kit: objects live in a [`kit::Store`] (write counters per
+//! kind), tokens in a [`kit::auth::TokenRegistry`], lists are paged by [`kit::paging`]. Each
+//! kind's rules are one declaration in `kinds/`, applied by one generic create, update, delete
+//! and render.
+//!
+//! [`kit::Store`]: crate::simulator::kit::Store
+//! [`kit::auth::TokenRegistry`]: crate::simulator::kit::auth::TokenRegistry
+//! [`kit::paging`]: crate::simulator::kit::paging
 
 mod db;
 mod error;
 mod handlers;
+pub(crate) mod kinds;
 pub mod seed;
 
 use std::sync::{Arc, Mutex};
@@ -35,7 +45,7 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use serde_json::Value;
 
-pub use db::Db;
+pub use db::{Db, Rec};
 pub use seed::{Admin, Seed};
 
 use super::{Running, ServeOptions};
@@ -94,7 +104,9 @@ impl RossumSimulator {
         })
     }
 
-    /// Runs `f` on the database (tests: inspect or change the vendor side directly).
+    /// Runs `f` on the database (tests: inspect or change the vendor side directly). Writes
+    /// through `Db`'s methods count as API writes of their kind; hand edits that must not count
+    /// go through [`SimulatorHandle`](crate::simulator::kit::SimulatorHandle) or `Db::hand_*`.
     pub fn with_db<T>(&self, f: impl FnOnce(&mut Db) -> T) -> T {
         let mut db = match self.db.lock() {
             Ok(d) => d,
@@ -103,24 +115,35 @@ impl RossumSimulator {
         f(&mut db)
     }
 
-    /// The id of the organization named `name`.
+    /// The id of the (first) organization named `name`.
     pub fn org_id(&self, name: &str) -> Option<u64> {
+        self.org_ids(name).first().copied()
+    }
+
+    /// The ids of every organization named `name`, in creation order.
+    pub fn org_ids(&self, name: &str) -> Vec<u64> {
         self.with_db(|db| {
-            db.kinds.get("organizations").and_then(|t| {
-                t.iter()
-                    .find(|(_, r)| r.value["name"].as_str() == Some(name))
-                    .map(|(id, _)| *id)
-            })
+            db.all("organizations")
+                .into_iter()
+                .filter(|o| o.value["name"].as_str() == Some(name))
+                .map(|o| o.id)
+                .collect()
         })
     }
 
-    /// Rendered objects of `kind` in `org`.
+    /// Objects of `kind` in `org`, as served.
     pub fn objects(&self, kind: &str, org: u64) -> Vec<Value> {
         self.with_db(|db| {
-            let ids: Vec<u64> = db.in_org(kind, org).map(|(id, _)| *id).collect();
-            ids.into_iter()
-                .filter_map(|id| db.render(kind, id))
+            db.in_org(kind, org)
+                .into_iter()
+                .map(|r| db.render_rec(kind, r))
                 .collect()
         })
+    }
+
+    /// Every object of `kind` in any organization, as stored (tests that look across
+    /// organizations: users by name, memberships).
+    pub fn all_objects(&self, kind: &str) -> Vec<Value> {
+        self.with_db(|db| db.all(kind).into_iter().map(|r| r.value.clone()).collect())
     }
 }

@@ -184,7 +184,8 @@ pub struct Admin {
     pub create_key: String,
 }
 
-/// Loads `seed` into `db`, with `admins` as organization group admins of its group.
+/// Loads `seed` into `db`, with `admins` as organization group admins of its group; write
+/// counters start at zero afterwards.
 pub fn load(db: &mut Db, seed: &Seed, admins: &[Admin]) -> Result<(), String> {
     let gid = 1;
     db.org_groups.insert(
@@ -220,6 +221,8 @@ pub fn load(db: &mut Db, seed: &Seed, admins: &[Admin]) -> Result<(), String> {
     for org in &seed.organizations {
         load_org(db, gid, org)?;
     }
+    // Tests count the API's writes from here.
+    db.reset_counters();
     Ok(())
 }
 
@@ -321,8 +324,9 @@ fn load_org(db: &mut Db, gid: u64, seed: &OrgSeed) -> Result<(), String> {
         if let Some(Value::Object(over)) = overrides {
             let templates: Vec<(u64, String)> = db
                 .in_org("email_templates", org)
-                .filter(|(_, r)| r.value["queue"].as_str() == Some(&qurl))
-                .map(|(id, r)| (*id, r.value["name"].as_str().unwrap_or("").to_string()))
+                .into_iter()
+                .filter(|r| r.value["queue"].as_str() == Some(&qurl))
+                .map(|r| (r.id, r.value["name"].as_str().unwrap_or("").to_string()))
                 .collect();
             for (name, patch) in over {
                 if let Some((id, _)) = templates.iter().find(|(_, n)| *n == name) {

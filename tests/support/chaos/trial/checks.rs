@@ -266,9 +266,9 @@ impl Trial {
     /// `(id, primary org, active)` of the user named `email`.
     pub(super) fn user(&self, email: &str) -> Option<(u64, u64, bool)> {
         self.sim.with_db(|db| {
-            db.kinds.get("users")?.iter().find_map(|(id, u)| {
+            db.all("users").into_iter().find_map(|u| {
                 (u.value["username"] == email)
-                    .then(|| (*id, u.org, u.value["is_active"] == json!(true)))
+                    .then(|| (u.id, u.org, u.value["is_active"] == json!(true)))
             })
         })
     }
@@ -281,14 +281,10 @@ impl Trial {
             return Some("the user's own organization, user active");
         }
         let member = self.sim.with_db(|db| {
-            db.kinds
-                .get("memberships")
-                .into_iter()
-                .flatten()
-                .any(|(_, m)| {
-                    url_id(&m.value["user"]) == Some(id)
-                        && url_id(&m.value["organization"]) == Some(org)
-                })
+            db.all("memberships").into_iter().any(|m| {
+                url_id(&m.value["user"]) == Some(id)
+                    && url_id(&m.value["organization"]) == Some(org)
+            })
         });
         match (member, active) {
             (false, _) => None,
@@ -301,11 +297,9 @@ impl Trial {
     pub(super) fn vendor_orgs(&self, plan: &OrgPlan) -> Vec<u64> {
         let key = format!("{}/{}", self.ns, plan.name);
         self.sim.with_db(|db| {
-            db.kinds
-                .get("organizations")
+            db.all("organizations")
                 .into_iter()
-                .flatten()
-                .filter(|(_, o)| {
+                .filter(|o| {
                     o.value
                         .pointer("/metadata/orgops/owner")
                         .and_then(Value::as_str)
@@ -314,7 +308,7 @@ impl Trial {
                             .as_str()
                             .is_some_and(|n| plan.names.iter().any(|x| x == n))
                 })
-                .map(|(id, _)| *id)
+                .map(|o| o.id)
                 .collect()
         })
     }
@@ -346,16 +340,16 @@ impl Trial {
         // Users and memberships.
         let (users, memberships) = self.sim.with_db(|db| {
             let mut users: BTreeMap<String, u32> = BTreeMap::new();
-            for u in db.kinds.get("users").into_iter().flatten() {
+            for u in db.all("users") {
                 *users
-                    .entry(u.1.value["username"].as_str().unwrap_or("").to_string())
+                    .entry(u.value["username"].as_str().unwrap_or("").to_string())
                     .or_default() += 1;
             }
             let mut memberships: BTreeMap<(u64, u64), u32> = BTreeMap::new();
-            for m in db.kinds.get("memberships").into_iter().flatten() {
+            for m in db.all("memberships") {
                 let key = (
-                    url_id(&m.1.value["user"]).unwrap_or(0),
-                    url_id(&m.1.value["organization"]).unwrap_or(0),
+                    url_id(&m.value["user"]).unwrap_or(0),
+                    url_id(&m.value["organization"]).unwrap_or(0),
                 );
                 *memberships.entry(key).or_default() += 1;
             }
