@@ -1001,11 +1001,21 @@ async fn projects_land_in_the_active_org_and_move_with_their_drivers() {
         sim.writes("projects"),
         Some(WriteCounts {
             creates: 1,
-            updates: 2,
+            updates: 1,
             deletes: 1
         }),
-        "create, move (org and account), delete"
+        "create, move, delete"
     );
+    assert_eq!(
+        sim.writes("drivers"),
+        Some(WriteCounts {
+            creates: 1,
+            updates: 0,
+            deletes: 0
+        }),
+        "moved and deleted with their project, by the gate"
+    );
+    assert_eq!(sim.writes("project_members"), Some(WriteCounts::default()));
 }
 
 #[tokio::test]
@@ -1262,6 +1272,15 @@ async fn datasets_are_queried_in_pages() {
         1
     );
     assert_eq!(made[1]["metadata"]["system"]["recipes"], json!([]));
+    // The default recipe and its ontology are the gate's doing: one client write each time.
+    assert_eq!(sim.writes("datasets").unwrap().creates, 3);
+    assert_eq!(sim.writes("recipes"), Some(WriteCounts::default()));
+    assert_eq!(sim.writes("ontologies"), Some(WriteCounts::default()));
+    assert_eq!(
+        sim.objects("recipes", T).unwrap().len(),
+        5,
+        "four seeded, one default"
+    );
     let query = |page: usize| {
         json!({"filter": {"$and": [{"hidden": {"$ne": true}}]}, "page": page, "pageSize": 2,
                "resource": "datasets", "context": {"projects": [pid]}})

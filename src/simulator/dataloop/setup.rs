@@ -299,7 +299,7 @@ impl State {
         self.need_org(caller, &org, OrgNeed::Manage)?;
         self.store.delete(GROUPS, gid);
         self.store
-            .delete_where(PROJECT_GROUPS, |_, r| r.value["groupId"] == gid);
+            .delete_where_uncounted(PROJECT_GROUPS, |_, r| r.value["groupId"] == gid);
         let parents: Vec<String> = self
             .store
             .in_org(GROUPS, &org)
@@ -312,7 +312,7 @@ impl State {
             .map(|(id, _)| id.to_string())
             .collect();
         for p in parents {
-            let _ = self.store.update(GROUPS, &p, |v| {
+            let _ = self.store.update_uncounted(GROUPS, &p, |v| {
                 if let Some(s) = v["subgroups"].as_array_mut() {
                     s.retain(|x| x != gid);
                 }
@@ -778,7 +778,8 @@ impl State {
             "systemProject": system, "createdAt": now, "updatedAt": now,
         });
         let _ = self.store.create(PROJECTS, Some(id.clone()), org, v);
-        let _ = self.store.create(
+        // The creator's membership is the gate's doing, part of the one create.
+        let _ = self.store.create_uncounted(
             PROJECT_MEMBERS,
             Some(format!("{id}/{creator}")),
             org,
@@ -844,15 +845,20 @@ impl State {
             return Err(ApiError::bad_request("The system project cannot be moved"));
         }
         if from != to {
-            let _ = self.store.reassign(PROJECTS, pid, &to);
+            // One write (counted on the project); what hangs off the project moves with it.
             let account = self
                 .store
                 .get(super::state::ORGS, &to)
                 .map(|o| o.value["account"]["id"].clone())
                 .unwrap_or(Value::Null);
-            let _ = self.store.update(PROJECTS, pid, |v| v["account"] = account);
+            let now = now_ms();
+            let _ = self.store.update(PROJECTS, pid, |v| {
+                v["account"] = account;
+                v["updatedAt"] = json!(now);
+            });
+            let _ = self.store.reassign(PROJECTS, pid, &to);
             self.store
-                .delete_where(PROJECT_GROUPS, |_, r| r.value["projectId"] == pid);
+                .delete_where_uncounted(PROJECT_GROUPS, |_, r| r.value["projectId"] == pid);
             for kind in [PROJECT_MEMBERS, DRIVERS, DATASETS] {
                 let ids: Vec<String> = self
                     .store
@@ -869,7 +875,9 @@ impl State {
                 for id in ids {
                     let _ = self.store.reassign(kind, &id, &to);
                     if kind == DRIVERS {
-                        let _ = self.store.update(DRIVERS, &id, |v| v["orgId"] = json!(to));
+                        let _ = self
+                            .store
+                            .update_uncounted(DRIVERS, &id, |v| v["orgId"] = json!(to));
                     }
                 }
             }
@@ -903,14 +911,15 @@ impl State {
                 "The system project cannot be deleted",
             ));
         }
+        // One delete (counted on the project); the rest is the gate's cascade.
         self.store.delete(PROJECTS, pid);
         self.store
-            .delete_where(PROJECT_MEMBERS, |_, r| r.value["projectId"] == pid);
+            .delete_where_uncounted(PROJECT_MEMBERS, |_, r| r.value["projectId"] == pid);
         self.store
-            .delete_where(PROJECT_GROUPS, |_, r| r.value["projectId"] == pid);
+            .delete_where_uncounted(PROJECT_GROUPS, |_, r| r.value["projectId"] == pid);
         self.store
-            .delete_where(DRIVERS, |_, r| r.value["projectId"] == pid);
-        self.store.delete_where(DATASETS, |_, r| {
+            .delete_where_uncounted(DRIVERS, |_, r| r.value["projectId"] == pid);
+        self.store.delete_where_uncounted(DATASETS, |_, r| {
             r.value["projects"]
                 .as_array()
                 .is_some_and(|a| a.iter().any(|x| x == pid))
@@ -931,9 +940,9 @@ impl State {
                         .count()
                 });
                 if left == 0 {
-                    self.store.delete(kind, &id);
+                    self.store.delete_where_uncounted(kind, |i, _| i == id);
                 } else {
-                    let _ = self.store.update(kind, &id, |v| {
+                    let _ = self.store.update_uncounted(kind, &id, |v| {
                         let list = if kind == ONTOLOGIES {
                             &mut v["metadata"]["system"]["projectIds"]
                         } else {
@@ -1282,6 +1291,11 @@ impl State {
 
     /// `POST /ontologies {"roots", "projectIds", "attributes", "title"?, "metadata"?}`.
     pub fn create_ontology(&mut self, caller: &Caller, body: &Value) -> Answer {
+        self.new_ontology(caller, body, true)
+    }
+
+    /// Creates an ontology, counted as a write unless the gate makes it by itself.
+    fn new_ontology(&mut self, caller: &Caller, body: &Value, counted: bool) -> Answer {
         let pids = id_list(body, "projectIds")?;
         let org = self.need_projects(caller, &pids, ProjectNeed::Write)?;
         let roots = body.get("roots").cloned().unwrap_or_else(|| json!([]));
@@ -1302,7 +1316,12 @@ impl State {
             "url": format!("{}/ontologies/{id}", self.base_url),
             "createdAt": now, "updatedAt": now, "updatedBy": caller.email,
         });
-        let _ = self.store.create(ONTOLOGIES, Some(id), &org, v.clone());
+        let _ = if counted {
+            self.store.create(ONTOLOGIES, Some(id), &org, v.clone())
+        } else {
+            self.store
+                .create_uncounted(ONTOLOGIES, Some(id), &org, v.clone())
+        };
         Ok(Out::Json(v))
     }
 
@@ -1542,6 +1561,11 @@ impl State {
 
     /// `POST /recipes {"title", "projectIds", "ontologyIds", "uiSettings"?, …}`.
     pub fn create_recipe(&mut self, caller: &Caller, body: &Value) -> Answer {
+        self.new_recipe(caller, body, true)
+    }
+
+    /// Creates a recipe, counted as a write unless the gate makes it by itself.
+    fn new_recipe(&mut self, caller: &Caller, body: &Value, counted: bool) -> Answer {
         let title = required_str(body, "title")?;
         let pids = id_list(body, "projectIds")?;
         let org = self.need_projects(caller, &pids, ProjectNeed::Write)?;
@@ -1566,7 +1590,12 @@ impl State {
             "url": format!("{}/recipes/{id}", self.base_url),
             "createdAt": now, "updatedAt": now, "updatedBy": caller.email,
         });
-        let _ = self.store.create(RECIPES, Some(id), &org, v.clone());
+        let _ = if counted {
+            self.store.create(RECIPES, Some(id), &org, v.clone())
+        } else {
+            self.store
+                .create_uncounted(RECIPES, Some(id), &org, v.clone())
+        };
         Ok(Out::Json(v))
     }
 
@@ -1682,7 +1711,7 @@ impl State {
             .map(|(d, _)| d.to_string())
             .collect::<Vec<_>>()
         {
-            let _ = self.store.update(DATASETS, &d, |v| {
+            let _ = self.store.update_uncounted(DATASETS, &d, |v| {
                 if let Some(a) = v["metadata"]["system"]["recipes"].as_array_mut() {
                     a.retain(|x| x != id);
                 }
@@ -1771,17 +1800,20 @@ impl State {
         };
         let mut recipes = Vec::new();
         if body.get("createDefaultRecipe").and_then(Value::as_bool) == Some(true) {
-            let ontology = self.create_ontology(
+            // The gate's own doing, part of the one dataset create: not counted.
+            let ontology = self.new_ontology(
                 caller,
                 &json!({"roots": [], "projectIds": [pid], "attributes": []}),
+                false,
             )?;
             let Out::Json(ontology) = ontology else {
                 return Err(ApiError::new(500, "ontology"));
             };
-            let recipe = self.create_recipe(
+            let recipe = self.new_recipe(
                 caller,
                 &json!({"title": "Default Recipe", "projectIds": [pid],
                         "ontologyIds": [ontology["id"]]}),
+                false,
             )?;
             if let Out::Json(r) = recipe {
                 recipes.push(r["id"].clone());
