@@ -105,6 +105,98 @@ async fn openlattice_prints_its_url_tokens_and_template_org_and_they_work() {
 }
 
 #[tokio::test]
+async fn dataloop_prints_its_api_base_credentials_and_orgs_and_they_work() {
+    let (mut child, lines) = simulate(
+        &[
+            "--vendor",
+            "dataloop",
+            "--port",
+            "0",
+            "--token-lifetime",
+            "600",
+        ],
+        "target org name:",
+    )
+    .await;
+    let url = lines[0]
+        .strip_prefix("Dataloop simulator listening on ")
+        .unwrap_or_else(|| panic!("first line: {:?}", lines[0]));
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.ends_with("/api/v1"),
+        "{url}"
+    );
+    let p = pairs(&lines);
+    let names: Vec<&str> = p.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        names,
+        vec![
+            "gate url",
+            "admin token",
+            "admin api key",
+            "admin email",
+            "admin password",
+            "user token",
+            "user email",
+            "user password",
+            "template org id",
+            "template org name",
+            "target org id",
+            "target org name"
+        ]
+    );
+    assert_eq!(format!("{}/api/v1", value(&p, "gate url")), url);
+    let http = reqwest::Client::new();
+    let get =
+        |path: String, token: String| http.get(format!("{url}{path}")).bearer_auth(token).send();
+    let template = value(&p, "template org id");
+    let target = value(&p, "target org id");
+    for token in ["admin token", "admin api key"] {
+        let r = get(format!("/orgs/{target}"), value(&p, token).to_string())
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{token}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["name"], value(&p, "target org name"));
+    }
+    // The token lifetime applies to the printed tokens.
+    let claims = orgops::simulator::kit::auth::jwt_claims(value(&p, "admin token")).unwrap();
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        600
+    );
+    let r = get(
+        format!("/orgs/{template}"),
+        value(&p, "user token").to_string(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    // The admin's e-mail and password log in the way dtlpy's login_m2m does.
+    let login = http
+        .post(format!("{}/token?default", value(&p, "gate url")))
+        .json(&serde_json::json!({
+            "username": value(&p, "admin email"),
+            "password": value(&p, "admin password"),
+            "type": "user_credentials",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status().as_u16(), 200);
+    let body: serde_json::Value = login.json().await.unwrap();
+    let id_token = body["id_token"].as_str().unwrap().to_string();
+    assert_eq!(
+        get("/users/me".into(), id_token)
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    child.kill().await.ok();
+}
+
+#[tokio::test]
 async fn rossum_keeps_its_first_line_and_prints_name_value_lines() {
     let (mut child, lines) =
         simulate(&["--vendor", "rossum", "--port", "0"], "template org id:").await;
@@ -130,7 +222,7 @@ async fn an_unknown_vendor_is_an_error_naming_the_valid_ones() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("nope") && err.contains("rossum, openlattice"),
+        err.contains("nope") && err.contains("rossum, openlattice, dataloop"),
         "{err}"
     );
     assert!(out.stdout.is_empty());
@@ -149,4 +241,20 @@ async fn an_unknown_vendor_is_an_error_naming_the_valid_ones() {
         .await
         .expect("orgops runs");
     assert!(!out.status.success(), "--scale is Rossum's");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_orgops"))
+        .args([
+            "simulate",
+            "--vendor",
+            "rossum",
+            "--token-lifetime",
+            "5",
+            "--port",
+            "0",
+        ])
+        .output()
+        .await
+        .expect("orgops runs");
+    assert!(!out.status.success(), "--token-lifetime is Dataloop's");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--token-lifetime"));
 }

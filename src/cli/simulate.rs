@@ -8,6 +8,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::simulator::dataloop::{self, DataloopSimulator};
 use crate::simulator::openlattice::{self, OpenLatticeSimulator};
 use crate::simulator::rossum::{
     Admin, DEFAULT_ADMIN, DEFAULT_CREATE_KEY, DEFAULT_PASSWORD, RossumSimulator, Seed,
@@ -15,12 +16,12 @@ use crate::simulator::rossum::{
 use crate::simulator::{FaultSpec, ServeOptions};
 
 /// Vendors `--vendor` accepts.
-pub const VENDORS: &[&str] = &["rossum", "openlattice"];
+pub const VENDORS: &[&str] = &["rossum", "openlattice", "dataloop"];
 
 /// Options of `orgops simulate`.
 #[derive(Debug, clap::Args)]
 pub struct SimulateArgs {
-    /// Vendor to simulate: rossum or openlattice.
+    /// Vendor to simulate: rossum, openlattice or dataloop.
     #[arg(long, default_value = "rossum")]
     pub vendor: String,
     /// Port on 127.0.0.1 (0 = any free port).
@@ -50,6 +51,9 @@ pub struct SimulateArgs {
     /// create_key accepted by `organizations/create` (rossum).
     #[arg(long, default_value = DEFAULT_CREATE_KEY)]
     pub create_key: String,
+    /// Lifetime of issued tokens in seconds (dataloop; default 24 h).
+    #[arg(long)]
+    pub token_lifetime: Option<u64>,
 }
 
 /// Runs the simulator until Ctrl-C or SIGTERM.
@@ -67,8 +71,26 @@ pub async fn run(args: SimulateArgs) -> Result<(), String> {
         latency: Duration::from_millis(args.latency),
         rate_limit: args.rate_limit,
     };
+    if args.token_lifetime.is_some() && args.vendor != "dataloop" {
+        return Err("--token-lifetime is for the dataloop simulator only".into());
+    }
     // The simulator runs while its handle lives, so each arm holds it until shutdown.
     match args.vendor.as_str() {
+        "dataloop" => {
+            if args.seed.is_some() || args.scale != 1 {
+                return Err("--seed and --scale are for the rossum simulator only".into());
+            }
+            let mut opts = dataloop::Options {
+                serve: options,
+                ..Default::default()
+            };
+            if let Some(secs) = args.token_lifetime {
+                opts.token_lifetime = Duration::from_secs(secs);
+            }
+            let sim = DataloopSimulator::start(args.port, opts).await?;
+            print_lines(&dataloop_lines(&sim));
+            shutdown_signal().await;
+        }
         "openlattice" => {
             if args.seed.is_some() || args.scale != 1 {
                 return Err("--seed and --scale are for the rossum simulator only".into());
@@ -112,6 +134,28 @@ pub fn openlattice_lines(sim: &OpenLatticeSimulator) -> Vec<String> {
             "template org name: {}",
             openlattice::seed::TEMPLATE_ORG_NAME
         ),
+    ]
+}
+
+/// What `orgops simulate --vendor dataloop` prints: the `/api/v1` base, dtlpy's `gate_url`,
+/// the admin's token, API key, e-mail and password (for `dl.login_m2m`), the plain user's
+/// token, e-mail and password, and both seeded orgs.
+pub fn dataloop_lines(sim: &DataloopSimulator) -> Vec<String> {
+    use crate::simulator::dataloop::seed;
+    vec![
+        format!("Dataloop simulator listening on {}", sim.base_url),
+        format!("gate url: {}", sim.gate_url),
+        format!("admin token: {}", sim.admin_token),
+        format!("admin api key: {}", sim.admin_api_key),
+        format!("admin email: {}", seed::ADMIN_EMAIL),
+        format!("admin password: {}", seed::ADMIN_PASSWORD),
+        format!("user token: {}", sim.user_token),
+        format!("user email: {}", seed::USER_EMAIL),
+        format!("user password: {}", seed::USER_PASSWORD),
+        format!("template org id: {}", sim.template_org_id),
+        format!("template org name: {}", seed::TEMPLATE_ORG_NAME),
+        format!("target org id: {}", sim.target_org_id),
+        format!("target org name: {}", seed::TARGET_ORG_NAME),
     ]
 }
 

@@ -8,6 +8,7 @@
 //! Simulators build on [`kit`] (store, auth, pagination, and the [`kit::SimulatorHandle`] tests
 //! use for every vendor).
 
+pub mod dataloop;
 pub mod faults;
 pub mod kit;
 pub mod openlattice;

@@ -1,5 +1,5 @@
 //! Authentication helpers: where a request carries its credential, which principal a token
-//! stands for, unsigned JWTs, and a 401 whose body the vendor renders.
+//! stands for, unsigned and HS256-signed JWTs, and a 401 whose body the vendor renders.
 //!
 //! Nothing here puts a credential into an error: [`AuthFailure`] says what was wrong, never
 //! with what.
@@ -195,6 +195,44 @@ pub fn jwt_claims(token: &str) -> Result<Map<String, Value>, AuthFailure> {
     decode(payload)
 }
 
+/// A JWT signed with HS256 (HMAC-SHA256 of `header.payload` under `key`) carrying `claims`.
+/// For simulators whose vendor signs its tokens: the token looks like the real thing, and a
+/// token the simulator did not make (or one whose claims were edited) fails
+/// [`verify_hs256`].
+pub fn hs256_jwt(claims: &Value, key: &[u8]) -> String {
+    let header = json!({"alg": "HS256", "typ": "JWT"});
+    let signing_input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
+    let tag = aws_lc_rs::hmac::sign(&key, signing_input.as_bytes());
+    format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
+}
+
+/// The claims of a JWT that [`hs256_jwt`] made under `key`: [`AuthFailure::Malformed`] when
+/// `token` is not a JWT, [`AuthFailure::Unknown`] when it is one this key did not sign (another
+/// key, another algorithm, edited claims). Expiry is the caller's to check ([`jwt_expired`]).
+pub fn verify_hs256(token: &str, key: &[u8]) -> Result<Map<String, Value>, AuthFailure> {
+    let claims = jwt_claims(token)?;
+    let (signing_input, signature) = token.rsplit_once('.').ok_or(AuthFailure::Malformed)?;
+    let header = signing_input.split('.').next().unwrap_or_default();
+    let alg_ok = URL_SAFE_NO_PAD
+        .decode(header.trim_end_matches('='))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .is_some_and(|h| h["alg"] == "HS256");
+    let signature = URL_SAFE_NO_PAD
+        .decode(signature.trim_end_matches('='))
+        .map_err(|_| AuthFailure::Malformed)?;
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
+    if !alg_ok || aws_lc_rs::hmac::verify(&key, signing_input.as_bytes(), &signature).is_err() {
+        return Err(AuthFailure::Unknown);
+    }
+    Ok(claims)
+}
+
 /// Seconds since the Unix epoch, as JWT `iat`/`exp` count them.
 pub fn unix_now() -> i64 {
     jiff::Timestamp::now().as_second()
@@ -295,6 +333,42 @@ mod tests {
         .unwrap_err();
         assert_eq!(bad, "401 Unknown");
         assert!(!bad.contains("secret-value"));
+    }
+
+    #[test]
+    fn hs256_tokens_verify_under_their_key_only() {
+        let claims = json!({"email": "a@b.example", "exp": 99});
+        let token = hs256_jwt(&claims, b"key-one");
+        let back = verify_hs256(&token, b"key-one").unwrap();
+        assert_eq!(back["email"], "a@b.example");
+        assert_eq!(
+            jwt_claims(&token).unwrap()["exp"],
+            99,
+            "readable unverified too"
+        );
+        assert_eq!(verify_hs256(&token, b"key-two"), Err(AuthFailure::Unknown));
+        // Same signature, edited claims.
+        let parts: Vec<&str> = token.split('.').collect();
+        let edited = format!(
+            "{}.{}.{}",
+            parts[0],
+            URL_SAFE_NO_PAD.encode(json!({"email": "x@b.example", "exp": 99}).to_string()),
+            parts[2]
+        );
+        assert_eq!(verify_hs256(&edited, b"key-one"), Err(AuthFailure::Unknown));
+        // Unsigned tokens are not ours, whatever they claim.
+        assert_eq!(
+            verify_hs256(&unsigned_jwt(&claims), b"key-one"),
+            Err(AuthFailure::Unknown)
+        );
+        assert_eq!(
+            verify_hs256("nope", b"key-one"),
+            Err(AuthFailure::Malformed)
+        );
+        assert_eq!(
+            verify_hs256(&format!("{}.{}.!!", parts[0], parts[1]), b"key-one"),
+            Err(AuthFailure::Malformed)
+        );
     }
 
     #[test]

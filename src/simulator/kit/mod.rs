@@ -4,7 +4,7 @@
 //! | piece | what it gives |
 //! |---|---|
 //! | [`store`] | collections by kind of JSON objects with string ids, each owned by an org; id generation; write counters per kind; hand edits for tests |
-//! | [`auth`] | bearer and header token extraction, a token registry (token → principal, optional expiry), unsigned JWTs, a vendor-rendered 401 |
+//! | [`auth`] | bearer and header token extraction, a token registry (token → principal, optional expiry), unsigned and HS256-signed JWTs, a vendor-rendered 401 |
 //! | [`paging`] | the three pagination styles vendors use: page/page_size with absolute links (Rossum), pageOffset/pageSize/hasNextPage (Dataloop), cursor/limit (Rendered.ai) |
 //! | [`http`] | path segments with percent-decoding, media types, query pairs |
 //! | [`ids`] | UUID-shaped ids |

@@ -291,6 +291,61 @@ impl Store {
         Ok(out)
     }
 
+    /// Moves object `id` to organization `org`, uncounted: vendors that let an object change
+    /// organization (a Dataloop project) move its record, and what hangs off it, with it. The
+    /// client's one write (the move) is counted where it was addressed.
+    pub fn reassign(&mut self, kind: &str, id: &str, org: &str) -> Result<(), StoreError> {
+        let rec = self
+            .kinds
+            .get_mut(kind)
+            .and_then(|t| t.get_mut(id))
+            .ok_or_else(|| StoreError::NotFound {
+                kind: kind.into(),
+                id: id.into(),
+            })?;
+        rec.org = org.to_string();
+        Ok(())
+    }
+
+    /// Stores a new object without counting it: what the vendor makes by itself as part of
+    /// another write (a project's creator becoming its first member). `id` absent: a generated
+    /// one. Returns the id.
+    pub fn create_uncounted(
+        &mut self,
+        kind: &str,
+        id: Option<String>,
+        org: &str,
+        value: Value,
+    ) -> Result<String, StoreError> {
+        let id = match id {
+            Some(id) => id,
+            None => self.new_id(),
+        };
+        self.insert_raw(kind, &id, org, value)?;
+        Ok(id)
+    }
+
+    /// Deletes every object of `kind` that `pred` accepts without counting: the vendor's own
+    /// cascade of a delete counted where the client addressed it. Returns how many.
+    pub fn delete_where_uncounted(
+        &mut self,
+        kind: &str,
+        mut pred: impl FnMut(&str, &Record) -> bool,
+    ) -> usize {
+        let ids: Vec<String> = self
+            .list(kind)
+            .into_iter()
+            .filter(|(id, r)| pred(id, r))
+            .map(|(id, _)| id.to_string())
+            .collect();
+        if let Some(t) = self.kinds.get_mut(kind) {
+            for id in &ids {
+                t.remove(id);
+            }
+        }
+        ids.len()
+    }
+
     /// Deletes object `id` (counted as a delete when it existed).
     pub fn delete(&mut self, kind: &str, id: &str) -> Option<Record> {
         let removed = self.kinds.get_mut(kind)?.remove(id)?;
@@ -521,6 +576,44 @@ mod tests {
         assert!(s.update_uncounted("users", "nope", |_| ()).is_err());
         assert!(s.soft_delete("users", "nope", |_| ()).is_err());
         assert_eq!(s.writes("users").deletes, 1);
+    }
+
+    #[test]
+    fn moves_creates_and_cascades_of_a_counted_write_count_nothing() {
+        let mut s = Store::with_seed(IdStyle::Sequential, 7);
+        let id = s
+            .create("projects", None, "o1", json!({"name": "p"}))
+            .unwrap();
+        s.reassign("projects", &id, "o2").unwrap();
+        assert!(s.in_org("projects", "o1").is_empty());
+        assert_eq!(s.in_org("projects", "o2").len(), 1);
+        assert!(matches!(
+            s.reassign("projects", "nope", "o2"),
+            Err(StoreError::NotFound { .. })
+        ));
+        let m = s
+            .create_uncounted("members", Some(format!("{id}/a")), "o2", json!({"p": id}))
+            .unwrap();
+        s.create_uncounted("members", None, "o2", json!({"p": "other"}))
+            .unwrap();
+        assert!(
+            s.create_uncounted("members", Some(m), "o2", json!({}))
+                .is_err()
+        );
+        assert_eq!(
+            s.delete_where_uncounted("members", |_, r| r.value["p"] == id.as_str()),
+            1
+        );
+        assert_eq!(s.list("members").len(), 1);
+        assert_eq!(
+            s.writes("projects"),
+            WriteCounts {
+                creates: 1,
+                updates: 0,
+                deletes: 0
+            }
+        );
+        assert_eq!(s.writes("members"), WriteCounts::default());
     }
 
     #[test]

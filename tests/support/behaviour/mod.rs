@@ -693,7 +693,9 @@ async fn faulty<R: Row>(
 /// A reconcile killed after some vendor writes (right after the org's create, and halfway
 /// through the copy), then run again from the persisted state: complete, no duplicates.
 pub async fn kill_mid_copy<R: Row>() {
-    let env = Env::<R>::start("").await;
+    // Every request takes 15 ms more, so the 1 ms watch below stops the reconcile at the write
+    // it aims for even on a fast machine or a short apply (OpenLattice's is a few writes).
+    let env = Env::<R>::start("slow=1,slow_ms=15,seed=1").await;
     let options = EngineOptions {
         concurrency: 2,
         ..EngineOptions::default()
