@@ -2,7 +2,12 @@
 //! real one does (design/vendors/dataloop.md): what it sends (paths, query strings, JSON and
 //! form bodies, DQL bodies, the bearer JWT), how it pages (`pageOffset` + `hasNextPage`, DQL
 //! `page`), how it reads errors (`{status, name, message}`), and how it keeps its token valid
-//! (renewed before `exp`, never a request with an expired token).
+//! (renewed before `exp`, never a request with an expired token); then end to end against the
+//! Dataloop simulator (which dtlpy drives unchanged): the seeded target org adopted, the
+//! template copied and left alone once settled, also under faults and lost responses; plan
+//! refused without a superuser; a member invited, accepted, changed and removed.
+
+mod support;
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -1059,4 +1064,529 @@ async fn error_bodies_are_read_for_their_message() {
     gate.push([Answer(403, None)]);
     let err = c.list_objects(ORG, &RECIPES).await.unwrap_err();
     assert_eq!(err.category(), "PermissionDenied");
+}
+// ---- Against the Dataloop simulator ------------------------------------------------------
+
+mod against_the_simulator {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use orgops::api::Vendor;
+    use orgops::api::conditions::types;
+    use orgops::engine::membership::reconcile_member;
+    use orgops::engine::{DesiredOrg, Mode, TemplateSelector, TemplateSpec};
+    use orgops::simulator::dataloop::seed::{
+        ADMIN_EMAIL, ADMIN_PASSWORD, TARGET_ORG_ID, TARGET_ORG_NAME, TEMPLATE_ORG_ID,
+    };
+    use orgops::simulator::dataloop::{DataloopSimulator, Options};
+    use orgops::simulator::kit::SimulatorHandle;
+    use orgops::vendors::dataloop::{DataloopApi, DataloopClient};
+    use orgops::vendors::{Credentials, Endpoints, HttpConfig, MemberDesired, Owner, VendorClient};
+    use secrecy::SecretString;
+    use serde_json::{Value, json};
+
+    use super::support::{MemorySink, reconcile, reconcile_until_ready};
+
+    async fn start(options: Options) -> DataloopSimulator {
+        DataloopSimulator::start(
+            0,
+            Options {
+                id_seed: Some(11),
+                ..options
+            },
+        )
+        .await
+        .expect("simulator starts")
+    }
+
+    fn fast() -> HttpConfig {
+        HttpConfig {
+            backoff_base: Duration::from_millis(2),
+            backoff_max: Duration::from_millis(10),
+            rate_per_second: 1000,
+            ..HttpConfig::default()
+        }
+    }
+
+    fn secret(values: &[(&str, &str)]) -> Credentials {
+        Credentials::new(
+            "tenants/s",
+            values
+                .iter()
+                .map(|(k, v)| (k.to_string(), SecretString::from(v.to_string())))
+                .collect(),
+        )
+    }
+
+    /// The M2M client of the seeded admin (owner of both orgs).
+    fn m2m(sim: &DataloopSimulator) -> DataloopClient {
+        let api = DataloopApi::new(
+            Some(&sim.base_url),
+            secret(&[("username", ADMIN_EMAIL), ("password", ADMIN_PASSWORD)]),
+            fast(),
+            &Endpoints::default(),
+        )
+        .unwrap()
+        .with_cache_timeout(Duration::from_secs(10));
+        DataloopClient::from_api(api)
+    }
+
+    /// The Secrets of the template's six integrations (new credentials for the copies).
+    fn integration_secrets(sink: &MemorySink) -> BTreeMap<String, String> {
+        let secrets: [(&str, &[(&str, &str)]); 6] = [
+            (
+                "acme-s3",
+                &[("key", "AKIATARGET000001"), ("secret", "target-s3-secret")],
+            ),
+            (
+                "acme-aws-sts",
+                &[
+                    ("key", "AKIATARGET000002"),
+                    ("secret", "target-sts-secret"),
+                    ("roleArns", "arn:aws:iam::210987654321:role/dl"),
+                ],
+            ),
+            ("acme-gcs", &[("content", "{\"type\":\"service_account\"}")]),
+            (
+                "acme-azure",
+                &[
+                    ("clientId", "c"),
+                    ("secret", "target-azure-secret"),
+                    ("tenantId", "t"),
+                ],
+            ),
+            (
+                "acme-labeling-api-key",
+                &[("key", "K"), ("value", "target-kv-secret")],
+            ),
+            (
+                "acme-registry",
+                &[
+                    ("name", "acme-registry"),
+                    ("spec.password", "target-registry-secret"),
+                    ("spec.username", "robot"),
+                    ("spec.server", "registry.acme.example"),
+                ],
+            ),
+        ];
+        let mut named = BTreeMap::new();
+        for (integration, values) in secrets {
+            let secret_name = format!("{integration}-creds");
+            sink.secrets
+                .lock()
+                .unwrap()
+                .insert(secret_name.clone(), secret(values));
+            named.insert(format!("integrations/{integration}"), secret_name);
+        }
+        named
+    }
+
+    fn desired(external_id: Option<&str>, settings: Value) -> DesiredOrg {
+        DesiredOrg {
+            owner: Owner {
+                key: "tenants/target".into(),
+                uid: None,
+            },
+            generation: Some(1),
+            vendor: Vendor::Dataloop,
+            display_name: TARGET_ORG_NAME.into(),
+            external_id: external_id.map(str::to_string),
+            template: Some(TemplateSpec {
+                selector: TemplateSelector::Id(TEMPLATE_ORG_ID.into()),
+                include: None,
+                secrets: Default::default(),
+            }),
+            settings,
+            mode: Mode::Apply,
+            sync_interval: Duration::from_secs(600),
+        }
+    }
+
+    fn names(objects: &[Value], key: &str) -> Vec<String> {
+        let mut out: Vec<String> = objects
+            .iter()
+            .filter_map(|o| o[key].as_str().map(str::to_string))
+            .collect();
+        out.sort();
+        out
+    }
+
+    fn condition<'a>(
+        report: &'a orgops::engine::OrgReport,
+        type_: &str,
+    ) -> &'a orgops::api::conditions::ConditionSpec {
+        report
+            .conditions
+            .iter()
+            .find(|c| c.type_ == type_)
+            .unwrap_or_else(|| panic!("no {type_} condition in {:?}", report.conditions))
+    }
+
+    /// The seeded target org is adopted by name (no org is created), its plan and cache set,
+    /// the template copied with every reference remapped and the integrations' secrets from
+    /// the named Secrets; a second reconcile writes nothing.
+    #[tokio::test]
+    async fn the_target_is_adopted_set_up_like_the_template_and_then_left_alone() {
+        let sim = start(Options {
+            cache_pending_polls: 2,
+            ..Options::default()
+        })
+        .await;
+        let client = m2m(&sim);
+        let sink = MemorySink::default();
+        let mut want = desired(
+            None,
+            json!({"plan": "premium", "cache": {"podType": "medium"}}),
+        );
+        if let Some(t) = want.template.as_mut() {
+            t.secrets = integration_secrets(&sink);
+        }
+        let orgs_before = sim.org_ids(TARGET_ORG_NAME).len();
+        let report = reconcile_until_ready(&client, &want, &sink, 4).await;
+        assert_eq!(report.external_id.as_deref(), Some(TARGET_ORG_ID));
+        assert_eq!(sim.writes("orgs").map(|w| w.creates), Some(0));
+        assert_eq!(sim.org_ids(TARGET_ORG_NAME).len(), orgs_before);
+        // Usage is what the reconcile observed before setting the plan.
+        assert!(report.usage.as_ref().unwrap()["account"]["id"].is_string());
+        let org = client.get_org(TARGET_ORG_ID).await.unwrap().unwrap();
+        assert_eq!(org.raw["plan"], "premium");
+        assert_eq!(org.raw["cache"]["ready"], true);
+
+        // Every kind, name for name (the system project stays the target's own).
+        use orgops::vendors::dataloop::vendor::*;
+        for (kind, key) in [
+            (&GROUPS, "name"),
+            (&INTEGRATIONS, "name"),
+            (&PROJECTS, "name"),
+            (&DRIVERS, "name"),
+            (&ONTOLOGIES, "title"),
+            (&RECIPES, "title"),
+        ] {
+            let from = client.list_objects(TEMPLATE_ORG_ID, kind).await.unwrap();
+            let to = client.list_objects(TARGET_ORG_ID, kind).await.unwrap();
+            assert_eq!(names(&from, key), names(&to, key), "{}", kind.name);
+        }
+        // References point into the target, never back into the template.
+        let ids = |objects: Vec<Value>| -> std::collections::HashSet<String> {
+            objects
+                .iter()
+                .filter_map(|o| o["id"].as_str().map(str::to_string))
+                .collect()
+        };
+        let projects = ids(client.list_objects(TARGET_ORG_ID, &PROJECTS).await.unwrap());
+        let integrations = ids(client
+            .list_objects(TARGET_ORG_ID, &INTEGRATIONS)
+            .await
+            .unwrap());
+        let ontologies = ids(client
+            .list_objects(TARGET_ORG_ID, &ONTOLOGIES)
+            .await
+            .unwrap());
+        let groups = ids(client.list_objects(TARGET_ORG_ID, &GROUPS).await.unwrap());
+        for d in client.list_objects(TARGET_ORG_ID, &DRIVERS).await.unwrap() {
+            assert!(projects.contains(d["projectId"].as_str().unwrap()), "{d}");
+            assert!(
+                integrations.contains(d["integrationId"].as_str().unwrap()),
+                "{d}"
+            );
+        }
+        for r in client.list_objects(TARGET_ORG_ID, &RECIPES).await.unwrap() {
+            for o in r["ontologyIds"].as_array().unwrap() {
+                assert!(ontologies.contains(o.as_str().unwrap()), "{r}");
+            }
+            assert!(!r["projectIds"].as_array().unwrap().is_empty(), "{r}");
+        }
+        let medical = client
+            .list_objects(TARGET_ORG_ID, &PROJECTS)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|p| p["name"] == "Medical imaging")
+            .unwrap();
+        assert_eq!(medical["groupRoles"].as_array().unwrap().len(), 2);
+        for gr in medical["groupRoles"].as_array().unwrap() {
+            let g = gr.as_str().unwrap().rsplit_once(':').unwrap().0;
+            assert!(groups.contains(g), "{gr}");
+        }
+        // The copies' secrets are the Secrets' values, and only the vendor holds them.
+        let copies = client
+            .list_objects(TARGET_ORG_ID, &INTEGRATIONS)
+            .await
+            .unwrap();
+        let registry = copies
+            .iter()
+            .find(|i| i["name"] == "acme-registry")
+            .unwrap();
+        assert_eq!(
+            sim.integration_options(registry["id"].as_str().unwrap()),
+            Some(
+                json!({"name": "acme-registry", "spec": {"password": "target-registry-secret",
+                         "username": "robot", "server": "registry.acme.example"}})
+            )
+        );
+        assert_eq!(
+            registry["metadata"],
+            json!({"provider": "custom", "authMethod": "basic"})
+        );
+        assert!(!format!("{copies:?}").contains("target-"), "{copies:?}");
+
+        // Nothing to do the second time: no write at all.
+        let writes = sim.total_writes();
+        let again = reconcile(&client, &want, &sink).await;
+        assert!(
+            again.ready,
+            "{} {}",
+            again.ready_reason(),
+            again.ready_message()
+        );
+        assert_eq!(
+            sim.total_writes(),
+            writes,
+            "a settled copy was written again"
+        );
+        assert!(!again.settings_updated);
+        assert_eq!(again.usage.as_ref().unwrap()["plan"], "premium");
+        let stats = client.api().transport().stats().snapshot();
+        assert!(
+            stats.keys().all(|(_, status)| *status != 401),
+            "a request failed on its token: {stats:?}"
+        );
+    }
+
+    /// Under faults (server errors, throttling, resets, slow and lost responses) the copy
+    /// still settles with one copy of everything, and nothing is added to the template.
+    #[tokio::test]
+    async fn faults_and_lost_responses_make_no_duplicates() {
+        for seed in [1u64, 2, 3, 4, 5, 6] {
+            let sim = start(Options::default()).await;
+            let client = m2m(&sim);
+            let sink = MemorySink::default();
+            let mut want = desired(Some(TARGET_ORG_ID), json!({"plan": "premium"}));
+            if let Some(t) = want.template.as_mut() {
+                t.secrets = integration_secrets(&sink);
+            }
+            use orgops::vendors::dataloop::vendor::*;
+            let mut before = Vec::new();
+            for kind in CAPABILITIES.kinds {
+                before.push(
+                    client
+                        .list_objects(TEMPLATE_ORG_ID, kind)
+                        .await
+                        .unwrap()
+                        .len(),
+                );
+            }
+            sim.set_faults(
+                orgops::simulator::FaultSpec::parse(&format!(
+                    "5xx=0.04,429=0.03,reset=0.03,drop=0.06,seed={seed}"
+                ))
+                .unwrap(),
+            );
+            let mut ready = false;
+            for _ in 0..15 {
+                if reconcile(&client, &want, &sink).await.ready {
+                    ready = true;
+                    break;
+                }
+            }
+            sim.set_faults(orgops::simulator::FaultSpec::none());
+            if !ready {
+                let r = reconcile(&client, &want, &sink).await;
+                assert!(
+                    r.ready,
+                    "seed {seed}: {} {}",
+                    r.ready_reason(),
+                    r.ready_message()
+                );
+            }
+            for (n, kind) in CAPABILITIES.kinds.iter().enumerate() {
+                let from = client.list_objects(TEMPLATE_ORG_ID, kind).await.unwrap();
+                let to = client.list_objects(TARGET_ORG_ID, kind).await.unwrap();
+                assert_eq!(
+                    from.len(),
+                    before[n],
+                    "seed {seed}: the template's {} changed",
+                    kind.name
+                );
+                let key = if kind.name == "ontologies" || kind.name == "recipes" {
+                    "title"
+                } else {
+                    "name"
+                };
+                assert_eq!(
+                    names(&from, key),
+                    names(&to, key),
+                    "seed {seed}: {}",
+                    kind.name
+                );
+            }
+        }
+    }
+
+    /// Without a superuser the plan cannot change: a PermissionDenied condition on the setting,
+    /// while the copy still completes; adopting by id works the same as by name.
+    #[tokio::test]
+    async fn a_plan_the_credentials_cannot_set_is_a_condition_not_a_failed_copy() {
+        let sim = start(Options {
+            admin_superuser: false,
+            ..Options::default()
+        })
+        .await;
+        let client = m2m(&sim);
+        let sink = MemorySink::default();
+        let mut want = desired(Some(TARGET_ORG_ID), json!({"plan": "premium"}));
+        if let Some(t) = want.template.as_mut() {
+            t.include = Some(vec!["recipes".into()]);
+        }
+        let mut report = reconcile(&client, &want, &sink).await;
+        for _ in 0..3 {
+            if report.copy.as_ref().is_some_and(|c| c.failures.is_empty()) {
+                break;
+            }
+            report = reconcile(&client, &want, &sink).await;
+        }
+        let settings = condition(&report, types::SETTINGS_SYNCED);
+        assert!(!settings.status);
+        assert_eq!(settings.reason, "PermissionDenied");
+        assert!(
+            settings.message.contains("spec.settings.dataloop.plan"),
+            "{}",
+            settings.message
+        );
+        let copied = condition(&report, types::TEMPLATE_COPIED);
+        assert!(copied.status, "{copied:?}");
+        // Recipes pulled in what they reference (ontologies, projects, groups).
+        let to = client
+            .list_objects(TARGET_ORG_ID, &orgops::vendors::dataloop::vendor::RECIPES)
+            .await
+            .unwrap();
+        assert_eq!(to.len(), 4);
+        assert_eq!(
+            client.get_org(TARGET_ORG_ID).await.unwrap().unwrap().raw["plan"],
+            "freemium"
+        );
+    }
+
+    /// Invited with a role, Invited until accepted, then Ready; role and project roles change;
+    /// removal deletes the member and their project roles.
+    #[tokio::test]
+    async fn a_member_is_invited_accepted_changed_scoped_and_removed() {
+        let sim = start(Options::default()).await;
+        sim.add_user("frank@orgops.example", "Frank", "New", None);
+        let client = m2m(&sim);
+        // A project to scope to, copied from the template.
+        let sink = MemorySink::default();
+        let mut want = desired(Some(TARGET_ORG_ID), Value::Null);
+        if let Some(t) = want.template.as_mut() {
+            t.include = Some(vec!["projects".into()]);
+        }
+        reconcile_until_ready(&client, &want, &sink, 3).await;
+
+        let mut person = MemberDesired {
+            org: TARGET_ORG_ID.into(),
+            email: "Frank@orgops.example".into(),
+            first_name: None,
+            last_name: None,
+            roles: ["member".to_string()].into(),
+            scopes: Default::default(),
+        };
+        let r = reconcile_member(&client, &person, Mode::Apply).await;
+        assert_eq!(r.ready_reason(), "Invited", "{}", r.ready_message());
+        let invitation = r.external_id.clone().unwrap();
+        assert_ne!(
+            invitation, "frank@orgops.example",
+            "an invitation has its own id"
+        );
+        // Again: nothing new is sent.
+        let writes = sim.total_writes();
+        let r = reconcile_member(&client, &person, Mode::Apply).await;
+        assert_eq!(r.ready_reason(), "Invited");
+        assert_eq!(sim.total_writes(), writes);
+
+        sim.accept_invitation(TARGET_ORG_ID, "frank@orgops.example")
+            .unwrap();
+        person.roles = ["admin".to_string()].into();
+        person.scopes = ["Traffic cameras:annotator".to_string()].into();
+        let r = reconcile_member(&client, &person, Mode::Apply).await;
+        assert!(r.ready, "{} {}", r.ready_reason(), r.ready_message());
+        assert_eq!(r.external_id.as_deref(), Some("frank@orgops.example"));
+        let observed = client
+            .members()
+            .unwrap()
+            .observe_member(TARGET_ORG_ID, "frank@orgops.example")
+            .await
+            .unwrap();
+        assert_eq!(observed.roles, ["admin".to_string()].into());
+        assert_eq!(
+            observed.scopes,
+            ["Traffic cameras:annotator".to_string()].into()
+        );
+        let writes = sim.total_writes();
+        assert!(reconcile_member(&client, &person, Mode::Apply).await.ready);
+        assert_eq!(sim.total_writes(), writes);
+
+        // A project the org does not have: said by name.
+        person.scopes = ["Nope:owner".to_string()].into();
+        let r = reconcile_member(&client, &person, Mode::Apply).await;
+        assert!(
+            !r.ready && r.ready_message().contains("Nope"),
+            "{}",
+            r.ready_message()
+        );
+
+        let members = client.members().unwrap();
+        members
+            .remove_member(TARGET_ORG_ID, &observed)
+            .await
+            .unwrap();
+        let gone = members
+            .observe_member(TARGET_ORG_ID, "frank@orgops.example")
+            .await
+            .unwrap();
+        assert!(!gone.holds_access() && gone.scopes.is_empty(), "{gone:?}");
+        // Removing again is success.
+        members.remove_member(TARGET_ORG_ID, &gone).await.unwrap();
+    }
+
+    /// Tokens that live three seconds: the client logs in again before each expires, and no
+    /// request is ever answered 401.
+    #[tokio::test]
+    async fn short_lived_tokens_are_renewed_before_they_expire() {
+        let sim = start(Options {
+            token_lifetime: Duration::from_secs(3),
+            ..Options::default()
+        })
+        .await;
+        let client = m2m(&sim);
+        // Past the first token's expiry, whenever in its first second it was issued.
+        for _ in 0..5 {
+            assert!(client.get_org(TARGET_ORG_ID).await.unwrap().is_some());
+            tokio::time::sleep(Duration::from_millis(900)).await;
+        }
+        let stats = client.api().transport().stats().snapshot();
+        assert!(stats.keys().all(|(_, status)| *status != 401), "{stats:?}");
+        let logins = stats
+            .iter()
+            .filter(|((m, s), _)| m == "POST" && *s == 200)
+            .map(|(_, n)| *n)
+            .sum::<u64>();
+        assert!(
+            logins >= 5 + 2,
+            "the cache polls and at least two logins: {stats:?}"
+        );
+
+        // An API key the simulator issued works the same, and is never renewed.
+        let key = DataloopClient::new(
+            Some(&sim.base_url),
+            secret(&[("apiKey", &sim.admin_api_key)]),
+            fast(),
+            &Endpoints::default(),
+        )
+        .unwrap();
+        key.verify_credentials().await.unwrap();
+        assert_eq!(
+            key.describe_account().await.unwrap().details["user"],
+            ADMIN_EMAIL
+        );
+    }
 }
