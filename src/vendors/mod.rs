@@ -310,8 +310,11 @@ pub struct KindSpec {
     pub skip: Option<fn(&Value) -> bool>,
     /// Objects of this kind are created with write-only values the vendor never returns
     /// (Dataloop integration secrets): the object's name, as `spec.template.secrets` names it
-    /// (`<kind>/<name>`); the copy is made with [`VendorClient::create_object_with_input`].
+    /// (`<kind>/<name>`), and the copy is made with [`VendorClient::create_object_with_input`];
+    /// `None` from the function: this object needs none (a Dataloop NFS integration).
     pub input: Option<fn(&Value) -> Option<String>>,
+    /// Copied only when `spec.template.include` names the kind (Dataloop's empty datasets).
+    pub opt_in: bool,
 }
 
 impl KindSpec {

@@ -502,6 +502,12 @@ async fn execute(shared: &Shared<'_>, kind: &'static KindSpec, action: &Action) 
                     .create_object(shared.target_org, kind, body.clone())
                     .await
             }
+            // An object of an input kind that needs no write-only values is created as usual.
+            Some(name_of) if name_of(body).is_none() => {
+                vendor
+                    .create_object(shared.target_org, kind, body.clone())
+                    .await
+            }
             Some(name_of) => {
                 let name = name_of(body).unwrap_or_default();
                 match shared.inputs.get(kind.name, &name) {

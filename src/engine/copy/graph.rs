@@ -21,7 +21,7 @@ pub fn selected(
     include: Option<&[String]>,
 ) -> Result<Vec<&'static KindSpec>, UnknownKinds> {
     let Some(include) = include else {
-        return Ok(kinds.iter().collect());
+        return Ok(kinds.iter().filter(|k| !k.opt_in).collect());
     };
     let known: Vec<&'static str> = kinds.iter().map(|k| k.name).collect();
     let unknown: Vec<String> = include
@@ -78,6 +78,22 @@ pub fn waves(kinds: &[&'static KindSpec]) -> Vec<Vec<&'static KindSpec>> {
 mod tests {
     use super::*;
     use crate::vendors::rossum::kinds::ALL;
+
+    #[test]
+    fn opt_in_kinds_are_copied_only_when_named() {
+        static KINDS: [KindSpec; 2] = [
+            crate::vendors::rossum::kinds::LABELS,
+            KindSpec {
+                name: "datasets",
+                opt_in: true,
+                ..crate::vendors::rossum::kinds::LABELS
+            },
+        ];
+        let names = |k: Vec<&KindSpec>| k.iter().map(|k| k.name).collect::<Vec<_>>();
+        assert_eq!(names(selected(&KINDS, None).unwrap()), ["labels"]);
+        let named = ["datasets".to_string()];
+        assert_eq!(names(selected(&KINDS, Some(&named)).unwrap()), ["datasets"]);
+    }
 
     fn names(w: &[Vec<&KindSpec>]) -> Vec<Vec<&'static str>> {
         w.iter()

@@ -430,6 +430,7 @@ mod tests {
         creatable: None,
         skip: None,
         input: None,
+        opt_in: false,
     };
 
     #[test]

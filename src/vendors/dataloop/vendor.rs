@@ -52,9 +52,14 @@ fn integration_key(v: &Value) -> Option<String> {
     Some(format!("{}/{}", str_at(v, "type")?, str_at(v, "name")?))
 }
 
-/// The name `spec.template.secrets` gives an integration (`integrations/<name>`).
+/// The name `spec.template.secrets` gives an integration (`integrations/<name>`); `None` for
+/// the types that hold no secret (design §3: NFS and host paths, cross-account roles granted
+/// on the cloud side).
 fn integration_input(v: &Value) -> Option<String> {
-    by_name(v)
+    match str_at(v, "type") {
+        Some("nfs" | "hostPath" | "aws-cross" | "gcp-cross") => None,
+        _ => by_name(v),
+    }
 }
 
 /// Drivers are one per name within a project.
@@ -103,6 +108,7 @@ pub const GROUPS: KindSpec = KindSpec {
     creatable: None,
     skip: None,
     input: None,
+    opt_in: false,
 };
 
 /// Integrations: name, type and non-secret metadata; the secret options come from the
@@ -115,6 +121,7 @@ pub const INTEGRATIONS: KindSpec = KindSpec {
     creatable: None,
     skip: None,
     input: Some(integration_input),
+    opt_in: false,
 };
 
 /// Projects (not the system project): name, and the groups' roles in them.
@@ -126,6 +133,7 @@ pub const PROJECTS: KindSpec = KindSpec {
     creatable: None,
     skip: Some(is_system_project),
     input: None,
+    opt_in: false,
 };
 
 /// Where a driver's storage settings live in its write shape (`payload`); the read shape has
@@ -174,6 +182,7 @@ pub const DRIVERS: KindSpec = KindSpec {
     creatable: None,
     skip: None,
     input: None,
+    opt_in: false,
 };
 
 /// Ontologies: title, label trees (`roots`), attributes, projects.
@@ -185,6 +194,7 @@ pub const ONTOLOGIES: KindSpec = KindSpec {
     creatable: None,
     skip: None,
     input: None,
+    opt_in: false,
 };
 
 /// Recipes: title, projects, ontologies and annotation settings (not `instructions` and
@@ -207,6 +217,7 @@ pub const RECIPES: KindSpec = KindSpec {
     creatable: None,
     skip: None,
     input: None,
+    opt_in: false,
 };
 
 /// What Dataloop can do through its API.

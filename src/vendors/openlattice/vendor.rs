@@ -36,6 +36,7 @@ pub const ROLES: KindSpec = KindSpec {
     creatable: None,
     skip: None,
     input: None,
+    opt_in: false,
 };
 
 /// What OpenLattice can do through its API.
