@@ -72,6 +72,7 @@ async fn demo_applies_the_examples_against_the_embedded_simulator() {
         ("german-department", "rossum"),
         ("french-department", "rossum"),
         ("research", "openlattice"),
+        ("vision", "dataloop"),
     ] {
         let row = lines
             .iter()
@@ -93,6 +94,24 @@ async fn demo_applies_the_examples_against_the_embedded_simulator() {
             .unwrap_or_else(|| panic!("{member} row"));
         assert!(row.contains("Ready"), "{row}");
     }
+    // Dataloop invites: the membership waits for Carol to accept, and apply still succeeds.
+    let carol = lines
+        .iter()
+        .find(|l| l.starts_with("carol-in-vision"))
+        .expect("carol-in-vision row");
+    assert_eq!(carol.split_whitespace().nth(4), Some("Invited"), "{carol}");
+    // Vision is adopted (Dataloop's API creates no organizations), by its seeded name.
+    let vision = lines.iter().find(|l| l.starts_with("vision")).unwrap();
+    assert!(
+        vision.contains(orgops::simulator::dataloop::seed::TARGET_ORG_ID),
+        "{vision}"
+    );
+    assert!(
+        run.stderr
+            .contains("Simulated Dataloop at http://127.0.0.1:"),
+        "{}",
+        run.stderr
+    );
     assert!(
         run.stderr
             .contains("Simulated OpenLattice at http://127.0.0.1:"),

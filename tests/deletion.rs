@@ -18,7 +18,10 @@ fn examples(ns: &str, ops: &str, conn: &str, endpoint: &str, org: &str, member: 
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| !p.to_string_lossy().contains("openlattice"))
+        .filter(|p| {
+            let p = p.to_string_lossy();
+            !p.contains("openlattice") && !p.contains("dataloop")
+        })
         .collect();
     files.sort();
     for f in files {

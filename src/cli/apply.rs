@@ -15,6 +15,7 @@ use crate::api::{MembershipPhase, OrgMembershipStatus, Organization, Vendor};
 use crate::engine::status::organization_status;
 use crate::engine::{DesiredOrg, EngineOptions, OrgReport, Requeue, reconcile_org};
 use crate::simulator::ServeOptions;
+use crate::simulator::dataloop::DataloopSimulator;
 use crate::simulator::openlattice::OpenLatticeSimulator;
 use crate::simulator::rossum::{Admin, RossumSimulator, Seed, TEMPLATE_ORG};
 use crate::vendors::connection::{ConnectionConfig, ConnectionPolicy};
@@ -37,7 +38,8 @@ pub struct ApplyArgs {
     pub files: Vec<PathBuf>,
     /// Run against embedded simulators (one per vendor the manifests use), each seeded with a
     /// template org; no request leaves the machine. Rossum: the manifests' Secrets become its
-    /// admin credentials; OpenLattice: the simulator's admin token replaces the manifests'.
+    /// admin credentials; OpenLattice and Dataloop: the simulator's admin token or API key
+    /// replaces the manifests'.
     #[arg(long)]
     pub simulate: bool,
     /// Output format.
@@ -89,7 +91,8 @@ struct Planned {
     secrets: BTreeMap<String, Credentials>,
 }
 
-/// Runs apply; `Ok(true)` when every resource is Ready.
+/// Runs apply; `Ok(true)` when every resource is Ready, memberships possibly Invited (the
+/// rest is the person's to do: running apply again would not change it).
 pub async fn run(args: ApplyArgs) -> Result<bool, ApplyError> {
     let m = manifests::load(&args.files)?;
     let display = Display::detect(args.quiet || args.output == Output::Yaml);
@@ -122,6 +125,14 @@ pub async fn run(args: ApplyArgs) -> Result<bool, ApplyError> {
                 sim.base_url,
                 crate::simulator::openlattice::seed::TEMPLATE_ORG_TITLE,
                 sim.template_org_id
+            ));
+        }
+        if let Some(sim) = &sims.dataloop {
+            display.println(&format!(
+                "Simulated Dataloop at {} (template org {:?}, target org {:?} to adopt); the manifests' credentials are replaced by the simulator's admin API key",
+                sim.base_url,
+                crate::simulator::dataloop::seed::TEMPLATE_ORG_NAME,
+                crate::simulator::dataloop::seed::TARGET_ORG_NAME,
             ));
         }
         Some(sims)
@@ -345,7 +356,12 @@ pub async fn run(args: ApplyArgs) -> Result<bool, ApplyError> {
                 &format!("Organization {} is not Ready", desired.organization),
             ),
         };
-        all_ready &= report.phase == Some(MembershipPhase::Ready);
+        // An invitation sent is as far as apply can go: it succeeded, and the table says
+        // Invited (accepting is the person's part; another run would change nothing).
+        all_ready &= matches!(
+            report.phase,
+            Some(MembershipPhase::Ready | MembershipPhase::Invited)
+        );
         let mut mem = mem.clone();
         mem.status = Some(report);
         memberships_out.push(mem);
@@ -562,6 +578,7 @@ fn columns(rows: &[Vec<String>]) -> String {
 struct Simulators {
     rossum: Option<RossumSimulator>,
     openlattice: Option<OpenLatticeSimulator>,
+    dataloop: Option<DataloopSimulator>,
 }
 
 impl Simulators {
@@ -581,9 +598,19 @@ impl Simulators {
         } else {
             None
         };
+        let dataloop = if uses(Vendor::Dataloop) {
+            Some(
+                DataloopSimulator::start(0, Default::default())
+                    .await
+                    .map_err(ApplyError::Simulator)?,
+            )
+        } else {
+            None
+        };
         Ok(Self {
             rossum,
             openlattice,
+            dataloop,
         })
     }
 
@@ -592,21 +619,36 @@ impl Simulators {
         match vendor {
             Vendor::Rossum => self.rossum.as_ref().map(|s| s.base_url.clone()),
             Vendor::OpenLattice => self.openlattice.as_ref().map(|s| s.base_url.clone()),
-            Vendor::Dataloop | Vendor::RenderedAi => None,
+            Vendor::Dataloop => self.dataloop.as_ref().map(|s| s.base_url.clone()),
+            Vendor::RenderedAi => None,
         }
     }
 
     /// The credentials to use with `vendor`'s simulator: the manifest's become the Rossum
-    /// simulator's admins; OpenLattice's token is replaced by the simulator's admin token.
+    /// simulator's admins; OpenLattice's token and Dataloop's credentials are replaced by the
+    /// simulator's admin token and API key (the Secret's name is kept, for messages).
     fn credentials(&self, vendor: Vendor, manifest: Credentials) -> Credentials {
-        match (vendor, &self.openlattice) {
-            (Vendor::OpenLattice, Some(sim)) => Credentials::new(
+        let replaced = |key: &str, value: &str| {
+            Credentials::new(
                 manifest.secret.clone(),
                 BTreeMap::from([(
-                    "token".to_string(),
-                    secrecy::SecretString::from(sim.admin_token.clone()),
+                    key.to_string(),
+                    secrecy::SecretString::from(value.to_string()),
                 )]),
-            ),
+            )
+        };
+        match vendor {
+            Vendor::OpenLattice => match &self.openlattice {
+                Some(sim) => replaced("token", &sim.admin_token),
+                None => manifest,
+            },
+            Vendor::Dataloop => match &self.dataloop {
+                Some(sim) => replaced(
+                    crate::vendors::dataloop::client::API_KEY_KEY,
+                    &sim.admin_api_key,
+                ),
+                None => manifest,
+            },
             _ => manifest,
         }
     }
