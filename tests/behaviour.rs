@@ -6,22 +6,22 @@
 //! checked at the vendor is read through the simulator's `SimulatorHandle` and the row's own
 //! view of the vendor's objects, never through the engine's plan or diff code.
 //!
-//! | behaviour | what must hold | rossum | openlattice |
-//! |---|---|---|---|
-//! | `create_or_adopt` | created once (or adopted where the vendor cannot create, and then asking to create is `Unsupported`); a second reconcile and a fresh process find the same org | runs | runs |
-//! | `copy_equals_template` | per compared kind, the new org's objects equal the template's as multisets of views (ids dropped, references by natural key within the object's org) | runs | runs |
-//! | `references_stay_inside` | every reference in the copies points inside the new org | runs | runs |
-//! | `reapply_writes_nothing` | a second reconcile, and one from a fresh process, leave `total_writes` unchanged | runs | runs |
-//! | `drift_repaired` | hand edits of copies at the vendor are put back | runs | runs |
-//! | `template_change_propagated` | hand edits of the template reach the copies | runs | runs |
-//! | `lost_responses_never_duplicate` | `drop=0.3`: reconciled until Ready, one org and copies equal to the template (no duplicates); then a reconcile writes nothing | runs | runs |
-//! | `mixed_faults_converge` | ~20 % faults of all five kinds: same result, no duplicates | runs | runs |
-//! | `kill_mid_copy` | the reconcile future dropped after the org's create and halfway through the copy; run again from the persisted state: one org, complete, no duplicates | runs | runs |
-//! | `suspend_writes_nothing` | suspended: no org created; drift in settings and copies reported (`DriftDetected`), not repaired, no writes | runs | runs |
-//! | `bad_credentials_name_the_secret` | `CredentialsInvalid` naming the Secret, never the credential, for orgs and memberships; no writes | runs | runs |
-//! | `member_added` | a person gets the roles and scopes at the vendor; again writes nothing | runs | runs |
-//! | `member_role_changed` | their roles change, scopes stay | runs | runs |
-//! | `member_removed` | no access left at the vendor; removing again writes nothing | runs | runs |
+//! | behaviour | what must hold | rossum | openlattice | dataloop |
+//! |---|---|---|---|---|
+//! | `create_or_adopt` | created once (or adopted where the vendor cannot create, and then asking to create is `Unsupported`); a second reconcile and a fresh process find the same org | runs | runs | runs (adopts) |
+//! | `copy_equals_template` | per compared kind, the new org's objects equal the template's as multisets of views (ids dropped, references by natural key within the object's org) | runs | runs | runs |
+//! | `references_stay_inside` | every reference in the copies points inside the new org | runs | runs | runs |
+//! | `reapply_writes_nothing` | a second reconcile, and one from a fresh process, leave `total_writes` unchanged | runs | runs | runs |
+//! | `drift_repaired` | hand edits of copies at the vendor are put back | runs | runs | runs |
+//! | `template_change_propagated` | hand edits of the template reach the copies | runs | runs | runs |
+//! | `lost_responses_never_duplicate` | `drop=0.3`: reconciled until Ready, one org and copies equal to the template (no duplicates); then a reconcile writes nothing | runs | runs | runs |
+//! | `mixed_faults_converge` | ~20 % faults of all five kinds: same result, no duplicates | runs | runs | runs |
+//! | `kill_mid_copy` | the reconcile future dropped after the org's create and halfway through the copy; run again from the persisted state: one org, complete, no duplicates | runs | runs | runs |
+//! | `suspend_writes_nothing` | suspended: no org created; drift in settings and copies reported (`DriftDetected`), not repaired, no writes | runs | runs | runs |
+//! | `bad_credentials_name_the_secret` | `CredentialsInvalid` naming the Secret, never the credential, for orgs and memberships; no writes | runs | runs | runs |
+//! | `member_added` | a person gets the roles and scopes at the vendor (a vendor that invites: `Invited` first, no access, asking again writes nothing; accepted by hand, then the access); again writes nothing | runs | runs | runs (invited, then accepted) |
+//! | `member_role_changed` | their roles change, scopes stay | runs | runs | runs |
+//! | `member_removed` | no access left at the vendor; removing again writes nothing | runs | runs | runs |
 //!
 //! "runs": the behaviour is checked. A behaviour that cannot apply to a vendor is declared by
 //! its row (no compared kinds, no memberships, no org creation); its test then asserts that the
@@ -32,6 +32,18 @@
 //! copy, so the references checked are each role's own: `organizationId`, `aclKey` and the
 //! `<orgId>|` of its principal name must name the new org, and `aclKey[1]` the copy itself.
 //! Its members have the role `member` plus role titles of the org, and no scopes.
+//!
+//! Dataloop creates no organizations: its row makes one empty organization per behaviour at
+//! the simulator by hand (as Dataloop would for a customer) and the behaviours adopt them by
+//! name, with the plan `premium`; `create_or_adopt` checks the adoption and that asking for an
+//! organization that is not there is `Unsupported`. It copies groups (by name), integrations
+//! (their credentials from the Secrets the row gives, [`Row::template_secrets`](behaviour::Row)),
+//! projects with their group roles, drivers, ontologies (with their attribute definitions) and
+//! recipes; references (`projectId`, `integrationId`, `projectIds`, `ontologyIds`, group roles)
+//! are compared by name and checked to stay in the org. Members are invited: the membership
+//! behaviours see `Invited` (no access yet, asking again sends nothing), accept through the
+//! simulator's hand hook ([`Row::accept_invitation`](behaviour::Row)), and then check the org
+//! role and the project roles (scopes, `"<project>:<role>"`, granted only after acceptance).
 
 mod support;
 
@@ -39,8 +51,10 @@ mod support;
 #[path = "support/behaviour/mod.rs"]
 mod behaviour;
 
+use behaviour::dataloop::DataloopRow;
 use behaviour::openlattice::OpenLatticeRow;
 use behaviour::rossum::RossumRow;
 
 behaviour_suite!(rossum, RossumRow);
 behaviour_suite!(openlattice, OpenLatticeRow);
+behaviour_suite!(dataloop, DataloopRow);

@@ -196,7 +196,9 @@ pub fn plan_member(desired: &MemberDesired, observed: &MemberObserved) -> Member
             None => plan.changes.push(MemberChange::SetRoles { grant, revoke }),
         }
     }
-    if observed.scopes != desired.scopes {
+    // Scopes (Dataloop project roles) are access of their own: granted only once the person
+    // has accepted the invitation, as the Invited condition says access starts then.
+    if observed.scopes != desired.scopes && observed.presence != Presence::Invited {
         plan.changes.push(MemberChange::SetScopes);
     }
     plan
@@ -475,6 +477,23 @@ mod tests {
         assert_eq!(r.phase, MembershipPhase::Invited);
         assert!(!r.ready && !r.transient);
         assert_eq!(r.ready_reason(), "Invited");
+    }
+
+    #[test]
+    fn scopes_wait_until_the_invitation_is_accepted() {
+        let mut o = MemberObserved {
+            presence: Presence::Invited,
+            id: Some("invitation/9".into()),
+            roles: set(&["member"]),
+            ..MemberObserved::absent()
+        };
+        let want = desired(&["member"], &["Traffic cameras:annotator"]);
+        assert!(plan_member(&want, &o).changes.is_empty());
+        o.presence = Presence::Active;
+        assert_eq!(
+            plan_member(&want, &o).changes,
+            vec![MemberChange::SetScopes]
+        );
     }
 
     #[test]

@@ -185,11 +185,23 @@ pub const DRIVERS: KindSpec = KindSpec {
     opt_in: false,
 };
 
-/// Ontologies: title, label trees (`roots`), attributes, projects.
+/// The read shape's name for an ontology's attribute definitions (`metadata.attributes`, the
+/// v2 attributes: name, type, values, range, label scope), lifted to the top so they are
+/// copied and compared like the other fields, and put back under `metadata` when written.
+pub const ATTRIBUTE_DEFINITIONS: &str = "attributeDefinitions";
+
+/// Ontologies: title, label trees (`roots`), attributes (keys and their definitions),
+/// projects.
 pub const ONTOLOGIES: KindSpec = KindSpec {
     name: "ontologies",
     refs: &[RefField::to("projectIds.*", RefTarget::Kind("projects"))],
-    fields: CopyFields::Only(&["title", "roots", "attributes", "projectIds"]),
+    fields: CopyFields::Only(&[
+        "title",
+        "roots",
+        "attributes",
+        ATTRIBUTE_DEFINITIONS,
+        "projectIds",
+    ]),
     identity: Identity::NaturalKey(title_in_projects),
     creatable: None,
     skip: None,
@@ -650,6 +662,13 @@ pub fn normalize_linked(mut item: Value, projects: &HashSet<String>) -> Value {
             map.insert(list.into(), json!([]));
         }
     }
+    let definitions = map
+        .get("metadata")
+        .and_then(|m| m.get("attributes"))
+        .filter(|a| a.is_array())
+        .cloned()
+        .unwrap_or_else(|| json!([]));
+    map.insert(ATTRIBUTE_DEFINITIONS.into(), definitions);
     item
 }
 
@@ -691,9 +710,17 @@ pub fn merge_linked(
     if !current.is_object() {
         current = json!({});
     }
+    // The lifted field of the read shape is never sent (written entities come from a GET).
+    if let Value::Object(m) = &mut current {
+        m.remove(ATTRIBUTE_DEFINITIONS);
+    }
     if let Value::Object(p) = patch {
         for (k, v) in p {
-            if k != "projectIds" {
+            if k == ATTRIBUTE_DEFINITIONS {
+                if ontology {
+                    set_attribute_definitions(&mut current, v);
+                }
+            } else if k != "projectIds" {
                 current[k.as_str()] = v.clone();
             }
         }
@@ -728,6 +755,18 @@ pub fn merge_linked(
         }
     }
     (current, links_changed)
+}
+
+/// Puts attribute definitions where the gate keeps them: `metadata.attributes`.
+fn set_attribute_definitions(entity: &mut Value, definitions: &Value) {
+    let Value::Object(map) = entity else {
+        return;
+    };
+    let metadata = map.entry("metadata").or_insert_with(|| json!({}));
+    if !metadata.is_object() {
+        *metadata = json!({});
+    }
+    metadata["attributes"] = definitions.clone();
 }
 
 /// Integration metadata that is configuration (dtlpy's `create_nfs`, `create_hostpath`,
@@ -1036,6 +1075,12 @@ impl VendorClient for DataloopClient {
                 });
                 if let Some(title) = body.get("title").filter(|t| t.is_string()) {
                     write["title"] = title.clone();
+                }
+                if let Some(defs) = body
+                    .get(ATTRIBUTE_DEFINITIONS)
+                    .filter(|d| d.as_array().is_some_and(|a| !a.is_empty()))
+                {
+                    set_attribute_definitions(&mut write, defs);
                 }
                 let created = self.api.create_ontology(write).await?;
                 Ok(normalize_linked(created, &sent_projects(&body)))
@@ -1491,6 +1536,37 @@ mod tests {
         );
         let e = driver_patch_body(&json!({"integrationId": "i2"})).unwrap_err();
         assert!(matches!(e, VendorError::Unsupported { .. }), "{e}");
+    }
+
+    #[test]
+    fn ontology_attribute_definitions_are_read_at_the_top_and_written_under_metadata() {
+        let own: HashSet<String> = ["p1".to_string()].into();
+        let defs = json!([{"key": "c", "name": "Confidence", "type": "slider",
+                           "range": {"min": 0, "max": 100, "step": 5}}]);
+        let o = normalize_linked(
+            json!({"id": "o", "title": "T", "roots": [], "attributes": ["c"],
+                   "metadata": {"attributes": defs, "system": {"projectIds": ["p1"]}}}),
+            &own,
+        );
+        assert_eq!(o[ATTRIBUTE_DEFINITIONS], defs);
+        // None at all reads as none, so a template without them compares equal to its copy.
+        let bare = normalize_linked(json!({"id": "o", "title": "T"}), &own);
+        assert_eq!(bare[ATTRIBUTE_DEFINITIONS], json!([]));
+
+        // An update puts them under `metadata` (next to the system links), never at the top.
+        let (body, changed) = merge_linked(
+            o.clone(),
+            &json!({ATTRIBUTE_DEFINITIONS: [{"key": "c", "type": "boolean"}]}),
+            &own,
+            true,
+        );
+        assert!(!changed);
+        assert!(body.get(ATTRIBUTE_DEFINITIONS).is_none(), "{body}");
+        assert_eq!(
+            body["metadata"]["attributes"],
+            json!([{"key": "c", "type": "boolean"}])
+        );
+        assert_eq!(body["metadata"]["system"]["projectIds"], json!(["p1"]));
     }
 
     #[test]

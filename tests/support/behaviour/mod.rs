@@ -7,6 +7,7 @@
 //! [`Row::references`], [`Row::member_at_vendor`]), never through the engine's plan or diff
 //! code: a bug in the engine's idea of "equal" cannot hide itself.
 
+pub mod dataloop;
 pub mod openlattice;
 pub mod rossum;
 
@@ -14,6 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use orgops::api::MembershipPhase;
 use orgops::api::conditions::types;
 use orgops::engine::membership::reconcile_member;
 use orgops::engine::{DesiredOrg, EngineOptions, Mode, OrgReport, reconcile_org};
@@ -160,6 +162,21 @@ pub trait Row: Default + Send + Sync + 'static {
     /// vendor says `Unsupported`).
     fn members(&self) -> Result<MemberData, &'static str>;
 
+    /// The Secrets `spec.template.secrets` may name (write-only values of the copies), by
+    /// name; every sink the suite makes holds them. None by default.
+    fn template_secrets(&self) -> BTreeMap<String, orgops::vendors::Credentials> {
+        BTreeMap::new()
+    }
+
+    /// The person invited as `email` to `org` accepts (a hand hook of the simulator), for
+    /// vendors whose memberships start as invitations ([`MembershipPhase::Invited`]).
+    fn accept_invitation(&self, h: &dyn SimulatorHandle, org: &str, email: &str) {
+        panic!(
+            "{}: {email} was invited to {org}, but the row cannot accept invitations",
+            h.vendor()
+        );
+    }
+
     /// What the vendor holds for `email` in `org` (`None`: no access), read through the
     /// simulator.
     fn member_at_vendor(
@@ -242,6 +259,13 @@ impl<R: Row> Env<R> {
             wrong_client,
             template,
         }
+    }
+
+    /// A sink as a new process would have it: no state, the row's Secrets readable.
+    pub fn sink(&self) -> MemorySink {
+        let sink = MemorySink::default();
+        *sink.secrets.lock().unwrap() = self.row.template_secrets();
+        sink
     }
 
     /// The desired org for `key`.
@@ -486,7 +510,7 @@ async fn assert_copy_unsupported<R: Row>(env: &Env<R>) {
             secrets: Default::default(),
         });
     t.include = Some(vec!["anything".into()]);
-    let r = env.reconcile(&d, &MemorySink::default()).await;
+    let r = env.reconcile(&d, &env.sink()).await;
     assert_eq!(r.ready_reason(), "Unsupported", "{}", r.ready_message());
 }
 
@@ -498,7 +522,7 @@ async fn assert_copy_unsupported<R: Row>(env: &Env<R>) {
 pub async fn create_or_adopt<R: Row>() {
     let env = Env::<R>::start("").await;
     let d = env.desired("alpha");
-    let sink = MemorySink::default();
+    let sink = env.sink();
     let writes = env.h.total_writes();
     let r = env.until_ready(&d, &sink, 1).await;
     let id = r.external_id.clone().unwrap();
@@ -514,12 +538,12 @@ pub async fn create_or_adopt<R: Row>() {
         let mut missing = d.clone();
         missing.external_id = None;
         missing.display_name = "No such organization anywhere".into();
-        let r = env.reconcile(&missing, &MemorySink::default()).await;
+        let r = env.reconcile(&missing, &env.sink()).await;
         assert_eq!(r.ready_reason(), "Unsupported", "{}", r.ready_message());
     }
     assert_eq!(sink.state().external_id.as_deref(), Some(id.as_str()));
     assert_eq!(sink.state().pending_create, None);
-    for (what, sink) in [("again", &sink), ("fresh process", &MemorySink::default())] {
+    for (what, sink) in [("again", &sink), ("fresh process", &env.sink())] {
         let again = env.reconcile(&d, sink).await;
         assert!(again.ready, "{what}: {}", again.ready_message());
         assert!(!again.org_created, "{what}: created a second org");
@@ -545,7 +569,7 @@ pub async fn copy_equals_template<R: Row>() {
             "the template has no {kind}: nothing to compare"
         );
     }
-    let sink = MemorySink::default();
+    let sink = env.sink();
     let (_, org) = env.ready_org("copy", &sink).await;
     env.assert_copy_equals_template(&org);
 }
@@ -556,7 +580,7 @@ pub async fn references_stay_inside<R: Row>() {
     if env.row.kinds().is_empty() {
         return assert_copy_unsupported(&env).await;
     }
-    let sink = MemorySink::default();
+    let sink = env.sink();
     let (_, org) = env.ready_org("refs", &sink).await;
     let checked = env.assert_references_inside(&org);
     assert!(checked > 0, "the copies hold no reference: nothing checked");
@@ -590,11 +614,11 @@ pub async fn references_stay_inside<R: Row>() {
 /// A second reconcile of a Ready org writes nothing, nor does one from a fresh process.
 pub async fn reapply_writes_nothing<R: Row>() {
     let env = Env::<R>::start("").await;
-    let sink = MemorySink::default();
+    let sink = env.sink();
     let before = env.h.total_writes();
     let (d, org) = env.ready_org("again", &sink).await;
     assert!(env.h.total_writes() > before, "the first apply writes");
-    for (what, sink) in [("again", &sink), ("fresh process", &MemorySink::default())] {
+    for (what, sink) in [("again", &sink), ("fresh process", &env.sink())] {
         let writes = env.h.total_writes();
         let r = env.reconcile(&d, sink).await;
         assert!(r.ready, "{what}: {}", r.ready_message());
@@ -613,7 +637,7 @@ pub async fn drift_repaired<R: Row>() {
     if env.row.kinds().is_empty() {
         return assert_copy_unsupported(&env).await;
     }
-    let sink = MemorySink::default();
+    let sink = env.sink();
     let (d, org) = env.ready_org("drift", &sink).await;
     let edits = env.row.drift(&Snapshot::of(env.h.as_ref(), &org));
     env.apply(&edits);
@@ -635,7 +659,7 @@ pub async fn template_change_propagated<R: Row>() {
     if env.row.kinds().is_empty() {
         return assert_copy_unsupported(&env).await;
     }
-    let sink = MemorySink::default();
+    let sink = env.sink();
     let (d, org) = env.ready_org("follow", &sink).await;
     let edits = env
         .row
@@ -675,7 +699,7 @@ async fn faulty<R: Row>(
 ) {
     let env = Env::<R>::start(faults).await;
     let d = env.desired(key);
-    let sink = MemorySink::default();
+    let sink = env.sink();
     let r = env.until_ready(&d, &sink, 60).await;
     let org = r.external_id.unwrap();
     assert!(
@@ -703,7 +727,7 @@ pub async fn kill_mid_copy<R: Row>() {
     // How many writes a whole apply takes, measured on another org.
     let before = env.h.total_writes();
     let m = env.desired("measure");
-    let ms = MemorySink::default();
+    let ms = env.sink();
     let r = reconcile_org(env.client.as_ref(), &m, &ms.state(), &ms, &options).await;
     assert!(r.ready, "{}", r.ready_message());
     let whole = env.h.total_writes() - before;
@@ -714,7 +738,7 @@ pub async fn kill_mid_copy<R: Row>() {
 
     for (key, after) in [("killed-early", 1), ("killed-mid", whole / 2)] {
         let d = env.desired(key);
-        let sink = MemorySink::default();
+        let sink = env.sink();
         let start = env.h.total_writes();
         {
             let state = sink.state();
@@ -759,13 +783,13 @@ pub async fn suspend_writes_nothing<R: Row>() {
         let mut d = env.desired("never");
         d.mode = Mode::ObserveOnly;
         let writes = env.h.total_writes();
-        let r = env.reconcile(&d, &MemorySink::default()).await;
+        let r = env.reconcile(&d, &env.sink()).await;
         assert!(!r.ready);
         assert_eq!(r.ready_reason(), "Suspended", "{}", r.ready_message());
         assert_eq!(env.h.total_writes(), writes, "suspend created something");
         assert!(env.orgs_named(&d).is_empty());
     }
-    let sink = MemorySink::default();
+    let sink = env.sink();
     let (mut d, org) = env.ready_org("suspended", &sink).await;
     let copies = !env.row.kinds().is_empty();
     if copies {
@@ -801,7 +825,7 @@ pub async fn bad_credentials_name_the_secret<R: Row>() {
     let d = env.desired("locked-out");
     let writes = env.h.total_writes();
     let r = env
-        .reconcile_with(env.wrong_client.as_ref(), &d, &MemorySink::default())
+        .reconcile_with(env.wrong_client.as_ref(), &d, &env.sink())
         .await;
     assert!(!r.ready);
     assert_eq!(
@@ -880,7 +904,7 @@ async fn member_env<R: Row>() -> Option<(Env<R>, String)> {
         assert_members_unsupported(&env, why).await;
         return None;
     }
-    let (_, org) = env.ready_org("members", &MemorySink::default()).await;
+    let (_, org) = env.ready_org("members", &env.sink()).await;
     Some((env, org))
 }
 
@@ -891,9 +915,32 @@ async fn add<R: Row>(env: &Env<R>, org: &str) -> MemberDesired {
         None,
         "the person has no access before"
     );
-    let r = reconcile_member(env.client.as_ref(), &m, Mode::Apply).await;
+    let mut r = reconcile_member(env.client.as_ref(), &m, Mode::Apply).await;
+    assert!(r.changed, "{}: {}", r.ready_reason(), r.ready_message());
+    if r.phase == MembershipPhase::Invited {
+        // A vendor that invites: the person has no access until they accept, and asking
+        // again sends nothing new.
+        assert!(!r.ready);
+        assert!(r.external_id.is_some(), "the invitation is named");
+        assert_eq!(
+            env.row.member_at_vendor(env.h.as_ref(), org, &m.email),
+            None,
+            "an invitation is no access"
+        );
+        let writes = env.h.total_writes();
+        let again = reconcile_member(env.client.as_ref(), &m, Mode::Apply).await;
+        assert_eq!(
+            again.phase,
+            MembershipPhase::Invited,
+            "{}",
+            again.ready_message()
+        );
+        assert!(!again.changed);
+        assert_eq!(env.h.total_writes(), writes, "a second invitation was sent");
+        env.row.accept_invitation(env.h.as_ref(), org, &m.email);
+        r = reconcile_member(env.client.as_ref(), &m, Mode::Apply).await;
+    }
     assert!(r.ready, "{}: {}", r.ready_reason(), r.ready_message());
-    assert!(r.changed);
     assert_eq!(
         env.row.member_at_vendor(env.h.as_ref(), org, &m.email),
         Some(MemberSeen {
