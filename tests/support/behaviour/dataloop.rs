@@ -24,7 +24,7 @@ use orgops::simulator::dataloop::state::State;
 use orgops::simulator::dataloop::{DataloopSimulator, Options};
 use orgops::simulator::kit::SimulatorHandle;
 use orgops::simulator::{FaultSpec, ServeOptions};
-use orgops::vendors::{Credentials, Endpoints, HttpConfig, Owner, VendorClient, connect};
+use orgops::vendors::{Credentials, Owner, VendorClient};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
@@ -95,27 +95,8 @@ fn credentials(password: &str) -> Credentials {
     Credentials::new(SECRET, values)
 }
 
-/// Retries fast, and a `429` pauses for milliseconds, not the second it asks for.
-fn fast() -> HttpConfig {
-    HttpConfig {
-        rate_per_second: 10_000,
-        backoff_base: Duration::from_millis(5),
-        backoff_max: Duration::from_millis(50),
-        max_retry_after: Duration::from_millis(20),
-        timeout: Duration::from_secs(10),
-        ..HttpConfig::default()
-    }
-}
-
 fn client(base: &str, password: &str) -> Arc<dyn VendorClient> {
-    connect(
-        Vendor::Dataloop,
-        Some(base),
-        credentials(password),
-        fast(),
-        &Endpoints::default(),
-    )
-    .expect("the Secret has username and password")
+    super::test_client(Vendor::Dataloop, base, credentials(password))
 }
 
 fn id(v: &Value) -> String {

@@ -26,6 +26,31 @@ use serde_json::Value;
 
 use crate::support::MemorySink;
 
+/// A client of `vendor` at `base` for the suite: retries fast, and a `429` pauses for
+/// milliseconds, not the second it asks for.
+pub fn test_client(
+    vendor: orgops::api::Vendor,
+    base: &str,
+    credentials: orgops::vendors::Credentials,
+) -> Arc<dyn VendorClient> {
+    let config = orgops::vendors::HttpConfig {
+        rate_per_second: 10_000,
+        backoff_base: Duration::from_millis(5),
+        backoff_max: Duration::from_millis(50),
+        max_retry_after: Duration::from_millis(20),
+        timeout: Duration::from_secs(10),
+        ..orgops::vendors::HttpConfig::default()
+    };
+    orgops::vendors::connect(
+        vendor,
+        Some(base),
+        credentials,
+        config,
+        &orgops::vendors::Endpoints::default(),
+    )
+    .expect("the test Secret has every key the vendor needs")
+}
+
 /// A running simulator and clients of it.
 pub struct Started {
     /// The simulator.

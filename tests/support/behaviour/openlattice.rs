@@ -20,7 +20,7 @@ use orgops::simulator::kit::SimulatorHandle;
 use orgops::simulator::openlattice::seed::TEMPLATE_ORG_TITLE;
 use orgops::simulator::openlattice::{OpenLatticeSimulator, Options};
 use orgops::simulator::{FaultSpec, ServeOptions};
-use orgops::vendors::{Credentials, Endpoints, HttpConfig, Owner, VendorClient, connect};
+use orgops::vendors::{Credentials, Owner, VendorClient};
 use secrecy::SecretString;
 use serde_json::{Map, Value, json};
 
@@ -48,27 +48,8 @@ fn credentials(token: &str) -> Credentials {
     Credentials::new(SECRET, values)
 }
 
-/// Retries fast, and a `429` pauses for milliseconds, not the second it asks for.
-fn fast() -> HttpConfig {
-    HttpConfig {
-        rate_per_second: 10_000,
-        backoff_base: Duration::from_millis(5),
-        backoff_max: Duration::from_millis(50),
-        max_retry_after: Duration::from_millis(20),
-        timeout: Duration::from_secs(10),
-        ..HttpConfig::default()
-    }
-}
-
 fn client(base: &str, token: &str) -> Arc<dyn VendorClient> {
-    connect(
-        Vendor::OpenLattice,
-        Some(base),
-        credentials(token),
-        fast(),
-        &Endpoints::default(),
-    )
-    .expect("the Secret has the token")
+    super::test_client(Vendor::OpenLattice, base, credentials(token))
 }
 
 fn id(v: &Value) -> String {

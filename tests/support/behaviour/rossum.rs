@@ -8,13 +8,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration;
 
 use orgops::api::Vendor;
 use orgops::engine::DesiredOrg;
 use orgops::simulator::kit::SimulatorHandle;
 use orgops::simulator::rossum::TEMPLATE_ORG;
-use orgops::vendors::{Credentials, Endpoints, HttpConfig, VendorClient, connect};
+use orgops::vendors::{Credentials, VendorClient};
 use secrecy::SecretString;
 use serde_json::{Map, Value, json};
 
@@ -126,27 +125,8 @@ fn credentials(password: &str) -> Credentials {
     Credentials::new(SECRET, values)
 }
 
-/// Retries fast, and a `429` pauses for milliseconds, not the second it asks for.
-fn fast() -> HttpConfig {
-    HttpConfig {
-        rate_per_second: 10_000,
-        backoff_base: Duration::from_millis(5),
-        backoff_max: Duration::from_millis(50),
-        max_retry_after: Duration::from_millis(20),
-        timeout: Duration::from_secs(10),
-        ..HttpConfig::default()
-    }
-}
-
 fn client(base: &str, password: &str) -> Arc<dyn VendorClient> {
-    connect(
-        Vendor::Rossum,
-        Some(base),
-        credentials(password),
-        fast(),
-        &Endpoints::default(),
-    )
-    .expect("the Secret has every key")
+    super::test_client(Vendor::Rossum, base, credentials(password))
 }
 
 /// `(kind, id)` of a URL of this simulator.
