@@ -56,7 +56,7 @@ pub use error::ApiError;
 pub use handlers::{API_PREFIX, MAX_BODY, TOKEN_PATH};
 pub use state::{KINDS, State};
 
-use super::kit::{HandError, SimulatorHandle, StoreError, WriteCounts};
+use super::kit::{HandError, SimulatorHandle, WriteCounts};
 use super::{FaultSpec, Running, ServeOptions, ServeStats};
 
 /// How to start the simulator.
@@ -220,13 +220,6 @@ fn kind_of(kind: &str) -> Result<&'static str, HandError> {
         })
 }
 
-fn hand_error(e: StoreError) -> HandError {
-    match e {
-        StoreError::NotFound { kind, id } => HandError::NotFound { kind, id },
-        other => HandError::Invalid(other.to_string()),
-    }
-}
-
 impl SimulatorHandle for DataloopSimulator {
     fn vendor(&self) -> &'static str {
         "dataloop"
@@ -282,14 +275,14 @@ impl SimulatorHandle for DataloopSimulator {
     fn patch_object(&self, kind: &str, id: &str, patch: &Value) -> Result<(), HandError> {
         let kind = kind_of(kind)?;
         self.with_state(|st| st.store.hand_patch(kind, id, patch))
-            .map_err(hand_error)
+            .map_err(HandError::from)
     }
 
     fn delete_object(&self, kind: &str, id: &str) -> Result<(), HandError> {
         let kind = kind_of(kind)?;
         self.with_state(|st| st.store.hand_remove(kind, id))
             .map(|_| ())
-            .map_err(hand_error)
+            .map_err(HandError::from)
     }
 
     fn set_faults(&self, faults: FaultSpec) {

@@ -244,15 +244,7 @@ impl Store {
         id: &str,
         f: impl FnOnce(&mut Value) -> T,
     ) -> Result<T, StoreError> {
-        let rec = self
-            .kinds
-            .get_mut(kind)
-            .and_then(|t| t.get_mut(id))
-            .ok_or_else(|| StoreError::NotFound {
-                kind: kind.into(),
-                id: id.into(),
-            })?;
-        let out = f(&mut rec.value);
+        let out = self.update_uncounted(kind, id, f)?;
         self.count(kind).updates += 1;
         Ok(out)
     }

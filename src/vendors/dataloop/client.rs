@@ -941,14 +941,7 @@ impl DataloopApi {
         email: &str,
         role: &str,
     ) -> Result<(), VendorError> {
-        let req = self
-            .request(Method::POST, &["projects", id, "members", email], &[])?
-            .json(json!({ "role": role }))
-            .accept_status(409);
-        match self.call_raw(req).await {
-            Ok(_) | Err(Failure::Http(HttpError::Status { status: 409, .. })) => Ok(()),
-            Err(e) => Err(self.fail(e)),
-        }
+        self.add_project_role(id, "members", email, role).await
     }
 
     /// `PATCH /projects/{id}/members/{email}` `{"role"}`.
@@ -958,18 +951,12 @@ impl DataloopApi {
         email: &str,
         role: &str,
     ) -> Result<(), VendorError> {
-        let req = self
-            .request(Method::PATCH, &["projects", id, "members", email], &[])?
-            .json(json!({ "role": role }));
-        self.call(req).await.map(|_| ())
+        self.update_project_role(id, "members", email, role).await
     }
 
     /// `DELETE /projects/{id}/members/{email}`; one already gone is success.
     pub async fn remove_project_member(&self, id: &str, email: &str) -> Result<(), VendorError> {
-        let req = self
-            .request(Method::DELETE, &["projects", id, "members", email], &[])?
-            .accept_status(404);
-        self.delete(req).await
+        self.remove_project_role(id, "members", email).await
     }
 
     /// `GET /projects/{id}/subgroups`: the groups with a role in the project.
@@ -987,14 +974,7 @@ impl DataloopApi {
         group: &str,
         role: &str,
     ) -> Result<(), VendorError> {
-        let req = self
-            .request(Method::POST, &["projects", id, "subgroups", group], &[])?
-            .json(json!({ "role": role }))
-            .accept_status(409);
-        match self.call_raw(req).await {
-            Ok(_) | Err(Failure::Http(HttpError::Status { status: 409, .. })) => Ok(()),
-            Err(e) => Err(self.fail(e)),
-        }
+        self.add_project_role(id, "subgroups", group, role).await
     }
 
     /// `PATCH /projects/{id}/subgroups/{groupId}` `{"role"}`.
@@ -1004,16 +984,56 @@ impl DataloopApi {
         group: &str,
         role: &str,
     ) -> Result<(), VendorError> {
-        let req = self
-            .request(Method::PATCH, &["projects", id, "subgroups", group], &[])?
-            .json(json!({ "role": role }));
-        self.call(req).await.map(|_| ())
+        self.update_project_role(id, "subgroups", group, role).await
     }
 
     /// `DELETE /projects/{id}/subgroups/{groupId}`; one already gone is success.
     pub async fn remove_project_group(&self, id: &str, group: &str) -> Result<(), VendorError> {
+        self.remove_project_role(id, "subgroups", group).await
+    }
+
+    /// `POST /projects/{id}/{holders}/{who}` `{"role"}` (holders: `members` or `subgroups`);
+    /// a 409 (already there) is success.
+    async fn add_project_role(
+        &self,
+        id: &str,
+        holders: &str,
+        who: &str,
+        role: &str,
+    ) -> Result<(), VendorError> {
         let req = self
-            .request(Method::DELETE, &["projects", id, "subgroups", group], &[])?
+            .request(Method::POST, &["projects", id, holders, who], &[])?
+            .json(json!({ "role": role }))
+            .accept_status(409);
+        match self.call_raw(req).await {
+            Ok(_) | Err(Failure::Http(HttpError::Status { status: 409, .. })) => Ok(()),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// `PATCH /projects/{id}/{holders}/{who}` `{"role"}`.
+    async fn update_project_role(
+        &self,
+        id: &str,
+        holders: &str,
+        who: &str,
+        role: &str,
+    ) -> Result<(), VendorError> {
+        let req = self
+            .request(Method::PATCH, &["projects", id, holders, who], &[])?
+            .json(json!({ "role": role }));
+        self.call(req).await.map(|_| ())
+    }
+
+    /// `DELETE /projects/{id}/{holders}/{who}`; one already gone is success.
+    async fn remove_project_role(
+        &self,
+        id: &str,
+        holders: &str,
+        who: &str,
+    ) -> Result<(), VendorError> {
+        let req = self
+            .request(Method::DELETE, &["projects", id, holders, who], &[])?
             .accept_status(404);
         self.delete(req).await
     }
