@@ -206,3 +206,89 @@ async fn a_dataloop_org_is_adopted_copied_joined_and_released_with_kubectl() {
         integrations.len()
     );
 }
+
+/// A namespaced connection to the simulator and an Organization adopting its target org.
+fn adopting(ns: &str, name: &str, endpoint: &str, api_key: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: dataloop-admin, namespace: {ns}}}\nstringData:\n  apiKey: {api_key}\n---\napiVersion: orgops.io/v1alpha1\nkind: VendorConnection\nmetadata: {{name: dataloop, namespace: {ns}}}\nspec:\n  vendor: dataloop\n  endpoint: {endpoint}\n  credentialsSecretRef: {{name: dataloop-admin}}\n---\napiVersion: orgops.io/v1alpha1\nkind: Organization\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  vendor: dataloop\n  displayName: {TARGET_ORG_NAME}\n  connectionRef: {{name: dataloop}}\n  settings: {{dataloop: {{plan: premium}}}}\n  deletionPolicy: Orphan\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_namespaces_never_manage_one_dataloop_org_and_the_metrics_say_why() {
+    let sim = DataloopSimulator::start(0, Default::default())
+        .await
+        .unwrap();
+    let c = Cluster::start().await;
+    c.install_crds().await;
+    let (first_ns, second_ns) = (c.namespace("dl-a").await, c.namespace("dl-b").await);
+    // One operator watching both namespaces: one controller (and cache) per namespace.
+    let op = support::operator::start(
+        &c,
+        &[&first_ns, &second_ns],
+        &first_ns,
+        "replica-0",
+        15,
+        &["--allowed-endpoints", "dataloop=http://127.0.0.1:*"],
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let apply = |ns: &str, name: &str| {
+        let file = dir.path().join(format!("{ns}.yaml"));
+        std::fs::write(&file, adopting(ns, name, &sim.base_url, &sim.admin_api_key)).unwrap();
+        file
+    };
+    // The older Organization is in the namespace listed second (the controllers' caches are
+    // per namespace: a claim must be checked against all of them).
+    let (first_ns, second_ns) = (second_ns, first_ns);
+    let first = apply(&first_ns, "first");
+    kubectl_ok(&c, &["apply", "-f", first.to_str().unwrap()]).await;
+    wait(&c, &first_ns, "org/first", "condition=Ready").await;
+
+    // The same org, adopted from another namespace later: refused before any write, and
+    // reported with the holder's name.
+    let writes = sim.total_writes();
+    let second = apply(&second_ns, "second");
+    kubectl_ok(&c, &["apply", "-f", second.to_str().unwrap()]).await;
+    wait(
+        &c,
+        &second_ns,
+        "org/second",
+        "jsonpath={.status.conditions[?(@.type==\"Ready\")].reason}=OwnedByAnother",
+    )
+    .await;
+    let message = kubectl_ok(
+        &c,
+        &[
+            "get",
+            "org",
+            "second",
+            "-n",
+            &second_ns,
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Ready\")].message}",
+        ],
+    )
+    .await;
+    assert!(message.contains(&format!("{first_ns}/first")), "{message}");
+    assert_eq!(sim.total_writes(), writes, "the second Organization wrote");
+
+    // The metrics count both, by Ready reason, from the caches of both namespaces.
+    let ready = "orgops_resources{kind=\"organization\",ready=\"true\",reason=\"Ready\"}";
+    let refused =
+        "orgops_resources{kind=\"organization\",ready=\"false\",reason=\"OwnedByAnother\"}";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while (op.metric(ready).await, op.metric(refused).await) != (1, 1) {
+        assert!(
+            Instant::now() < deadline,
+            "readiness metrics:\n{}",
+            op.metrics_text()
+                .await
+                .lines()
+                .filter(|l| l.contains("orgops_resources") || l.contains("not_ready"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

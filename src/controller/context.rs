@@ -11,6 +11,7 @@ use kube::runtime::events::{Recorder, Reporter};
 
 use super::connections::Connections;
 use super::metrics::Metrics;
+use super::watched::WatchedResources;
 use crate::engine::EngineOptions;
 use crate::vendors::connection::ConnectionPolicy;
 use crate::vendors::{Endpoints, Fence, HttpConfig};
@@ -68,10 +69,10 @@ pub struct Context {
     /// Vendor writes go out only while it holds (closed until the Lease is held, or opened for
     /// good without leader election).
     pub fence: Arc<Fence>,
-    /// Every Organization the controller watches (set once its controller starts): answers
-    /// which resource manages an org of a vendor without ownership markers.
-    pub organizations:
-        std::sync::OnceLock<kube::runtime::reflector::Store<crate::api::Organization>>,
+    /// Every resource the controllers watch, over all watched namespaces (filled as the
+    /// controllers start): answers which resource manages an org of a vendor without ownership
+    /// markers, and feeds the readiness metrics.
+    pub watched: WatchedResources,
     seen: Mutex<HashMap<String, Seen>>,
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -91,16 +92,17 @@ impl Context {
             instance: std::env::var("POD_NAME").ok(),
         };
         let fence = Arc::new(Fence::closed());
+        let watched = WatchedResources::default();
         let http = HttpConfig {
             fence: Some(fence.clone()),
             ..HttpConfig::default()
         };
         Self {
             recorder: Recorder::new(client.clone(), reporter),
-            metrics: Metrics::new(endpoints.clone()),
+            metrics: Metrics::new(endpoints.clone(), watched.clone()),
             connections: Connections::new(policy, endpoints.clone(), http),
             fence,
-            organizations: std::sync::OnceLock::new(),
+            watched,
             client,
             endpoints,
             engine,

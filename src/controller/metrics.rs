@@ -9,10 +9,11 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetri
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use super::watched::{WAITING_REASONS, WatchedResources};
 use crate::vendors::Endpoints;
 
 /// Labels of reconcile counters.
@@ -61,7 +62,7 @@ struct VendorRequests(Arc<Endpoints>);
 impl Collector for VendorRequests {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let mut metric = encoder.encode_descriptor(
-            "orgops_vendor_requests",
+            "vendor_requests",
             "Requests sent to vendor APIs, by vendor, method and status (0 = no response)",
             None,
             MetricType::Counter,
@@ -81,9 +82,62 @@ impl Collector for VendorRequests {
     }
 }
 
+/// Readiness of the watched resources, read from the controllers' caches at scrape time: what
+/// `kubectl get` shows, so a new leader reports the same as the old one.
+struct ResourceReadiness(WatchedResources);
+
+impl std::fmt::Debug for ResourceReadiness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ResourceReadiness")
+    }
+}
+
+impl Collector for ResourceReadiness {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let all = self.0.readiness(jiff::Timestamp::now());
+        let mut counts: std::collections::BTreeMap<(&str, bool, &str), i64> = Default::default();
+        let mut oldest: std::collections::BTreeMap<&str, i64> =
+            WatchedResources::KINDS.iter().map(|k| (*k, 0)).collect();
+        for (kind, r) in &all {
+            *counts
+                .entry((kind, r.ready, r.reason.as_str()))
+                .or_default() += 1;
+            if !r.ready && !WAITING_REASONS.contains(&r.reason.as_str()) {
+                let age = oldest.entry(kind).or_default();
+                *age = (*age).max(r.age_seconds);
+            }
+        }
+        let mut metric = encoder.encode_descriptor(
+            "resources",
+            "Watched resources by kind, Ready status and Ready reason",
+            None,
+            MetricType::Gauge,
+        )?;
+        for ((kind, ready, reason), n) in counts {
+            let labels = [
+                ("kind", kind.to_string()),
+                ("ready", ready.to_string()),
+                ("reason", reason.to_string()),
+            ];
+            ConstGauge::new(n).encode(metric.encode_family(&labels)?)?;
+        }
+        let mut metric = encoder.encode_descriptor(
+            "not_ready_seconds_max",
+            "Longest time a watched resource of this kind has not been Ready (waiting on a person, as Invited or Suspended, not counted)",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (kind, age) in oldest {
+            ConstGauge::new(age).encode(metric.encode_family(&[("kind", kind.to_string())])?)?;
+        }
+        Ok(())
+    }
+}
+
 impl Metrics {
-    /// Metrics registered under `orgops_`, including vendor requests of `endpoints`.
-    pub fn new(endpoints: Arc<Endpoints>) -> Self {
+    /// Metrics registered under `orgops_`, including vendor requests of `endpoints` and the
+    /// readiness of the `watched` resources.
+    pub fn new(endpoints: Arc<Endpoints>, watched: WatchedResources) -> Self {
         let mut registry = Registry::with_prefix("orgops");
         let reconciles = Family::<ReconcileLabels, Counter>::default();
         let failures = Family::<FailureLabels, Counter>::default();
@@ -120,6 +174,7 @@ impl Metrics {
             leader.clone(),
         );
         registry.register_collector(Box::new(VendorRequests(endpoints)));
+        registry.register_collector(Box::new(ResourceReadiness(watched)));
         Self {
             reconciles,
             failures,

@@ -30,6 +30,7 @@ pub mod metrics_auth;
 pub mod organization;
 pub mod sink;
 pub mod tls;
+pub mod watched;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -346,6 +347,7 @@ fn namespaced_connections(
 ) -> Task {
     let controller = Controller::new(api_in::<VendorConnection>(client, scope), watch_config());
     let store = controller.store();
+    ctx.watched.connections.add(controller.store());
     Box::pin(
         controller
             .watches_stream(secret_changes(client, scope), move |secret| {
@@ -375,6 +377,7 @@ fn cluster_connections(
         Api::<ClusterVendorConnection>::all(client.clone()),
         watch_config(),
     );
+    ctx.watched.cluster_connections.add(controller.store());
     for scope in secret_scopes {
         let store = controller.store();
         controller = controller.watches_stream(secret_changes(client, scope), move |secret| {
@@ -405,7 +408,7 @@ fn organizations(
 ) -> Task {
     let controller = Controller::new(api_in::<Organization>(client, scope), watch_config());
     let (namespaced_store, cluster_store) = (controller.store(), controller.store());
-    let _ = ctx.organizations.set(controller.store());
+    ctx.watched.organizations.add(controller.store());
     let namespaced = watcher(api_in::<VendorConnection>(client, scope), watch_config())
         .touched_objects()
         .predicate_filter(
@@ -453,6 +456,7 @@ fn memberships(
 ) -> Task {
     let controller = Controller::new(api_in::<OrgMembership>(client, scope), watch_config());
     let store = controller.store();
+    ctx.watched.memberships.add(controller.store());
     Box::pin(
         controller
             // An Organization that changes (e.g. becomes Ready) brings its memberships back.

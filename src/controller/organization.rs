@@ -116,7 +116,7 @@ pub async fn reconcile(org: Arc<Organization>, ctx: Arc<Context>) -> Result<Acti
         .and_then(|s| crate::api::conditions::status_of(&s.conditions, types::READY))
         == Some("True");
     let sink = ResourceSink::new(api.clone(), &name, !was_ready)
-        .with_claims(org.as_ref().clone(), ctx.organizations.get().cloned())
+        .with_claims(org.as_ref().clone(), ctx.watched.organizations.clone())
         .with_secrets(Api::namespaced(ctx.client.clone(), &ns));
     // One flow per Organization: a connection's requests are admitted round-robin across the
     // Organizations using it, so one big copy cannot starve the others.

@@ -9,10 +9,10 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use super::watched::Watched;
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::reflector::Store;
 use serde_json::json;
 use tokio::task::JoinHandle;
 
@@ -34,7 +34,7 @@ pub struct ResourceSink {
     /// The progress write in flight, if any; `None` once finished.
     writer: Mutex<Option<Option<JoinHandle<()>>>>,
     wrote_progress: AtomicBool,
-    claims: Option<(Organization, Option<Store<Organization>>)>,
+    claims: Option<(Organization, Watched<Organization>)>,
     /// Secrets of the Organization's namespace, for `spec.template.secrets`.
     secrets: Option<Api<Secret>>,
 }
@@ -61,10 +61,10 @@ impl ResourceSink {
         self
     }
 
-    /// Answers [`Sink::claim`] for `this` Organization from `store` (every Organization the
-    /// controller watches); without a store, claims are granted.
-    pub fn with_claims(mut self, this: Organization, store: Option<Store<Organization>>) -> Self {
-        self.claims = Some((this, store));
+    /// Answers [`Sink::claim`] for `this` Organization from every Organization the controllers
+    /// watch (in every watched namespace); before they start, claims are granted.
+    pub fn with_claims(mut self, this: Organization, watched: Watched<Organization>) -> Self {
+        self.claims = Some((this, watched));
         self
     }
 
@@ -183,10 +183,10 @@ impl Sink for ResourceSink {
     }
 
     async fn claim(&self, id: &str) -> Result<(), String> {
-        let Some((this, Some(store))) = &self.claims else {
+        let Some((this, watched)) = &self.claims else {
             return Ok(());
         };
-        let all = store.state();
+        let all = watched.state();
         match claimed_by_other(this, all.iter().map(|o| o.as_ref()), id) {
             Some(other) => Err(format!(
                 "organization {id} is already managed by Organization {other}; the vendor cannot mark an organization as managed, so only the oldest Organization naming it manages it"

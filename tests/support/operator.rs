@@ -143,6 +143,14 @@ pub async fn wait_ready(child: &mut tokio::process::Child, client: &reqwest::Cli
 }
 
 impl Operator {
+    /// The whole metrics page (empty when it cannot be read).
+    pub async fn metrics_text(&self) -> String {
+        match reqwest::get(&self.metrics).await {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        }
+    }
+
     /// The value of the metric line that starts with `series` (e.g.
     /// `orgops_reconciles_total{kind="connection",result="not_ready"}`), 0 when absent.
     pub async fn metric(&self, series: &str) -> u64 {
