@@ -112,10 +112,11 @@ fn rendered_manifests_and_crds_validate_strictly_against_the_kubernetes_schemas(
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success() && !text.contains("ERROR"), "{text}");
-    // Everything but the ServiceMonitor (a Prometheus-operator CRD) has a schema to check.
+    // Everything but the ServiceMonitor and PrometheusRule (Prometheus-operator CRDs) has a
+    // schema to check; the alert rules are checked by promtool below.
     for line in text.lines().filter(|l| l.starts_with("WARN")) {
         assert!(
-            line.contains("ServiceMonitor"),
+            line.contains("ServiceMonitor") || line.contains("PrometheusRule"),
             "unexpected warning: {line}"
         );
     }
@@ -880,4 +881,178 @@ async fn scrape_as_the_chart_allows(
     assert_eq!(scrape.status(), 200);
     let text = scrape.text().await.unwrap();
     assert!(text.contains("orgops_reconciles_total"), "{text}");
+}
+
+fn promtool() -> PathBuf {
+    tool("PROMTOOL", "target/tools/promtool", "promtool")
+}
+
+/// The chart rendered with the dashboard and the alerts on (everything else default).
+fn monitoring_docs() -> Vec<Value> {
+    docs(&render_with(&[
+        "--set",
+        "metrics.grafanaDashboard.enabled=true",
+        "--set",
+        "metrics.prometheusRule.enabled=true",
+    ]))
+}
+
+fn promtool_ok(dir: &Path, args: &[&str]) {
+    let out = run(Command::new(promtool()).current_dir(dir).args(args));
+    assert!(
+        out.status.success(),
+        "promtool {args:?}:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_alert_rules_are_valid_and_fire_as_their_unit_tests_expect() {
+    let rendered = monitoring_docs();
+    let rule = rendered
+        .iter()
+        .find(|d| d["kind"] == "PrometheusRule")
+        .expect("a PrometheusRule");
+    assert_eq!(rule["metadata"]["namespace"], "orgops-system");
+    let dir = tempfile::tempdir().unwrap();
+    // Whole rules, annotation templates included, must load.
+    std::fs::write(
+        dir.path().join("full.yaml"),
+        serde_json::to_string(&rule["spec"]).unwrap(),
+    )
+    .unwrap();
+    promtool_ok(dir.path(), &["check", "rules", "full.yaml"]);
+    let alerts: BTreeSet<&str> = rule["spec"]["groups"][0]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["alert"].as_str())
+        .collect();
+    assert_eq!(
+        alerts,
+        BTreeSet::from([
+            "OrgopsCredentialsFailing",
+            "OrgopsLeaderFlapping",
+            "OrgopsNoLeader",
+            "OrgopsResourceNotReady",
+            "OrgopsVendorThrottling",
+        ])
+    );
+    // The unit tests (tests/alerts) check when each alert fires; their expected alerts name
+    // labels only, so the annotations are left out there.
+    let mut spec = rule["spec"].clone();
+    for group in spec["groups"].as_array_mut().unwrap() {
+        for r in group["rules"].as_array_mut().unwrap() {
+            r.as_object_mut().unwrap().remove("annotations");
+        }
+    }
+    std::fs::write(
+        dir.path().join("rules.yaml"),
+        serde_json::to_string(&spec).unwrap(),
+    )
+    .unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/alerts/orgops.rules.test.yaml"),
+        dir.path().join("test.yaml"),
+    )
+    .unwrap();
+    promtool_ok(dir.path(), &["test", "rules", "test.yaml"]);
+
+    // Each alert can be turned off on its own.
+    let off = docs(&render_with(&[
+        "--set",
+        "metrics.prometheusRule.enabled=true",
+        "--set",
+        "metrics.prometheusRule.leaderFlapping.enabled=false",
+    ]));
+    let rules =
+        off.iter().find(|d| d["kind"] == "PrometheusRule").unwrap()["spec"]["groups"][0]["rules"]
+            .to_string();
+    assert!(!rules.contains("OrgopsLeaderFlapping") && rules.contains("OrgopsNoLeader"));
+}
+
+/// Series names a scrape of orgops can hold: each `# TYPE` family with its suffixes.
+fn exposed_series() -> BTreeSet<String> {
+    let metrics = orgops::controller::metrics::Metrics::new(
+        std::sync::Arc::new(orgops::vendors::Endpoints::default()),
+        Default::default(),
+    );
+    // Families show once they hold a series: one of each.
+    metrics.reconciled("organization", "ready");
+    metrics
+        .failures
+        .get_or_create(&orgops::controller::metrics::FailureLabels {
+            kind: "organization".into(),
+            reason: "VendorUnavailable".into(),
+        })
+        .inc();
+    metrics
+        .objects_copied
+        .get_or_create(&orgops::controller::metrics::KindLabels {
+            kind: "queues".into(),
+        })
+        .inc();
+    drop(metrics.timer("organization"));
+    let mut names = BTreeSet::new();
+    for line in metrics.encode().lines() {
+        let mut words = line.split(' ');
+        if let (Some("#"), Some("TYPE"), Some(name), Some(kind)) =
+            (words.next(), words.next(), words.next(), words.next())
+        {
+            let suffixes: &[&str] = match kind {
+                "counter" => &["_total"],
+                "histogram" => &["_bucket", "_sum", "_count"],
+                _ => &[""],
+            };
+            names.extend(suffixes.iter().map(|s| format!("{name}{s}")));
+        }
+    }
+    names
+}
+
+#[test]
+fn the_dashboard_loads_and_queries_only_what_orgops_exposes() {
+    let docs = monitoring_docs();
+    let map = docs
+        .iter()
+        .find(|d| d["kind"] == "ConfigMap" && d["metadata"]["name"] == "orgops-dashboard")
+        .expect("the dashboard ConfigMap");
+    assert_eq!(map["metadata"]["labels"]["grafana_dashboard"], "1");
+    let dashboard: Value =
+        serde_json::from_str(map["data"]["orgops.json"].as_str().unwrap()).unwrap();
+    assert_eq!(dashboard["uid"], "orgops");
+    let mut queries: Vec<String> = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            queries.push(target["expr"].as_str().unwrap().to_string());
+        }
+    }
+    assert!(queries.len() >= 10, "{queries:?}");
+    // Every query parses (as a recording rule, with Grafana's variables filled in) and names
+    // only series orgops exposes, so no panel stays empty after a rename.
+    let exposed = exposed_series();
+    let mut rules = Vec::new();
+    for (i, q) in queries.iter().enumerate() {
+        for name in q
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("orgops_"))
+        {
+            assert!(
+                exposed.contains(name),
+                "panel query {q:?} reads {name}, which orgops does not expose ({exposed:?})"
+            );
+        }
+        let expr = q
+            .replace("$__rate_interval", "5m")
+            .replace("$namespace", "orgops-system");
+        rules.push(json!({"record": format!("dashboard:query_{i}"), "expr": expr}));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("queries.yaml"),
+        json!({"groups": [{"name": "dashboard", "rules": rules}]}).to_string(),
+    )
+    .unwrap();
+    promtool_ok(dir.path(), &["check", "rules", "queries.yaml"]);
 }
