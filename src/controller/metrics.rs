@@ -229,3 +229,58 @@ impl Drop for Timer<'_> {
             .observe(self.start.elapsed().as_secs_f64());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::runtime::reflector::store::Writer;
+    use kube::runtime::watcher::Event;
+
+    fn membership(
+        name: &str,
+        ready: &str,
+        reason: &str,
+        minutes_ago: i64,
+    ) -> crate::api::OrgMembership {
+        let at = jiff::Timestamp::now() - jiff::SignedDuration::from_mins(minutes_ago);
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "orgops.io/v1alpha1", "kind": "OrgMembership",
+            "metadata": {"name": name, "namespace": "t", "uid": name},
+            "spec": {"organizationRef": {"name": "o"}, "user": {"email": "a@b.example"}, "role": "member"},
+            "status": {"conditions": [{"type": "Ready", "status": ready, "reason": reason,
+                "message": "", "lastTransitionTime": at.to_string()}]}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn readiness_is_counted_by_reason_and_waiting_on_a_person_is_no_age() {
+        let watched = WatchedResources::default();
+        let mut writer: Writer<crate::api::OrgMembership> = Writer::default();
+        for m in [
+            membership("ready", "True", "Ready", 90),
+            membership("invited", "False", "Invited", 600),
+            membership("failing", "False", "RoleConflict", 45),
+        ] {
+            writer.apply_watcher_event(&Event::Apply(m));
+        }
+        watched.memberships.add(writer.as_reader());
+        let text = Metrics::new(Arc::new(Endpoints::default()), watched).encode();
+        for line in [
+            "orgops_resources{kind=\"orgmembership\",ready=\"true\",reason=\"Ready\"} 1",
+            "orgops_resources{kind=\"orgmembership\",ready=\"false\",reason=\"Invited\"} 1",
+            "orgops_resources{kind=\"orgmembership\",ready=\"false\",reason=\"RoleConflict\"} 1",
+            "orgops_not_ready_seconds_max{kind=\"organization\"} 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
+        // The invitation (10 h) does not count; the role conflict (45 min) does.
+        let age: i64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("orgops_not_ready_seconds_max{kind=\"orgmembership\"} "))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((2700..2760).contains(&age), "{age}");
+    }
+}
