@@ -706,7 +706,10 @@ impl State {
         field: &str,
         args: &Map<String, Value>,
     ) -> Answer {
-        if kind == OpKind::Mutation && field != "signIn" {
+        // Every mutation is a write request, except a log-in and downloadGraph, a read the
+        // platform happens to serve as a mutation (a re-apply that compares graphs writes
+        // nothing).
+        if kind == OpKind::Mutation && !matches!(field, "signIn" | "downloadGraph") {
             self.store.note_write_request();
         }
         if OPEN_FIELDS.contains(&field) {
