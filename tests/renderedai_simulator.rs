@@ -732,7 +732,10 @@ async fn legacy_limits_guests_and_their_switches() {
         json!({"organizationId": TARGET}),
     )
     .await;
-    assert_eq!(ids(&data(&v, "getWorkspaces"), "workspaceId"), [ws.clone()]);
+    assert_eq!(
+        ids(&data(&v, "getWorkspaces"), "workspaceId"),
+        [ws.as_str()]
+    );
     let remove = "mutation removeMember($organizationId: String, $workspaceId: String, $email: String!, $invitationId: String) { removeMember(organizationId: $organizationId, workspaceId: $workspaceId, email: $email, invitationId: $invitationId) }";
     let v = admin(
         &sim,

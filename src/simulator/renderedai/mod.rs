@@ -209,6 +209,8 @@ impl SimulatorHandle for RenderedAiSimulator {
         "renderedai"
     }
 
+    // A client is configured with the GraphQL endpoint, not the host.
+    #[allow(clippy::misnamed_getters)]
     fn base_url(&self) -> &str {
         &self.graphql_url
     }

@@ -1609,7 +1609,7 @@ impl State {
         let id = required(args, "volumeId")?;
         let org = required(args, "organizationId")?;
         self.need_org(c, &org, false)?;
-        if !self.store.get(VOLUMES, &id).is_some_and(|r| r.org == org) {
+        if self.store.get(VOLUMES, &id).is_none_or(|r| r.org != org) {
             return Err(err("Volume not found."));
         }
         self.store.delete(VOLUMES, &id);
