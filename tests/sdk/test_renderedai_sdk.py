@@ -213,3 +213,11 @@ def test_rules(client):
     target_ws = client.get_workspaces(organizationId=TARGET)[0]["workspaceId"]
     assert client.edit_workspace_rules(rules="No night scenes.", workspaceId=target_ws) is True
     assert client.get_workspace_rules(workspaceId=target_ws) == "No night scenes."
+
+
+def test_bearer_token_login():
+    password_client = anatools.client(endpoint=URL, email=ADMIN_EMAIL, password=ADMIN_PASSWORD, interactive=False)
+    token = password_client.user["idtoken"]
+    c = anatools.client(endpoint=URL, bearer_token=token, interactive=False)
+    assert {o["organizationId"] for o in c.get_organizations()} == {TEMPLATE, TARGET}
+    assert c.workspace in {w["workspaceId"] for w in c.get_workspaces()}
