@@ -197,6 +197,83 @@ async fn dataloop_prints_its_api_base_credentials_and_orgs_and_they_work() {
 }
 
 #[tokio::test]
+async fn renderedai_prints_its_endpoint_credentials_and_orgs_and_they_work() {
+    let (mut child, lines) = simulate(
+        &["--vendor", "renderedai", "--port", "0", "--no-limits"],
+        "target org name:",
+    )
+    .await;
+    let url = lines[0]
+        .strip_prefix("Rendered.ai simulator listening on ")
+        .unwrap_or_else(|| panic!("first line: {:?}", lines[0]));
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.ends_with("/graphql"),
+        "{url}"
+    );
+    let p = pairs(&lines);
+    let names: Vec<&str> = p.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        names,
+        vec![
+            "status url",
+            "api key",
+            "org api key",
+            "workspace api key",
+            "admin email",
+            "admin password",
+            "member email",
+            "member password",
+            "template org id",
+            "template org name",
+            "target org id",
+            "target org name"
+        ]
+    );
+    let http = reqwest::Client::new();
+    let query = |key: String, q: &'static str| {
+        http.post(url)
+            .header("apikey", key)
+            .json(&serde_json::json!({ "query": q }))
+            .send()
+    };
+    let body: serde_json::Value = query(
+        value(&p, "api key").to_string(),
+        "{ getOrganizations { organizationId name } }",
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let orgs = body["data"]["getOrganizations"].as_array().unwrap();
+    for (id, name) in [
+        ("template org id", "template org name"),
+        ("target org id", "target org name"),
+    ] {
+        assert!(
+            orgs.iter()
+                .any(|o| o["organizationId"] == value(&p, id) && o["name"] == value(&p, name)),
+            "{body}"
+        );
+    }
+    // --no-limits: the 3.3.4 limits operations are not served.
+    let body: serde_json::Value = query(
+        value(&p, "org api key").to_string(),
+        "{ getOrganizationLimits { limit } }",
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        body["errors"][0]["message"],
+        "Cannot query field \"getOrganizationLimits\" on type \"Query\"."
+    );
+    child.kill().await.ok();
+}
+
+#[tokio::test]
 async fn rossum_keeps_its_first_line_and_prints_name_value_lines() {
     let (mut child, lines) =
         simulate(&["--vendor", "rossum", "--port", "0"], "template org id:").await;
