@@ -197,7 +197,9 @@ impl Sink for ResourceSink {
 }
 
 /// The Organization that ranks first among those claiming org `id` of `this` one's vendor, if
-/// it is not `this`: the oldest (then by namespace/name) not being deleted.
+/// it is not `this`: the oldest not being deleted; among those created in the same second
+/// (creation times have one-second resolution), the one that already manages the org (its
+/// status holds the id), then by namespace/name.
 pub fn claimed_by_other<'a>(
     this: &Organization,
     all: impl IntoIterator<Item = &'a Organization>,
@@ -206,6 +208,7 @@ pub fn claimed_by_other<'a>(
     let rank = |o: &Organization| {
         (
             o.metadata.creation_timestamp.clone().map(|t| t.0),
+            o.status.as_ref().and_then(|s| s.external_id.as_deref()) != Some(id),
             o.namespace().unwrap_or_default(),
             o.name_any(),
         )
@@ -273,5 +276,15 @@ mod tests {
         let mut other_vendor = old;
         other_vendor.spec.vendor = crate::api::Vendor::Rossum;
         assert_eq!(claimed_by_other(&young, [&other_vendor], "X"), None);
+    }
+
+    #[test]
+    fn in_the_same_second_the_one_that_already_manages_the_org_keeps_it() {
+        // "b" adopted X; "a" (first by name) arrives within the same second.
+        let holder = org("b", 100, None, Some("X"));
+        let newcomer = org("a", 100, None, None);
+        let all = [holder.clone(), newcomer.clone()];
+        assert_eq!(claimed_by_other(&newcomer, &all, "X"), Some("t/b".into()));
+        assert_eq!(claimed_by_other(&holder, &all, "X"), None);
     }
 }
