@@ -12,6 +12,7 @@ pub mod dataloop;
 pub mod faults;
 pub mod kit;
 pub mod openlattice;
+pub mod renderedai;
 pub mod rossum;
 mod rossum_handle;
 
