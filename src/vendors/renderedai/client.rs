@@ -96,6 +96,8 @@ pub struct RenderedAiApi {
     mutations: AtomicU64,
     /// `signIn` calls sent.
     sign_ins: AtomicU64,
+    /// Calls the server refused as unauthenticated.
+    refused: AtomicU64,
 }
 
 impl std::fmt::Debug for RenderedAiApi {
@@ -208,6 +210,7 @@ impl RenderedAiApi {
             key_checked: AtomicBool::new(false),
             mutations: AtomicU64::new(0),
             sign_ins: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
         })
     }
 
@@ -268,6 +271,12 @@ impl RenderedAiApi {
     /// `signIn` calls sent so far.
     pub fn sign_ins(&self) -> u64 {
         self.sign_ins.load(Ordering::Relaxed)
+    }
+
+    /// Calls the server refused as unauthenticated so far (a session renewed in time is never
+    /// refused).
+    pub fn refusals(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
     }
 
     /// The login e-mail, for password credentials (an identity, not a credential).
@@ -435,7 +444,11 @@ impl RenderedAiApi {
         Fut: Future<Output = Result<T, Fail>>,
     {
         let credential = self.credential().await?;
-        match attempt(credential.clone()).await {
+        let first = attempt(credential.clone()).await;
+        if matches!(first, Err(Fail::Auth(_))) {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+        }
+        match first {
             Err(Fail::Auth(_)) if matches!(self.login, Login::Password { .. }) => {
                 self.tokens.invalidate(&(), &credential).await;
                 let fresh = self.credential().await?;
