@@ -1169,7 +1169,7 @@ mod tests {
         copy["id"] = json!("g-77");
         let plan = plan_kind(
             &GRAPHS,
-            &[source.clone()],
+            std::slice::from_ref(&source),
             &[copy],
             &ctx(&ids, &c),
             Pass::First,
