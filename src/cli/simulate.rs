@@ -10,18 +10,19 @@ use std::time::Duration;
 
 use crate::simulator::dataloop::{self, DataloopSimulator};
 use crate::simulator::openlattice::{self, OpenLatticeSimulator};
+use crate::simulator::renderedai::{self, RenderedAiSimulator};
 use crate::simulator::rossum::{
     Admin, DEFAULT_ADMIN, DEFAULT_CREATE_KEY, DEFAULT_PASSWORD, RossumSimulator, Seed,
 };
 use crate::simulator::{FaultSpec, ServeOptions};
 
 /// Vendors `--vendor` accepts.
-pub const VENDORS: &[&str] = &["rossum", "openlattice", "dataloop"];
+pub const VENDORS: &[&str] = &["rossum", "openlattice", "dataloop", "renderedai"];
 
 /// Options of `orgops simulate`.
 #[derive(Debug, clap::Args)]
 pub struct SimulateArgs {
-    /// Vendor to simulate: rossum, openlattice or dataloop.
+    /// Vendor to simulate: rossum, openlattice, dataloop or renderedai.
     #[arg(long, default_value = "rossum")]
     pub vendor: String,
     /// Port on 127.0.0.1 (0 = any free port).
@@ -51,9 +52,15 @@ pub struct SimulateArgs {
     /// create_key accepted by `organizations/create` (rossum).
     #[arg(long, default_value = DEFAULT_CREATE_KEY)]
     pub create_key: String,
-    /// Lifetime of issued tokens in seconds (dataloop; default 24 h).
+    /// Lifetime of issued tokens in seconds (dataloop, renderedai; default 24 h).
     #[arg(long)]
     pub token_lifetime: Option<u64>,
+    /// Stop serving the anatools 3.3.4 limits operations (renderedai).
+    #[arg(long)]
+    pub no_limits: bool,
+    /// Stop serving the anatools 3.3.4 workspace guest flows (renderedai).
+    #[arg(long)]
+    pub no_workspace_guests: bool,
 }
 
 /// Runs the simulator until Ctrl-C or SIGTERM.
@@ -71,8 +78,13 @@ pub async fn run(args: SimulateArgs) -> Result<(), String> {
         latency: Duration::from_millis(args.latency),
         rate_limit: args.rate_limit,
     };
-    if args.token_lifetime.is_some() && args.vendor != "dataloop" {
-        return Err("--token-lifetime is for the dataloop simulator only".into());
+    if args.token_lifetime.is_some() && args.vendor != "dataloop" && args.vendor != "renderedai" {
+        return Err("--token-lifetime is for the dataloop and renderedai simulators only".into());
+    }
+    if (args.no_limits || args.no_workspace_guests) && args.vendor != "renderedai" {
+        return Err(
+            "--no-limits and --no-workspace-guests are for the renderedai simulator only".into(),
+        );
     }
     // The simulator runs while its handle lives, so each arm holds it until shutdown.
     match args.vendor.as_str() {
@@ -89,6 +101,23 @@ pub async fn run(args: SimulateArgs) -> Result<(), String> {
             }
             let sim = DataloopSimulator::start(args.port, opts).await?;
             print_lines(&dataloop_lines(&sim));
+            shutdown_signal().await;
+        }
+        "renderedai" => {
+            if args.seed.is_some() || args.scale != 1 {
+                return Err("--seed and --scale are for the rossum simulator only".into());
+            }
+            let mut opts = renderedai::Options {
+                serve: options,
+                serve_limits: !args.no_limits,
+                serve_workspace_guests: !args.no_workspace_guests,
+                ..Default::default()
+            };
+            if let Some(secs) = args.token_lifetime {
+                opts.token_lifetime = Some(Duration::from_secs(secs));
+            }
+            let sim = RenderedAiSimulator::start(args.port, opts).await?;
+            print_lines(&renderedai_lines(&sim));
             shutdown_signal().await;
         }
         "openlattice" => {
@@ -152,6 +181,28 @@ pub fn dataloop_lines(sim: &DataloopSimulator) -> Vec<String> {
         format!("user token: {}", sim.user_token),
         format!("user email: {}", seed::USER_EMAIL),
         format!("user password: {}", seed::USER_PASSWORD),
+        format!("template org id: {}", sim.template_org_id),
+        format!("template org name: {}", seed::TEMPLATE_ORG_NAME),
+        format!("target org id: {}", sim.target_org_id),
+        format!("target org name: {}", seed::TARGET_ORG_NAME),
+    ]
+}
+
+/// What `orgops simulate --vendor renderedai` prints: the GraphQL endpoint (anatools'
+/// `endpoint`), the status endpoint (3.3.4's `statusAPI`), the admin's API keys (user, org and
+/// workspace scope), e-mail and password, the member's, and both seeded orgs.
+pub fn renderedai_lines(sim: &RenderedAiSimulator) -> Vec<String> {
+    use crate::simulator::renderedai::seed;
+    vec![
+        format!("Rendered.ai simulator listening on {}", sim.graphql_url),
+        format!("status url: {}", sim.status_url()),
+        format!("api key: {}", sim.api_key),
+        format!("org api key: {}", seed::ORG_API_KEY),
+        format!("workspace api key: {}", seed::WORKSPACE_API_KEY),
+        format!("admin email: {}", sim.admin_email),
+        format!("admin password: {}", sim.admin_password),
+        format!("member email: {}", seed::MEMBER_EMAIL),
+        format!("member password: {}", seed::MEMBER_PASSWORD),
         format!("template org id: {}", sim.template_org_id),
         format!("template org name: {}", seed::TEMPLATE_ORG_NAME),
         format!("target org id: {}", sim.target_org_id),

@@ -706,7 +706,10 @@ impl State {
         field: &str,
         args: &Map<String, Value>,
     ) -> Answer {
-        if kind == OpKind::Mutation && field != "signIn" {
+        // Every mutation is a write request, except a log-in and downloadGraph, a read the
+        // platform happens to serve as a mutation (a re-apply that compares graphs writes
+        // nothing).
+        if kind == OpKind::Mutation && !matches!(field, "signIn" | "downloadGraph") {
             self.store.note_write_request();
         }
         if OPEN_FIELDS.contains(&field) {
@@ -1368,7 +1371,11 @@ impl State {
         }
         let keep = name_filter(args);
         let only = s(args, "graphId");
-        let staged = args.get("staged").and_then(Value::as_bool);
+        // `staged: false` leaves staged graphs out; true (or null) includes them. The SDK's
+        // docstring says "true: only staged", but its own download_graph looks any graph up
+        // with the API default `staged: true`, which only this reading answers (design doc §8
+        // leaves it open).
+        let unstaged_only = args.get("staged").and_then(Value::as_bool) == Some(false);
         let items = self
             .store
             .list(GRAPHS)
@@ -1376,7 +1383,7 @@ impl State {
             .filter(|(id, r)| {
                 r.value["workspaceId"] == ws.as_str()
                     && only.as_deref().is_none_or(|o| o == *id)
-                    && staged.is_none_or(|st| r.value["staged"] == st)
+                    && (!unstaged_only || r.value["staged"] != true)
                     && keep(&r.value)
             })
             .map(|(_, r)| r.value.clone())
