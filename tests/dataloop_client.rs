@@ -447,7 +447,7 @@ async fn members_are_invited_changed_and_removed_by_the_listed_id() {
         first_name: None,
         last_name: None,
         roles: BTreeSet::from([role.to_string()]),
-        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        scopes: Some(scopes.iter().map(|s| s.to_string()).collect()),
     };
     gate.clear();
     gate.push([ok(json!([{"id": "x"}])), ok(json!([]))]);
@@ -1051,7 +1051,7 @@ async fn error_bodies_are_read_for_their_message() {
                 first_name: None,
                 last_name: None,
                 roles: ["admin".to_string()].into(),
-                scopes: BTreeSet::new(),
+                scopes: Some(BTreeSet::new()),
             },
             &orgops::vendors::MemberObserved::absent(),
             &MemberChange::Add,
@@ -1506,7 +1506,11 @@ mod against_the_simulator {
         sim.accept_invitation(TARGET_ORG_ID, "frank@orgops.example")
             .unwrap();
         person.roles = ["admin".to_string()].into();
-        person.scopes = ["Traffic cameras:annotator".to_string()].into();
+        person.scopes = Some(
+            ["Traffic cameras:annotator".to_string()]
+                .into_iter()
+                .collect(),
+        );
         let r = reconcile_member(&client, &person, Mode::Apply).await;
         assert!(r.ready, "{} {}", r.ready_reason(), r.ready_message());
         assert_eq!(r.external_id.as_deref(), Some("frank@orgops.example"));
@@ -1526,7 +1530,7 @@ mod against_the_simulator {
         assert_eq!(sim.total_writes(), writes);
 
         // A project the org does not have: said by name.
-        person.scopes = ["Nope:owner".to_string()].into();
+        person.scopes = Some(["Nope:owner".to_string()].into_iter().collect());
         let r = reconcile_member(&client, &person, Mode::Apply).await;
         assert!(
             !r.ready && r.ready_message().contains("Nope"),

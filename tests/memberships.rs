@@ -15,7 +15,7 @@ fn george(org: u64, role: &str, queues: &[&str]) -> MemberDesired {
         first_name: Some("George".into()),
         last_name: Some("Smith".into()),
         roles: [role.to_string()].into(),
-        scopes: queues.iter().map(|q| q.to_string()).collect(),
+        scopes: Some(queues.iter().map(|q| q.to_string()).collect()),
     }
 }
 

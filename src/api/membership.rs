@@ -40,14 +40,15 @@ pub struct OrgMembershipSpec {
     #[schemars(length(max = 100), inner(length(min = 1, max = 255)))]
     pub roles: Vec<String>,
     /// Vendor scopes inside the organization, by name: Rossum queues, Dataloop projects,
-    /// Rendered.ai workspaces.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Rendered.ai workspaces. Exactly these when set (`[]`: none); when absent (and `queues`
+    /// too), the person's scopes are left as they are at the vendor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 1000), inner(length(min = 1, max = 255)))]
-    pub scopes: Vec<String>,
+    pub scopes: Option<Vec<String>>,
     /// Rossum: the queues the user works on (the same as `scopes`, kept for existing manifests).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 1000), inner(length(min = 1, max = 255)))]
-    pub queues: Vec<String>,
+    pub queues: Option<Vec<String>>,
     /// What happens at the vendor when this resource is deleted. Default: Delete.
     #[serde(default = "DeletionPolicy::delete")]
     pub deletion_policy: DeletionPolicy,

@@ -230,7 +230,13 @@ pub async fn reconcile(m: Arc<OrgMembership>, ctx: Arc<Context>) -> Result<Actio
             .filter(|_| org.spec.sync_interval.is_some())
             .map(|d| d.sync_interval),
     );
-    let next = if report.ready { sync } else { PARKED };
+    // An invitation is accepted at the vendor, with no event here: it is looked at again on
+    // the sync interval, like a Ready membership, so Ready follows acceptance within one.
+    let next = if report.ready || report.phase == MembershipPhase::Invited {
+        sync
+    } else {
+        PARKED
+    };
     ctx.remember(
         &uid,
         Some(Seen {

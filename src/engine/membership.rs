@@ -31,8 +31,8 @@ pub struct DesiredMembership {
     pub role: String,
     /// `spec.roles`: roles the organization defines.
     pub org_roles: BTreeSet<String>,
-    /// `spec.scopes` and `spec.queues`.
-    pub scopes: BTreeSet<String>,
+    /// `spec.scopes` and `spec.queues`; `None` when neither is set (scopes left as they are).
+    pub scopes: Option<BTreeSet<String>>,
     /// Deletion policy.
     pub deletion_policy: crate::api::DeletionPolicy,
 }
@@ -78,13 +78,15 @@ impl DesiredMembership {
             last_name: m.spec.user.last_name.clone(),
             role: m.spec.role.trim().to_string(),
             org_roles: m.spec.roles.iter().map(|r| r.trim().to_string()).collect(),
-            scopes: m
-                .spec
-                .scopes
-                .iter()
-                .chain(&m.spec.queues)
-                .map(|q| q.trim().to_string())
-                .collect(),
+            scopes: (m.spec.scopes.is_some() || m.spec.queues.is_some()).then(|| {
+                m.spec
+                    .scopes
+                    .iter()
+                    .flatten()
+                    .chain(m.spec.queues.iter().flatten())
+                    .map(|q| q.trim().to_string())
+                    .collect()
+            }),
             deletion_policy: m.spec.deletion_policy,
         })
     }
@@ -157,7 +159,7 @@ pub fn check_desired(desired: &MemberDesired, model: &RoleModel) -> Result<(), I
             model.roles.join(", ")
         )));
     }
-    if !desired.scopes.is_empty() && model.scopes.is_none() {
+    if desired.scopes.as_ref().is_some_and(|s| !s.is_empty()) && model.scopes.is_none() {
         return Err(InvalidMember(
             "spec.scopes: this vendor's memberships have no scopes; remove them".into(),
         ));
@@ -198,7 +200,13 @@ pub fn plan_member(desired: &MemberDesired, observed: &MemberObserved) -> Member
     }
     // Scopes (Dataloop project roles) are access of their own: granted only once the person
     // has accepted the invitation, as the Invited condition says access starts then.
-    if observed.scopes != desired.scopes && observed.presence != Presence::Invited {
+    // Unset scopes are not managed: access given at the vendor by other means stays.
+    if desired
+        .scopes
+        .as_ref()
+        .is_some_and(|scopes| &observed.scopes != scopes)
+        && observed.presence != Presence::Invited
+    {
         plan.changes.push(MemberChange::SetScopes);
     }
     plan
@@ -388,7 +396,7 @@ mod tests {
             first_name: None,
             last_name: None,
             roles: set(roles),
-            scopes: set(scopes),
+            scopes: Some(set(scopes)),
         }
     }
 
@@ -407,6 +415,22 @@ mod tests {
         org_roles: false,
         scopes: Some("queues"),
     };
+
+    #[test]
+    fn unset_scopes_are_left_as_the_vendor_has_them() {
+        let unmanaged = MemberDesired {
+            scopes: None,
+            ..desired(&["annotator"], &[])
+        };
+        let plan = plan_member(&unmanaged, &active(&["annotator"], &["Invoices"]));
+        assert!(plan.changes.is_empty(), "{plan:?}");
+        // `[]` is managed: none.
+        let plan = plan_member(
+            &desired(&["annotator"], &[]),
+            &active(&["annotator"], &["Invoices"]),
+        );
+        assert_eq!(plan.changes, [MemberChange::SetScopes]);
+    }
 
     #[test]
     fn absent_people_are_added_with_everything_at_once() {

@@ -206,7 +206,11 @@ async fn run(
             Ok(())
         }
         Some(patch) => match vendor.patch_org(&org.id, patch).await {
-            Ok(_) => {
+            Ok(patched) => {
+                // Usage as the patch left it (a new plan shows now, not one sync later).
+                if patched.usage.is_some() {
+                    report.usage = patched.usage;
+                }
                 report.settings_in_sync(true);
                 Ok(())
             }

@@ -608,8 +608,16 @@ pub struct MemberDesired {
     /// Every role the person holds in the organization: `spec.role` plus `spec.roles`.
     pub roles: BTreeSet<String>,
     /// Vendor scopes inside the organization, by name (Rossum queues, Dataloop projects,
-    /// Rendered.ai workspaces).
-    pub scopes: BTreeSet<String>,
+    /// Rendered.ai workspaces): exactly these, or `None` to leave the person's scopes as they
+    /// are (then [`MemberChange::SetScopes`] is never planned, and an add gives none).
+    pub scopes: Option<BTreeSet<String>>,
+}
+
+impl MemberDesired {
+    /// The scopes an add gives (none when scopes are not managed).
+    pub fn scopes_to_give(&self) -> BTreeSet<String> {
+        self.scopes.clone().unwrap_or_default()
+    }
 }
 
 /// Whether the vendor holds anything for a person in one organization.

@@ -1322,7 +1322,7 @@ impl MemberClient for DataloopClient {
                 self.api.update_member(org, email, one_role(desired)?).await
             }
             MemberChange::SetScopes => {
-                let want = parse_scopes(&desired.scopes)?;
+                let want = parse_scopes(&desired.scopes_to_give())?;
                 let projects = state_projects(observed);
                 let mut target: BTreeMap<&str, &str> = BTreeMap::new();
                 for (name, role) in &want {

@@ -250,7 +250,9 @@ impl MemberClient for RossumClient {
             MemberChange::Add => match (held.user, held.primary) {
                 (None, _) => {
                     let roles = self.role_urls(target, &desired.roles).await?;
-                    let queues = self.resolve_queues(target, &desired.scopes).await?;
+                    let queues = self
+                        .resolve_queues(target, &desired.scopes_to_give())
+                        .await?;
                     let body = json!({
                         "organization": self.resource_url("organizations", target),
                         "username": desired.email, "email": desired.email,
@@ -271,7 +273,9 @@ impl MemberClient for RossumClient {
                     .map(|_| ()),
                 (Some(user), _) => {
                     let group = self.group_id().await?;
-                    let queues = self.resolve_queues(target, &desired.scopes).await?;
+                    let queues = self
+                        .resolve_queues(target, &desired.scopes_to_give())
+                        .await?;
                     let body = json!({
                         "user": self.resource_url("users", UserId(user)),
                         "organization": self.resource_url("organizations", target),
@@ -294,7 +298,9 @@ impl MemberClient for RossumClient {
             }
             MemberChange::SetScopes => {
                 let user = held.user()?;
-                let queues = self.resolve_queues(target, &desired.scopes).await?;
+                let queues = self
+                    .resolve_queues(target, &desired.scopes_to_give())
+                    .await?;
                 match held.membership {
                     Some(id) => {
                         let group = self.group_id().await?;

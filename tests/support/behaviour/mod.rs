@@ -896,7 +896,7 @@ fn member<R: Row>(row: &R, org: &str, other_roles: bool) -> MemberDesired {
         first_name: Some("George".into()),
         last_name: Some("Member".into()),
         roles: if other_roles { m.other_roles } else { m.roles },
-        scopes: m.scopes,
+        scopes: Some(m.scopes),
     }
 }
 
@@ -914,7 +914,7 @@ async fn assert_members_unsupported<R: Row>(env: &Env<R>, why: &str) {
         first_name: None,
         last_name: None,
         roles: ["member".to_string()].into(),
-        scopes: BTreeSet::new(),
+        scopes: Some(BTreeSet::new()),
     };
     let r = reconcile_member(env.client.as_ref(), &m, Mode::Apply).await;
     assert_eq!(r.ready_reason(), "Unsupported", "{}", r.ready_message());
@@ -970,7 +970,7 @@ async fn add<R: Row>(env: &Env<R>, org: &str) -> MemberDesired {
         env.row.member_at_vendor(env.h.as_ref(), org, &m.email),
         Some(MemberSeen {
             roles: m.roles.clone(),
-            scopes: m.scopes.clone()
+            scopes: m.scopes_to_give()
         }),
         "at the vendor"
     );
@@ -1011,7 +1011,7 @@ pub async fn member_role_changed<R: Row>() {
         env.row.member_at_vendor(env.h.as_ref(), &org, &m.email),
         Some(MemberSeen {
             roles: m.roles.clone(),
-            scopes: m.scopes.clone()
+            scopes: m.scopes_to_give()
         })
     );
 }
