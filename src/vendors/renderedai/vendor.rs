@@ -983,7 +983,6 @@ mod tests {
     use super::*;
     use crate::engine::copy::plan::{Action, CopyContext, IdMap, Pass, desired_copy, plan_kind};
     use crate::vendors::Owner;
-    use std::collections::BTreeSet;
 
     fn client() -> RenderedAiClient {
         RenderedAiClient::new(
@@ -1242,7 +1241,7 @@ mod tests {
             first_name: None,
             last_name: None,
             roles: roles.iter().map(|r| r.to_string()).collect(),
-            scopes: BTreeSet::new(),
+            scopes: None,
         };
         assert_eq!(one_role(&d(&["admin"])).unwrap(), "admin");
         assert!(one_role(&d(&["admin", "member"])).is_err());
