@@ -275,10 +275,9 @@ async fn the_target_is_adopted_set_up_like_the_template_and_then_left_alone() {
     assert_ne!(org.raw["rules"], TEMPLATE_RULES);
     assert_copied(&client, &sim.template_org_id, &sim.target_org_id).await;
 
-    // Nothing to do the second time: no write at all (the simulator counts `downloadGraph`,
-    // a mutation that changes nothing, among its write requests; objects changed are counted
-    // per kind, and the client counts the mutations it sent).
+    // Nothing to do the second time: no write request, no object changed, no mutation sent.
     let writes = changes(&sim);
+    let write_requests = sim.total_writes();
     let mutations = client.api().mutations();
     let again = reconcile(&client, &want, &sink).await;
     assert!(
@@ -288,6 +287,7 @@ async fn the_target_is_adopted_set_up_like_the_template_and_then_left_alone() {
         again.ready_message()
     );
     assert_eq!(changes(&sim), writes, "a settled org was written again");
+    assert_eq!(sim.total_writes(), write_requests);
     assert_eq!(client.api().mutations(), mutations);
     assert!(!again.settings_updated);
     assert!(again.usage.is_some());
