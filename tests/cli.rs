@@ -231,7 +231,9 @@ async fn bad_input_names_file_document_and_field_and_touches_no_vendor() {
             &["document 3", "Organization/x", "spec.vendor", "rossom"],
         ),
         (
-            "vendor not in this build",
+            // A Rossum Secret (username + password) for a Rendered.ai connection, which signs in
+            // with an API key or e-mail + password.
+            "Secret without the vendor's keys",
             format!(
                 "{}---\n{}",
                 secret(PASSWORD),
@@ -240,8 +242,8 @@ async fn bad_input_names_file_document_and_field_and_touches_no_vendor() {
             &[
                 "document 2",
                 "VendorConnection",
-                "spec.vendor",
-                "renderedai",
+                "credentialsSecretRef",
+                "\"email\"",
             ],
         ),
         (

@@ -218,22 +218,17 @@ pub enum DataloopPodType {
 /// Rendered.ai settings.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 pub struct RenderedAiSettings {
-    /// Organization limits by setting name, e.g. `Workspaces: 3`.
+    /// The organization's rules (free text the platform's agents follow;
+    /// `editOrganizationRules`), kept in sync when set. Absent: not managed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 65536))]
+    pub rules: Option<String>,
+    /// Legacy organization limits by setting name, e.g. `Workspaces: 5` (anatools 3.3.4
+    /// `setOrganizationLimits`). A server that no longer serves limits reports a condition on
+    /// this setting. Absent or empty: not managed.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(extend("maxProperties" = 100))]
     pub limits: BTreeMap<String, i64>,
-    /// Workspaces the organization should have.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 100))]
-    pub workspaces: Vec<NamedItem>,
-}
-
-/// An item identified by its name.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
-pub struct NamedItem {
-    /// Name of the item.
-    #[schemars(length(min = 1, max = 255))]
-    pub name: String,
 }
 
 /// OpenLattice settings.

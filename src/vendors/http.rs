@@ -656,6 +656,17 @@ impl Response {
     }
 }
 
+/// A `200` response with `body`, for unit tests of code that reads responses.
+#[cfg(test)]
+pub(crate) fn test_response(body: Vec<u8>) -> Response {
+    Response {
+        status: StatusCode::OK,
+        body: body.into(),
+        path: "/test".into(),
+        secrets: Vec::new(),
+    }
+}
+
 /// `url` asking for page `offset` (0-based) of `size` items, Dataloop's way: the query
 /// parameters `pageOffset` and `pageSize` (replacing any already there).
 pub fn page_offset_url(url: &Url, offset: u64, size: u32) -> Url {

@@ -58,17 +58,21 @@
 //!   ontologies and recipes (`projectIds.*`, `ontologyIds.*`); references are id strings;
 //!   copies by natural key. Members are invitations by e-mail (`Invited` until accepted), one
 //!   org role; project roles are scopes, `"<project name>:<role>"`.
-//! - **Rendered.ai**: GraphQL (`apikey` header, errors in `errors[]` on HTTP 200, reads are
-//!   POSTs marked safe to repeat, cursor pagination). Orgs are adopted; kinds are org rules,
-//!   volumes, workspaces (channels [`RefTarget::Shared`], volumes remapped), graphs (volume ids
-//!   embedded in the graph JSON as `"<volumeId>:/path"`), workspace rules; copies carry a
-//!   marker tag ([`MarkerAt::Tag`]) or a natural key. Members by e-mail, roles admin/member,
-//!   unknown e-mails become invitations; workspaces are scopes.
+//! - **Rendered.ai** (implemented): GraphQL (`apikey` header or a `signIn` session renewed
+//!   before it expires, errors in `errors[]` on HTTP 200, reads are POSTs marked safe to
+//!   repeat, cursor pagination). Orgs are adopted; `name`, `rules` and the legacy `limits` are
+//!   settings (limits the server no longer serves are an `Unsupported` condition on that
+//!   setting). Kinds: volumes (metadata), workspaces (channels [`RefTarget::Shared`], own
+//!   volumes remapped, shared ones kept), graphs (volume ids embedded in the graph JSON as
+//!   `"<volumeId>:/path"`), workspace rules; copies carry a marker tag ([`MarkerAt::Tag`]),
+//!   rules follow their workspace (natural key). Members by e-mail, one role admin/member,
+//!   unknown e-mails become invitations; no scopes (workspace guests are legacy).
 
 pub mod connection;
 pub mod dataloop;
 pub mod http;
 pub mod openlattice;
+pub mod renderedai;
 pub mod rossum;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -543,12 +547,9 @@ pub fn connect(
             config,
             endpoints,
         )?)),
-        other => Err(VendorError::Unsupported {
-            vendor: other.as_str(),
-            what: format!(
-                "the {other} client is not part of this orgops build yet (see design/vendors/{other}.md)"
-            ),
-        }),
+        crate::api::Vendor::RenderedAi => Ok(std::sync::Arc::new(
+            renderedai::RenderedAiClient::new(endpoint, credentials, config, endpoints)?,
+        )),
     }
 }
 
@@ -559,7 +560,7 @@ pub fn capabilities(vendor: crate::api::Vendor) -> Option<Capabilities> {
         crate::api::Vendor::Rossum => Some(rossum::CAPABILITIES),
         crate::api::Vendor::OpenLattice => Some(openlattice::CAPABILITIES),
         crate::api::Vendor::Dataloop => Some(dataloop::CAPABILITIES),
-        _ => None,
+        crate::api::Vendor::RenderedAi => Some(renderedai::CAPABILITIES),
     }
 }
 
@@ -568,7 +569,7 @@ pub fn default_endpoint(vendor: crate::api::Vendor) -> &'static str {
     match vendor {
         crate::api::Vendor::Rossum => rossum::DEFAULT_ENDPOINT,
         crate::api::Vendor::Dataloop => dataloop::DEFAULT_ENDPOINT,
-        crate::api::Vendor::RenderedAi => "https://api.rendered.ai/graphql",
+        crate::api::Vendor::RenderedAi => renderedai::DEFAULT_ENDPOINT,
         crate::api::Vendor::OpenLattice => openlattice::DEFAULT_ENDPOINT,
     }
 }
@@ -578,7 +579,7 @@ pub fn public_endpoints(vendor: crate::api::Vendor) -> &'static [&'static str] {
     match vendor {
         crate::api::Vendor::Rossum => rossum::PUBLIC_ENDPOINTS,
         crate::api::Vendor::Dataloop => dataloop::PUBLIC_ENDPOINTS,
-        crate::api::Vendor::RenderedAi => &["https://api.rendered.ai"],
+        crate::api::Vendor::RenderedAi => renderedai::PUBLIC_ENDPOINTS,
         crate::api::Vendor::OpenLattice => &["https://api.openlattice.com"],
     }
 }
@@ -588,7 +589,8 @@ pub fn default_rate(vendor: crate::api::Vendor) -> u32 {
     match vendor {
         crate::api::Vendor::Rossum => rossum::DOCUMENTED_RATE_LIMIT,
         crate::api::Vendor::Dataloop => dataloop::DEFAULT_RATE,
-        _ => 10,
+        crate::api::Vendor::RenderedAi => renderedai::DEFAULT_RATE,
+        crate::api::Vendor::OpenLattice => 10,
     }
 }
 

@@ -1,0 +1,1258 @@
+//! Rendered.ai behind the vendor-neutral contract (design/vendors/renderedai.md §4):
+//! organizations adopted (never created or deleted), their name, rules and legacy limits kept
+//! in sync from `spec.settings.renderedai`; volumes, workspaces, graphs and workspace rules
+//! copied from a template; members added by e-mail with one organization role.
+//!
+//! How Rendered.ai's shapes meet the contract:
+//! - **Read shape = copy shape.** `list_objects` returns every kind with an `id` and the fields
+//!   that copy, normalised so a template object and its copy compare field by field: an empty
+//!   `description`/`objective` reads as `null` (writes send `""` to clear one, since `null`
+//!   means "unchanged" to `editWorkspace`), reference lists sorted.
+//! - **Recognising copies after a crash.** Rendered.ai objects have no free metadata map, but
+//!   volumes, workspaces and graphs carry `tags`: a copy carries the tag
+//!   `orgops:<template org>:<kind>:<source id>` ([`MarkerAt::Tag`]), written in the same
+//!   create call, so a create whose answer was lost is found again by its tag, never made
+//!   twice. Workspace rules belong to their workspace: they are matched by the (copied)
+//!   workspace id, a natural key.
+//! - **Workspaces** list their channels and volumes through `getChannels(workspaceId)` and
+//!   `getVolumes(workspaceId)` (the Workspace type has no id lists). Channels are shared
+//!   platform objects, never copied ([`RefTarget::Shared`]: kept as they are). Volumes owned by
+//!   the organization are `volumeIds` and remapped to their copies; volumes another
+//!   organization shares into it are `sharedVolumeIds`, kept as they are (both go to the
+//!   server as one `volumeIds` list).
+//! - **Graphs** are read with `getGraphs` per workspace and `downloadGraph` for their JSON;
+//!   the volume files they use (`"<volumeId>:/path"` strings anywhere in it) are rewritten to
+//!   the copied volumes ([`RefField::embedded`]). A graph that uses a volume the template does
+//!   not own waits, naming it. The schema has no call that edits a graph, so a copy that
+//!   drifted is reported, not changed.
+//! - **Volumes** copy their metadata only (name, description, permission, tags): the files in
+//!   them (multipart uploads through presigned URLs) are out of scope.
+//! - **Limits** are the legacy 3.3.4 `getOrganizationLimits`/`setOrganizationLimits`. Where the
+//!   server answers that the operation does not exist, `status.usage` says so and a limits
+//!   setting is an `Unsupported` settings condition (no retry loop).
+//! - **Members**: one role, `admin` or `member`; `addMember` invites an unknown e-mail. A
+//!   member's role changes with `editMember`; an invitation's role (which `editMember` does not
+//!   reach) by removing it and inviting again. Workspace guests (3.3.4 `workspaceId` on the
+//!   member calls) are not scopes here: the current platform manages collaboration per
+//!   organization, and the legacy calls may be gone (design §2.5).
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::client::RenderedAiApi;
+use super::models::*;
+use crate::vendors::http::HttpConfig;
+use crate::vendors::{
+    AccountInfo, Capabilities, CopyFields, Credentials, Endpoints, Identity, KindSpec, MarkerAt,
+    MemberChange, MemberClient, MemberDesired, MemberObserved, OrgDesired, OrgIdentity, OrgInfo,
+    Presence, RefCodec, RefField, RefTarget, RoleModel, VendorClient, VendorError,
+};
+
+const VENDOR: &str = "renderedai";
+
+/// Most limit entries reported in status (a hostile server cannot flood it).
+const MAX_LIMITS: usize = 100;
+
+fn str_at<'v>(v: &'v Value, key: &str) -> Option<&'v str> {
+    v.get(key)?.as_str()
+}
+
+/// Every kind needs a non-empty name to be created.
+fn named(v: &Value) -> Result<(), &'static str> {
+    match str_at(v, "name") {
+        Some(n) if !n.trim().is_empty() => Ok(()),
+        _ => Err("the template object has no name"),
+    }
+}
+
+/// A graph needs a name and a channel to be created.
+fn graph_creatable(v: &Value) -> Result<(), &'static str> {
+    named(v)?;
+    match str_at(v, "channelId") {
+        Some(c) if !c.is_empty() => Ok(()),
+        _ => Err("the template graph names no channel"),
+    }
+}
+
+/// Volumes another organization shares into the listed one are not copied.
+fn is_shared(v: &Value) -> bool {
+    v.get("shared") == Some(&Value::Bool(true))
+}
+
+/// Workspace rules are one per workspace.
+fn rules_key(v: &Value) -> Option<String> {
+    str_at(v, "workspaceId").map(str::to_string)
+}
+
+/// Volumes (metadata; their files are not copied).
+pub const VOLUMES: KindSpec = KindSpec {
+    name: "volumes",
+    refs: &[],
+    fields: CopyFields::Only(&["name", "description", "permission", "tags"]),
+    identity: Identity::Marker(MarkerAt::Tag("tags")),
+    creatable: Some(named),
+    skip: Some(is_shared),
+    input: None,
+    opt_in: false,
+};
+
+/// Workspaces: name, description, objective, tags, the channels they use (shared) and their
+/// volumes (remapped; shared ones kept).
+pub const WORKSPACES: KindSpec = KindSpec {
+    name: "workspaces",
+    refs: &[
+        RefField::to("channelIds.*", RefTarget::Shared),
+        RefField::to("volumeIds.*", RefTarget::Kind("volumes")),
+        RefField::to("sharedVolumeIds.*", RefTarget::Shared),
+    ],
+    fields: CopyFields::Only(&[
+        "name",
+        "description",
+        "objective",
+        "tags",
+        "channelIds",
+        "volumeIds",
+        "sharedVolumeIds",
+    ]),
+    identity: Identity::Marker(MarkerAt::Tag("tags")),
+    creatable: Some(named),
+    skip: None,
+    input: None,
+    opt_in: false,
+};
+
+/// Graphs of the workspaces: name, description, channel (shared), tags, and the graph JSON
+/// with its volume files remapped.
+pub const GRAPHS: KindSpec = KindSpec {
+    name: "graphs",
+    refs: &[
+        RefField::to("workspaceId", RefTarget::Kind("workspaces")),
+        RefField::to("channelId", RefTarget::Shared),
+        RefField::to("graph.**", RefTarget::Kind("volumes")).embedded(volume_file_ref),
+    ],
+    fields: CopyFields::Only(&[
+        "name",
+        "description",
+        "workspaceId",
+        "channelId",
+        "tags",
+        "graph",
+    ]),
+    identity: Identity::Marker(MarkerAt::Tag("tags")),
+    creatable: Some(graph_creatable),
+    skip: None,
+    input: None,
+    opt_in: false,
+};
+
+/// The rules (free text for agents) of each copied workspace.
+pub const WORKSPACE_RULES: KindSpec = KindSpec {
+    name: "workspace_rules",
+    refs: &[RefField::to("workspaceId", RefTarget::Kind("workspaces"))],
+    fields: CopyFields::Only(&["workspaceId", "rules"]),
+    identity: Identity::NaturalKey(rules_key),
+    creatable: None,
+    skip: None,
+    input: None,
+    opt_in: false,
+};
+
+/// What Rendered.ai can do through its API.
+pub const CAPABILITIES: Capabilities = Capabilities {
+    create_org: false,
+    delete_org: false,
+    org_identity: OrgIdentity::None,
+    settings: &["rules", "limits"],
+    members: Some(RoleModel {
+        roles: ORG_ROLES,
+        org_roles: false,
+        scopes: None,
+    }),
+    usage: Some("limits and usage (legacy getOrganizationLimits)"),
+    kinds: &[VOLUMES, WORKSPACES, GRAPHS, WORKSPACE_RULES],
+};
+
+/// `spec.settings.renderedai` as the client reads it.
+#[derive(Debug, Default, Deserialize)]
+struct Settings {
+    #[serde(default)]
+    limits: BTreeMap<String, i64>,
+    rules: Option<String>,
+}
+
+fn settings(desired: &OrgDesired) -> Settings {
+    serde_json::from_value(desired.settings.clone()).unwrap_or_default()
+}
+
+/// What was seen of an organization's legacy limits.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LimitsSeen {
+    /// Not read (a listing, or the read failed).
+    Unread,
+    /// The server does not serve the limits operations.
+    NotServed,
+    /// The limits.
+    Served(Vec<OrgLimit>),
+}
+
+impl PartialEq for OrgLimit {
+    fn eq(&self, other: &Self) -> bool {
+        self.setting == other.setting && self.limit == other.limit && self.usage == other.usage
+    }
+}
+
+/// An organization in the contract's terms: `raw` holds `{id, name, rules, limits,
+/// limitsServed}` (`rules`/`limits` `null` when not read), `usage` the limits and their usage.
+pub fn org_info(org: &Organization, rules: Option<String>, limits: &LimitsSeen) -> OrgInfo {
+    let (limit_map, served, usage) = match limits {
+        LimitsSeen::Unread => (Value::Null, Value::Null, None),
+        LimitsSeen::NotServed => (
+            Value::Null,
+            json!(false),
+            Some(json!({
+                "limitsServed": false,
+                "message": "this Rendered.ai server does not serve organization limits (getOrganizationLimits)"
+            })),
+        ),
+        LimitsSeen::Served(list) => {
+            let mut limits = Map::new();
+            let mut usage = Map::new();
+            for l in list.iter().take(MAX_LIMITS) {
+                let Some(setting) = l.setting.as_deref().filter(|s| !s.is_empty()) else {
+                    continue;
+                };
+                let setting = clip(setting);
+                limits.insert(setting.clone(), json!(l.limit_int()));
+                usage.insert(setting, json!({ "limit": l.limit, "usage": l.usage }));
+            }
+            (
+                Value::Object(limits),
+                json!(true),
+                Some(json!({ "limitsServed": true, "limits": usage })),
+            )
+        }
+    };
+    OrgInfo {
+        id: org.organization_id.clone(),
+        name: org.name().to_string(),
+        owner: None,
+        created_at: None,
+        usage,
+        raw: json!({
+            "id": org.organization_id,
+            "name": org.name(),
+            "role": org.role,
+            "rules": rules,
+            "limits": limit_map,
+            "limitsServed": served,
+        }),
+    }
+}
+
+/// The settings patch for `desired` against `observed` (see [`org_info`] for `raw`). Pure.
+pub fn settings_patch(desired: &OrgDesired, observed: &OrgInfo) -> Option<Value> {
+    let s = settings(desired);
+    let mut patch = Map::new();
+    if observed.name != desired.display_name {
+        patch.insert("name".into(), json!(desired.display_name));
+    }
+    if let Some(rules) = &s.rules
+        // Unread rules are read again before they are written.
+        && observed.raw["rules"].as_str() != Some(rules.as_str())
+    {
+        patch.insert("rules".into(), json!(rules));
+    }
+    if !s.limits.is_empty() {
+        let seen = &observed.raw["limits"];
+        let differ: Map<String, Value> = match observed.raw["limitsServed"].as_bool() {
+            // Not served: the whole setting goes to patch_org, which says so as a condition.
+            Some(false) | None => s
+                .limits
+                .iter()
+                .map(|(k, v)| (k.clone(), json!(v)))
+                .collect(),
+            Some(true) => s
+                .limits
+                .iter()
+                .filter(|(k, v)| seen.get(k.as_str()).and_then(Value::as_i64) != Some(**v))
+                .map(|(k, v)| (k.clone(), json!(v)))
+                .collect(),
+        };
+        if !differ.is_empty() {
+            patch.insert("limits".into(), Value::Object(differ));
+        }
+    }
+    (!patch.is_empty()).then_some(Value::Object(patch))
+}
+
+/// The condition a limits setting gets where the server serves no limits.
+fn limits_not_served() -> VendorError {
+    VendorError::Unsupported {
+        vendor: VENDOR,
+        what: "spec.settings.renderedai.limits: this Rendered.ai server no longer serves organization limits (getOrganizationLimits/setOrganizationLimits, last in anatools 3.3.4); Rendered.ai enforces its own, so remove the setting".into(),
+    }
+}
+
+/// An empty text reads as `null` (Rendered.ai answers either for "none").
+fn text(v: Option<String>) -> Value {
+    match v {
+        Some(s) if !s.is_empty() => Value::String(s),
+        _ => Value::Null,
+    }
+}
+
+/// A text field of a write: `null` is sent as `""`, which clears it (`null` = unchanged).
+fn write_text(v: &Value) -> Value {
+    match v {
+        Value::String(_) => v.clone(),
+        _ => json!(""),
+    }
+}
+
+/// Strings of a list field of a body.
+fn string_list(v: &Value, key: &str) -> Vec<String> {
+    v.get(key)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str().map(str::to_string))
+        .collect()
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// A volume in the copy shape; `shared` when another organization owns it.
+pub fn volume_object(v: Volume, org: &str) -> Value {
+    let shared = v.organization_id.as_deref().is_some_and(|o| o != org);
+    json!({
+        "id": v.volume_id,
+        "name": v.name,
+        "description": text(v.description),
+        "permission": v.permission,
+        "tags": v.tags,
+        "shared": shared,
+    })
+}
+
+/// A workspace in the copy shape, with its channels and its volumes split into the org's own
+/// and shared ones.
+pub fn workspace_object(
+    w: Workspace,
+    org: &str,
+    channels: Vec<String>,
+    volumes: &[Volume],
+) -> Value {
+    let (shared, own): (Vec<&Volume>, Vec<&Volume>) = volumes
+        .iter()
+        .partition(|v| v.organization_id.as_deref().is_some_and(|o| o != org));
+    let ids = |list: Vec<&Volume>| sorted(list.into_iter().map(|v| v.volume_id.clone()).collect());
+    json!({
+        "id": w.workspace_id,
+        "name": w.name,
+        "description": text(w.description),
+        "objective": text(w.objective),
+        "tags": w.tags,
+        "channelIds": sorted(channels),
+        "volumeIds": ids(own),
+        "sharedVolumeIds": ids(shared),
+    })
+}
+
+/// A graph in the copy shape: its JSON parsed (left as text when it is not JSON).
+pub fn graph_object(g: Graph, workspace: &str, json_text: String) -> Value {
+    let graph = serde_json::from_str::<Value>(&json_text).unwrap_or(Value::String(json_text));
+    json!({
+        "id": g.graph_id,
+        "workspaceId": workspace,
+        "name": g.name,
+        "description": text(g.description),
+        "channelId": g.channel_id,
+        "tags": g.tags,
+        "graph": graph,
+    })
+}
+
+/// The one organization role of a desired membership.
+fn one_role(desired: &MemberDesired) -> Result<&str, VendorError> {
+    let roles: Vec<&String> = desired.roles.iter().collect();
+    match roles.as_slice() {
+        [one] if ORG_ROLES.contains(&one.as_str()) => Ok(one.as_str()),
+        _ => Err(VendorError::Rejected(format!(
+            "a Rendered.ai member has exactly one organization role ({}); got {}",
+            ORG_ROLES.join(", "),
+            roles
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+fn check_kind(kind: &KindSpec) -> Result<(), VendorError> {
+    if CAPABILITIES.kinds.iter().any(|k| k.name == kind.name) {
+        return Ok(());
+    }
+    Err(VendorError::Unsupported {
+        vendor: VENDOR,
+        what: format!("copying {}", kind.name),
+    })
+}
+
+/// The Rendered.ai [`VendorClient`].
+#[derive(Debug)]
+pub struct RenderedAiClient {
+    api: RenderedAiApi,
+}
+
+impl RenderedAiClient {
+    /// A client for `endpoint` (default: Rendered.ai's production GraphQL API) with the
+    /// Secret's `apiKey`, or its `email` + `password`.
+    pub fn new(
+        endpoint: Option<&str>,
+        credentials: Credentials,
+        config: HttpConfig,
+        endpoints: &Endpoints,
+    ) -> Result<Self, VendorError> {
+        Ok(Self {
+            api: RenderedAiApi::new(endpoint, credentials, config, endpoints)?,
+        })
+    }
+
+    /// The typed API underneath.
+    pub fn api(&self) -> &RenderedAiApi {
+        &self.api
+    }
+
+    /// The organization with its rules and limits read.
+    async fn full_info(&self, org: &Organization) -> Result<OrgInfo, VendorError> {
+        let id = &org.organization_id;
+        let rules = match self.api.organization_rules(id).await {
+            Ok(r) => Some(r),
+            Err(e) if e.is_transient() => return Err(e),
+            Err(e) => {
+                tracing::debug!(org = %id, error = %e, "cannot read the organization rules");
+                None
+            }
+        };
+        let limits = match self.api.organization_limits(id).await {
+            Ok(Some(list)) => LimitsSeen::Served(list),
+            Ok(None) => LimitsSeen::NotServed,
+            Err(e) if e.is_transient() => return Err(e),
+            Err(e) => {
+                tracing::debug!(org = %id, error = %e, "cannot read the organization limits");
+                LimitsSeen::Unread
+            }
+        };
+        Ok(org_info(org, rules, &limits))
+    }
+
+    async fn apply_limits(&self, id: &str, want: &Map<String, Value>) -> Result<(), VendorError> {
+        let Some(current) = self.api.organization_limits(id).await? else {
+            return Err(limits_not_served());
+        };
+        for (setting, limit) in want {
+            let Some(limit) = limit.as_i64() else {
+                continue;
+            };
+            let have = current
+                .iter()
+                .find(|l| l.setting.as_deref() == Some(setting.as_str()))
+                .and_then(OrgLimit::limit_int);
+            if have == Some(limit) {
+                continue;
+            }
+            match self.api.set_organization_limit(id, setting, limit).await {
+                Err(VendorError::Unsupported { .. }) => return Err(limits_not_served()),
+                Err(e) => {
+                    return Err(match e {
+                        VendorError::Rejected(m) => VendorError::Rejected(format!(
+                            "spec.settings.renderedai.limits.{setting}: {m}"
+                        )),
+                        VendorError::Forbidden(m) => VendorError::Forbidden(format!(
+                            "spec.settings.renderedai.limits.{setting}: setting limits needs an organization admin: {m}"
+                        )),
+                        other => other,
+                    });
+                }
+                Ok(()) => {}
+            }
+        }
+        Ok(())
+    }
+
+    async fn list_workspaces(&self, org: &str) -> Result<Vec<Value>, VendorError> {
+        let mut out = Vec::new();
+        for w in self.api.workspaces(org).await? {
+            let channels = self.api.workspace_channels(&w.workspace_id).await?;
+            let volumes = self.api.volumes(None, Some(&w.workspace_id)).await?;
+            out.push(workspace_object(w, org, channels, &volumes));
+        }
+        Ok(out)
+    }
+
+    async fn list_graphs(&self, org: &str) -> Result<Vec<Value>, VendorError> {
+        let mut out = Vec::new();
+        for w in self.api.workspaces(org).await? {
+            for g in self.api.graphs(&w.workspace_id).await? {
+                let text = self
+                    .api
+                    .download_graph(&w.workspace_id, &g.graph_id)
+                    .await?;
+                out.push(graph_object(g, &w.workspace_id, text));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn list_workspace_rules(&self, org: &str) -> Result<Vec<Value>, VendorError> {
+        let mut out = Vec::new();
+        for w in self.api.workspaces(org).await? {
+            let rules = self.api.workspace_rules(&w.workspace_id).await?;
+            out.push(
+                json!({ "id": w.workspace_id, "workspaceId": w.workspace_id, "rules": rules }),
+            );
+        }
+        Ok(out)
+    }
+
+    /// The workspace's current volume split, for an edit that changes one half.
+    async fn workspace_volumes(
+        &self,
+        org: &str,
+        id: &str,
+    ) -> Result<(Vec<String>, Vec<String>), VendorError> {
+        let volumes = self.api.volumes(None, Some(id)).await?;
+        let (shared, own): (Vec<Volume>, Vec<Volume>) = volumes
+            .into_iter()
+            .partition(|v| v.organization_id.as_deref().is_some_and(|o| o != org));
+        Ok((
+            own.into_iter().map(|v| v.volume_id).collect(),
+            shared.into_iter().map(|v| v.volume_id).collect(),
+        ))
+    }
+
+    async fn workspace_now(&self, org: &str, id: &str) -> Result<Value, VendorError> {
+        let w = self
+            .api
+            .workspace(id)
+            .await?
+            .ok_or_else(|| VendorError::NotFound(format!("workspace {id} vanished")))?;
+        let channels = self.api.workspace_channels(id).await?;
+        let volumes = self.api.volumes(None, Some(id)).await?;
+        Ok(workspace_object(w, org, channels, &volumes))
+    }
+}
+
+impl RefCodec for RenderedAiClient {
+    fn decode_ref(&self, value: &Value) -> Option<String> {
+        match value {
+            Value::String(s) if !s.is_empty() => Some(s.clone()),
+            _ => None,
+        }
+    }
+
+    fn encode_ref(&self, _target: RefTarget, id: &str) -> Value {
+        json!(id)
+    }
+}
+
+#[async_trait::async_trait]
+impl VendorClient for RenderedAiClient {
+    fn vendor(&self) -> &'static str {
+        VENDOR
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        CAPABILITIES
+    }
+
+    async fn verify_credentials(&self) -> Result<(), VendorError> {
+        self.api.verify().await
+    }
+
+    async fn describe_account(&self) -> Result<AccountInfo, VendorError> {
+        let orgs = self.api.organizations().await?;
+        let who = match self.api.login_email() {
+            Some(email) => format!("user {}", clip(email)),
+            None => "an API key".to_string(),
+        };
+        let mut details = BTreeMap::from([("organizations".to_string(), orgs.len().to_string())]);
+        if let Some(email) = self.api.login_email() {
+            details.insert("user".into(), clip(email));
+        }
+        Ok(AccountInfo {
+            summary: format!("{who}, {} organizations visible", orgs.len()),
+            details,
+        })
+    }
+
+    async fn get_org(&self, id: &str) -> Result<Option<OrgInfo>, VendorError> {
+        let id = id.trim();
+        if id.is_empty() {
+            return Ok(None);
+        }
+        match self.api.organization(id).await? {
+            Some(org) => Ok(Some(self.full_info(&org).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn find_orgs(&self, name: Option<&str>) -> Result<Vec<OrgInfo>, VendorError> {
+        let orgs: Vec<Organization> = self
+            .api
+            .organizations()
+            .await?
+            .into_iter()
+            .filter(|o| name.is_none_or(|n| o.name() == n))
+            .collect();
+        // A lookup by name is an adoption (or a template): one or two orgs, read in full so the
+        // settings compare against what is there. A full listing stays a listing.
+        if name.is_some() && orgs.len() <= 3 {
+            let mut out = Vec::with_capacity(orgs.len());
+            for o in &orgs {
+                out.push(self.full_info(o).await?);
+            }
+            return Ok(out);
+        }
+        Ok(orgs
+            .iter()
+            .map(|o| org_info(o, None, &LimitsSeen::Unread))
+            .collect())
+    }
+
+    async fn create_org(&self, _desired: &OrgDesired) -> Result<OrgInfo, VendorError> {
+        Err(VendorError::Unsupported {
+            vendor: VENDOR,
+            what: "creating organizations (they come from Rendered.ai sign-up; the API has no such call); sign up or ask Rendered.ai for one, then set spec.externalId to its organizationId (or spec.displayName to its exact name)".into(),
+        })
+    }
+
+    fn org_patch(&self, desired: &OrgDesired, observed: &OrgInfo) -> Option<Value> {
+        settings_patch(desired, observed)
+    }
+
+    async fn patch_org(&self, id: &str, patch: Value) -> Result<OrgInfo, VendorError> {
+        let mut errors: Vec<VendorError> = Vec::new();
+        if let Some(name) = str_at(&patch, "name")
+            && let Err(e) = self.api.edit_organization(id, name).await
+        {
+            errors.push(e);
+        }
+        if let Some(rules) = str_at(&patch, "rules") {
+            // Read first: a patch built from a listing did not see the rules.
+            let result = match self.api.organization_rules(id).await {
+                Ok(have) if have == rules => Ok(()),
+                _ => self.api.edit_organization_rules(id, rules).await,
+            };
+            if let Err(e) = result {
+                errors.push(match e {
+                    VendorError::Forbidden(m) => VendorError::Forbidden(format!(
+                        "spec.settings.renderedai.rules: editing the rules needs an organization admin: {m}"
+                    )),
+                    other => other,
+                });
+            }
+        }
+        if let Some(Value::Object(limits)) = patch.get("limits")
+            && let Err(e) = self.apply_limits(id, limits).await
+        {
+            errors.push(e);
+        }
+        if !errors.is_empty() {
+            // The first failure; the other settings were still tried.
+            return Err(errors.remove(0));
+        }
+        self.get_org(id)
+            .await?
+            .ok_or_else(|| VendorError::NotFound(format!("organization {id} vanished")))
+    }
+
+    async fn delete_org(&self, _id: &str) -> Result<(), VendorError> {
+        Err(VendorError::Unsupported {
+            vendor: VENDOR,
+            what: "deleting organizations (the API has no such call); close it through Rendered.ai"
+                .into(),
+        })
+    }
+
+    fn members(&self) -> Option<&dyn MemberClient> {
+        Some(self)
+    }
+
+    async fn list_objects(&self, org: &str, kind: &KindSpec) -> Result<Vec<Value>, VendorError> {
+        check_kind(kind)?;
+        match kind.name {
+            "volumes" => Ok(self
+                .api
+                .volumes(Some(org), None)
+                .await?
+                .into_iter()
+                .map(|v| volume_object(v, org))
+                .collect()),
+            "workspaces" => self.list_workspaces(org).await,
+            "graphs" => self.list_graphs(org).await,
+            _ => self.list_workspace_rules(org).await,
+        }
+    }
+
+    async fn create_object(
+        &self,
+        org: &str,
+        kind: &KindSpec,
+        body: Value,
+    ) -> Result<Value, VendorError> {
+        check_kind(kind)?;
+        let name = str_at(&body, "name").unwrap_or_default();
+        let tags = string_list(&body, "tags");
+        match kind.name {
+            "volumes" => {
+                let id = self
+                    .api
+                    .create_volume(
+                        org,
+                        name,
+                        str_at(&body, "description"),
+                        str_at(&body, "permission"),
+                        &tags,
+                    )
+                    .await?;
+                let mut out = body;
+                out["id"] = json!(id);
+                out["shared"] = json!(false);
+                Ok(out)
+            }
+            "workspaces" => {
+                let mut volumes = string_list(&body, "volumeIds");
+                volumes.extend(string_list(&body, "sharedVolumeIds"));
+                let id = self
+                    .api
+                    .create_workspace(
+                        org,
+                        name,
+                        str_at(&body, "description"),
+                        str_at(&body, "objective"),
+                        &tags,
+                        &string_list(&body, "channelIds"),
+                        &volumes,
+                    )
+                    .await?;
+                let mut out = body;
+                out["id"] = json!(id);
+                Ok(out)
+            }
+            "graphs" => {
+                let workspace = str_at(&body, "workspaceId")
+                    .ok_or_else(|| VendorError::Rejected("a graph needs a workspace".into()))?;
+                let channel = str_at(&body, "channelId")
+                    .ok_or_else(|| VendorError::Rejected("a graph needs a channel".into()))?;
+                let graph = match body.get("graph") {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(v) if !v.is_null() => v.to_string(),
+                    _ => "{}".to_string(),
+                };
+                let id = self
+                    .api
+                    .create_graph(
+                        workspace,
+                        channel,
+                        &graph,
+                        name,
+                        str_at(&body, "description"),
+                        &tags,
+                    )
+                    .await?;
+                let mut out = body;
+                out["id"] = json!(id);
+                Ok(out)
+            }
+            _ => {
+                let workspace = str_at(&body, "workspaceId").ok_or_else(|| {
+                    VendorError::Rejected("workspace rules need a workspace".into())
+                })?;
+                let rules = str_at(&body, "rules").unwrap_or_default();
+                self.api.edit_workspace_rules(workspace, rules).await?;
+                Ok(json!({ "id": workspace, "workspaceId": workspace, "rules": rules }))
+            }
+        }
+    }
+
+    async fn update_object(
+        &self,
+        org: &str,
+        kind: &KindSpec,
+        id: &str,
+        patch: Value,
+    ) -> Result<Value, VendorError> {
+        check_kind(kind)?;
+        match kind.name {
+            "volumes" => {
+                let mut fields = Map::new();
+                for (k, v) in patch.as_object().into_iter().flatten() {
+                    let v = if k == "description" {
+                        write_text(v)
+                    } else {
+                        v.clone()
+                    };
+                    fields.insert(k.clone(), v);
+                }
+                self.api.edit_volume(id, Value::Object(fields)).await?;
+                self.api
+                    .volumes(Some(org), None)
+                    .await?
+                    .into_iter()
+                    .find(|v| v.volume_id == id)
+                    .map(|v| volume_object(v, org))
+                    .ok_or_else(|| VendorError::NotFound(format!("volume {id} vanished")))
+            }
+            "workspaces" => {
+                let mut fields = Map::new();
+                for k in ["name", "tags", "channelIds"] {
+                    if let Some(v) = patch.get(k) {
+                        fields.insert(k.into(), v.clone());
+                    }
+                }
+                for k in ["description", "objective"] {
+                    if let Some(v) = patch.get(k) {
+                        fields.insert(k.into(), write_text(v));
+                    }
+                }
+                if patch.get("volumeIds").is_some() || patch.get("sharedVolumeIds").is_some() {
+                    let (own, shared) = match (patch.get("volumeIds"), patch.get("sharedVolumeIds"))
+                    {
+                        (Some(_), Some(_)) => (
+                            string_list(&patch, "volumeIds"),
+                            string_list(&patch, "sharedVolumeIds"),
+                        ),
+                        _ => {
+                            let (own, shared) = self.workspace_volumes(org, id).await?;
+                            (
+                                patch
+                                    .get("volumeIds")
+                                    .map_or(own, |_| string_list(&patch, "volumeIds")),
+                                patch
+                                    .get("sharedVolumeIds")
+                                    .map_or(shared, |_| string_list(&patch, "sharedVolumeIds")),
+                            )
+                        }
+                    };
+                    let mut all = own;
+                    all.extend(shared);
+                    fields.insert("volumeIds".into(), json!(sorted(all)));
+                }
+                self.api.edit_workspace(id, Value::Object(fields)).await?;
+                self.workspace_now(org, id).await
+            }
+            "graphs" => {
+                let fields: Vec<&String> = patch
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, _)| k)
+                    .collect();
+                Err(VendorError::Unsupported {
+                    vendor: VENDOR,
+                    what: format!(
+                        "changing graph {id} ({}): the API has no call that edits a graph; delete the copy in the target organization to have it copied again",
+                        fields
+                            .iter()
+                            .map(|k| k.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                })
+            }
+            _ => {
+                if patch.get("workspaceId").is_some() {
+                    return Err(VendorError::Rejected(format!(
+                        "workspace rules {id} cannot move to another workspace"
+                    )));
+                }
+                let rules = str_at(&patch, "rules").unwrap_or_default();
+                self.api.edit_workspace_rules(id, rules).await?;
+                Ok(
+                    json!({ "id": id, "workspaceId": id, "rules": self.api.workspace_rules(id).await? }),
+                )
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl MemberClient for RenderedAiClient {
+    async fn observe_member(&self, org: &str, email: &str) -> Result<MemberObserved, VendorError> {
+        // A membership wins over a stale invitation for the same address.
+        if let Some(m) = self
+            .api
+            .members(org)
+            .await?
+            .into_iter()
+            .find(|m| m.email.as_deref().is_some_and(|e| same_email(e, email)))
+        {
+            return Ok(MemberObserved {
+                presence: Presence::Active,
+                id: Some(clip(&m.user_id)).filter(|u| !u.is_empty()),
+                roles: m.role.iter().map(|r| clip(r)).collect(),
+                vendor_state: json!({ "email": m.email, "invited": false }),
+                ..MemberObserved::absent()
+            });
+        }
+        if let Some(i) = self
+            .api
+            .invitations(org)
+            .await?
+            .into_iter()
+            .find(|i| i.email.as_deref().is_some_and(|e| same_email(e, email)))
+        {
+            return Ok(MemberObserved {
+                presence: Presence::Invited,
+                id: Some(format!(
+                    "invitation/{}",
+                    clip(
+                        i.invitation_id
+                            .as_deref()
+                            .or(i.email.as_deref())
+                            .unwrap_or(email)
+                    )
+                )),
+                roles: i.role.iter().map(|r| clip(r)).collect(),
+                vendor_state: json!({ "email": i.email, "invited": true }),
+                ..MemberObserved::absent()
+            });
+        }
+        Ok(MemberObserved::absent())
+    }
+
+    async fn change_member(
+        &self,
+        desired: &MemberDesired,
+        observed: &MemberObserved,
+        change: &MemberChange,
+    ) -> Result<(), VendorError> {
+        let org = desired.org.as_str();
+        let email = observed.vendor_state["email"]
+            .as_str()
+            .unwrap_or(&desired.email);
+        match change {
+            MemberChange::Add => {
+                self.api
+                    .add_member(org, &desired.email, one_role(desired)?)
+                    .await
+            }
+            MemberChange::SetRoles { .. } if observed.presence == Presence::Invited => {
+                // editMember reaches members only: the invitation is sent again with the role.
+                // If the second call's answer is lost, observing finds no invitation (Add) or
+                // the new one.
+                let role = one_role(desired)?;
+                self.api.remove_member(org, email).await?;
+                self.api.add_member(org, email, role).await
+            }
+            MemberChange::SetRoles { .. } => {
+                self.api.edit_member(org, email, one_role(desired)?).await
+            }
+            MemberChange::SetScopes => Err(VendorError::Unsupported {
+                vendor: VENDOR,
+                what: "scopes (Rendered.ai manages collaboration per organization)".into(),
+            }),
+        }
+    }
+
+    async fn remove_member(&self, org: &str, observed: &MemberObserved) -> Result<(), VendorError> {
+        if !observed.holds_access() {
+            return Ok(());
+        }
+        let Some(email) = observed.vendor_state["email"].as_str() else {
+            return Ok(());
+        };
+        match self.api.remove_member(org, email).await {
+            // Gone already (removed by hand, or a repeat after a lost answer).
+            Err(VendorError::NotFound(_)) => Ok(()),
+            other => other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::copy::plan::{Action, CopyContext, IdMap, Pass, desired_copy, plan_kind};
+    use crate::vendors::Owner;
+
+    fn client() -> RenderedAiClient {
+        RenderedAiClient::new(
+            Some("http://127.0.0.1:9/graphql"),
+            Credentials::new(
+                "ns/rai",
+                BTreeMap::from([("apiKey".to_string(), "k-123456".to_string().into())]),
+            ),
+            HttpConfig::default(),
+            &Endpoints::default(),
+        )
+        .unwrap()
+    }
+
+    fn desired(name: &str, settings: Value) -> OrgDesired {
+        OrgDesired {
+            owner: Owner {
+                key: "ns/acme".into(),
+                uid: None,
+            },
+            display_name: name.into(),
+            settings,
+        }
+    }
+
+    fn org(name: &str) -> Organization {
+        serde_json::from_value(json!({"organizationId": "o1", "name": name, "role": "admin"}))
+            .unwrap()
+    }
+
+    fn limits(pairs: &[(&str, &str, f64)]) -> LimitsSeen {
+        LimitsSeen::Served(
+            pairs
+                .iter()
+                .map(|(s, l, u)| {
+                    serde_json::from_value(json!({"setting": s, "limit": l, "usage": u})).unwrap()
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn settings_in_sync_make_no_patch() {
+        let want = desired(
+            "Acme",
+            json!({"rules": "be nice", "limits": {"Workspaces": 5}}),
+        );
+        let seen = org_info(
+            &org("Acme"),
+            Some("be nice".into()),
+            &limits(&[("Workspaces", "5", 2.0), ("Members", "10", 1.0)]),
+        );
+        assert_eq!(settings_patch(&want, &seen), None);
+        assert_eq!(
+            seen.usage.as_ref().unwrap()["limits"]["Workspaces"],
+            json!({"limit": 5.0, "usage": 2.0})
+        );
+        // Nothing managed: nothing compared.
+        assert_eq!(settings_patch(&desired("Acme", Value::Null), &seen), None);
+    }
+
+    #[test]
+    fn drift_patches_only_what_differs() {
+        let want = desired(
+            "Acme 2",
+            json!({"rules": "new", "limits": {"Workspaces": 5, "Members": 10}}),
+        );
+        let seen = org_info(
+            &org("Acme"),
+            Some("old".into()),
+            &limits(&[("Workspaces", "3", 2.0), ("Members", "10", 1.0)]),
+        );
+        assert_eq!(
+            settings_patch(&want, &seen),
+            Some(json!({"name": "Acme 2", "rules": "new", "limits": {"Workspaces": 5}}))
+        );
+        // Unread rules and limits (a listing) are patched, and read again before writing.
+        let listed = org_info(&org("Acme 2"), None, &LimitsSeen::Unread);
+        assert_eq!(
+            settings_patch(&want, &listed),
+            Some(json!({"rules": "new", "limits": {"Members": 10, "Workspaces": 5}}))
+        );
+    }
+
+    #[test]
+    fn limits_not_served_are_a_condition_only_when_asked_for() {
+        let seen = org_info(&org("Acme"), Some(String::new()), &LimitsSeen::NotServed);
+        assert_eq!(seen.usage.as_ref().unwrap()["limitsServed"], json!(false));
+        assert_eq!(settings_patch(&desired("Acme", json!({})), &seen), None);
+        let patch = settings_patch(
+            &desired("Acme", json!({"limits": {"Workspaces": 1}})),
+            &seen,
+        );
+        assert_eq!(patch, Some(json!({"limits": {"Workspaces": 1}})));
+        let e = limits_not_served();
+        assert_eq!(e.category(), "Unsupported");
+        assert!(!e.is_transient(), "no retry loop");
+        assert!(e.to_string().contains("spec.settings.renderedai.limits"));
+    }
+
+    #[test]
+    fn hostile_limits_are_bounded() {
+        let many: Vec<(String, String, f64)> = (0..500)
+            .map(|n| (format!("s{n}"), "1".to_string(), 0.0))
+            .collect();
+        let list = LimitsSeen::Served(
+            many.iter()
+                .map(|(s, l, u)| {
+                    serde_json::from_value(json!({"setting": s, "limit": l, "usage": u})).unwrap()
+                })
+                .collect(),
+        );
+        let info = org_info(&org("x"), None, &list);
+        assert_eq!(info.raw["limits"].as_object().unwrap().len(), MAX_LIMITS);
+        let odd = org_info(
+            &org("x"),
+            None,
+            &limits(&[("", "1", 0.0), ("W", "lots", 0.0)]),
+        );
+        assert_eq!(odd.raw["limits"], json!({"W": null}));
+    }
+
+    fn ctx<'a>(ids: &'a IdMap, codec: &'a RenderedAiClient) -> CopyContext<'a> {
+        CopyContext {
+            codec,
+            owner: "ns/acme",
+            template_org: "T",
+            target_org: "N",
+            ids,
+        }
+    }
+
+    #[test]
+    fn workspaces_remap_own_volumes_and_keep_channels_and_shared_volumes() {
+        let c = client();
+        let mut ids = IdMap::default();
+        ids.insert("volumes", "vol-1".into(), "vol-9".into());
+        let vols: Vec<Volume> = serde_json::from_value(json!([
+            {"volumeId": "vol-1", "organizationId": "T"},
+            {"volumeId": "vol-s", "organizationId": "RenderedAI"}
+        ]))
+        .unwrap();
+        let ws: Workspace = serde_json::from_value(json!({
+            "workspaceId": "ws-1", "name": "W", "description": "", "tags": ["blue"]
+        }))
+        .unwrap();
+        let source = workspace_object(ws, "T", vec!["ch-2".into(), "ch-1".into()], &vols);
+        assert_eq!(source["description"], Value::Null, "empty reads as null");
+        let body = desired_copy(&WORKSPACES, &source, &ctx(&ids, &c), Pass::First).unwrap();
+        assert_eq!(body["channelIds"], json!(["ch-1", "ch-2"]));
+        assert_eq!(body["volumeIds"], json!(["vol-9"]));
+        assert_eq!(body["sharedVolumeIds"], json!(["vol-s"]));
+        assert_eq!(body["tags"], json!(["blue", "orgops:T:workspaces:ws-1"]));
+        assert!(body.get("id").is_none());
+    }
+
+    #[test]
+    fn graphs_rewrite_volume_files_and_are_found_again_by_tag() {
+        let c = client();
+        let mut ids = IdMap::default();
+        ids.insert("workspaces", "ws-1".into(), "ws-9".into());
+        ids.insert("volumes", "vol-1".into(), "vol-9".into());
+        let g: Graph = serde_json::from_value(json!({
+            "graphId": "g-1", "name": "G", "channelId": "ch-1", "tags": []
+        }))
+        .unwrap();
+        let text =
+            r#"{"nodes":{"a":{"values":{"File":"vol-1:/img/a.png","Url":"https://x.io/a"}}}}"#;
+        let source = graph_object(g, "ws-1", text.into());
+        let body = desired_copy(&GRAPHS, &source, &ctx(&ids, &c), Pass::First).unwrap();
+        assert_eq!(body["workspaceId"], "ws-9");
+        assert_eq!(body["channelId"], "ch-1");
+        assert_eq!(
+            body["graph"]["nodes"]["a"]["values"]["File"],
+            "vol-9:/img/a.png"
+        );
+        assert_eq!(
+            body["graph"]["nodes"]["a"]["values"]["Url"],
+            "https://x.io/a"
+        );
+        // A copy made before a crash (its answer lost) is found by its tag: no second create.
+        let mut copy = body.clone();
+        copy["id"] = json!("g-77");
+        let plan = plan_kind(
+            &GRAPHS,
+            std::slice::from_ref(&source),
+            &[copy],
+            &ctx(&ids, &c),
+            Pass::First,
+        );
+        assert_eq!(
+            plan[0].action,
+            Action::InSync {
+                target_id: "g-77".into()
+            }
+        );
+        // A graph using a volume the template does not own waits, naming it.
+        let g2: Graph =
+            serde_json::from_value(json!({"graphId": "g-2", "name": "H", "channelId": "c"}))
+                .unwrap();
+        let foreign = graph_object(g2, "ws-1", r#"{"f":"vol-5:/x"}"#.into());
+        let plan = plan_kind(&GRAPHS, &[foreign], &[], &ctx(&ids, &c), Pass::First);
+        assert!(matches!(&plan[0].action, Action::Blocked(why) if why.contains("vol-5")));
+        // Graph text that is not JSON still copies, as text.
+        let g3: Graph = serde_json::from_value(json!({"graphId": "g-3"})).unwrap();
+        assert_eq!(
+            graph_object(g3, "w", "not json".into())["graph"],
+            "not json"
+        );
+    }
+
+    #[test]
+    fn shared_volumes_are_not_copied_and_rules_follow_their_workspace() {
+        let c = client();
+        let v: Volume = serde_json::from_value(
+            json!({"volumeId": "vol-s", "organizationId": "X", "name": "S"}),
+        )
+        .unwrap();
+        assert!(is_shared(&volume_object(v, "T")));
+        let plan = plan_kind(
+            &VOLUMES,
+            &[json!({"id": "vol-s", "name": "S", "shared": true})],
+            &[],
+            &ctx(&IdMap::default(), &c),
+            Pass::First,
+        );
+        assert!(plan.is_empty(), "shared volumes are skipped");
+        let mut ids = IdMap::default();
+        ids.insert("workspaces", "ws-1".into(), "ws-9".into());
+        let source = json!({"id": "ws-1", "workspaceId": "ws-1", "rules": "r"});
+        let targets = [
+            json!({"id": "ws-8", "workspaceId": "ws-8", "rules": "r"}),
+            json!({"id": "ws-9", "workspaceId": "ws-9", "rules": ""}),
+        ];
+        let plan = plan_kind(
+            &WORKSPACE_RULES,
+            &[source],
+            &targets,
+            &ctx(&ids, &c),
+            Pass::First,
+        );
+        assert_eq!(
+            plan[0].action,
+            Action::Update {
+                target_id: "ws-9".into(),
+                patch: json!({"rules": "r"})
+            }
+        );
+    }
+
+    #[test]
+    fn one_role_per_member() {
+        let d = |roles: &[&str]| MemberDesired {
+            org: "o".into(),
+            email: "a@b.c".into(),
+            first_name: None,
+            last_name: None,
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            scopes: None,
+        };
+        assert_eq!(one_role(&d(&["admin"])).unwrap(), "admin");
+        assert!(one_role(&d(&["admin", "member"])).is_err());
+        assert!(one_role(&d(&["owner"])).is_err());
+        assert!(one_role(&d(&[])).is_err());
+    }
+
+    #[test]
+    fn writes_clear_text_with_empty_strings() {
+        assert_eq!(write_text(&Value::Null), json!(""));
+        assert_eq!(write_text(&json!("x")), json!("x"));
+        assert_eq!(text(Some(String::new())), Value::Null);
+    }
+}

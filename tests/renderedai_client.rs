@@ -1,0 +1,802 @@
+//! The Rendered.ai client end to end against the Rendered.ai simulator (which anatools drives
+//! unchanged), through the engine: the seeded target org adopted by name, its name, rules and
+//! legacy limits kept in sync (and a condition where the server no longer serves limits), the
+//! template's volumes, workspaces, graphs and workspace rules copied with volumes remapped and
+//! channels shared, nothing written once settled, no duplicate after a lost create answer or
+//! under faults; members invited, accepted, changed and removed; password sessions renewed
+//! before they expire; hostile answers bounded and never echoing a credential.
+
+mod support;
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::any;
+use orgops::api::Vendor;
+use orgops::api::conditions::types;
+use orgops::engine::membership::reconcile_member;
+use orgops::engine::{DesiredOrg, Mode, Requeue, TemplateSelector, TemplateSpec};
+use orgops::simulator::kit::SimulatorHandle;
+use orgops::simulator::renderedai::seed::{
+    ANALYST_EMAIL, TARGET_ORG_NAME, TEMPLATE_ORG_NAME, TEMPLATE_RULES,
+};
+use orgops::simulator::renderedai::{Options, RenderedAiSimulator};
+use orgops::vendors::renderedai::RenderedAiClient;
+use orgops::vendors::renderedai::models::volume_file_ref;
+use orgops::vendors::renderedai::vendor::{
+    CAPABILITIES, GRAPHS, VOLUMES, WORKSPACE_RULES, WORKSPACES,
+};
+use orgops::vendors::{
+    Credentials, Endpoints, HttpConfig, MemberDesired, Owner, Presence, VendorClient, VendorError,
+};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+use support::{MemorySink, reconcile, reconcile_until_ready};
+
+async fn start(options: Options) -> RenderedAiSimulator {
+    RenderedAiSimulator::start(
+        0,
+        Options {
+            id_seed: Some(7),
+            ..options
+        },
+    )
+    .await
+    .expect("simulator starts")
+}
+
+fn fast() -> HttpConfig {
+    HttpConfig {
+        backoff_base: Duration::from_millis(2),
+        backoff_max: Duration::from_millis(10),
+        rate_per_second: 1000,
+        ..HttpConfig::default()
+    }
+}
+
+fn secret(values: &[(&str, &str)]) -> Credentials {
+    Credentials::new(
+        "tenants/rai",
+        values
+            .iter()
+            .map(|(k, v)| (k.to_string(), SecretString::from(v.to_string())))
+            .collect(),
+    )
+}
+
+fn key_client(url: &str, key: &str) -> RenderedAiClient {
+    RenderedAiClient::new(
+        Some(url),
+        secret(&[("apiKey", key)]),
+        fast(),
+        &Endpoints::default(),
+    )
+    .unwrap()
+}
+
+fn admin(sim: &RenderedAiSimulator) -> RenderedAiClient {
+    key_client(&sim.graphql_url, &sim.api_key)
+}
+
+fn desired(external_id: Option<&str>, name: &str, settings: Value) -> DesiredOrg {
+    DesiredOrg {
+        owner: Owner {
+            key: "tenants/target".into(),
+            uid: None,
+        },
+        generation: Some(1),
+        vendor: Vendor::RenderedAi,
+        display_name: name.into(),
+        external_id: external_id.map(str::to_string),
+        template: Some(TemplateSpec {
+            selector: TemplateSelector::Name(TEMPLATE_ORG_NAME.into()),
+            include: None,
+            secrets: Default::default(),
+        }),
+        settings,
+        mode: Mode::Apply,
+        sync_interval: Duration::from_secs(600),
+    }
+}
+
+fn condition<'a>(
+    report: &'a orgops::engine::OrgReport,
+    type_: &str,
+) -> &'a orgops::api::conditions::ConditionSpec {
+    report
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .unwrap_or_else(|| panic!("no {type_} condition in {:?}", report.conditions))
+}
+
+fn names(objects: &[Value]) -> Vec<String> {
+    let mut out: Vec<String> = objects
+        .iter()
+        .filter_map(|o| o["name"].as_str().map(str::to_string))
+        .collect();
+    out.sort();
+    out
+}
+
+fn ids(objects: &[Value]) -> HashSet<String> {
+    objects
+        .iter()
+        .filter_map(|o| o["id"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Objects the simulator created, changed or deleted through the API, over every kind.
+fn changes(sim: &RenderedAiSimulator) -> u64 {
+    sim.kinds()
+        .into_iter()
+        .filter_map(|k| sim.writes(k))
+        .map(|w| w.creates + w.updates + w.deletes)
+        .sum()
+}
+
+/// Every volume id a graph's JSON references as `"<volumeId>:/path"`.
+fn volume_refs(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::String(s) => {
+            if let Some(r) = volume_file_ref(s) {
+                out.push(s[r].to_string());
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| volume_refs(i, out)),
+        Value::Object(m) => m.values().for_each(|i| volume_refs(i, out)),
+        _ => {}
+    }
+}
+
+/// The target holds exactly one copy of every template object of every kind, references
+/// pointing into the target (volumes) or kept (channels, shared volumes).
+async fn assert_copied(client: &RenderedAiClient, template: &str, target: &str) {
+    let own = |objects: Vec<Value>| -> Vec<Value> {
+        objects
+            .into_iter()
+            .filter(|v| v["shared"] != true)
+            .collect()
+    };
+    let t_vol = own(client.list_objects(template, &VOLUMES).await.unwrap());
+    let n_vol = own(client.list_objects(target, &VOLUMES).await.unwrap());
+    assert!(!t_vol.is_empty());
+    assert_eq!(names(&t_vol), names(&n_vol), "volumes");
+    let target_volumes = ids(&n_vol);
+    let template_volumes = ids(&t_vol);
+
+    let t_ws = client.list_objects(template, &WORKSPACES).await.unwrap();
+    let n_ws: Vec<Value> = client
+        .list_objects(target, &WORKSPACES)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|w| {
+            w["tags"].as_array().is_some_and(|t| {
+                t.iter()
+                    .any(|t| t.as_str().is_some_and(|t| t.starts_with("orgops:")))
+            })
+        })
+        .collect();
+    assert_eq!(names(&t_ws), names(&n_ws), "workspaces");
+    for w in &t_ws {
+        let copy = n_ws.iter().find(|c| c["name"] == w["name"]).unwrap();
+        assert_eq!(
+            copy["channelIds"], w["channelIds"],
+            "channels are shared: {copy}"
+        );
+        assert!(!copy["channelIds"].as_array().unwrap().is_empty());
+        assert_eq!(copy["description"], w["description"]);
+        assert_eq!(copy["objective"], w["objective"]);
+        assert_eq!(
+            copy["volumeIds"].as_array().unwrap().len(),
+            w["volumeIds"].as_array().unwrap().len()
+        );
+        for v in copy["volumeIds"].as_array().unwrap() {
+            assert!(target_volumes.contains(v.as_str().unwrap()), "{copy}");
+        }
+    }
+    let copied_ws = ids(&n_ws);
+
+    let t_graphs = client.list_objects(template, &GRAPHS).await.unwrap();
+    let n_graphs: Vec<Value> = client
+        .list_objects(target, &GRAPHS)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|g| copied_ws.contains(g["workspaceId"].as_str().unwrap()))
+        .collect();
+    assert!(!t_graphs.is_empty());
+    assert_eq!(names(&t_graphs), names(&n_graphs), "graphs");
+    for g in &n_graphs {
+        let mut refs = Vec::new();
+        volume_refs(&g["graph"], &mut refs);
+        assert!(!refs.is_empty(), "{g}");
+        for r in refs {
+            assert!(target_volumes.contains(&r), "graph {} uses {r}", g["name"]);
+            assert!(!template_volumes.contains(&r));
+        }
+        let source = t_graphs.iter().find(|s| s["name"] == g["name"]).unwrap();
+        assert_eq!(g["channelId"], source["channelId"]);
+    }
+
+    let t_rules = client
+        .list_objects(template, &WORKSPACE_RULES)
+        .await
+        .unwrap();
+    let n_rules = client.list_objects(target, &WORKSPACE_RULES).await.unwrap();
+    for w in &t_ws {
+        let copy = n_ws.iter().find(|c| c["name"] == w["name"]).unwrap();
+        let want = t_rules
+            .iter()
+            .find(|r| r["workspaceId"] == w["id"])
+            .unwrap();
+        let have = n_rules
+            .iter()
+            .find(|r| r["workspaceId"] == copy["id"])
+            .unwrap();
+        assert_eq!(have["rules"], want["rules"], "rules of {}", w["name"]);
+    }
+}
+
+/// Adopted by name (nothing created), name/rules/limits set, the template copied; a second
+/// reconcile writes nothing; a rename goes through `editOrganization`.
+#[tokio::test]
+async fn the_target_is_adopted_set_up_like_the_template_and_then_left_alone() {
+    let sim = start(Options::default()).await;
+    let client = admin(&sim);
+    let sink = MemorySink::default();
+    let settings =
+        json!({"rules": "Be kind to the GPUs.", "limits": {"Workspaces": 7, "Members": 3}});
+    let want = desired(None, TARGET_ORG_NAME, settings.clone());
+    let report = reconcile_until_ready(&client, &want, &sink, 4).await;
+    assert_eq!(
+        report.external_id.as_deref(),
+        Some(sim.target_org_id.as_str())
+    );
+    assert_eq!(sim.writes("organizations").map(|w| w.creates), Some(0));
+    let org = client.get_org(&sim.target_org_id).await.unwrap().unwrap();
+    assert_eq!(org.raw["rules"], "Be kind to the GPUs.");
+    assert_eq!(org.raw["limits"]["Workspaces"], 7);
+    assert_eq!(org.raw["limits"]["Members"], 3);
+    let usage = org.usage.unwrap();
+    assert_eq!(usage["limitsServed"], true);
+    assert!(
+        usage["limits"]["Workspaces"]["usage"].is_number(),
+        "{usage}"
+    );
+    // The template's own rules were not copied over the setting.
+    assert_ne!(org.raw["rules"], TEMPLATE_RULES);
+    assert_copied(&client, &sim.template_org_id, &sim.target_org_id).await;
+
+    // Nothing to do the second time: no write request, no object changed, no mutation sent.
+    let writes = changes(&sim);
+    let write_requests = sim.total_writes();
+    let mutations = client.api().mutations();
+    let again = reconcile(&client, &want, &sink).await;
+    assert!(
+        again.ready,
+        "{} {}",
+        again.ready_reason(),
+        again.ready_message()
+    );
+    assert_eq!(changes(&sim), writes, "a settled org was written again");
+    assert_eq!(sim.total_writes(), write_requests);
+    assert_eq!(client.api().mutations(), mutations);
+    assert!(!again.settings_updated);
+    assert!(again.usage.is_some());
+    assert_eq!(client.api().refusals(), 0);
+
+    // A rename, now adopted by id.
+    let renamed = desired(Some(&sim.target_org_id), "Target Renamed", settings);
+    let r = reconcile_until_ready(&client, &renamed, &sink, 2).await;
+    assert!(r.settings_updated);
+    assert_eq!(
+        client
+            .get_org(&sim.target_org_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .name,
+        "Target Renamed"
+    );
+    // Drift made by hand is repaired.
+    client
+        .api()
+        .set_organization_limit(&sim.target_org_id, "Workspaces", 2)
+        .await
+        .unwrap();
+    reconcile_until_ready(&client, &renamed, &sink, 2).await;
+    assert_eq!(
+        client
+            .get_org(&sim.target_org_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .raw["limits"]["Workspaces"],
+        7
+    );
+}
+
+/// A server without the legacy limits: a SettingsSynced condition on the setting that waits
+/// for a change (no backoff loop), the other settings and the copy still done; without a
+/// limits setting the org is Ready and status says limits are not served.
+#[tokio::test]
+async fn limits_a_server_no_longer_serves_are_a_condition_not_a_loop() {
+    let sim = start(Options {
+        serve_limits: false,
+        ..Options::default()
+    })
+    .await;
+    let client = admin(&sim);
+    let sink = MemorySink::default();
+    let want = desired(
+        Some(&sim.target_org_id),
+        TARGET_ORG_NAME,
+        json!({"rules": "r1", "limits": {"Workspaces": 7}}),
+    );
+    let mut report = reconcile(&client, &want, &sink).await;
+    for _ in 0..3 {
+        if report.copy.as_ref().is_some_and(|c| c.failures.is_empty()) {
+            break;
+        }
+        report = reconcile(&client, &want, &sink).await;
+    }
+    let settings = condition(&report, types::SETTINGS_SYNCED);
+    assert!(!settings.status);
+    assert_eq!(settings.reason, "Unsupported");
+    assert!(
+        settings.message.contains("spec.settings.renderedai.limits"),
+        "{}",
+        settings.message
+    );
+    assert_eq!(report.requeue, Requeue::OnChange, "no retry loop");
+    assert!(condition(&report, types::TEMPLATE_COPIED).status);
+    assert_eq!(report.usage.as_ref().unwrap()["limitsServed"], false);
+    let org = client.get_org(&sim.target_org_id).await.unwrap().unwrap();
+    assert_eq!(org.raw["rules"], "r1", "the other settings were applied");
+    assert_copied(&client, &sim.template_org_id, &sim.target_org_id).await;
+
+    let plain = desired(
+        Some(&sim.target_org_id),
+        TARGET_ORG_NAME,
+        json!({"rules": "r1"}),
+    );
+    let r = reconcile_until_ready(&client, &plain, &sink, 2).await;
+    assert_eq!(r.usage.as_ref().unwrap()["limitsServed"], false);
+}
+
+/// A proxy in front of the simulator that lets the simulator carry out the first request of
+/// each named operation and then loses its answer (502), as a gateway timing out would.
+async fn lossy_proxy(upstream: String, lose: &[&str]) -> (String, Arc<Mutex<BTreeSet<String>>>) {
+    let pending: Arc<Mutex<BTreeSet<String>>> =
+        Arc::new(Mutex::new(lose.iter().map(|s| s.to_string()).collect()));
+    let lost = Arc::new(Mutex::new(BTreeSet::new()));
+    let (p, l) = (pending.clone(), lost.clone());
+    let http = reqwest::Client::new();
+    let app = Router::new().fallback(any(move |headers: HeaderMap, body: Bytes| {
+        let (p, l, http, upstream) = (p.clone(), l.clone(), http.clone(), upstream.clone());
+        async move {
+            let op = serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|v| v["operationName"].as_str().map(str::to_string))
+                .unwrap_or_default();
+            let mut req = http.post(&upstream).body(body.to_vec());
+            for (k, v) in &headers {
+                if k != "host" && k != "content-length" {
+                    req = req.header(k, v);
+                }
+            }
+            let answer = req.send().await.unwrap();
+            let status = answer.status().as_u16();
+            let text = answer.bytes().await.unwrap();
+            if p.lock().unwrap().remove(&op) {
+                l.lock().unwrap().insert(op);
+                return (StatusCode::BAD_GATEWAY, "upstream timed out").into_response();
+            }
+            (
+                StatusCode::from_u16(status).unwrap(),
+                [("content-type", "application/json")],
+                text,
+            )
+                .into_response()
+        }
+    }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/graphql"), lost)
+}
+
+/// Creates whose answers are lost are found again by their tags: one copy of each object.
+#[tokio::test]
+async fn a_create_whose_answer_was_lost_is_not_made_twice() {
+    let sim = start(Options::default()).await;
+    let (url, lost) = lossy_proxy(
+        sim.graphql_url.clone(),
+        &["createVolume", "createWorkspace", "createGraph"],
+    )
+    .await;
+    let client = key_client(&url, &sim.api_key);
+    let sink = MemorySink::default();
+    let want = desired(Some(&sim.target_org_id), TARGET_ORG_NAME, Value::Null);
+    // The engine observes again after each lost answer (in this reconcile or the next).
+    let report = reconcile_until_ready(&client, &want, &sink, 5).await;
+    assert!(report.ready);
+    assert_eq!(
+        lost.lock().unwrap().len(),
+        3,
+        "every lost answer was exercised"
+    );
+    let direct = admin(&sim);
+    assert_copied(&direct, &sim.template_org_id, &sim.target_org_id).await;
+    // Exactly one copy per template object (names are unique in the seed).
+    for kind in [&VOLUMES, &WORKSPACES, &GRAPHS] {
+        let all = direct.list_objects(&sim.target_org_id, kind).await.unwrap();
+        let copies: Vec<&Value> = all
+            .iter()
+            .filter(|o| o["tags"].to_string().contains("orgops:"))
+            .collect();
+        let mut seen = BTreeSet::new();
+        for c in &copies {
+            let marker = c["tags"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| t.as_str().unwrap().starts_with("orgops:"))
+                .unwrap()
+                .clone();
+            assert!(
+                seen.insert(marker.to_string()),
+                "{}: duplicate {c}",
+                kind.name
+            );
+        }
+    }
+}
+
+/// Transport faults (server errors, throttling, resets, lost answers): the copy settles with
+/// one copy of everything and the template is untouched.
+#[tokio::test]
+async fn faults_make_no_duplicates() {
+    for seed in [1u64, 2, 3] {
+        let sim = start(Options::default()).await;
+        let client = admin(&sim);
+        let sink = MemorySink::default();
+        let want = desired(
+            Some(&sim.target_org_id),
+            TARGET_ORG_NAME,
+            json!({"rules": "x"}),
+        );
+        let mut before = Vec::new();
+        for kind in CAPABILITIES.kinds {
+            before.push(
+                client
+                    .list_objects(&sim.template_org_id, kind)
+                    .await
+                    .unwrap()
+                    .len(),
+            );
+        }
+        sim.set_faults(
+            orgops::simulator::FaultSpec::parse(&format!(
+                "5xx=0.04,429=0.03,reset=0.03,drop=0.06,seed={seed}"
+            ))
+            .unwrap(),
+        );
+        let mut ready = false;
+        for _ in 0..15 {
+            if reconcile(&client, &want, &sink).await.ready {
+                ready = true;
+                break;
+            }
+        }
+        sim.set_faults(orgops::simulator::FaultSpec::none());
+        if !ready {
+            let r = reconcile(&client, &want, &sink).await;
+            assert!(
+                r.ready,
+                "seed {seed}: {} {}",
+                r.ready_reason(),
+                r.ready_message()
+            );
+        }
+        for (n, kind) in CAPABILITIES.kinds.iter().enumerate() {
+            let from = client
+                .list_objects(&sim.template_org_id, kind)
+                .await
+                .unwrap();
+            assert_eq!(
+                from.len(),
+                before[n],
+                "seed {seed}: the template's {} changed",
+                kind.name
+            );
+        }
+        assert_copied(&client, &sim.template_org_id, &sim.target_org_id).await;
+    }
+}
+
+/// An unknown e-mail is invited (Invited until accepted, nothing sent again meanwhile), its
+/// role changed while invited, accepted, changed again as a member, and removed; a person with
+/// an account becomes a member at once.
+#[tokio::test]
+async fn a_member_is_invited_accepted_changed_and_removed() {
+    let sim = start(Options::default()).await;
+    let client = admin(&sim);
+    let org = sim.target_org_id.clone();
+    let mut person = MemberDesired {
+        org: org.clone(),
+        email: "Newbie@orgops.example".into(),
+        first_name: None,
+        last_name: None,
+        roles: ["member".to_string()].into(),
+        scopes: Default::default(),
+    };
+    let r = reconcile_member(&client, &person, Mode::Apply).await;
+    assert_eq!(r.ready_reason(), "Invited", "{}", r.ready_message());
+    let writes = sim.total_writes();
+    let r = reconcile_member(&client, &person, Mode::Apply).await;
+    assert_eq!(r.ready_reason(), "Invited");
+    assert_eq!(
+        sim.total_writes(),
+        writes,
+        "an open invitation is not sent again"
+    );
+
+    // A role change while invited: the invitation now carries the new role.
+    person.roles = ["admin".to_string()].into();
+    let r = reconcile_member(&client, &person, Mode::Apply).await;
+    assert_eq!(r.ready_reason(), "Invited", "{}", r.ready_message());
+    let members = client.members().unwrap();
+    let seen = members
+        .observe_member(&org, "newbie@orgops.example")
+        .await
+        .unwrap();
+    assert_eq!(seen.presence, Presence::Invited);
+    assert_eq!(seen.roles, ["admin".to_string()].into());
+
+    sim.accept_invitation(&org, "newbie@orgops.example")
+        .unwrap();
+    let r = reconcile_member(&client, &person, Mode::Apply).await;
+    assert!(r.ready, "{} {}", r.ready_reason(), r.ready_message());
+    let seen = members
+        .observe_member(&org, "newbie@orgops.example")
+        .await
+        .unwrap();
+    assert_eq!(seen.presence, Presence::Active);
+    assert_eq!(seen.roles, ["admin".to_string()].into());
+
+    person.roles = ["member".to_string()].into();
+    let r = reconcile_member(&client, &person, Mode::Apply).await;
+    assert!(r.ready, "{} {}", r.ready_reason(), r.ready_message());
+    let seen = members
+        .observe_member(&org, "newbie@orgops.example")
+        .await
+        .unwrap();
+    assert_eq!(seen.roles, ["member".to_string()].into());
+    let writes = sim.total_writes();
+    assert!(reconcile_member(&client, &person, Mode::Apply).await.ready);
+    assert_eq!(sim.total_writes(), writes);
+
+    // Two roles, or a role Rendered.ai does not have: refused, nothing sent.
+    person.roles = ["owner".to_string()].into();
+    let r = reconcile_member(&client, &person, Mode::Apply).await;
+    assert!(!r.ready);
+    assert_eq!(sim.total_writes(), writes);
+
+    members.remove_member(&org, &seen).await.unwrap();
+    let gone = members
+        .observe_member(&org, "newbie@orgops.example")
+        .await
+        .unwrap();
+    assert!(!gone.holds_access(), "{gone:?}");
+    members.remove_member(&org, &gone).await.unwrap();
+
+    // An invitation is revoked by removal too.
+    let invited = MemberDesired {
+        email: "later@orgops.example".into(),
+        roles: ["member".to_string()].into(),
+        ..person.clone()
+    };
+    assert_eq!(
+        reconcile_member(&client, &invited, Mode::Apply)
+            .await
+            .ready_reason(),
+        "Invited"
+    );
+    let inv = members
+        .observe_member(&org, "later@orgops.example")
+        .await
+        .unwrap();
+    members.remove_member(&org, &inv).await.unwrap();
+    assert!(
+        !members
+            .observe_member(&org, "later@orgops.example")
+            .await
+            .unwrap()
+            .holds_access()
+    );
+
+    // Someone with an account is a member at once.
+    let known = MemberDesired {
+        email: ANALYST_EMAIL.into(),
+        roles: ["member".to_string()].into(),
+        ..person
+    };
+    let r = reconcile_member(&client, &known, Mode::Apply).await;
+    assert!(r.ready, "{} {}", r.ready_reason(), r.ready_message());
+}
+
+/// Sessions that live three seconds: the client signs in again before each expires, and the
+/// server never refuses a call.
+#[tokio::test]
+async fn password_sessions_are_renewed_before_they_expire() {
+    let sim = start(Options {
+        token_lifetime: Some(Duration::from_secs(3)),
+        ..Options::default()
+    })
+    .await;
+    let client = RenderedAiClient::new(
+        Some(&sim.graphql_url),
+        secret(&[
+            ("email", &sim.admin_email),
+            ("password", &sim.admin_password),
+        ]),
+        fast(),
+        &Endpoints::default(),
+    )
+    .unwrap();
+    client.verify_credentials().await.unwrap();
+    for _ in 0..5 {
+        assert!(client.get_org(&sim.target_org_id).await.unwrap().is_some());
+        tokio::time::sleep(Duration::from_millis(900)).await;
+    }
+    assert_eq!(
+        client.api().refusals(),
+        0,
+        "a call went out with an expired session"
+    );
+    assert!(
+        client.api().sign_ins() >= 2,
+        "renewed: {}",
+        client.api().sign_ins()
+    );
+    let account = client.describe_account().await.unwrap();
+    assert_eq!(account.details["user"], sim.admin_email);
+
+    // A session ended by the server is renewed once and the call still answers.
+    sim.expire_sessions();
+    assert!(client.get_org(&sim.target_org_id).await.unwrap().is_some());
+
+    // A wrong password names the Secret and never shows the password.
+    let wrong = RenderedAiClient::new(
+        Some(&sim.graphql_url),
+        secret(&[
+            ("email", &sim.admin_email),
+            ("password", "wrong-password-42"),
+        ]),
+        fast(),
+        &Endpoints::default(),
+    )
+    .unwrap();
+    let e = wrong.verify_credentials().await.unwrap_err();
+    assert_eq!(e.category(), "CredentialsInvalid", "{e}");
+    assert!(e.to_string().contains("tenants/rai"), "{e}");
+    assert!(!e.to_string().contains("wrong-password-42"), "{e}");
+}
+
+/// Organizations come from sign-up: asked to create one, orgops says how to get one.
+#[tokio::test]
+async fn organizations_are_adopted_never_created() {
+    let sim = start(Options::default()).await;
+    let client = admin(&sim);
+    let sink = MemorySink::default();
+    let mut want = desired(None, "No Such Org", Value::Null);
+    want.template = None;
+    let r = reconcile(&client, &want, &sink).await;
+    assert!(!r.ready);
+    let msg = r.ready_message();
+    assert!(
+        msg.contains("sign-up") || msg.contains("externalId"),
+        "{msg}"
+    );
+    assert_eq!(sim.total_writes(), 0);
+    assert_eq!(client.get_org("not-an-org").await.unwrap(), None);
+    let found = client.find_orgs(Some(TARGET_ORG_NAME)).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].id, sim.target_org_id);
+    assert!(matches!(
+        client
+            .create_org(&orgops::vendors::OrgDesired {
+                owner: Owner {
+                    key: "a/b".into(),
+                    uid: None
+                },
+                display_name: "x".into(),
+                settings: Value::Null,
+            })
+            .await,
+        Err(VendorError::Unsupported { .. })
+    ));
+}
+
+/// A scripted hostile server: errors echoing the key, a cursor that never moves, answers of
+/// the wrong shape. Nothing panics or hangs, and the key never appears in an error.
+#[tokio::test]
+async fn hostile_answers_are_errors_that_never_echo_the_key() {
+    const KEY: &str = "hostile-test-key-5f4e3d";
+    let script: Arc<Mutex<Vec<Value>>> = Arc::new(Mutex::new(Vec::new()));
+    let s = script.clone();
+    let app = Router::new().fallback(any(move || {
+        let s = s.clone();
+        async move {
+            let answer = {
+                let mut s = s.lock().unwrap();
+                if s.is_empty() {
+                    json!({"data": null})
+                } else {
+                    s.remove(0)
+                }
+            };
+            axum::Json(answer)
+        }
+    }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client = key_client(&format!("http://{addr}/graphql"), KEY);
+    let push = |v: Value| script.lock().unwrap().push(v);
+
+    push(json!({"errors": [{"message": format!("Unauthorized: key {KEY} unknown")}]}));
+    let e = client.verify_credentials().await.unwrap_err();
+    assert_eq!(e.category(), "CredentialsInvalid");
+    assert!(!e.to_string().contains(KEY), "{e}");
+
+    // A full page whose cursor comes back: an error, not an endless loop.
+    let page: Vec<Value> = (0..100)
+        .map(|_| json!({"organizationId": "same", "name": "x"}))
+        .collect();
+    for _ in 0..3 {
+        push(json!({"data": {"getOrganizations": page}}));
+    }
+    let e = client.find_orgs(None).await.unwrap_err();
+    assert!(e.to_string().contains("second time"), "{e}");
+    script.lock().unwrap().clear();
+
+    // Rows of the wrong shape are dropped; a list that is not a list is an error.
+    push(
+        json!({"data": {"getOrganizations": [1, "x", null, {"organizationId": "o", "name": {"x": 1}}]}}),
+    );
+    let orgs = client.find_orgs(None).await.unwrap();
+    assert_eq!(orgs.len(), 1);
+    assert_eq!(orgs[0].name, "");
+    push(json!({"data": {"getOrganizations": "nope"}}));
+    assert!(client.find_orgs(None).await.is_err());
+
+    // A create answered with something that is not an id.
+    push(json!({"data": {"createVolume": {"id": 1}}}));
+    let e = client
+        .create_object("o", &VOLUMES, json!({"name": "v", "tags": []}))
+        .await
+        .unwrap_err();
+    assert_eq!(e.category(), "VendorRejected", "{e}");
+    // A GraphQL error on a mutation is not repeated.
+    let before = client.api().transport().stats().total();
+    push(
+        json!({"errors": [{"message": "The Workspaces limit has been reached by this organization"}]}),
+    );
+    let e = client
+        .create_object("o", &WORKSPACES, json!({"name": "w", "tags": []}))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("limit has been reached"), "{e}");
+    assert!(!e.is_transient());
+    assert_eq!(client.api().transport().stats().total(), before + 1);
+}
