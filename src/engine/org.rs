@@ -218,6 +218,15 @@ async fn run(
         },
     };
     copy_template(vendor, desired, &org, sink, options, report).await?;
+    // Usage counts what the copy just made (Rendered.ai's workspaces, …): read again, once,
+    // only when the copy created something and the vendor reports usage at all.
+    if report.usage.is_some() && report.copy.as_ref().is_some_and(|c| c.created > 0) {
+        match vendor.get_org(&org.id).await {
+            Ok(Some(after)) if after.usage.is_some() => report.usage = after.usage,
+            Ok(_) => {}
+            Err(e) => tracing::debug!(org = %org.id, error = %e, "usage not refreshed"),
+        }
+    }
     settings
 }
 
@@ -362,7 +371,7 @@ async fn observe_or_create(
                 claim(vendor, sink, &org.id).await?;
             }
             if adopt {
-                report.adopted();
+                report.adopted("by spec.externalId");
             } else {
                 report.found();
             }
@@ -438,7 +447,9 @@ async fn adopt_by_name(
         }
     };
     claim(vendor, sink, &org.id).await?;
-    report.adopted();
+    report.adopted(&format!(
+        "by spec.displayName (the only visible organization named {name:?})"
+    ));
     sink.save_external_id(&org.id)
         .await
         .map_err(|e| Failure::permanent(Step::Create, "StatusWriteFailed", e))?;

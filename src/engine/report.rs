@@ -112,12 +112,13 @@ impl OrgReport {
         ));
     }
 
-    pub(crate) fn adopted(&mut self) {
+    /// An existing organization is managed, found `how` (e.g. "by spec.externalId").
+    pub(crate) fn adopted(&mut self, how: &str) {
         self.set(ConditionSpec::new(
             types::CREATED,
             true,
             "Adopted",
-            "adopted the organization named by spec.externalId",
+            format!("adopted the existing organization {how}"),
         ));
     }
 
