@@ -53,8 +53,10 @@ mod behaviour;
 
 use behaviour::dataloop::DataloopRow;
 use behaviour::openlattice::OpenLatticeRow;
+use behaviour::renderedai::RenderedAiRow;
 use behaviour::rossum::RossumRow;
 
 behaviour_suite!(rossum, RossumRow);
 behaviour_suite!(openlattice, OpenLatticeRow);
 behaviour_suite!(dataloop, DataloopRow);
+behaviour_suite!(renderedai, RenderedAiRow);
