@@ -73,6 +73,7 @@ async fn demo_applies_the_examples_against_the_embedded_simulator() {
         ("french-department", "rossum"),
         ("research", "openlattice"),
         ("vision", "dataloop"),
+        ("synthetics", "renderedai"),
     ] {
         let row = lines
             .iter()
@@ -100,6 +101,12 @@ async fn demo_applies_the_examples_against_the_embedded_simulator() {
         .find(|l| l.starts_with("carol-in-vision"))
         .expect("carol-in-vision row");
     assert_eq!(carol.split_whitespace().nth(4), Some("Invited"), "{carol}");
+    // So does Rendered.ai, for someone without an account.
+    let dana = lines
+        .iter()
+        .find(|l| l.starts_with("dana-in-synthetics"))
+        .expect("dana-in-synthetics row");
+    assert_eq!(dana.split_whitespace().nth(4), Some("Invited"), "{dana}");
     // Vision is adopted (Dataloop's API creates no organizations), by its seeded name.
     let vision = lines.iter().find(|l| l.starts_with("vision")).unwrap();
     assert!(
@@ -109,6 +116,18 @@ async fn demo_applies_the_examples_against_the_embedded_simulator() {
     assert!(
         run.stderr
             .contains("Simulated Dataloop at http://127.0.0.1:"),
+        "{}",
+        run.stderr
+    );
+    // Synthetics too is adopted by its seeded name.
+    let synthetics = lines.iter().find(|l| l.starts_with("synthetics")).unwrap();
+    assert!(
+        synthetics.contains(orgops::simulator::renderedai::seed::TARGET_ORG_ID),
+        "{synthetics}"
+    );
+    assert!(
+        run.stderr
+            .contains("Simulated Rendered.ai at http://127.0.0.1:"),
         "{}",
         run.stderr
     );

@@ -20,7 +20,9 @@ fn examples(ns: &str, ops: &str, conn: &str, endpoint: &str, org: &str, member: 
         .map(|e| e.unwrap().path())
         .filter(|p| {
             let p = p.to_string_lossy();
-            !p.contains("openlattice") && !p.contains("dataloop")
+            !["openlattice", "dataloop", "renderedai"]
+                .iter()
+                .any(|other| p.contains(other))
         })
         .collect();
     files.sort();

@@ -17,6 +17,7 @@ use crate::engine::{DesiredOrg, EngineOptions, OrgReport, Requeue, reconcile_org
 use crate::simulator::ServeOptions;
 use crate::simulator::dataloop::DataloopSimulator;
 use crate::simulator::openlattice::OpenLatticeSimulator;
+use crate::simulator::renderedai::RenderedAiSimulator;
 use crate::simulator::rossum::{Admin, RossumSimulator, Seed, TEMPLATE_ORG};
 use crate::vendors::connection::{ConnectionConfig, ConnectionPolicy};
 use crate::vendors::{Credentials, Endpoints, HttpConfig, VendorClient, connect};
@@ -133,6 +134,14 @@ pub async fn run(args: ApplyArgs) -> Result<bool, ApplyError> {
                 sim.base_url,
                 crate::simulator::dataloop::seed::TEMPLATE_ORG_NAME,
                 crate::simulator::dataloop::seed::TARGET_ORG_NAME,
+            ));
+        }
+        if let Some(sim) = &sims.renderedai {
+            display.println(&format!(
+                "Simulated Rendered.ai at {} (template org {:?}, target org {:?} to adopt); the manifests' credentials are replaced by the simulator's API key",
+                sim.graphql_url,
+                crate::simulator::renderedai::seed::TEMPLATE_ORG_NAME,
+                crate::simulator::renderedai::seed::TARGET_ORG_NAME,
             ));
         }
         Some(sims)
@@ -579,6 +588,7 @@ struct Simulators {
     rossum: Option<RossumSimulator>,
     openlattice: Option<OpenLatticeSimulator>,
     dataloop: Option<DataloopSimulator>,
+    renderedai: Option<RenderedAiSimulator>,
 }
 
 impl Simulators {
@@ -607,10 +617,20 @@ impl Simulators {
         } else {
             None
         };
+        let renderedai = if uses(Vendor::RenderedAi) {
+            Some(
+                RenderedAiSimulator::start(0, Default::default())
+                    .await
+                    .map_err(ApplyError::Simulator)?,
+            )
+        } else {
+            None
+        };
         Ok(Self {
             rossum,
             openlattice,
             dataloop,
+            renderedai,
         })
     }
 
@@ -620,13 +640,14 @@ impl Simulators {
             Vendor::Rossum => self.rossum.as_ref().map(|s| s.base_url.clone()),
             Vendor::OpenLattice => self.openlattice.as_ref().map(|s| s.base_url.clone()),
             Vendor::Dataloop => self.dataloop.as_ref().map(|s| s.base_url.clone()),
-            Vendor::RenderedAi => None,
+            Vendor::RenderedAi => self.renderedai.as_ref().map(|s| s.graphql_url.clone()),
         }
     }
 
     /// The credentials to use with `vendor`'s simulator: the manifest's become the Rossum
-    /// simulator's admins; OpenLattice's token and Dataloop's credentials are replaced by the
-    /// simulator's admin token and API key (the Secret's name is kept, for messages).
+    /// simulator's admins; OpenLattice's token and Dataloop's and Rendered.ai's credentials are
+    /// replaced by the simulator's admin token and API key (the Secret's name is kept, for
+    /// messages).
     fn credentials(&self, vendor: Vendor, manifest: Credentials) -> Credentials {
         let replaced = |key: &str, value: &str| {
             Credentials::new(
@@ -649,7 +670,14 @@ impl Simulators {
                 ),
                 None => manifest,
             },
-            _ => manifest,
+            Vendor::RenderedAi => match &self.renderedai {
+                Some(sim) => replaced(
+                    crate::vendors::renderedai::client::API_KEY_KEY,
+                    &sim.api_key,
+                ),
+                None => manifest,
+            },
+            Vendor::Rossum => manifest,
         }
     }
 }
