@@ -908,3 +908,93 @@ proptest! {
         });
     }
 }
+
+#[tokio::test]
+async fn volumes_are_edited_in_place() {
+    let sim = start().await;
+    let volumes = sim.objects("volumes", T).unwrap();
+    let textures = volumes.iter().find(|v| v["name"] == "Textures").unwrap();
+    let id = textures["volumeId"].as_str().unwrap();
+    let edit = "mutation editVolume($volumeId: String!, $name: String, $description: String, $permission: String, $tags: [String]) { editVolume(volumeId: $volumeId, name: $name, description: $description, permission: $permission, tags: $tags) }";
+    // As anatools 6.1.2 sends it: every variable, null meaning unchanged; tags replace.
+    let v = admin(
+        &sim,
+        edit,
+        json!({"volumeId": id, "name": null, "description": "Brick and wood.", "permission": "view", "tags": ["t"]}),
+    )
+    .await;
+    assert_eq!(data(&v, "editVolume"), true);
+    let after = sim.objects("volumes", T).unwrap();
+    let now = after.iter().find(|v| v["volumeId"] == id).unwrap();
+    assert_eq!(
+        (
+            &now["name"],
+            &now["description"],
+            &now["permission"],
+            &now["tags"]
+        ),
+        (
+            &json!("Textures"),
+            &json!("Brick and wood."),
+            &json!("view"),
+            &json!(["t"])
+        )
+    );
+    assert_eq!(sim.writes("volumes").unwrap().updates, 1);
+    // Bad values and volumes the caller's orgs do not own change nothing.
+    let all = json!({"name": null, "description": null, "permission": null, "tags": null});
+    let with = |extra: Value| {
+        let mut vars = all.clone();
+        vars.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        vars
+    };
+    for (vars, message) in [
+        (
+            with(json!({"volumeId": id, "permission": "all"})),
+            "The permission must be read, write or view.",
+        ),
+        (
+            with(json!({"volumeId": id, "name": " "})),
+            "The name cannot be empty.",
+        ),
+        (
+            with(json!({"volumeId": "no-such-volume"})),
+            "Volume not found.",
+        ),
+    ] {
+        assert_eq!(error(&admin(&sim, edit, vars).await), message);
+    }
+    let member = sign_in(&sim, seed::MEMBER_EMAIL, seed::MEMBER_PASSWORD).await;
+    let (token, uid) = (
+        member["data"]["signIn"]["idtoken"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+        member["data"]["signIn"]["uid"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    );
+    let target_volume = admin(
+        &sim,
+        "mutation($o: String!) { createVolume(organizationId: $o, name: \"Target only\") }",
+        json!({"o": TARGET}),
+    )
+    .await;
+    let target_volume = data(&target_volume, "createVolume");
+    let v = gql(
+        &sim,
+        Auth::Bearer(&token, Some(&uid)),
+        edit,
+        with(json!({"volumeId": target_volume, "name": "Taken"})),
+    )
+    .await;
+    assert_eq!(
+        error(&v),
+        "Volume not found.",
+        "not a member of the target org"
+    );
+    assert_eq!(sim.writes("volumes").unwrap().updates, 1);
+}

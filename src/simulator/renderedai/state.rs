@@ -766,6 +766,7 @@ impl State {
             "createChannel" => self.create_channel(&c, args),
             "createVolume" => self.create_volume(&c, args),
             "deleteVolume" => self.delete_volume(&c, args),
+            "editVolume" => self.edit_volume(&c, args),
             "addWorkspaceVolumes" => self.workspace_volumes(&c, args, true),
             "removeWorkspaceVolumes" => self.workspace_volumes(&c, args, false),
             "createGraph" => self.create_graph(&c, args),
@@ -1603,6 +1604,45 @@ impl State {
             .create(VOLUMES, Some(id.clone()), &org, value)
             .map_err(|_| err("The volume could not be created."))?;
         Ok(json!(id))
+    }
+
+    /// `editVolume` (anatools 6.1.2 `edit_volume`): null = unchanged, `tags` replaces.
+    fn edit_volume(&mut self, c: &Caller, args: &Map<String, Value>) -> Answer {
+        let id = required(args, "volumeId")?;
+        let org = self
+            .store
+            .get(VOLUMES, &id)
+            .map(|r| r.org.clone())
+            .ok_or_else(|| err("Volume not found."))?;
+        // A volume another org shares in is visible, not editable: only its own org's members
+        // may change it.
+        self.need_org(c, &org, false)
+            .map_err(|_| err("Volume not found."))?;
+        if args
+            .get("name")
+            .is_some_and(|n| n.as_str().is_some_and(|n| n.trim().is_empty()))
+        {
+            return Err(err("The name cannot be empty."));
+        }
+        if let Some(p) = s(args, "permission")
+            && !["read", "write", "view"].contains(&p.as_str())
+        {
+            return Err(err("The permission must be read, write or view."));
+        }
+        let by = c.email.clone();
+        let args = args.clone();
+        self.store
+            .update(VOLUMES, &id, |v| {
+                for key in ["name", "description", "permission", "tags"] {
+                    if let Some(x) = args.get(key).filter(|x| !x.is_null()) {
+                        v[key] = x.clone();
+                    }
+                }
+                v["updatedAt"] = json!(now_iso());
+                v["updatedBy"] = json!(by);
+            })
+            .map_err(|_| err("Volume not found."))?;
+        Ok(json!(true))
     }
 
     fn delete_volume(&mut self, c: &Caller, args: &Map<String, Value>) -> Answer {

@@ -935,6 +935,7 @@ impl RenderedAiApi {
     }
 
     /// Creates a graph; its id. Not idempotent.
+    #[allow(clippy::too_many_arguments)]
     pub async fn create_graph(
         &self,
         workspace: &str,
@@ -942,6 +943,7 @@ impl RenderedAiApi {
         graph: &str,
         name: &str,
         description: Option<&str>,
+        staged: bool,
         tags: &[String],
     ) -> Result<String, VendorError> {
         let v = self
@@ -949,7 +951,7 @@ impl RenderedAiApi {
                 &CREATE_GRAPH,
                 json!({
                     "workspaceId": workspace, "channelId": channel, "graph": graph, "name": name,
-                    "description": description, "staged": false, "tags": tags,
+                    "description": description, "staged": staged, "tags": tags,
                 }),
             )
             .await?;

@@ -222,6 +222,10 @@ pub struct Graph {
     /// Tags.
     #[serde(default, deserialize_with = "strings")]
     pub tags: Vec<String>,
+    /// Whether it is a staged (read-only) graph: `readOnly`, which the SDK's fixed graph
+    /// fields carry, is the flag `createGraph(staged)` sets (design doc §3, step 6).
+    #[serde(default, rename = "readOnly", deserialize_with = "flag")]
+    pub staged: bool,
 }
 
 /// One legacy organization limit (`OrganizationLimit`, anatools 3.3.4).
@@ -406,7 +410,7 @@ op!(
 op!(
     GET_GRAPHS,
     "getGraphs",
-    "query getGraphs($workspaceId: String!, $graphId: String, $staged: Boolean, $limit: Int, $cursor: String, $filters: GraphFilter) { getGraphs(workspaceId: $workspaceId, graphId: $graphId, staged: $staged, limit: $limit, cursor: $cursor, filters: $filters) { graphId workspaceId name description channelId tags } }"
+    "query getGraphs($workspaceId: String!, $graphId: String, $staged: Boolean, $limit: Int, $cursor: String, $filters: GraphFilter) { getGraphs(workspaceId: $workspaceId, graphId: $graphId, staged: $staged, limit: $limit, cursor: $cursor, filters: $filters) { graphId workspaceId name description channelId readOnly tags } }"
 );
 op!(
     DOWNLOAD_GRAPH,

@@ -123,8 +123,8 @@ pub const WORKSPACES: KindSpec = KindSpec {
     opt_in: false,
 };
 
-/// Graphs of the workspaces: name, description, channel (shared), tags, and the graph JSON
-/// with its volume files remapped.
+/// Graphs of the workspaces: name, description, channel (shared), whether staged
+/// (read-only), tags, and the graph JSON with its volume files remapped.
 pub const GRAPHS: KindSpec = KindSpec {
     name: "graphs",
     refs: &[
@@ -137,6 +137,7 @@ pub const GRAPHS: KindSpec = KindSpec {
         "description",
         "workspaceId",
         "channelId",
+        "staged",
         "tags",
         "graph",
     ]),
@@ -373,6 +374,7 @@ pub fn graph_object(g: Graph, workspace: &str, json_text: String) -> Value {
         "name": g.name,
         "description": text(g.description),
         "channelId": g.channel_id,
+        "staged": g.staged,
         "tags": g.tags,
         "graph": graph,
     })
@@ -765,6 +767,7 @@ impl VendorClient for RenderedAiClient {
                         &graph,
                         name,
                         str_at(&body, "description"),
+                        body.get("staged") == Some(&Value::Bool(true)),
                         &tags,
                     )
                     .await?;

@@ -9,6 +9,7 @@
 
 pub mod dataloop;
 pub mod openlattice;
+pub mod renderedai;
 pub mod rossum;
 
 use std::collections::{BTreeMap, BTreeSet};
