@@ -313,7 +313,11 @@ impl RenderedAiApi {
                 .filter_map(|i| serde_json::from_value(i).ok())
                 .collect();
             let last = page.last().map(|f| f.key.clone());
-            out.extend(page.into_iter().filter(|f| f.bytes().is_some()));
+            // Directory entries (a key ending in `/`, size 0 or none) are not files.
+            out.extend(
+                page.into_iter()
+                    .filter(|f| f.bytes().is_some() && !f.key.ends_with('/')),
+            );
             if out.len() > room {
                 return Err(VendorError::Rejected(format!(
                     "more than {MAX_FILES} volume files in the organization; copying volume data stops there"
@@ -353,7 +357,7 @@ impl RenderedAiApi {
             Value::Array(items) => items
                 .into_iter()
                 .filter_map(|i| serde_json::from_value::<VolumeFile>(i).ok())
-                .find(|f| f.key == key && f.bytes().is_some()),
+                .find(|f| f.key == key && !f.key.ends_with('/') && f.bytes().is_some()),
             _ => None,
         })
     }

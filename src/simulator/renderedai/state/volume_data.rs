@@ -259,7 +259,7 @@ impl State {
     }
 
     /// `getVolumeData`: the files under `dir` (all below it when `recursive`, else its direct
-    /// files and one `<name>/` entry per subdirectory, without size), keys relative to `dir`,
+    /// files and one `<name>/` entry of size 0 per subdirectory), keys relative to `dir`,
     /// narrowed to `keys` when given; paged by key.
     pub(super) fn get_volume_data(&mut self, c: &Caller, args: &Map<String, Value>) -> Answer {
         let volume = required(args, "volumeId")?;
@@ -300,7 +300,9 @@ impl State {
                 Some((sub, _)) if !recursive => {
                     let sub = format!("{sub}/");
                     entries.entry(sub.clone()).or_insert_with(|| {
-                        json!({"key": sub, "size": null, "hash": null, "url": null, "updatedAt": null})
+                        // Size 0, as anatools expects of a directory: its download and sync
+                        // skip entries whose size is 0 (and would fail on a null one).
+                        json!({"key": sub, "size": 0, "hash": null, "url": null, "updatedAt": null})
                     });
                 }
                 _ => {
