@@ -136,6 +136,8 @@ pub async fn run(client: Client, opts: RunOptions) -> Result<(), Error> {
     let endpoints = Arc::new(Endpoints::default());
     let engine = EngineOptions {
         concurrency: opts.copy_concurrency.max(1),
+        // Create intents and ids live on the resources.
+        durable_state: true,
         ..EngineOptions::default()
     };
     let ctx = Arc::new(context::Context::new(

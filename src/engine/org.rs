@@ -59,6 +59,12 @@ pub struct EngineOptions {
     /// A vendor-reported creation time this much earlier than the recorded intent still
     /// counts as ours (clock skew between us and the vendor).
     pub clock_skew: Duration,
+    /// The caller keeps every create intent and vendor id durably before and after the create
+    /// (the operator: on the resource). An Organization with neither has never created an org,
+    /// so it is looked up by name only, not by scanning every visible org for its ownership
+    /// marker: the cost of a create does not grow with the fleet. Without durable state (the
+    /// CLI), an org renamed at the vendor is still found by its marker.
+    pub durable_state: bool,
 }
 
 impl Default for EngineOptions {
@@ -66,6 +72,7 @@ impl Default for EngineOptions {
         Self {
             concurrency: 16,
             clock_skew: Duration::from_secs(120),
+            durable_state: false,
         }
     }
 }
@@ -469,7 +476,8 @@ async fn claim(vendor: &dyn VendorClient, sink: &dyn Sink, id: &str) -> Result<(
 
 /// Our organization among those visible: by ownership marker, or made by a pending create.
 /// Cheap first: orgs with the (pending) name; then every org, for one renamed while its id was
-/// not recorded. Only orgs about to be created (or deleted without an id) pay for the scan.
+/// not recorded. Only a create whose outcome is unknown pays for the scan (and, without
+/// [`EngineOptions::durable_state`], every org about to be created or deleted without an id).
 async fn search(
     vendor: &dyn VendorClient,
     desired: &DesiredOrg,
@@ -489,6 +497,11 @@ async fn search(
     let named = vendor.find_orgs(Some(name)).await?;
     if let Some(org) = choose_existing(desired, pending, &named, options.clock_skew) {
         return Ok(Some(org.clone()));
+    }
+    // Only a create whose outcome was never learned can have left an org under another name
+    // (renamed since); with durable state, no intent means no create ever happened.
+    if options.durable_state && pending.is_none() {
+        return Ok(None);
     }
     let all = vendor.find_orgs(None).await?;
     Ok(choose_existing(desired, pending, &all, options.clock_skew).cloned())
