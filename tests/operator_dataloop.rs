@@ -12,7 +12,10 @@ use orgops::simulator::dataloop::DataloopSimulator;
 use orgops::simulator::dataloop::seed::{TARGET_ORG_ID, TARGET_ORG_NAME};
 use orgops::simulator::kit::handle::SimulatorHandle;
 use serde_json::Value;
-use support::cluster::{Cluster, stderr, stdout};
+use support::cluster::Cluster;
+use support::e2e::{
+    apply, cluster_with_operator, connection, drift_passes_write_nothing, example, kubectl_ok, wait,
+};
 
 /// A value no example holds: where it shows up, it came from the test's Secrets.
 const SECRET_VALUE: &str = "e2e-integration-secret";
@@ -21,50 +24,16 @@ const CAROL: &str = "carol@orgops.example";
 /// The Dataloop example (deploy/examples/dataloop-vision.yaml) moved into `ns`, re-synced every
 /// second, with a namespaced VendorConnection to the simulator holding its admin API key.
 fn manifests(ns: &str, endpoint: &str, api_key: &str) -> String {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/examples");
-    let org = std::fs::read_to_string(dir.join("dataloop-vision.yaml")).unwrap();
-    let org = org
-        .replace("namespace: tenants", &format!("namespace: {ns}"))
-        .replace(
-            "kind: ClusterVendorConnection\n    name: dataloop",
-            "kind: VendorConnection\n    name: dataloop",
-        )
+    let org = example("dataloop-vision.yaml", ns, "dataloop")
         .replace(
             "  deletionPolicy: Orphan",
             "  syncInterval: 1s\n  deletionPolicy: Orphan",
         )
         .replace("REPLACE-ME", SECRET_VALUE);
     format!(
-        "apiVersion: v1\nkind: Secret\nmetadata: {{name: dataloop-admin, namespace: {ns}}}\nstringData:\n  apiKey: {api_key}\n---\napiVersion: orgops.io/v1alpha1\nkind: VendorConnection\nmetadata: {{name: dataloop, namespace: {ns}}}\nspec:\n  vendor: dataloop\n  endpoint: {endpoint}\n  credentialsSecretRef: {{name: dataloop-admin}}\n---\n{org}"
+        "{}---\n{org}",
+        connection(ns, "dataloop", endpoint, "apiKey", api_key)
     )
-}
-
-async fn kubectl_ok(c: &Cluster, args: &[&str]) -> String {
-    let out = c.kubectl(args).await;
-    assert!(out.status.success(), "kubectl {args:?}: {}", stderr(&out));
-    stdout(&out)
-}
-
-async fn wait(c: &Cluster, ns: &str, what: &str, condition: &str) {
-    let out = c
-        .kubectl(&[
-            "wait",
-            &format!("--for={condition}"),
-            what,
-            "-n",
-            ns,
-            "--timeout=60s",
-        ])
-        .await;
-    assert!(
-        out.status.success(),
-        "wait {what} {condition}: {}\n{}",
-        stderr(&out),
-        stdout(
-            &c.kubectl(&["get", "org,orgm", "-n", ns, "-o", "yaml"])
-                .await
-        )
-    );
 }
 
 fn named<'a>(objects: &'a [Value], name: &str) -> &'a Value {
@@ -79,27 +48,8 @@ async fn a_dataloop_org_is_adopted_copied_joined_and_released_with_kubectl() {
     let sim = DataloopSimulator::start(0, Default::default())
         .await
         .unwrap();
-    let c = Cluster::start().await;
-    c.install_crds().await;
-    let ns = c.namespace("dl").await;
-    let op = support::operator::start(
-        &c,
-        &[&ns],
-        &ns,
-        "replica-0",
-        15,
-        &[
-            "--allowed-endpoints",
-            "dataloop=http://127.0.0.1:*",
-            "--min-sync-interval",
-            "1s",
-        ],
-    )
-    .await;
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("m.yaml");
-    std::fs::write(&file, manifests(&ns, &sim.base_url, &sim.admin_api_key)).unwrap();
-    kubectl_ok(&c, &["apply", "-f", file.to_str().unwrap()]).await;
+    let (c, ns, op) = cluster_with_operator("dataloop", "dl").await;
+    apply(&c, &manifests(&ns, &sim.base_url, &sim.admin_api_key)).await;
 
     // Adopted by its name, with its plan and usage in status.
     wait(&c, &ns, "org/vision", "condition=Ready").await;
@@ -168,15 +118,7 @@ async fn a_dataloop_org_is_adopted_copied_joined_and_released_with_kubectl() {
 
     // Drift re-checks (every second here) change nothing at the vendor: counted over two full
     // passes, not after a sleep.
-    let before = sim.total_writes();
-    let series = "orgops_reconciles_total{kind=\"organization\",result=\"ready\"}";
-    let start = op.metric(series).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while op.metric(series).await < start + 2 {
-        assert!(Instant::now() < deadline, "no drift re-checks in 30 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(sim.total_writes(), before, "a re-sync wrote to the vendor");
+    drift_passes_write_nothing(&op, &sim).await;
 
     // Removing the membership removes Carol; deleting the Organization (Orphan) releases the
     // adopted org, which stays at Dataloop with its copies.
@@ -210,7 +152,8 @@ async fn a_dataloop_org_is_adopted_copied_joined_and_released_with_kubectl() {
 /// A namespaced connection to the simulator and an Organization adopting its target org.
 fn adopting(ns: &str, name: &str, endpoint: &str, api_key: &str) -> String {
     format!(
-        "apiVersion: v1\nkind: Secret\nmetadata: {{name: dataloop-admin, namespace: {ns}}}\nstringData:\n  apiKey: {api_key}\n---\napiVersion: orgops.io/v1alpha1\nkind: VendorConnection\nmetadata: {{name: dataloop, namespace: {ns}}}\nspec:\n  vendor: dataloop\n  endpoint: {endpoint}\n  credentialsSecretRef: {{name: dataloop-admin}}\n---\napiVersion: orgops.io/v1alpha1\nkind: Organization\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  vendor: dataloop\n  displayName: {TARGET_ORG_NAME}\n  connectionRef: {{name: dataloop}}\n  settings: {{dataloop: {{plan: premium}}}}\n  deletionPolicy: Orphan\n"
+        "{}---\napiVersion: orgops.io/v1alpha1\nkind: Organization\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  vendor: dataloop\n  displayName: {TARGET_ORG_NAME}\n  connectionRef: {{name: dataloop}}\n  settings: {{dataloop: {{plan: premium}}}}\n  deletionPolicy: Orphan\n",
+        connection(ns, "dataloop", endpoint, "apiKey", api_key)
     )
 }
 
@@ -232,24 +175,25 @@ async fn two_namespaces_never_manage_one_dataloop_org_and_the_metrics_say_why() 
         &["--allowed-endpoints", "dataloop=http://127.0.0.1:*"],
     )
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let apply = |ns: &str, name: &str| {
-        let file = dir.path().join(format!("{ns}.yaml"));
-        std::fs::write(&file, adopting(ns, name, &sim.base_url, &sim.admin_api_key)).unwrap();
-        file
-    };
     // The older Organization is in the namespace listed second (the controllers' caches are
     // per namespace: a claim must be checked against all of them).
     let (first_ns, second_ns) = (second_ns, first_ns);
-    let first = apply(&first_ns, "first");
-    kubectl_ok(&c, &["apply", "-f", first.to_str().unwrap()]).await;
+    let endpoint = &sim.base_url;
+    apply(
+        &c,
+        &adopting(&first_ns, "first", endpoint, &sim.admin_api_key),
+    )
+    .await;
     wait(&c, &first_ns, "org/first", "condition=Ready").await;
 
     // The same org, adopted from another namespace later: refused before any write, and
     // reported with the holder's name.
     let writes = sim.total_writes();
-    let second = apply(&second_ns, "second");
-    kubectl_ok(&c, &["apply", "-f", second.to_str().unwrap()]).await;
+    apply(
+        &c,
+        &adopting(&second_ns, "second", endpoint, &sim.admin_api_key),
+    )
+    .await;
     wait(
         &c,
         &second_ns,

@@ -8,50 +8,18 @@ use std::time::{Duration, Instant};
 
 use orgops::simulator::kit::handle::SimulatorHandle;
 use orgops::simulator::openlattice::OpenLatticeSimulator;
-use support::cluster::{Cluster, stderr, stdout};
+use support::e2e::{
+    apply, cluster_with_operator, connection, drift_passes_write_nothing, example, kubectl_ok, wait,
+};
 
-/// The OpenLattice examples (deploy/examples), moved into `ns`, with a namespaced
-/// VendorConnection to the simulator holding the simulator's admin token.
+/// The OpenLattice example, moved into `ns`, with a namespaced VendorConnection to the simulator
+/// holding the simulator's admin token.
 fn manifests(ns: &str, endpoint: &str, token: &str) -> String {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/examples");
-    let org = std::fs::read_to_string(dir.join("openlattice-research.yaml")).unwrap();
-    let org = org
-        .replace("namespace: tenants", &format!("namespace: {ns}"))
-        .replace(
-            "kind: ClusterVendorConnection\n    name: openlattice",
-            "kind: VendorConnection\n    name: openlattice",
-        );
+    let org = example("openlattice-research.yaml", ns, "openlattice");
     format!(
-        "apiVersion: v1\nkind: Secret\nmetadata: {{name: openlattice-admin, namespace: {ns}}}\nstringData:\n  token: {token}\n---\napiVersion: orgops.io/v1alpha1\nkind: VendorConnection\nmetadata: {{name: openlattice, namespace: {ns}}}\nspec:\n  vendor: openlattice\n  endpoint: {endpoint}\n  credentialsSecretRef: {{name: openlattice-admin}}\n---\n{org}"
+        "{}---\n{org}",
+        connection(ns, "openlattice", endpoint, "token", token)
     )
-}
-
-async fn kubectl_ok(c: &Cluster, args: &[&str]) -> String {
-    let out = c.kubectl(args).await;
-    assert!(out.status.success(), "kubectl {args:?}: {}", stderr(&out));
-    stdout(&out)
-}
-
-async fn wait(c: &Cluster, ns: &str, what: &str, condition: &str) {
-    let out = c
-        .kubectl(&[
-            "wait",
-            &format!("--for={condition}"),
-            what,
-            "-n",
-            ns,
-            "--timeout=60s",
-        ])
-        .await;
-    assert!(
-        out.status.success(),
-        "wait {what} {condition}: {}\n{}",
-        stderr(&out),
-        stdout(
-            &c.kubectl(&["get", "org,orgm", "-n", ns, "-o", "yaml"])
-                .await
-        )
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -59,31 +27,12 @@ async fn an_openlattice_org_is_created_copied_joined_and_deleted_with_kubectl() 
     let sim = OpenLatticeSimulator::start(0, Default::default())
         .await
         .unwrap();
-    let c = Cluster::start().await;
-    c.install_crds().await;
-    let ns = c.namespace("ol").await;
-    let op = support::operator::start(
-        &c,
-        &[&ns],
-        &ns,
-        "replica-0",
-        15,
-        &[
-            "--allowed-endpoints",
-            "openlattice=http://127.0.0.1:*",
-            "--min-sync-interval",
-            "1s",
-        ],
-    )
-    .await;
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("m.yaml");
+    let (c, ns, op) = cluster_with_operator("openlattice", "ol").await;
     let text = manifests(&ns, &sim.base_url, &sim.admin_token).replace(
         "  deletionPolicy: Delete",
         "  syncInterval: 1s\n  deletionPolicy: Delete",
     );
-    std::fs::write(&file, text).unwrap();
-    kubectl_ok(&c, &["apply", "-f", file.to_str().unwrap()]).await;
+    apply(&c, &text).await;
 
     wait(&c, &ns, "org/research", "condition=Ready").await;
     wait(
@@ -134,15 +83,7 @@ async fn an_openlattice_org_is_created_copied_joined_and_deleted_with_kubectl() 
 
     // Drift re-checks (every second here) change nothing at the vendor: counted over two full
     // passes, not after a sleep.
-    let before = sim.total_writes();
-    let series = "orgops_reconciles_total{kind=\"organization\",result=\"ready\"}";
-    let start = op.metric(series).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while op.metric(series).await < start + 2 {
-        assert!(Instant::now() < deadline, "no drift re-checks in 30 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(sim.total_writes(), before, "a re-sync wrote to the vendor");
+    drift_passes_write_nothing(&op, &sim).await;
 
     // deletionPolicy Delete: the member leaves, then the org it created is deleted.
     kubectl_ok(

@@ -7,62 +7,28 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
 
 use orgops::simulator::kit::handle::SimulatorHandle;
 use orgops::simulator::renderedai::RenderedAiSimulator;
 use orgops::simulator::renderedai::seed::{TARGET_ORG_ID, TARGET_ORG_NAME, TEMPLATE_ORG_ID};
 use serde_json::Value;
-use support::cluster::{Cluster, stderr, stdout};
+use support::e2e::{
+    apply, cluster_with_operator, connection, drift_passes_write_nothing, example, kubectl_ok, wait,
+};
 
 const DANA: &str = "dana@orgops.example";
 
 /// The Rendered.ai example (deploy/examples/renderedai-synthetics.yaml) moved into `ns`,
 /// re-synced every second, with a namespaced VendorConnection holding the simulator's API key.
 fn manifests(ns: &str, endpoint: &str, api_key: &str) -> String {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/examples");
-    let org = std::fs::read_to_string(dir.join("renderedai-synthetics.yaml")).unwrap();
-    let org = org
-        .replace("namespace: tenants", &format!("namespace: {ns}"))
-        .replace(
-            "kind: ClusterVendorConnection\n    name: renderedai",
-            "kind: VendorConnection\n    name: renderedai",
-        )
-        .replace(
-            "  deletionPolicy: Orphan",
-            "  syncInterval: 1s\n  deletionPolicy: Orphan",
-        );
-    format!(
-        "apiVersion: v1\nkind: Secret\nmetadata: {{name: renderedai-admin, namespace: {ns}}}\nstringData:\n  apiKey: {api_key}\n---\napiVersion: orgops.io/v1alpha1\nkind: VendorConnection\nmetadata: {{name: renderedai, namespace: {ns}}}\nspec:\n  vendor: renderedai\n  endpoint: {endpoint}\n  credentialsSecretRef: {{name: renderedai-admin}}\n---\n{org}"
-    )
-}
-
-async fn kubectl_ok(c: &Cluster, args: &[&str]) -> String {
-    let out = c.kubectl(args).await;
-    assert!(out.status.success(), "kubectl {args:?}: {}", stderr(&out));
-    stdout(&out)
-}
-
-async fn wait(c: &Cluster, ns: &str, what: &str, condition: &str) {
-    let out = c
-        .kubectl(&[
-            "wait",
-            &format!("--for={condition}"),
-            what,
-            "-n",
-            ns,
-            "--timeout=60s",
-        ])
-        .await;
-    assert!(
-        out.status.success(),
-        "wait {what} {condition}: {}\n{}",
-        stderr(&out),
-        stdout(
-            &c.kubectl(&["get", "org,orgm", "-n", ns, "-o", "yaml"])
-                .await
-        )
+    let org = example("renderedai-synthetics.yaml", ns, "renderedai").replace(
+        "  deletionPolicy: Orphan",
+        "  syncInterval: 1s\n  deletionPolicy: Orphan",
     );
+    format!(
+        "{}---\n{org}",
+        connection(ns, "renderedai", endpoint, "apiKey", api_key)
+    )
 }
 
 fn names(objects: &[Value]) -> BTreeSet<String> {
@@ -84,27 +50,8 @@ async fn a_renderedai_org_is_adopted_copied_joined_and_released_with_kubectl() {
     let sim = RenderedAiSimulator::start(0, Default::default())
         .await
         .unwrap();
-    let c = Cluster::start().await;
-    c.install_crds().await;
-    let ns = c.namespace("rai").await;
-    let op = support::operator::start(
-        &c,
-        &[&ns],
-        &ns,
-        "replica-0",
-        15,
-        &[
-            "--allowed-endpoints",
-            "renderedai=http://127.0.0.1:*",
-            "--min-sync-interval",
-            "1s",
-        ],
-    )
-    .await;
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("m.yaml");
-    std::fs::write(&file, manifests(&ns, &sim.graphql_url, &sim.api_key)).unwrap();
-    kubectl_ok(&c, &["apply", "-f", file.to_str().unwrap()]).await;
+    let (c, ns, op) = cluster_with_operator("renderedai", "rai").await;
+    apply(&c, &manifests(&ns, &sim.graphql_url, &sim.api_key)).await;
 
     // Adopted by its name, with the rules and limits of the spec, limits and usage in status.
     wait(&c, &ns, "org/synthetics", "condition=Ready").await;
@@ -194,15 +141,7 @@ async fn a_renderedai_org_is_adopted_copied_joined_and_released_with_kubectl() {
 
     // Drift re-checks (every second here) change nothing at the vendor: counted over two full
     // passes, not after a sleep.
-    let before = sim.total_writes();
-    let series = "orgops_reconciles_total{kind=\"organization\",result=\"ready\"}";
-    let start = op.metric(series).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while op.metric(series).await < start + 2 {
-        assert!(Instant::now() < deadline, "no drift re-checks in 30 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(sim.total_writes(), before, "a re-sync wrote to the vendor");
+    drift_passes_write_nothing(&op, &sim).await;
 
     // Removing the membership removes Dana; deleting the Organization (Orphan) releases the
     // adopted org, which stays at Rendered.ai with its copies.

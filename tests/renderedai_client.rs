@@ -23,13 +23,13 @@ use orgops::engine::membership::reconcile_member;
 use orgops::engine::{DesiredOrg, Mode, Requeue, TemplateSelector, TemplateSpec};
 use orgops::simulator::kit::SimulatorHandle;
 use orgops::simulator::renderedai::seed::{
-    ANALYST_EMAIL, TARGET_ORG_NAME, TEMPLATE_ORG_NAME, TEMPLATE_RULES,
+    ANALYST_EMAIL, TARGET_ORG_NAME, TEMPLATE_ORG_NAME, TEMPLATE_RULES, VOLUME_FILES, file_bytes,
 };
 use orgops::simulator::renderedai::{Options, RenderedAiSimulator};
 use orgops::vendors::renderedai::RenderedAiClient;
 use orgops::vendors::renderedai::models::volume_file_ref;
 use orgops::vendors::renderedai::vendor::{
-    CAPABILITIES, GRAPHS, VOLUMES, WORKSPACE_RULES, WORKSPACES,
+    CAPABILITIES, GRAPHS, VOLUME_DATA, VOLUMES, WORKSPACE_RULES, WORKSPACES,
 };
 use orgops::vendors::{
     Credentials, Endpoints, HttpConfig, MemberDesired, Owner, Presence, VendorClient, VendorError,
@@ -1076,4 +1076,207 @@ async fn guests_not_served_fail_only_memberships_with_scopes() {
             .unwrap()
             .holds_access()
     );
+}
+
+// ---- volume files (the opt-in kind `volume_data`) ----
+
+/// `desired` with `include` naming kinds (`None`: the default kinds).
+fn including(mut want: DesiredOrg, include: Option<&[&str]>) -> DesiredOrg {
+    if let Some(t) = want.template.as_mut() {
+        t.include = include.map(|i| i.iter().map(|k| k.to_string()).collect());
+    }
+    want
+}
+
+/// The template's volumes (seed order: Backgrounds, Vehicle models, Textures) and, for each,
+/// its copy in the target (by marker tag), if any.
+async fn volume_pairs(
+    client: &RenderedAiClient,
+    sim: &RenderedAiSimulator,
+) -> Vec<(String, String, Option<String>)> {
+    let template = client
+        .list_objects(&sim.template_org_id, &VOLUMES)
+        .await
+        .unwrap();
+    let target = client
+        .list_objects(&sim.target_org_id, &VOLUMES)
+        .await
+        .unwrap();
+    template
+        .iter()
+        .filter(|v| v["shared"] != true)
+        .map(|v| {
+            let id = v["id"].as_str().unwrap().to_string();
+            let marker = format!("orgops:{}:volumes:{id}", sim.template_org_id);
+            let copy = target
+                .iter()
+                .find(|c| c["tags"].to_string().contains(&marker))
+                .map(|c| c["id"].as_str().unwrap().to_string());
+            (v["name"].as_str().unwrap().to_string(), id, copy)
+        })
+        .collect()
+}
+
+/// The copy of seeded volume `index` (0 Backgrounds, 1 Vehicle models).
+async fn copied_volume(
+    client: &RenderedAiClient,
+    sim: &RenderedAiSimulator,
+    index: usize,
+) -> String {
+    let name = ["Backgrounds", "Vehicle models"][index];
+    volume_pairs(client, sim)
+        .await
+        .into_iter()
+        .find(|(n, _, _)| n == name)
+        .and_then(|(_, _, copy)| copy)
+        .unwrap_or_else(|| panic!("{name} has no copy"))
+}
+
+/// Not copied unless `include` names `volume_data`; then every file copied with identical
+/// bytes; a re-apply writes nothing; a template file changed by hand is uploaded again (and
+/// only that one).
+#[tokio::test]
+async fn volume_files_are_opt_in_copied_byte_for_byte_and_left_alone_once_settled() {
+    let sim = start(Options::default()).await;
+    let client = admin(&sim);
+    let sink = MemorySink::default();
+    let plain = desired(Some(&sim.target_org_id), TARGET_ORG_NAME, Value::Null);
+    let report = reconcile_until_ready(&client, &plain, &sink, 4).await;
+    assert!(
+        !report
+            .copy
+            .as_ref()
+            .unwrap()
+            .kinds
+            .contains_key("volume_data"),
+        "volume_data is opt-in"
+    );
+    assert_eq!(sim.volume_uploads(), 0);
+    assert_eq!(sim.writes("volume_data").unwrap().creates, 0);
+    for (_, _, copy) in volume_pairs(&client, &sim).await {
+        let copy = copy.expect("volumes are copied by default");
+        assert!(
+            client
+                .api()
+                .volume_files(&copy, 100)
+                .await
+                .unwrap()
+                .is_empty(),
+            "a copied volume holds no file without volume_data"
+        );
+    }
+
+    let with_data = including(plain.clone(), Some(&["volume_data"]));
+    let report = reconcile_until_ready(&client, &with_data, &sink, 4).await;
+    let progress = &report.copy.as_ref().unwrap().kinds["volume_data"];
+    assert_eq!(progress.total as usize, VOLUME_FILES.len());
+    assert_eq!(progress.done, progress.total);
+    assert_eq!(sim.volume_uploads() as usize, VOLUME_FILES.len());
+    assert_eq!(
+        sim.writes("volume_data").unwrap().creates as usize,
+        VOLUME_FILES.len()
+    );
+    for (index, key, size) in VOLUME_FILES {
+        let copy = copied_volume(&client, &sim, *index).await;
+        let bytes = sim.volume_file(&copy, key).expect("copied");
+        assert!(bytes == file_bytes(key, *size), "{key}: bytes differ");
+    }
+    // The multi-part file really went in several parts.
+    assert!(VOLUME_FILES.iter().any(|(_, _, n)| *n > 64 << 10));
+    let listed = client
+        .list_objects(&sim.target_org_id, &VOLUME_DATA)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), VOLUME_FILES.len(), "{listed:?}");
+    assert!(
+        listed
+            .iter()
+            .all(|f| f["hash"].as_str().is_some_and(|h| h.len() == 32)),
+        "{listed:?}"
+    );
+
+    // Settled: nothing written, nothing uploaded, no mutation.
+    let (writes, requests, mutations, uploads) = (
+        changes(&sim),
+        sim.total_writes(),
+        client.api().mutations(),
+        sim.volume_uploads(),
+    );
+    let again = reconcile(&client, &with_data, &sink).await;
+    assert!(again.ready, "{}", again.ready_message());
+    assert_eq!(changes(&sim), writes);
+    assert_eq!(sim.total_writes(), requests);
+    assert_eq!(client.api().mutations(), mutations);
+    assert_eq!(sim.volume_uploads(), uploads);
+
+    // A template file changes: that one file is uploaded again.
+    let template_backgrounds = volume_pairs(&client, &sim).await[0].1.clone();
+    let (_, key, _) = VOLUME_FILES[0];
+    sim.put_volume_file(&template_backgrounds, key, b"a new day")
+        .unwrap();
+    let r = reconcile_until_ready(&client, &with_data, &sink, 3).await;
+    assert_eq!(r.copy.as_ref().unwrap().updated, 1);
+    assert_eq!(sim.volume_uploads(), uploads + 1);
+    assert_eq!(sim.writes("volume_data").unwrap().updates, 1);
+    let copy = copied_volume(&client, &sim, 0).await;
+    assert_eq!(sim.volume_file(&copy, key).unwrap(), b"a new day");
+}
+
+/// A finalizer whose answer was lost is recognised by listing the file: no second upload, no
+/// duplicate.
+#[tokio::test]
+async fn a_lost_finalizer_answer_uploads_nothing_twice() {
+    let sim = start(Options::default()).await;
+    let (url, lost) = lossy_proxy(sim.graphql_url.clone(), &["uploadVolumeDataFinalizer"]).await;
+    let client = key_client(&url, &sim.api_key);
+    let sink = MemorySink::default();
+    let want = including(
+        desired(Some(&sim.target_org_id), TARGET_ORG_NAME, Value::Null),
+        Some(&["volume_data"]),
+    );
+    reconcile_until_ready(&client, &want, &sink, 5).await;
+    assert_eq!(
+        lost.lock().unwrap().len(),
+        1,
+        "the lost answer was exercised"
+    );
+    assert_eq!(sim.volume_uploads() as usize, VOLUME_FILES.len());
+    let w = sim.writes("volume_data").unwrap();
+    assert_eq!(w.creates as usize, VOLUME_FILES.len());
+    assert_eq!(w.updates, 0);
+    let direct = admin(&sim);
+    let files = direct
+        .list_objects(&sim.target_org_id, &VOLUME_DATA)
+        .await
+        .unwrap();
+    assert_eq!(files.len(), VOLUME_FILES.len());
+}
+
+/// Download and upload URLs a server hands out are vetted: an internal address is refused
+/// before anything is uploaded, and the failure says why.
+#[tokio::test]
+async fn transfer_urls_to_internal_addresses_are_refused() {
+    for base in ["https://169.254.169.254", "http://10.1.2.3:8080", "file://"] {
+        let sim = start(Options::default()).await;
+        sim.with_state(|st| st.files.base_url = base.to_string());
+        let client = admin(&sim);
+        let sink = MemorySink::default();
+        let want = including(
+            desired(Some(&sim.target_org_id), TARGET_ORG_NAME, Value::Null),
+            Some(&["volume_data"]),
+        );
+        let report = reconcile(&client, &want, &sink).await;
+        let copy = report.copy.as_ref().unwrap();
+        assert!(!report.ready);
+        assert_eq!(copy.kinds["volume_data"].done, 0);
+        assert!(
+            copy.failures
+                .iter()
+                .any(|f| f.contains("refused the download URL")),
+            "{base}: {:?}",
+            copy.failures
+        );
+        assert_eq!(sim.volume_uploads(), 0, "{base}: nothing uploaded");
+        assert_eq!(sim.writes("volume_data").unwrap().creates, 0);
+    }
 }

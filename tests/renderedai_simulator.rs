@@ -998,3 +998,240 @@ async fn volumes_are_edited_in_place() {
     );
     assert_eq!(sim.writes("volumes").unwrap().updates, 1);
 }
+
+const VOLUME_DATA_Q: &str = "query getVolumeData($volumeId: String!, $keys: [String], $dir: String, $recursive: Boolean, $limit: Int, $cursor: String, $filters: VolumeDataFilter) { getVolumeData(volumeId: $volumeId, keys: $keys, dir: $dir, recursive: $recursive, limit: $limit, cursor: $cursor, filters: $filters) { key size hash url updatedAt } }";
+const UPLOAD_Q: &str = "mutation uploadVolumeData($volumeId: String!, $key: String!, $size: Float!) { uploadVolumeData(volumeId: $volumeId, key: $key, size: $size) { uploadId key partSize urls } }";
+const FINALIZE_Q: &str = "mutation uploadVolumeDataFinalizer($uploadId: String!, $key: String!, $parts: [MultipartInput!]) { uploadVolumeDataFinalizer(uploadId: $uploadId, key: $key, parts: $parts) }";
+const DELETE_DATA_Q: &str = "mutation deleteVolumeData($volumeId: String!, $keys: [String]!) { deleteVolumeData(volumeId: $volumeId, keys: $keys) }";
+
+/// The template volume named `name`.
+fn volume_named(sim: &RenderedAiSimulator, name: &str) -> String {
+    sim.objects("volumes", T)
+        .unwrap()
+        .into_iter()
+        .find(|v| v["name"] == name)
+        .and_then(|v| v["volumeId"].as_str().map(str::to_string))
+        .unwrap()
+}
+
+async fn list_files(sim: &RenderedAiSimulator, volume: &str, vars: Value) -> Value {
+    let mut v = json!({"volumeId": volume, "keys": [], "dir": "", "recursive": true, "limit": 100, "cursor": null, "filters": {}});
+    for (k, x) in vars.as_object().unwrap() {
+        v[k] = x.clone();
+    }
+    data(&admin(sim, VOLUME_DATA_Q, v).await, "getVolumeData")
+}
+
+/// Seeded files listed (recursively or one level, under a directory, by key, paged by key)
+/// with MD5 hashes and signed, expiring download URLs that carry no credential and serve the
+/// bytes; a tampered URL is refused.
+#[tokio::test]
+async fn volume_files_are_listed_and_downloaded_from_signed_urls() {
+    let sim = start().await;
+    let vol = volume_named(&sim, "Backgrounds");
+    let all = list_files(&sim, &vol, json!({})).await;
+    assert_eq!(
+        ids(&all, "key"),
+        [
+            "README.txt",
+            "backgrounds/sky/clear.jpg",
+            "backgrounds/street/day.png",
+            "backgrounds/street/night.png"
+        ]
+    );
+    let top = list_files(&sim, &vol, json!({"recursive": false})).await;
+    assert_eq!(ids(&top, "key"), ["README.txt", "backgrounds/"]);
+    assert!(top[1]["size"] == 0.0 && top[1]["url"].is_null(), "{top}");
+    let street = list_files(&sim, &vol, json!({"dir": "backgrounds/street"})).await;
+    assert_eq!(ids(&street, "key"), ["day.png", "night.png"]);
+    let one = list_files(&sim, &vol, json!({"keys": ["backgrounds/sky/clear.jpg"]})).await;
+    assert_eq!(ids(&one, "key"), ["backgrounds/sky/clear.jpg"]);
+    let page = list_files(&sim, &vol, json!({"limit": 2, "cursor": "README.txt"})).await;
+    assert_eq!(
+        ids(&page, "key"),
+        ["backgrounds/sky/clear.jpg", "backgrounds/street/day.png"]
+    );
+
+    let http = reqwest::Client::new();
+    for f in all.as_array().unwrap() {
+        let key = f["key"].as_str().unwrap();
+        let size = f["size"].as_f64().unwrap() as usize;
+        let url = f["url"].as_str().unwrap();
+        assert!(
+            url.starts_with(&format!("{}/files/", sim.base_url)),
+            "{url}"
+        );
+        assert!(!url.contains(seed::API_KEY), "no credential in a URL");
+        let resp = http.get(url).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        let bytes = resp.bytes().await.unwrap();
+        assert_eq!(bytes.to_vec(), seed::file_bytes(key, size), "{key}");
+        assert_eq!(
+            f["hash"].as_str().unwrap(),
+            renderedai::state::md5_hex(&bytes),
+            "hash = MD5 hex of the content"
+        );
+        // One character changed: refused.
+        let mut tampered = url.to_string();
+        let last = tampered.pop().unwrap();
+        tampered.push(if last == 'A' { 'B' } else { 'A' });
+        let resp = http.get(&tampered).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 403);
+    }
+    // A volume of an org the caller is not in is not listed.
+    sim.add_user("outsider@x.io", "Out", Some("pw-outsider"));
+    let key = sim
+        .issue_api_key("outsider@x.io", "k", Scope::User, None)
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let v = gql(
+        &sim,
+        Auth::Key(&key),
+        VOLUME_DATA_Q,
+        json!({"volumeId": vol, "recursive": true}),
+    )
+    .await;
+    assert_eq!(error(&v), "Volume not found.");
+}
+
+/// Multipart upload: one URL per part, parts PUT in any order answered with ETags, the
+/// finalizer assembling them in order (checking every ETag and the size), the file listed with
+/// its MD5; a finalizer repeated, a wrong ETag, a missing part, an oversized file or part and a
+/// bad key are refused; deleteVolumeData deletes keys and directories.
+#[tokio::test]
+async fn volume_files_are_uploaded_in_parts_and_deleted() {
+    let sim = start().await;
+    let vol = volume_named(&sim, "Textures");
+    let http = reqwest::Client::new();
+    let content: Vec<u8> = (0..150_000u32).map(|i| (i % 251) as u8).collect();
+    let ticket = data(
+        &admin(
+            &sim,
+            UPLOAD_Q,
+            json!({"volumeId": vol, "key": "wood/oak.png", "size": 150000.0}),
+        )
+        .await,
+        "uploadVolumeData",
+    );
+    let part = ticket["partSize"].as_u64().unwrap() as usize;
+    let urls: Vec<String> = ticket["urls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(urls.len(), content.len().div_ceil(part));
+    assert!(urls.len() > 1);
+    let mut parts = Vec::new();
+    for (i, url) in urls.iter().enumerate().rev() {
+        let chunk = content[i * part..((i + 1) * part).min(content.len())].to_vec();
+        let resp = http.put(url).body(chunk).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        let etag = resp.headers()["etag"].to_str().unwrap().to_string();
+        assert!(etag.starts_with('"'), "{etag}");
+        parts.push(json!({"partNumber": i + 1, "eTag": etag}));
+    }
+    // A part larger than the part size is refused.
+    let resp = http
+        .put(&urls[0])
+        .body(vec![0u8; part + 1])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    let upload_id = ticket["uploadId"].clone();
+    // A wrong ETag, then a missing part: refused, the upload still open.
+    let mut wrong = parts.clone();
+    wrong[0]["eTag"] = json!("\"0123\"");
+    let v = admin(
+        &sim,
+        FINALIZE_Q,
+        json!({"uploadId": upload_id, "key": "wood/oak.png", "parts": wrong}),
+    )
+    .await;
+    assert!(error(&v).contains("eTag"), "{v}");
+    let v = admin(
+        &sim,
+        FINALIZE_Q,
+        json!({"uploadId": upload_id, "key": "wood/oak.png", "parts": &parts[1..]}),
+    )
+    .await;
+    assert!(error(&v).contains("cover"), "{v}");
+    let before = sim.writes("volume_data").unwrap();
+    let v = admin(
+        &sim,
+        FINALIZE_Q,
+        json!({"uploadId": upload_id, "key": "wood/oak.png", "parts": parts}),
+    )
+    .await;
+    assert_eq!(data(&v, "uploadVolumeDataFinalizer"), true);
+    assert_eq!(
+        sim.writes("volume_data").unwrap().creates,
+        before.creates + 1
+    );
+    assert_eq!(sim.volume_file(&vol, "wood/oak.png").unwrap(), content);
+    let listed = list_files(&sim, &vol, json!({})).await;
+    assert_eq!(listed[0]["key"], "wood/oak.png");
+    assert_eq!(listed[0]["size"], 150000.0);
+    assert_eq!(listed[0]["hash"], renderedai::state::md5_hex(&content));
+    // The same finalizer again (a client repeating blindly): the upload is gone.
+    let v = admin(
+        &sim,
+        FINALIZE_Q,
+        json!({"uploadId": upload_id, "key": "wood/oak.png", "parts": parts}),
+    )
+    .await;
+    assert_eq!(error(&v), "Upload not found.");
+    assert_eq!(
+        sim.writes("volume_data").unwrap().creates,
+        before.creates + 1
+    );
+
+    // Bounds and keys.
+    for (key, size) in [
+        ("big.bin", (renderedai::state::MAX_FILE_BYTES + 1) as f64),
+        ("../escape", 1.0),
+        ("/abs", 1.0),
+        ("dir/", 1.0),
+        ("half", 1.5),
+    ] {
+        let v = admin(
+            &sim,
+            UPLOAD_Q,
+            json!({"volumeId": vol, "key": key, "size": size}),
+        )
+        .await;
+        assert!(v.get("errors").is_some(), "{key}: {v}");
+    }
+
+    // An empty file is one empty part.
+    let t = data(
+        &admin(
+            &sim,
+            UPLOAD_Q,
+            json!({"volumeId": vol, "key": "wood/empty", "size": 0.0}),
+        )
+        .await,
+        "uploadVolumeData",
+    );
+    let url = t["urls"][0].as_str().unwrap();
+    let etag = http.put(url).send().await.unwrap().headers()["etag"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let v = admin(&sim, FINALIZE_Q, json!({"uploadId": t["uploadId"], "key": "wood/empty", "parts": [{"partNumber": 1, "eTag": etag}]})).await;
+    assert_eq!(data(&v, "uploadVolumeDataFinalizer"), true);
+
+    // Deleting a directory and a key that does not exist.
+    let v = admin(
+        &sim,
+        DELETE_DATA_Q,
+        json!({"volumeId": vol, "keys": ["wood/", "nothing"]}),
+    )
+    .await;
+    assert_eq!(data(&v, "deleteVolumeData"), true);
+    assert_eq!(list_files(&sim, &vol, json!({})).await, json!([]));
+    assert_eq!(
+        sim.writes("volume_data").unwrap().deletes,
+        before.deletes + 2
+    );
+}

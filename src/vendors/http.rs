@@ -1095,6 +1095,25 @@ impl Transport {
         })
     }
 
+    /// The HTTP client underneath, for transfers to URLs a vendor hands out (presigned storage
+    /// URLs, which may lie outside the transport's origin): no origin pinning, no rate limit,
+    /// no credential (it has no default headers), no redirect followed. The caller vets the URL
+    /// and checks the write fence ([`Transport::check_write`]).
+    pub fn raw_client(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// Refuses a write made with [`Transport::raw_client`] (`request` says what, without a
+    /// query string) once the [`HttpConfig::fence`] has lapsed.
+    pub fn check_write(&self, request: &str) -> Result<(), HttpError> {
+        match &self.config.fence {
+            Some(fence) => fence.check().map_err(|_| HttpError::NotLeader {
+                request: request.to_string(),
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// Request counts of this endpoint (shared with every transport of the same endpoint).
     pub fn stats(&self) -> &RequestStats {
         &self.endpoint.stats

@@ -62,7 +62,8 @@
 //!   before it expires, errors in `errors[]` on HTTP 200, reads are POSTs marked safe to
 //!   repeat, cursor pagination). Orgs are adopted; `name`, `rules` and the legacy `limits` are
 //!   settings (limits the server no longer serves are an `Unsupported` condition on that
-//!   setting). Kinds: volumes (metadata), workspaces (channels [`RefTarget::Shared`], own
+//!   setting). Kinds: volumes (metadata; their files are the opt-in `volume_data`, uploaded
+//!   through presigned part URLs), workspaces (channels [`RefTarget::Shared`], own
 //!   volumes remapped, shared ones kept), graphs (volume ids embedded in the graph JSON as
 //!   `"<volumeId>:/path"`), workspace rules; copies carry a marker tag ([`MarkerAt::Tag`]),
 //!   rules follow their workspace (natural key). Members by e-mail, one role admin/member,

@@ -183,6 +183,55 @@ def test_volumes(client):
     assert client.get_volumes(volumeId=vid, organizationId=TARGET) == []
 
 
+def _md5(path):
+    import hashlib
+    with open(path, "rb") as f:
+        return hashlib.md5(f.read()).hexdigest()
+
+
+def test_volume_data_listed_downloaded_uploaded_synced_deleted(client, tmp_path):
+    """get_volume_data, download_volume_data, upload_volume_data (multipart: the simulator's
+    part size is 64 KiB, the seeded model 150 kB) and delete_volume_data, all unchanged; the
+    simulator's `hash` is the MD5 hex the SDK's sync compares with."""
+    template = {v["name"]: v["volumeId"] for v in client.get_volumes(organizationId=TEMPLATE)}
+    listed = {}
+    for name in ("Backgrounds", "Vehicle models"):
+        for f in client.get_volume_data(volumeId=template[name], recursive=True):
+            listed[f["key"]] = f
+    assert "backgrounds/street/day.png" in listed and "models/cars/sedan.blend" in listed
+    assert listed["models/cars/sedan.blend"]["size"] == 150000
+    top = client.get_volume_data(volumeId=template["Backgrounds"])
+    assert [f["key"] for f in top] == ["README.txt", "backgrounds/"]
+    paged = client.get_volume_data(volumeId=template["Backgrounds"], recursive=True, limit=2)
+    assert [f["key"] for f in paged] == ["README.txt", "backgrounds/sky/clear.jpg"]
+
+    local = tmp_path / "dl"
+    for name in ("Backgrounds", "Vehicle models"):
+        client.download_volume_data(volumeId=template[name], localDir=str(local))
+    for key, f in listed.items():
+        assert _md5(local / key) == f["hash"], key
+
+    vid = client.create_volume(name="SDK data", organizationId=TARGET)
+    try:
+        client.upload_volume_data(volumeId=vid, localDir=str(local))
+        copied = {f["key"]: f for f in client.get_volume_data(volumeId=vid, recursive=True)}
+        assert set(copied) == set(listed)
+        for key, f in listed.items():
+            assert (copied[key]["size"], copied[key]["hash"]) == (f["size"], f["hash"]), key
+        # sync compares with one level of the volume (the SDK lists it without `recursive`): the
+        # top-level file whose hash is there is not uploaded again, the nested ones are.
+        client.upload_volume_data(volumeId=vid, localDir=str(local), sync=True)
+        again = {f["key"]: f for f in client.get_volume_data(volumeId=vid, recursive=True)}
+        assert again["README.txt"]["updatedAt"] == copied["README.txt"]["updatedAt"]
+        assert again["models/cars/sedan.blend"]["updatedAt"] != copied["models/cars/sedan.blend"]["updatedAt"]
+        assert {k: f["hash"] for k, f in again.items()} == {k: f["hash"] for k, f in copied.items()}
+        assert client.delete_volume_data(volumeId=vid, files=["backgrounds/"]) is True
+        left = [f["key"] for f in client.get_volume_data(volumeId=vid, recursive=True)]
+        assert left == ["README.txt", "models/cars/sedan.blend"]
+    finally:
+        assert client.ana_api.deleteVolume(volumeId=vid, organizationId=TARGET) is True
+
+
 def test_graphs_download_and_upload(client, tmp_path):
     ws = workspace_named(client, TEMPLATE, "Vehicle detection")["workspaceId"]
     # get_graphs sends staged: false (staged graphs left out); the API default true includes them.

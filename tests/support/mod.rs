@@ -4,6 +4,7 @@
 
 pub mod chaos;
 pub mod cluster;
+pub mod e2e;
 pub mod operator;
 
 use std::collections::{BTreeMap, HashMap};

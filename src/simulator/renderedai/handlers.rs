@@ -1,7 +1,9 @@
 //! Request handling: one GraphQL endpoint (`POST /graphql`), and the status endpoint
 //! (`POST /system`, where anatools 3.3.4 asks for notifications at start-up) served by the
 //! same executor. Every POST is answered with HTTP 200 and a JSON body, errors included; the
-//! SDK never reads status codes.
+//! SDK never reads status codes. Volume file transfers go to the URLs `getVolumeData` and
+//! `uploadVolumeData` hand out (`GET /files/<token>`, `PUT /upload/<uploadId>/<part>`),
+//! answered the way S3 answers presigned URLs.
 
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -11,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::graphql::{self, GqlError, Schema};
-use super::state::State;
+use super::state::{FILES_PATH, FileAnswer, State, UPLOAD_PATH};
 use crate::simulator::kit::auth;
 
 /// Shared simulator state.
@@ -38,10 +40,66 @@ fn ok(body: Value) -> Response {
     (StatusCode::OK, axum::Json(body)).into_response()
 }
 
+/// A file transfer's answer: S3-like, an `ETag` on success, a small XML error otherwise.
+fn file_answer(answer: FileAnswer) -> Response {
+    match answer {
+        FileAnswer::Ok { body, etag } => {
+            let mut r = (StatusCode::OK, body).into_response();
+            if let Ok(v) = axum::http::HeaderValue::from_str(&etag) {
+                r.headers_mut().insert("etag", v);
+            }
+            r.headers_mut().insert(
+                "content-type",
+                axum::http::HeaderValue::from_static("application/octet-stream"),
+            );
+            r
+        }
+        FileAnswer::Err(status, code) => (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+            [("content-type", "application/xml")],
+            format!("<Error><Code>{code}</Code></Error>"),
+        )
+            .into_response(),
+    }
+}
+
+/// `GET /files/<token>` (a download URL `getVolumeData` handed out) and
+/// `PUT /upload/<uploadId>/<part>` (an upload part URL `uploadVolumeData` handed out).
+async fn transfer(state: &Shared, method: &Method, path: &str, body: axum::body::Body) -> Response {
+    if let Some(token) = path.strip_prefix(FILES_PATH) {
+        if *method != Method::GET {
+            return file_answer(FileAnswer::Err(405, "MethodNotAllowed"));
+        }
+        let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+        return file_answer(st.download(token));
+    }
+    let rest = path.strip_prefix(UPLOAD_PATH).unwrap_or_default();
+    let Some((upload, part)) = rest.split_once('/') else {
+        return file_answer(FileAnswer::Err(404, "NoSuchUpload"));
+    };
+    if *method != Method::PUT {
+        return file_answer(FileAnswer::Err(405, "MethodNotAllowed"));
+    }
+    let limit = {
+        let st = state.lock().unwrap_or_else(|p| p.into_inner());
+        usize::try_from(st.files.part_size).unwrap_or(usize::MAX)
+    };
+    // One byte more than a part may hold, so an oversized part is refused, not cut.
+    let Ok(bytes) = axum::body::to_bytes(body, limit.saturating_add(1)).await else {
+        return file_answer(FileAnswer::Err(400, "EntityTooLarge"));
+    };
+    let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+    st.store.note_write_request();
+    file_answer(st.put_part(upload, part, bytes))
+}
+
 /// The single entry point for every path.
 pub async fn api(AxumState(state): AxumState<Shared>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().trim_end_matches('/');
+    if path.starts_with(FILES_PATH) || path.starts_with(UPLOAD_PATH) {
+        return transfer(&state, &parts.method, path, body).await;
+    }
     if path != GRAPHQL_PATH && path != STATUS_PATH {
         return (
             StatusCode::NOT_FOUND,

@@ -10,6 +10,8 @@
 //! |---|---|
 //! | `POST /graphql` | `{query, operationName?, variables?}`; always HTTP 200 with `{data, errors?}` |
 //! | `POST /system` | the same executor; 3.3.4 asks it for `getSystemNotifications` at start-up |
+//! | `GET /files/<token>` | a volume file, from a signed, expiring URL `getVolumeData` hands out |
+//! | `PUT /upload/<uploadId>/<part>` | one part of a volume file upload (`uploadVolumeData`), answered with an `ETag` |
 //!
 //! The schema is the SDL in `schema.graphql` ([`graphql::SDL`]), parsed with `graphql-parser`;
 //! validation, projection and `__type`/`__schema` introspection all come from it. An operation
@@ -25,8 +27,11 @@
 //! [`Options::serve_workspace_guests`] off drops `workspaceId` (and `invitationId`) from the
 //! member operations. Limits are enforced either way.
 //!
-//! Not simulated: uploads (volume data, GAN models, annotation maps), datasets and other job
-//! outputs, channel deployment, templates, services beyond listing.
+//! Volume files (`getVolumeData`, `uploadVolumeData` + part `PUT`s +
+//! `uploadVolumeDataFinalizer`, `deleteVolumeData`) are simulated with bounded sizes
+//! ([`state::VolumeFiles`]); the template's volumes hold a few small seeded files. Not
+//! simulated: GAN model and annotation map uploads, datasets and other job outputs, channel
+//! deployment, templates, services beyond listing.
 
 mod error;
 pub mod graphql;
@@ -111,6 +116,7 @@ impl RenderedAiSimulator {
             .map_err(|e| format!("cannot listen on 127.0.0.1:{port}: {e}"))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let mut st = State::new(options.id_seed);
+        st.files.base_url = format!("http://{addr}");
         st.token_lifetime = options.token_lifetime;
         st.limits_served = options.serve_limits;
         st.guests_served = options.serve_workspace_guests;
@@ -185,6 +191,28 @@ impl RenderedAiSimulator {
     ) -> Result<String, HandError> {
         self.with_state(|st| st.issue_api_key(email, name, scope, expires_at, None, false))
             .map_err(HandError::Invalid)
+    }
+
+    /// Stores `bytes` as file `key` of `volume` (new or replaced), as if uploaded in the web UI.
+    /// Returns its hash (MD5 hex). Not an API write.
+    pub fn put_volume_file(
+        &self,
+        volume: &str,
+        key: &str,
+        bytes: &[u8],
+    ) -> Result<String, HandError> {
+        self.with_state(|st| st.put_volume_file(volume, key, bytes))
+            .map_err(HandError::Invalid)
+    }
+
+    /// The bytes of file `key` of `volume`, if it exists.
+    pub fn volume_file(&self, volume: &str, key: &str) -> Option<Vec<u8>> {
+        self.with_state(|st| st.volume_file(volume, key).map(|b| b.to_vec()))
+    }
+
+    /// `uploadVolumeData` calls accepted so far.
+    pub fn volume_uploads(&self) -> u64 {
+        self.with_state(|st| st.files.uploads_started)
     }
 
     /// Ends every signed-in session, as if every idtoken had expired.

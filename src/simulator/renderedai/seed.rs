@@ -4,7 +4,8 @@
 //!
 //! The template org has organization rules; three volumes with tags; a private channel; two
 //! workspaces (name, description, objective, tags) that reference the shared channels and the
-//! template's volumes; graphs whose JSON holds `"<volumeId>:/path"` values nested in node
+//! template's volumes; files in the first two volumes ([`VOLUME_FILES`], nested keys,
+//! deterministic bytes, one larger than a part); graphs whose JSON holds `"<volumeId>:/path"` values nested in node
 //! values; workspace rules; a GAN model, an annotation map and a service; members of both
 //! roles and a pending invitation; organization and workspace limits. The target org has its
 //! admin and one workspace (the SDK needs one per key, design doc §1.4).
@@ -57,6 +58,32 @@ pub const TEMPLATE_RULES: &str =
 pub const WORKSPACE_RULES: &str = "Use the street backgrounds for daytime scenes only.";
 
 /// Organization limits of the template org (setting, limit); the target's are half.
+/// Files seeded in the template's volumes: (volume index: 0 Backgrounds, 1 Vehicle models;
+/// key; size in bytes). The bytes are [`file_bytes`] of the key.
+pub const VOLUME_FILES: &[(usize, &str, usize)] = &[
+    (0, "backgrounds/street/day.png", 2_048),
+    (0, "backgrounds/street/night.png", 1_500),
+    (0, "backgrounds/sky/clear.jpg", 777),
+    (0, "README.txt", 64),
+    // Larger than the simulator's part size: uploaded in three parts.
+    (1, "models/cars/sedan.blend", 150_000),
+];
+
+/// The deterministic content of seeded file `key`, `size` bytes long.
+pub fn file_bytes(key: &str, size: usize) -> Vec<u8> {
+    let mut x: u64 = key.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    (0..size)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (x >> 56) as u8
+        })
+        .collect()
+}
+
 const ORG_LIMITS: &[(&str, i64)] = &[
     ("Compute Time", 1000),
     ("Dataset Storage", 500),
@@ -226,6 +253,9 @@ pub fn load(st: &mut State) -> Result<(), String> {
             ),
             name,
         )?);
+    }
+    for (volume, key, size) in VOLUME_FILES {
+        st.put_volume_file(&volumes[*volume], key, &file_bytes(key, *size))?;
     }
     owned(
         st,

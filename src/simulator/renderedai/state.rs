@@ -15,6 +15,7 @@
 //! | `organization_limits` | `<orgId>/<setting>` | `{organizationId, setting, limit}` |
 //! | `workspace_limits` | `<workspaceId>/<setting>` | `{workspaceId, setting, limit}` |
 //! | `api_keys` | apiKeyId | `{apiKeyId, userId, name, scope, organizationId, workspaceId, createdAt, expiresAt}` (never the key) |
+//! | `volume_data` | `<volumeId>/<key>` | `{volumeId, key, size, hash, updatedAt}`; the bytes beside the store ([`volume_data`](self::volume_data)) |
 //!
 //! Who may do what: callers see only the organizations they are members of (narrowed by an
 //! org- or workspace-scoped API key); `role` is the caller's own; renaming an organization,
@@ -25,6 +26,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
+
+mod volume_data;
+
+pub use volume_data::{
+    FILES_PATH, FileAnswer, MAX_FILE_BYTES, UPLOAD_PATH, VOLUME_DATA, VolumeFiles, md5_hex,
+};
 
 use super::graphql::{GqlError, OpKind};
 use crate::simulator::kit::paging;
@@ -71,6 +78,7 @@ pub const KINDS: &[&str] = &[
     ORG_LIMITS,
     WORKSPACE_LIMITS,
     API_KEYS,
+    VOLUME_DATA,
 ];
 
 /// Organization limit settings (the ones the 3.3.4 notebook printed).
@@ -153,6 +161,8 @@ pub struct State {
     /// Whether the 3.3.4 workspace guest flows (`workspaceId` on the member operations) are
     /// served.
     pub guests_served: bool,
+    /// Volume files: their bytes, uploads in progress, URL signing.
+    pub files: VolumeFiles,
     sessions: crate::simulator::kit::auth::TokenRegistry<String>,
     keys: HashMap<String, String>,
     rng: fastrand::Rng,
@@ -240,7 +250,10 @@ impl State {
     /// An empty state; generated ids are reproducible from `id_seed` when given.
     pub fn new(id_seed: Option<u64>) -> Self {
         let seed = id_seed.unwrap_or_else(|| fastrand::u64(..));
+        // The URL signing key is secret even when ids are reproducible.
+        let files = VolumeFiles::new(&mut fastrand::Rng::new());
         Self {
+            files,
             store: Store::with_seed(IdStyle::Uuid, seed),
             users: BTreeMap::new(),
             token_lifetime: Some(Duration::from_secs(24 * 3600)),
@@ -770,6 +783,10 @@ impl State {
             "addWorkspaceVolumes" => self.workspace_volumes(&c, args, true),
             "removeWorkspaceVolumes" => self.workspace_volumes(&c, args, false),
             "createGraph" => self.create_graph(&c, args),
+            "getVolumeData" => self.get_volume_data(&c, args),
+            "uploadVolumeData" => self.upload_volume_data(&c, args),
+            "uploadVolumeDataFinalizer" => self.finalize_volume_data(&c, args),
+            "deleteVolumeData" => self.delete_volume_data(&c, args),
             "downloadGraph" => {
                 self.need_workspace(&c, &required(args, "workspaceId")?)?;
                 let ws = required(args, "workspaceId")?;
@@ -1653,6 +1670,7 @@ impl State {
             return Err(err("Volume not found."));
         }
         self.store.delete(VOLUMES, &id);
+        self.drop_volume_files(&id);
         let ws_ids: Vec<String> = self
             .store
             .in_org(WORKSPACES, &org)

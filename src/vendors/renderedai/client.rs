@@ -257,6 +257,11 @@ impl RenderedAiApi {
         }
     }
 
+    /// The GraphQL endpoint.
+    pub fn endpoint(&self) -> &Url {
+        &self.url
+    }
+
     /// The underlying transport (request counts).
     pub fn transport(&self) -> &Transport {
         &self.transport
@@ -498,14 +503,14 @@ impl RenderedAiApi {
     }
 
     /// A query: its value.
-    async fn query(&self, op: &Op, variables: Value) -> Result<Value, VendorError> {
+    pub(super) async fn query(&self, op: &Op, variables: Value) -> Result<Value, VendorError> {
         self.run_raw(op, variables, true)
             .await
             .map_err(|f| self.classify(op, f))
     }
 
     /// A mutation with a lasting effect: its value.
-    async fn mutate(&self, op: &Op, variables: Value) -> Result<Value, VendorError> {
+    pub(super) async fn mutate(&self, op: &Op, variables: Value) -> Result<Value, VendorError> {
         self.run_raw(op, variables, false)
             .await
             .map_err(|f| self.classify(op, f))

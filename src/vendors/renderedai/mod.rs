@@ -9,6 +9,7 @@
 pub mod client;
 pub mod models;
 pub mod vendor;
+pub mod volume_data;
 
 pub use client::{DEFAULT_ENDPOINT, DEFAULT_RATE, PUBLIC_ENDPOINTS, RenderedAiApi};
 pub use vendor::{CAPABILITIES, RenderedAiClient};

@@ -25,8 +25,10 @@
 //!   the copied volumes ([`RefField::embedded`]). A graph that uses a volume the template does
 //!   not own waits, naming it. The schema has no call that edits a graph, so a copy that
 //!   drifted is reported, not changed.
-//! - **Volumes** copy their metadata only (name, description, permission, tags): the files in
-//!   them (multipart uploads through presigned URLs) are out of scope.
+//! - **Volumes** copy their metadata (name, description, permission, tags); their files are the
+//!   opt-in kind `volume_data` ([`VOLUME_DATA`], copied only when `spec.template.include`
+//!   names it): one object per file, matched by (copied volume, key), uploaded again only when
+//!   its size or hash differs ([`super::volume_data`]).
 //! - **Limits** are the legacy 3.3.4 `getOrganizationLimits`/`setOrganizationLimits`. Where the
 //!   server answers that the operation does not exist, `status.usage` says so and a limits
 //!   setting is an `Unsupported` settings condition (no retry loop).
@@ -112,7 +114,7 @@ fn rules_key(v: &Value) -> Option<String> {
     str_at(v, "workspaceId").map(str::to_string)
 }
 
-/// Volumes (metadata; their files are not copied).
+/// Volumes (metadata; their files are the opt-in kind [`VOLUME_DATA`]).
 pub const VOLUMES: KindSpec = KindSpec {
     name: "volumes",
     refs: &[],
@@ -186,6 +188,37 @@ pub const WORKSPACE_RULES: KindSpec = KindSpec {
     opt_in: false,
 };
 
+/// A file is one per (volume, key).
+fn file_key(v: &Value) -> Option<String> {
+    Some(super::volume_data::file_id(
+        str_at(v, "volumeId")?,
+        str_at(v, "key")?,
+    ))
+}
+
+/// A file is copied when it has a key and a size orgops copies.
+fn file_creatable(v: &Value) -> Result<(), &'static str> {
+    match (str_at(v, "key"), v.get("size").and_then(Value::as_u64)) {
+        (Some(k), Some(n)) if !k.is_empty() && n <= super::volume_data::MAX_FILE_BYTES => Ok(()),
+        (Some(k), Some(_)) if !k.is_empty() => {
+            Err("the template file is larger than orgops copies")
+        }
+        _ => Err("the template file has no key or size"),
+    }
+}
+
+/// Files in the volumes (opt-in: heavy): key, size and hash, in the copied volume.
+pub const VOLUME_DATA: KindSpec = KindSpec {
+    name: "volume_data",
+    refs: &[RefField::to("volumeId", RefTarget::Kind("volumes"))],
+    fields: CopyFields::Only(&["volumeId", "key", "size", "hash"]),
+    identity: Identity::NaturalKey(file_key),
+    creatable: Some(file_creatable),
+    skip: None,
+    input: None,
+    opt_in: true,
+};
+
 /// What Rendered.ai can do through its API.
 pub const CAPABILITIES: Capabilities = Capabilities {
     create_org: false,
@@ -198,7 +231,7 @@ pub const CAPABILITIES: Capabilities = Capabilities {
         scopes: Some("workspaces"),
     }),
     usage: Some("limits and usage (legacy getOrganizationLimits)"),
-    kinds: &[VOLUMES, WORKSPACES, GRAPHS, WORKSPACE_RULES],
+    kinds: &[VOLUMES, WORKSPACES, GRAPHS, WORKSPACE_RULES, VOLUME_DATA],
 };
 
 /// `spec.settings.renderedai` as the client reads it.
@@ -739,6 +772,21 @@ impl RenderedAiClient {
         Ok(out)
     }
 
+    /// Every file of the organization's own volumes (at most [`super::volume_data::MAX_FILES`]).
+    async fn list_volume_data(&self, org: &str) -> Result<Vec<Value>, VendorError> {
+        let mut out = Vec::new();
+        for v in self.api.volumes(Some(org), None).await? {
+            if v.organization_id.as_deref().is_some_and(|o| o != org) {
+                continue;
+            }
+            let room = super::volume_data::MAX_FILES - out.len();
+            for f in self.api.volume_files(&v.volume_id, room).await? {
+                out.extend(super::volume_data::file_object(&v.volume_id, &f));
+            }
+        }
+        Ok(out)
+    }
+
     async fn list_workspace_rules(&self, org: &str) -> Result<Vec<Value>, VendorError> {
         let mut out = Vec::new();
         for w in self.api.workspaces(org).await? {
@@ -926,6 +974,7 @@ impl VendorClient for RenderedAiClient {
                 .collect()),
             "workspaces" => self.list_workspaces(org).await,
             "graphs" => self.list_graphs(org).await,
+            "volume_data" => self.list_volume_data(org).await,
             _ => self.list_workspace_rules(org).await,
         }
     }
@@ -937,6 +986,15 @@ impl VendorClient for RenderedAiClient {
         body: Value,
     ) -> Result<Value, VendorError> {
         check_kind(kind)?;
+        if kind.name == "volume_data" {
+            let (Some(volume), Some(key)) = (str_at(&body, "volumeId"), str_at(&body, "key"))
+            else {
+                return Err(VendorError::Rejected(
+                    "a volume file needs a volume and a key".into(),
+                ));
+            };
+            return self.api.copy_volume_file(org, volume, key).await;
+        }
         let name = str_at(&body, "name").unwrap_or_default();
         let tags = string_list(&body, "tags");
         match kind.name {
@@ -1021,6 +1079,13 @@ impl VendorClient for RenderedAiClient {
     ) -> Result<Value, VendorError> {
         check_kind(kind)?;
         match kind.name {
+            "volume_data" => {
+                // (volume, key) is the identity: a patch is new content, uploaded again.
+                let (volume, key) = super::volume_data::split_file_id(id).ok_or_else(|| {
+                    VendorError::Rejected(format!("{} is not a volume file id", clip(id)))
+                })?;
+                self.api.copy_volume_file(org, volume, key).await
+            }
             "volumes" => {
                 let mut fields = Map::new();
                 for (k, v) in patch.as_object().into_iter().flatten() {
