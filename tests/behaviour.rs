@@ -54,7 +54,8 @@
 //! every org are compared by id (a copy uses the very same ones) and are not "inside" checks.
 //! Graphs cannot be edited through the API, so the hand edits touch volumes and workspaces.
 //! Members are invited (an e-mail without an account), accepted by hand, one role
-//! `admin|member`, no scopes.
+//! `admin|member`; scopes are workspace names (3.3.4 guest places, given only after
+//! acceptance).
 
 mod support;
 

@@ -801,6 +801,283 @@ async fn hostile_answers_are_errors_that_never_echo_the_key() {
     assert_eq!(client.api().transport().stats().total(), before + 1);
 }
 
+/// A proxy in front of the simulator that records every request's `operationName` and
+/// `variables`, for tests that count what a client sends.
+async fn recording_proxy(upstream: String) -> (String, Arc<Mutex<Vec<Value>>>) {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let l = log.clone();
+    let http = reqwest::Client::new();
+    let app = Router::new().fallback(any(move |headers: HeaderMap, body: Bytes| {
+        let (l, http, upstream) = (l.clone(), http.clone(), upstream.clone());
+        async move {
+            let sent = serde_json::from_slice::<Value>(&body).unwrap_or_default();
+            l.lock().unwrap().push(json!({
+                "op": sent["operationName"],
+                "variables": sent["variables"],
+            }));
+            let mut req = http.post(&upstream).body(body.to_vec());
+            for (k, v) in &headers {
+                if k != "host" && k != "content-length" {
+                    req = req.header(k, v);
+                }
+            }
+            let answer = req.send().await.unwrap();
+            let status = answer.status().as_u16();
+            let text = answer.bytes().await.unwrap();
+            (
+                StatusCode::from_u16(status).unwrap(),
+                [("content-type", "application/json")],
+                text,
+            )
+                .into_response()
+        }
+    }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/graphql"), log)
+}
+
+/// Requests of a log that touch workspace guests: a member operation with `workspaceId`, or
+/// the workspace listing that reading guest places starts with.
+fn guest_requests(log: &Mutex<Vec<Value>>) -> Vec<Value> {
+    log.lock()
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            r["variables"]
+                .get("workspaceId")
+                .is_some_and(|w| !w.is_null())
+                && matches!(
+                    r["op"].as_str(),
+                    Some("getMembers" | "getInvitations" | "addMember" | "removeMember")
+                )
+                || r["op"] == "getWorkspaces"
+        })
+        .cloned()
+        .collect()
+}
+
+/// The names of the workspaces of `org` that `email` is a guest of, read from the simulator.
+fn guest_of(sim: &RenderedAiSimulator, org: &str, email: &str) -> BTreeSet<String> {
+    sim.with_state(|st| {
+        let ws: Vec<(String, String)> = st
+            .store
+            .in_org("workspaces", org)
+            .into_iter()
+            .map(|(id, r)| {
+                (
+                    id.to_string(),
+                    r.value["name"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        st.store
+            .in_org("members", org)
+            .into_iter()
+            .filter(|(_, r)| r.value["email"] == email && !r.value["workspaceId"].is_null())
+            .filter_map(|(_, r)| {
+                let w = r.value["workspaceId"].as_str()?;
+                ws.iter().find(|(id, _)| id == w).map(|(_, n)| n.clone())
+            })
+            .collect()
+    })
+}
+
+fn scopes(items: &[&str]) -> Option<BTreeSet<String>> {
+    Some(items.iter().map(|s| s.to_string()).collect())
+}
+
+async fn add_workspace(client: &RenderedAiClient, org: &str, name: &str) -> String {
+    client
+        .api()
+        .create_workspace(org, name, None, None, &[], &[], &[])
+        .await
+        .unwrap_or_else(|e| panic!("workspace {name}: {e}"))
+}
+
+/// Workspace guest places are a membership's scopes: given, changed, emptied, set again by a
+/// client that never saw the spec before (an operator restart), refused for an unknown or
+/// ambiguous workspace name without writing, and ended with the membership.
+#[tokio::test]
+async fn workspace_guests_are_scopes_given_changed_and_removed() {
+    let sim = start(Options::default()).await;
+    let client = admin(&sim);
+    let org = sim.target_org_id.clone();
+    add_workspace(&client, &org, "Blue").await;
+    add_workspace(&client, &org, "Green").await;
+    let mut person = MemberDesired {
+        org: org.clone(),
+        email: ANALYST_EMAIL.into(),
+        first_name: None,
+        last_name: None,
+        roles: ["member".to_string()].into(),
+        scopes: scopes(&["Default workspace", "Blue"]),
+    };
+    let r = reconcile_member(&client, &person, Mode::Apply).await;
+    assert!(r.ready, "{} {}", r.ready_reason(), r.ready_message());
+    assert_eq!(
+        Some(guest_of(&sim, &org, ANALYST_EMAIL)),
+        person.scopes,
+        "guest places given"
+    );
+    let members = client.members().unwrap();
+    let seen = members.observe_member(&org, ANALYST_EMAIL).await.unwrap();
+    assert_eq!(Some(seen.scopes), person.scopes);
+    let writes = sim.total_writes();
+    let r = reconcile_member(&client, &person, Mode::Apply).await;
+    assert!(r.ready && !r.changed, "{}", r.ready_message());
+    assert_eq!(sim.total_writes(), writes, "settled scopes wrote");
+
+    person.scopes = scopes(&["Green"]);
+    let r = reconcile_member(&client, &person, Mode::Apply).await;
+    assert!(r.ready, "{} {}", r.ready_reason(), r.ready_message());
+    assert_eq!(Some(guest_of(&sim, &org, ANALYST_EMAIL)), person.scopes);
+
+    person.scopes = scopes(&[]);
+    let r = reconcile_member(&client, &person, Mode::Apply).await;
+    assert!(r.ready, "{} {}", r.ready_reason(), r.ready_message());
+    assert!(guest_of(&sim, &org, ANALYST_EMAIL).is_empty(), "emptied");
+
+    // A guest place left over from before a restart: a new client, whose first observation
+    // does not read guest places, still empties them for `scopes: []`.
+    person.scopes = scopes(&["Blue"]);
+    assert!(reconcile_member(&client, &person, Mode::Apply).await.ready);
+    let restarted = admin(&sim);
+    person.scopes = scopes(&[]);
+    let r = reconcile_member(&restarted, &person, Mode::Apply).await;
+    assert!(r.ready, "{} {}", r.ready_reason(), r.ready_message());
+    assert!(guest_of(&sim, &org, ANALYST_EMAIL).is_empty());
+
+    // Unknown and ambiguous names: a clear failure, nothing written.
+    let writes = sim.total_writes();
+    person.scopes = scopes(&["Blue", "Purple"]);
+    let r = reconcile_member(&client, &person, Mode::Apply).await;
+    assert!(!r.ready);
+    assert_eq!(r.ready_reason(), "NotFound", "{}", r.ready_message());
+    assert!(
+        r.ready_message().contains("spec.scopes")
+            && r.ready_message().contains(&org)
+            && r.ready_message().contains("Purple"),
+        "{}",
+        r.ready_message()
+    );
+    assert_eq!(sim.total_writes(), writes, "an unknown workspace wrote");
+    add_workspace(&client, &org, "Green").await;
+    let writes = sim.total_writes();
+    person.scopes = scopes(&["Green"]);
+    let r = reconcile_member(&client, &person, Mode::Apply).await;
+    assert_eq!(r.ready_reason(), "VendorRejected", "{}", r.ready_message());
+    assert!(
+        r.ready_message().contains("2 workspaces"),
+        "{}",
+        r.ready_message()
+    );
+    assert_eq!(sim.total_writes(), writes, "an ambiguous workspace wrote");
+
+    // Removal ends the guest places too.
+    person.scopes = scopes(&["Blue"]);
+    assert!(reconcile_member(&client, &person, Mode::Apply).await.ready);
+    let seen = members.observe_member(&org, ANALYST_EMAIL).await.unwrap();
+    members.remove_member(&org, &seen).await.unwrap();
+    assert!(
+        guest_of(&sim, &org, ANALYST_EMAIL).is_empty(),
+        "guest places left"
+    );
+    let gone = members.observe_member(&org, ANALYST_EMAIL).await.unwrap();
+    assert!(!gone.holds_access(), "{gone:?}");
+}
+
+/// Memberships without scopes send no guest request at all (added, settled, role changed),
+/// on a server that serves guests.
+#[tokio::test]
+async fn memberships_without_scopes_send_no_guest_requests() {
+    let sim = start(Options::default()).await;
+    let (url, log) = recording_proxy(sim.graphql_url.clone()).await;
+    let client = key_client(&url, &sim.api_key);
+    let org = sim.target_org_id.clone();
+    let mut person = MemberDesired {
+        org: org.clone(),
+        email: ANALYST_EMAIL.into(),
+        first_name: None,
+        last_name: None,
+        roles: ["member".to_string()].into(),
+        scopes: None,
+    };
+    for role in ["member", "member", "admin"] {
+        person.roles = [role.to_string()].into();
+        let r = reconcile_member(&client, &person, Mode::Apply).await;
+        assert!(r.ready, "{} {}", r.ready_reason(), r.ready_message());
+    }
+    assert!(log.lock().unwrap().len() >= 3, "the proxy saw the requests");
+    assert_eq!(guest_requests(&log), Vec::<Value>::new());
+    // With scopes, the guest places are read (the recording counts them).
+    person.scopes = scopes(&["Default workspace"]);
+    assert!(reconcile_member(&client, &person, Mode::Apply).await.ready);
+    assert!(!guest_requests(&log).is_empty());
+    assert_eq!(
+        guest_of(&sim, &org, ANALYST_EMAIL),
+        person.scopes.clone().unwrap()
+    );
+}
+
+/// A server that no longer serves workspace guests: a membership with scopes fails with a
+/// clear `Unsupported` and writes nothing; one without scopes (or with none) is Ready, and
+/// observing and removal work.
+#[tokio::test]
+async fn guests_not_served_fail_only_memberships_with_scopes() {
+    let sim = start(Options {
+        serve_workspace_guests: false,
+        ..Options::default()
+    })
+    .await;
+    let client = admin(&sim);
+    let org = sim.target_org_id.clone();
+    let mut person = MemberDesired {
+        org: org.clone(),
+        email: ANALYST_EMAIL.into(),
+        first_name: None,
+        last_name: None,
+        roles: ["member".to_string()].into(),
+        scopes: None,
+    };
+    let r = reconcile_member(&client, &person, Mode::Apply).await;
+    assert!(r.ready, "{} {}", r.ready_reason(), r.ready_message());
+    let writes = sim.total_writes();
+    person.scopes = scopes(&["Default workspace"]);
+    let r = reconcile_member(&client, &person, Mode::Apply).await;
+    assert!(!r.ready);
+    assert_eq!(r.ready_reason(), "Unsupported", "{}", r.ready_message());
+    assert!(
+        r.ready_message()
+            .contains("no longer serves workspace guests")
+            && r.ready_message().contains("remove spec.scopes"),
+        "{}",
+        r.ready_message()
+    );
+    assert!(!r.transient, "no retry loop");
+    assert_eq!(sim.total_writes(), writes);
+    // The person's guest places (none) are observed without failing.
+    let members = client.members().unwrap();
+    let seen = members.observe_member(&org, ANALYST_EMAIL).await.unwrap();
+    assert!(seen.scopes.is_empty(), "{:?}", seen.scopes);
+    person.scopes = scopes(&[]);
+    let r = reconcile_member(&client, &person, Mode::Apply).await;
+    assert!(r.ready, "{} {}", r.ready_reason(), r.ready_message());
+    person.scopes = None;
+    let r = reconcile_member(&client, &person, Mode::Apply).await;
+    assert!(r.ready, "{} {}", r.ready_reason(), r.ready_message());
+    let seen = members.observe_member(&org, ANALYST_EMAIL).await.unwrap();
+    members.remove_member(&org, &seen).await.unwrap();
+    assert!(
+        !members
+            .observe_member(&org, ANALYST_EMAIL)
+            .await
+            .unwrap()
+            .holds_access()
+    );
+}
+
 // ---- volume files (the opt-in kind `volume_data`) ----
 
 /// `desired` with `include` naming kinds (`None`: the default kinds).

@@ -67,7 +67,8 @@
 //!   volumes remapped, shared ones kept), graphs (volume ids embedded in the graph JSON as
 //!   `"<volumeId>:/path"`), workspace rules; copies carry a marker tag ([`MarkerAt::Tag`]),
 //!   rules follow their workspace (natural key). Members by e-mail, one role admin/member,
-//!   unknown e-mails become invitations; no scopes (workspace guests are legacy).
+//!   unknown e-mails become invitations; scopes are the workspaces the person is a (3.3.4,
+//!   legacy) guest of, where the server still serves guests, read only for specs with scopes.
 
 pub mod connection;
 pub mod dataloop;

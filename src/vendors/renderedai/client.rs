@@ -523,6 +523,13 @@ impl RenderedAiApi {
         variables: Value,
         id_key: &str,
     ) -> Result<Vec<Value>, VendorError> {
+        self.list_raw(op, variables, id_key)
+            .await
+            .map_err(|f| self.classify(op, f))
+    }
+
+    /// [`Self::list`] with unclassified errors kept apart (the caller reads some itself).
+    async fn list_raw(&self, op: &Op, variables: Value, id_key: &str) -> Result<Vec<Value>, Fail> {
         self.with_credential(|c| {
             let variables = &variables;
             async move {
@@ -554,7 +561,6 @@ impl RenderedAiApi {
             }
         })
         .await
-        .map_err(|f| self.classify(op, f))
     }
 
     // ---- credentials ----
@@ -737,6 +743,50 @@ impl RenderedAiApi {
             )
             .await?;
         done(&REMOVE_MEMBER, v)
+    }
+
+    // ---- workspace guests (anatools 3.3.4, design §2.5) ----
+
+    /// The guests of workspace `ws` (`getMembers` with `workspaceId` and `organizationId` null,
+    /// as 3.3.4's `get_workspace_guests` sends it), or `None` when the server no longer serves
+    /// workspace guests (`workspaceId` is an unknown argument).
+    pub async fn workspace_guests(&self, ws: &str) -> Result<Option<Vec<Member>>, VendorError> {
+        let vars = json!({ "organizationId": null, "workspaceId": ws });
+        match self.list_raw(&GET_GUESTS, vars, "userId").await {
+            Ok(items) => Ok(Some(typed(items))),
+            Err(Fail::GraphQl(detail)) if is_guest_argument_unknown(&detail) => Ok(None),
+            Err(f) => Err(self.classify(&GET_GUESTS, f)),
+        }
+    }
+
+    /// Makes `email` a guest of workspace `ws` (`role` null: the server's `guest`, as 3.3.4's
+    /// `add_workspace_guest`). Not idempotent.
+    pub async fn add_guest(&self, ws: &str, email: &str) -> Result<(), VendorError> {
+        let vars =
+            json!({ "organizationId": null, "workspaceId": ws, "email": email, "role": null });
+        self.guest_mutation(&ADD_GUEST, vars).await
+    }
+
+    /// Ends `email`'s guest place (or guest invitation) in workspace `ws`.
+    pub async fn remove_guest(&self, ws: &str, email: &str) -> Result<(), VendorError> {
+        let vars = json!({ "organizationId": null, "workspaceId": ws, "email": email });
+        self.guest_mutation(&REMOVE_GUEST, vars).await
+    }
+
+    async fn guest_mutation(&self, op: &Op, vars: Value) -> Result<(), VendorError> {
+        match self.run_raw(op, vars, false).await {
+            Ok(v) => done(op, v),
+            Err(Fail::GraphQl(detail)) if is_guest_argument_unknown(&detail) => {
+                Err(VendorError::Unsupported {
+                    vendor: VENDOR,
+                    what: format!(
+                        "workspace guests ({} with workspaceId, last in anatools 3.3.4): this Rendered.ai server no longer serves them",
+                        op.name
+                    ),
+                })
+            }
+            Err(f) => Err(self.classify(op, f)),
+        }
     }
 
     // ---- workspaces, volumes, channels ----

@@ -373,6 +373,21 @@ op!(
     "mutation removeMember($organizationId: String!, $email: String!) { removeMember(organizationId: $organizationId, email: $email) }"
 );
 op!(
+    GET_GUESTS,
+    "getMembers",
+    "query getMembers($organizationId: String, $workspaceId: String, $limit: Int, $cursor: String) { getMembers(organizationId: $organizationId, workspaceId: $workspaceId, limit: $limit, cursor: $cursor) { workspaceId userId email role } }"
+);
+op!(
+    ADD_GUEST,
+    "addMember",
+    "mutation addMember($organizationId: String, $workspaceId: String, $email: String!, $role: String) { addMember(organizationId: $organizationId, workspaceId: $workspaceId, email: $email, role: $role) }"
+);
+op!(
+    REMOVE_GUEST,
+    "removeMember",
+    "mutation removeMember($organizationId: String, $workspaceId: String, $email: String!) { removeMember(organizationId: $organizationId, workspaceId: $workspaceId, email: $email) }"
+);
+op!(
     GET_WORKSPACES,
     "getWorkspaces",
     "query getWorkspaces($organizationId: String, $workspaceId: String, $limit: Int, $cursor: String, $filters: WorkspaceFilter) { getWorkspaces(organizationId: $organizationId, workspaceId: $workspaceId, limit: $limit, cursor: $cursor, filters: $filters) { workspaceId name description objective organizationId tags } }"
@@ -432,6 +447,16 @@ op!(
     "editWorkspaceRules",
     "mutation editWorkspaceRules($workspaceId: String!, $rules: String!) { editWorkspaceRules(workspaceId: $workspaceId, rules: $rules) }"
 );
+
+/// True when a GraphQL error says the server does not take `workspaceId` on the member
+/// operations: it no longer serves the 3.3.4 workspace guests (design §2.5; a spec-compliant
+/// server fails validation with `Unknown argument "workspaceId" on field "Query.getMembers".`).
+pub fn is_guest_argument_unknown(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("workspaceid")
+        && (m.contains("unknown argument")
+            || (m.contains("argument") && m.contains("is not defined")))
+}
 
 /// True when a GraphQL error says the server does not have this operation at all (a field
 /// missing from the schema: `Cannot query field "x" on type "Query".`, an unknown operation or
@@ -599,6 +624,9 @@ mod tests {
             ADD_MEMBER,
             EDIT_MEMBER,
             REMOVE_MEMBER,
+            GET_GUESTS,
+            ADD_GUEST,
+            REMOVE_GUEST,
             GET_WORKSPACES,
             CREATE_WORKSPACE,
             EDIT_WORKSPACE,
@@ -644,6 +672,13 @@ mod tests {
         ));
         assert!(!is_unknown_operation(
             "The Workspaces limit has been reached"
+        ));
+        assert!(is_guest_argument_unknown(
+            "Unknown argument \"workspaceId\" on field \"Query.getMembers\"."
+        ));
+        assert!(!is_guest_argument_unknown("Workspace not found."));
+        assert!(!is_guest_argument_unknown(
+            "Unknown argument \"bad\" on field \"Query.getMembers\"."
         ));
         assert!(is_auth_failure("Unauthorized"));
         assert!(is_auth_failure("Token expired, sign in again"));

@@ -34,11 +34,22 @@
 //!   setting is an `Unsupported` settings condition (no retry loop).
 //! - **Members**: one role, `admin` or `member`; `addMember` invites an unknown e-mail. A
 //!   member's role changes with `editMember`; an invitation's role (which `editMember` does not
-//!   reach) by removing it and inviting again. Workspace guests (3.3.4 `workspaceId` on the
-//!   member calls) are not scopes here: the current platform manages collaboration per
-//!   organization, and the legacy calls may be gone (design §2.5).
+//!   reach) by removing it and inviting again.
+//! - **Scopes are workspace guest places** (3.3.4 `workspaceId` on the member calls, design
+//!   §2.5): `spec.scopes` names the organization's workspaces the person is a guest of. Reading
+//!   them costs one `getMembers(workspaceId)` per workspace, and the contract's
+//!   `observe_member` is not told whether the spec has scopes, so the client reads them only
+//!   for people whose spec has scopes: a `change_member` with `spec.scopes` set marks the
+//!   person ([`RenderedAiClient`]'s scoped set), and until then an active member's scopes are
+//!   reported as "not read" ([`GUESTS_UNREAD`], never equal to any spec), which makes the
+//!   engine plan `SetScopes`, which reads and sets them and marks the person. A membership
+//!   without scopes never sends a guest call. Where the server no longer serves guests
+//!   (`workspaceId` an unknown argument), no guest places are read (an empty set), and a
+//!   non-empty `spec.scopes` is `Unsupported`. Removing a person ends their guest places in the
+//!   organization's workspaces first, then their membership or invitation.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::{Mutex, PoisonError};
 
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -56,6 +67,21 @@ const VENDOR: &str = "renderedai";
 
 /// Most limit entries reported in status (a hostile server cannot flood it).
 const MAX_LIMITS: usize = 100;
+
+/// Most workspaces of one organization whose guests are read for a person (one `getMembers`
+/// each): the bound on what observing a membership with scopes costs.
+pub const MAX_GUEST_WORKSPACES: usize = 500;
+
+/// Most people a client remembers as having `spec.scopes` (past it, the set starts again:
+/// a forgotten person's scopes read as [`GUESTS_UNREAD`] once more, which costs a round).
+const MAX_SCOPED: usize = 10_000;
+
+/// The scope an observation reports for an active member whose guest places it did not read
+/// (their spec was not seen to have scopes). Never a workspace name (names read from the
+/// server have control characters blanked), so any `spec.scopes`, even an empty one, differs
+/// and the engine plans `SetScopes`, which reads the guest places; without `spec.scopes` the
+/// engine ignores it.
+pub const GUESTS_UNREAD: &str = "\u{0}guest places not read";
 
 fn str_at<'v>(v: &'v Value, key: &str) -> Option<&'v str> {
     v.get(key)?.as_str()
@@ -202,7 +228,7 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     members: Some(RoleModel {
         roles: ORG_ROLES,
         org_roles: false,
-        scopes: None,
+        scopes: Some("workspaces"),
     }),
     usage: Some("limits and usage (legacy getOrganizationLimits)"),
     kinds: &[VOLUMES, WORKSPACES, GRAPHS, WORKSPACE_RULES, VOLUME_DATA],
@@ -430,6 +456,93 @@ fn one_role(desired: &MemberDesired) -> Result<&str, VendorError> {
     }
 }
 
+/// The failure of a non-empty `spec.scopes` where the server serves no workspace guests.
+fn guests_not_served(org: &str) -> VendorError {
+    VendorError::Unsupported {
+        vendor: VENDOR,
+        what: format!(
+            "spec.scopes: this Rendered.ai server no longer serves workspace guests (getMembers/addMember/removeMember with workspaceId, last in anatools 3.3.4), so the workspaces of organization {org} have none; remove spec.scopes"
+        ),
+    }
+}
+
+/// What makes a person's guest places the desired ones: workspace ids to join and to leave.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GuestPlan {
+    /// Workspaces to become a guest of.
+    pub add: Vec<String>,
+    /// Workspaces to stop being a guest of.
+    pub remove: Vec<String>,
+}
+
+/// The guest changes that make `places` (workspace ids the person is a guest of) the
+/// workspaces named `want`, among the organization's `workspaces` (`(id, name)`). Pure.
+/// A name no workspace has is `NotFound` (the workspace may be made later, by a copy); a name
+/// two workspaces share is refused (which one is meant cannot be told).
+pub fn guest_plan(
+    org: &str,
+    workspaces: &[(String, String)],
+    places: &BTreeSet<String>,
+    want: &BTreeSet<String>,
+) -> Result<GuestPlan, VendorError> {
+    let mut wanted_ids = BTreeSet::new();
+    for name in want {
+        let ids: Vec<&String> = workspaces
+            .iter()
+            .filter(|(_, n)| n == name)
+            .map(|(id, _)| id)
+            .collect();
+        match ids.as_slice() {
+            [one] => {
+                wanted_ids.insert((*one).clone());
+            }
+            [] => {
+                return Err(VendorError::NotFound(format!(
+                    "spec.scopes: Rendered.ai organization {org} has no workspace named {:?}",
+                    clip(name)
+                )));
+            }
+            many => {
+                return Err(VendorError::Rejected(format!(
+                    "spec.scopes: {} workspaces in Rendered.ai organization {org} are named {:?}; rename one",
+                    many.len(),
+                    clip(name)
+                )));
+            }
+        }
+    }
+    Ok(GuestPlan {
+        add: wanted_ids.difference(places).cloned().collect(),
+        remove: places.difference(&wanted_ids).cloned().collect(),
+    })
+}
+
+/// A person's guest places in an organization's workspaces, as read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum GuestsSeen {
+    /// The server serves no workspace guests.
+    NotServed,
+    /// The organization's workspaces (`(id, name)`) and those the person is a guest of (ids).
+    Served {
+        workspaces: Vec<(String, String)>,
+        places: BTreeSet<String>,
+    },
+}
+
+impl GuestsSeen {
+    /// The scopes: names of the workspaces the person is a guest of.
+    fn scopes(&self) -> BTreeSet<String> {
+        match self {
+            GuestsSeen::NotServed => BTreeSet::new(),
+            GuestsSeen::Served { workspaces, places } => workspaces
+                .iter()
+                .filter(|(id, _)| places.contains(id))
+                .map(|(_, name)| name.clone())
+                .collect(),
+        }
+    }
+}
+
 fn check_kind(kind: &KindSpec) -> Result<(), VendorError> {
     if CAPABILITIES.kinds.iter().any(|k| k.name == kind.name) {
         return Ok(());
@@ -444,6 +557,9 @@ fn check_kind(kind: &KindSpec) -> Result<(), VendorError> {
 #[derive(Debug)]
 pub struct RenderedAiClient {
     api: RenderedAiApi,
+    /// `(org, lower-case e-mail)` of the people whose spec was seen with `spec.scopes`: their
+    /// guest places are read when they are observed (see the module docs).
+    scoped: Mutex<HashSet<(String, String)>>,
 }
 
 impl RenderedAiClient {
@@ -457,7 +573,117 @@ impl RenderedAiClient {
     ) -> Result<Self, VendorError> {
         Ok(Self {
             api: RenderedAiApi::new(endpoint, credentials, config, endpoints)?,
+            scoped: Mutex::new(HashSet::new()),
         })
+    }
+
+    fn scoped_key(org: &str, email: &str) -> (String, String) {
+        (org.to_string(), email.trim().to_ascii_lowercase())
+    }
+
+    /// Whether `email`'s spec in `org` was seen with scopes.
+    fn is_scoped(&self, org: &str, email: &str) -> bool {
+        self.scoped
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&Self::scoped_key(org, email))
+    }
+
+    /// Remembers whether `email`'s spec in `org` has scopes.
+    fn set_scoped(&self, org: &str, email: &str, scoped: bool) {
+        let mut set = self.scoped.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = Self::scoped_key(org, email);
+        if !scoped {
+            set.remove(&key);
+            return;
+        }
+        if set.len() >= MAX_SCOPED && !set.contains(&key) {
+            // Forgetting is safe: a forgotten person's scopes read as unread, and the next
+            // SetScopes reads them and remembers the person again.
+            set.clear();
+        }
+        set.insert(key);
+    }
+
+    /// `email`'s guest places in the workspaces of `org`: one `getWorkspaces` (paged) and one
+    /// `getMembers(workspaceId)` per workspace, at most [`MAX_GUEST_WORKSPACES`].
+    async fn guest_places(&self, org: &str, email: &str) -> Result<GuestsSeen, VendorError> {
+        let workspaces: Vec<(String, String)> = self
+            .api
+            .workspaces(org)
+            .await?
+            .into_iter()
+            .map(|w| (w.workspace_id, clip(w.name.as_deref().unwrap_or_default())))
+            .collect();
+        if workspaces.len() > MAX_GUEST_WORKSPACES {
+            return Err(VendorError::Rejected(format!(
+                "spec.scopes: Rendered.ai organization {org} has {} workspaces; orgops reads the guests of at most {MAX_GUEST_WORKSPACES} (one request each)",
+                workspaces.len()
+            )));
+        }
+        let mut places = BTreeSet::new();
+        for (id, _) in &workspaces {
+            let guests = match self.api.workspace_guests(id).await {
+                Ok(Some(guests)) => guests,
+                Ok(None) => return Ok(GuestsSeen::NotServed),
+                // Deleted since it was listed: no guests there.
+                Err(VendorError::NotFound(_)) => continue,
+                Err(e) => return Err(e),
+            };
+            if guests
+                .iter()
+                .any(|g| g.email.as_deref().is_some_and(|e| same_email(e, email)))
+            {
+                places.insert(id.clone());
+            }
+        }
+        Ok(GuestsSeen::Served { workspaces, places })
+    }
+
+    /// Makes `email` a guest of exactly the workspaces of `org` named `want`.
+    async fn set_guest_places(
+        &self,
+        org: &str,
+        email: &str,
+        want: &BTreeSet<String>,
+    ) -> Result<(), VendorError> {
+        let (workspaces, places) = match self.guest_places(org, email).await? {
+            // Nothing to give where nothing is wanted.
+            GuestsSeen::NotServed if want.is_empty() => return Ok(()),
+            GuestsSeen::NotServed => return Err(guests_not_served(org)),
+            GuestsSeen::Served { workspaces, places } => (workspaces, places),
+        };
+        let plan = guest_plan(org, &workspaces, &places, want)?;
+        let not_served = |e: VendorError| match e {
+            VendorError::Unsupported { .. } => guests_not_served(org),
+            other => other,
+        };
+        for ws in &plan.remove {
+            match self.api.remove_guest(ws, email).await {
+                // Gone already (by hand, or a repeat after a lost answer).
+                Err(VendorError::NotFound(_)) => {}
+                other => other.map_err(not_served)?,
+            }
+        }
+        for ws in &plan.add {
+            self.api.add_guest(ws, email).await.map_err(not_served)?;
+        }
+        Ok(())
+    }
+
+    /// Ends every guest place of `email` in the workspaces of `org` (none where the server
+    /// serves no guests).
+    async fn leave_workspaces(&self, org: &str, email: &str) -> Result<(), VendorError> {
+        let GuestsSeen::Served { places, .. } = self.guest_places(org, email).await? else {
+            return Ok(());
+        };
+        for ws in &places {
+            match self.api.remove_guest(ws, email).await {
+                Err(VendorError::NotFound(_)) => {}
+                other => other?,
+            }
+        }
+        Ok(())
     }
 
     /// The typed API underneath.
@@ -963,10 +1189,17 @@ impl MemberClient for RenderedAiClient {
             .into_iter()
             .find(|m| m.email.as_deref().is_some_and(|e| same_email(e, email)))
         {
+            // Guest places are read only for a spec with scopes (see the module docs).
+            let scopes = if self.is_scoped(org, email) {
+                self.guest_places(org, email).await?.scopes()
+            } else {
+                BTreeSet::from([GUESTS_UNREAD.to_string()])
+            };
             return Ok(MemberObserved {
                 presence: Presence::Active,
                 id: Some(clip(&m.user_id)).filter(|u| !u.is_empty()),
                 roles: m.role.iter().map(|r| clip(r)).collect(),
+                scopes,
                 vendor_state: json!({ "email": m.email, "invited": false }),
                 ..MemberObserved::absent()
             });
@@ -1007,6 +1240,8 @@ impl MemberClient for RenderedAiClient {
         let email = observed.vendor_state["email"]
             .as_str()
             .unwrap_or(&desired.email);
+        // From now on this person's guest places are read when observed, or no longer.
+        self.set_scoped(org, &desired.email, desired.scopes.is_some());
         match change {
             MemberChange::Add => {
                 self.api
@@ -1024,10 +1259,11 @@ impl MemberClient for RenderedAiClient {
             MemberChange::SetRoles { .. } => {
                 self.api.edit_member(org, email, one_role(desired)?).await
             }
-            MemberChange::SetScopes => Err(VendorError::Unsupported {
-                vendor: VENDOR,
-                what: "scopes (Rendered.ai manages collaboration per organization)".into(),
-            }),
+            MemberChange::SetScopes => match &desired.scopes {
+                Some(want) => self.set_guest_places(org, email, want).await,
+                // Never planned without scopes: unmanaged guest places stay as they are.
+                None => Ok(()),
+            },
         }
     }
 
@@ -1038,6 +1274,11 @@ impl MemberClient for RenderedAiClient {
         let Some(email) = observed.vendor_state["email"].as_str() else {
             return Ok(());
         };
+        // Every access orgops can have given goes: the guest places in the organization's
+        // workspaces first, so that a removal cut short leaves the membership to be found and
+        // removed again (a person without one is not observed as holding access).
+        self.leave_workspaces(org, email).await?;
+        self.set_scoped(org, email, false);
         match self.api.remove_member(org, email).await {
             // Gone already (removed by hand, or a repeat after a lost answer).
             Err(VendorError::NotFound(_)) => Ok(()),
@@ -1315,6 +1556,82 @@ mod tests {
         assert!(one_role(&d(&["admin", "member"])).is_err());
         assert!(one_role(&d(&["owner"])).is_err());
         assert!(one_role(&d(&[])).is_err());
+    }
+
+    fn names(items: &[&str]) -> BTreeSet<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn guest_places_follow_the_workspace_names() {
+        let ws: Vec<(String, String)> = [("w1", "Alpha"), ("w2", "Beta"), ("w3", "Gamma")]
+            .iter()
+            .map(|(i, n)| (i.to_string(), n.to_string()))
+            .collect();
+        let plan =
+            guest_plan("o1", &ws, &names(&["w1", "w3"]), &names(&["Alpha", "Beta"])).unwrap();
+        assert_eq!(
+            plan,
+            GuestPlan {
+                add: vec!["w2".into()],
+                remove: vec!["w3".into()]
+            }
+        );
+        let none = guest_plan("o1", &ws, &names(&["w1"]), &names(&["Alpha"])).unwrap();
+        assert_eq!(none, GuestPlan::default(), "in sync: nothing to do");
+        let all_out = guest_plan("o1", &ws, &names(&["w1", "w2"]), &BTreeSet::new()).unwrap();
+        assert_eq!(all_out.remove, vec!["w1".to_string(), "w2".to_string()]);
+        assert!(all_out.add.is_empty());
+        // The unread marker is never a workspace name, so it can never be planned as one.
+        assert!(guest_plan("o1", &ws, &BTreeSet::new(), &names(&[GUESTS_UNREAD])).is_err());
+    }
+
+    #[test]
+    fn unknown_and_ambiguous_workspace_names_are_errors_naming_the_spec_and_org() {
+        let ws: Vec<(String, String)> = [("w1", "Twin"), ("w2", "Twin"), ("w3", "Solo")]
+            .iter()
+            .map(|(i, n)| (i.to_string(), n.to_string()))
+            .collect();
+        let e = guest_plan("org-9", &ws, &BTreeSet::new(), &names(&["Nope"])).unwrap_err();
+        assert_eq!(e.category(), "NotFound");
+        let text = e.to_string();
+        assert!(text.contains("spec.scopes") && text.contains("org-9") && text.contains("Nope"));
+        let e = guest_plan("org-9", &ws, &BTreeSet::new(), &names(&["Twin"])).unwrap_err();
+        assert_eq!(e.category(), "VendorRejected");
+        assert!(e.to_string().contains("2 workspaces"), "{e}");
+        assert!(!e.is_transient(), "no retry loop");
+        let e = guests_not_served("org-9");
+        assert_eq!(e.category(), "Unsupported");
+        assert!(e.to_string().contains("remove spec.scopes"), "{e}");
+    }
+
+    #[test]
+    fn scopes_are_the_names_of_the_workspaces_guested() {
+        let seen = GuestsSeen::Served {
+            workspaces: vec![("w1".into(), "Alpha".into()), ("w2".into(), "Beta".into())],
+            places: names(&["w2"]),
+        };
+        assert_eq!(seen.scopes(), names(&["Beta"]));
+        assert!(GuestsSeen::NotServed.scopes().is_empty());
+    }
+
+    #[test]
+    fn the_scoped_set_follows_the_spec_and_stays_bounded() {
+        let c = client();
+        assert!(!c.is_scoped("o", "A@B.c"));
+        c.set_scoped("o", " A@B.c", true);
+        assert!(
+            c.is_scoped("o", "a@b.c"),
+            "e-mails compare case-insensitively"
+        );
+        assert!(!c.is_scoped("p", "a@b.c"), "per organization");
+        c.set_scoped("o", "a@b.c", false);
+        assert!(!c.is_scoped("o", "a@b.c"));
+        for n in 0..MAX_SCOPED + 5 {
+            c.set_scoped("o", &format!("p{n}@x.io"), true);
+        }
+        assert!(c.scoped.lock().unwrap().len() <= MAX_SCOPED);
+        assert!(c.is_scoped("o", &format!("p{}@x.io", MAX_SCOPED + 4)));
     }
 
     #[test]

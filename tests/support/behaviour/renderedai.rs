@@ -25,8 +25,9 @@
 //! changing it), so the hand edits touch volumes and workspaces: fields, rules and volume
 //! lists (a reference the engine must remap).
 //! Members are read from the `members` kind (an invitation is no access; a 3.3.4 workspace
-//! guest would show as a scope `"<workspace>:guest"`); Rendered.ai invites an e-mail without an
-//! account, so the row accepts invitations by hand. Rendered.ai has no scopes.
+//! guest place shows as a scope, the workspace's name); Rendered.ai invites an e-mail without
+//! an account, so the row accepts invitations by hand. The scopes given are a workspace the
+//! copy made.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -569,7 +570,8 @@ impl Row for RenderedAiRow {
             email: MEMBER_EMAIL.into(),
             roles: ["member".to_string()].into(),
             other_roles: ["admin".to_string()].into(),
-            scopes: BTreeSet::new(),
+            // A workspace of the template, which the copy made in the org.
+            scopes: ["Vehicle detection".to_string()].into(),
         })
     }
 
@@ -579,8 +581,8 @@ impl Row for RenderedAiRow {
             .unwrap_or_else(|e| panic!("{email} accepts the invitation to {org}: {e}"));
     }
 
-    /// A member of `org` holds their one org role; a workspace guest (3.3.4) of one of its
-    /// workspaces would show as a scope `"<workspace>:guest"`, so a leftover is visible.
+    /// A member of `org` holds their one org role; a workspace guest place (3.3.4) in one of
+    /// its workspaces shows as a scope, the workspace's name, so a leftover is visible.
     fn member_at_vendor(
         &self,
         h: &dyn SimulatorHandle,
@@ -604,7 +606,7 @@ impl Row for RenderedAiRow {
             .filter(|m| m["organizationId"].is_null())
             .map(|m| {
                 let ws = m["workspaceId"].as_str().unwrap_or_default();
-                format!("{}:guest", name_in(&snap, WORKSPACES, ws))
+                name_in(&snap, WORKSPACES, ws)
             })
             .collect();
         (!roles.is_empty() || !scopes.is_empty()).then_some(MemberSeen { roles, scopes })
