@@ -1280,3 +1280,48 @@ async fn transfer_urls_to_internal_addresses_are_refused() {
         assert_eq!(sim.writes("volume_data").unwrap().creates, 0);
     }
 }
+
+/// A server that answers every request with `answer(n)` (n = requests so far), on a fresh port.
+async fn scripted(answer: fn(usize) -> (StatusCode, Value)) -> (String, Arc<Mutex<usize>>) {
+    let count = Arc::new(Mutex::new(0usize));
+    let c = count.clone();
+    let app = Router::new().fallback(any(move || {
+        let c = c.clone();
+        async move {
+            let n = {
+                let mut c = c.lock().unwrap();
+                *c += 1;
+                *c
+            };
+            let (status, body) = answer(n);
+            (status, axum::Json(body))
+        }
+    }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/graphql"), count)
+}
+
+#[tokio::test]
+async fn endless_pages_of_directories_are_an_error_naming_the_volume() {
+    // Every page is full of directory entries with ever larger keys: none is a file.
+    let (url, count) = scripted(|n| {
+        let page: Vec<Value> = (0..100)
+            .map(|i| json!({"key": format!("d{:09}/", n * 100 + i)}))
+            .collect();
+        (StatusCode::OK, json!({"data": {"getVolumeData": page}}))
+    })
+    .await;
+    let client = key_client(&url, "scripted-key-0123456789");
+    let e = tokio::time::timeout(
+        Duration::from_secs(60),
+        client.api().volume_files("vol-hostile", 10_000),
+    )
+    .await
+    .expect("the listing stops")
+    .unwrap_err();
+    assert!(e.to_string().contains("vol-hostile"), "{e}");
+    let sent = *count.lock().unwrap();
+    assert!(sent <= 201, "{sent} pages requested");
+}

@@ -41,10 +41,13 @@ use url::Url;
 use super::client::RenderedAiApi;
 use super::models::{Op, PAGE_LIMIT, clip};
 use crate::vendors::VendorError;
-use crate::vendors::http::HttpError;
+use crate::vendors::http::{HttpError, MAX_PAGES};
 
 /// Most files listed per organization.
 pub const MAX_FILES: usize = 10_000;
+/// Most entries (files and directories) listed per volume: directory entries do not count as
+/// files, so without this a server answering endless pages of directories would never stop.
+pub const MAX_ENTRIES: usize = 2 * MAX_FILES;
 /// Largest file copied.
 pub const MAX_FILE_BYTES: u64 = 256 << 20;
 /// Largest part size accepted from the server (a part is held in memory).
@@ -288,7 +291,8 @@ impl RenderedAiApi {
     ) -> Result<Vec<VolumeFile>, VendorError> {
         let mut out = Vec::new();
         let mut cursor: Option<String> = None;
-        loop {
+        let mut seen = 0usize;
+        for _ in 0..MAX_PAGES {
             let v = self
                 .query(
                     &GET_VOLUME_DATA,
@@ -308,6 +312,14 @@ impl RenderedAiApi {
                 }
             };
             let full = items.len() >= PAGE_LIMIT;
+            // Every entry counts, directories and rows of the wrong shape too.
+            seen = seen.saturating_add(items.len());
+            if seen > MAX_ENTRIES {
+                return Err(VendorError::Rejected(format!(
+                    "volume {} lists more than {MAX_ENTRIES} entries; copying its data stops there",
+                    clip(volume)
+                )));
+            }
             let page: Vec<VolumeFile> = items
                 .into_iter()
                 .filter_map(|i| serde_json::from_value(i).ok())
@@ -336,6 +348,10 @@ impl RenderedAiApi {
                 }
             }
         }
+        Err(VendorError::Rejected(format!(
+            "volume {} lists more than {MAX_PAGES} pages; copying its data stops there",
+            clip(volume)
+        )))
     }
 
     /// File `key` of `volume`, as listed now (with a fresh download URL).
