@@ -1325,3 +1325,40 @@ async fn endless_pages_of_directories_are_an_error_naming_the_volume() {
     let sent = *count.lock().unwrap();
     assert!(sent <= 201, "{sent} pages requested");
 }
+
+fn password_client(url: &str, password: &str) -> RenderedAiClient {
+    RenderedAiClient::new(
+        Some(url),
+        secret(&[("email", "admin@example.com"), ("password", password)]),
+        fast(),
+        &Endpoints::default(),
+    )
+    .unwrap()
+}
+
+const ECHOED_PASSWORD: &str = "Echoed-Passw0rd-straddling-the-cut";
+
+#[tokio::test]
+async fn a_password_echoed_in_any_error_never_shows() {
+    // The echo starts 10 bytes before the 300-byte cut: blanking after the cut would leave
+    // its first 10 bytes.
+    fn echo(status: StatusCode) -> (StatusCode, Value) {
+        let message = format!("{} {ECHOED_PASSWORD} tail", "x".repeat(289));
+        (status, json!({"message": message}))
+    }
+    for answer in [
+        (|_| echo(StatusCode::INTERNAL_SERVER_ERROR)) as fn(usize) -> (StatusCode, Value),
+        |_| echo(StatusCode::UNPROCESSABLE_ENTITY),
+        |_| {
+            let message = format!("{} {ECHOED_PASSWORD} tail", "x".repeat(289));
+            (StatusCode::OK, json!({"errors": [{"message": message}]}))
+        },
+    ] {
+        let (url, count) = scripted(answer).await;
+        let client = password_client(&url, ECHOED_PASSWORD);
+        let e = client.verify_credentials().await.unwrap_err();
+        let text = format!("{e} {e:?}");
+        assert!(*count.lock().unwrap() >= 1);
+        assert!(!text.contains(&ECHOED_PASSWORD[..8]), "{text}");
+    }
+}

@@ -354,6 +354,9 @@ pub struct Request {
     pub authorization: Option<SecretString>,
     /// Another header carrying a credential (e.g. Rendered.ai's `apikey: <key>`).
     pub credential: Option<(HeaderName, SecretString)>,
+    /// Credentials the request carries elsewhere (e.g. a password in a login body), blanked
+    /// out of any message like the credential headers.
+    pub extra_secrets: Vec<SecretString>,
     /// Whether repeating is safe.
     pub repeat: Repeat,
     /// Error statuses the caller reads itself: returned at once, never retried.
@@ -376,6 +379,7 @@ impl Request {
             body: Body::Empty,
             authorization: None,
             credential: None,
+            extra_secrets: Vec::new(),
             repeat,
             accepted: Vec::new(),
             accept_when: None,
@@ -420,6 +424,14 @@ impl Request {
         self
     }
 
+    /// Registers a credential the request carries outside its headers (a password in a login
+    /// body): blanked out of every message taken from an answer to it, before shortening, on
+    /// every path (error status, GraphQL errors), like the credential headers.
+    pub fn secret(mut self, value: SecretString) -> Self {
+        self.extra_secrets.push(value);
+        self
+    }
+
     /// Returns an answer with error status `status` at once as [`HttpError::Status`] (with the
     /// vendor's message), instead of retrying it: the caller knows what it means.
     pub fn accept_status(mut self, status: u16) -> Self {
@@ -445,6 +457,7 @@ impl Request {
         self.authorization
             .iter()
             .chain(self.credential.iter().map(|(_, v)| v))
+            .chain(self.extra_secrets.iter())
             .cloned()
             .collect()
     }
