@@ -754,7 +754,10 @@ async fn hostile_answers_are_errors_that_never_echo_the_key() {
     let client = key_client(&format!("http://{addr}/graphql"), KEY);
     let push = |v: Value| script.lock().unwrap().push(v);
 
-    push(json!({"errors": [{"message": format!("Unauthorized: key {KEY} unknown")}]}));
+    push(json!({"errors": [{
+        "message": format!("Unauthorized: key {KEY} unknown"),
+        "extensions": {"code": "UNAUTHENTICATED"},
+    }]}));
     let e = client.verify_credentials().await.unwrap_err();
     assert_eq!(e.category(), "CredentialsInvalid");
     assert!(!e.to_string().contains(KEY), "{e}");
@@ -1361,4 +1364,41 @@ async fn a_password_echoed_in_any_error_never_shows() {
         assert!(*count.lock().unwrap() >= 1);
         assert!(!text.contains(&ECHOED_PASSWORD[..8]), "{text}");
     }
+}
+
+#[tokio::test]
+async fn a_create_refused_as_unauthenticated_after_sending_is_not_sent_again() {
+    // signIn succeeds; every later call is a GraphQL "Unauthorized" (the workspace may have
+    // been stored before it).
+    let (url, count) = scripted(|n| {
+        if n == 1 {
+            let creds = json!({"uid": "u1", "idtoken": "token-0123456789", "expires": 3600});
+            (StatusCode::OK, json!({"data": {"signIn": creds}}))
+        } else {
+            (StatusCode::OK, json!({"errors": [{"message": "Unauthorized"}]}))
+        }
+    })
+    .await;
+    let client = password_client(&url, "scripted-password-1");
+    let e = client
+        .create_object("o", &WORKSPACES, json!({"name": "w", "tags": []}))
+        .await
+        .unwrap_err();
+    assert_eq!(e.category(), "OutcomeUnknown", "{e}");
+    assert_eq!(client.api().mutations(), 1, "the create is sent once");
+    assert_eq!(*count.lock().unwrap(), 2, "signIn + one createWorkspace");
+
+    // A permission message naming "unauthorized" is neither a refused credential nor resent.
+    let (url, count) = scripted(|_| {
+        let m = "User is unauthorized to access channel X";
+        (StatusCode::OK, json!({"errors": [{"message": m}]}))
+    })
+    .await;
+    let client = key_client(&url, "scripted-key-0123456789");
+    let e = client
+        .create_object("o", &WORKSPACES, json!({"name": "w", "tags": []}))
+        .await
+        .unwrap_err();
+    assert_ne!(e.category(), "CredentialsInvalid", "{e}");
+    assert_eq!(*count.lock().unwrap(), 1);
 }

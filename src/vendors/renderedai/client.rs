@@ -71,8 +71,11 @@ enum Login {
 enum Fail {
     /// The server answered with GraphQL errors (their messages, credentials blanked).
     GraphQl(String),
-    /// The credentials were refused (HTTP 401, or an unauthenticated GraphQL error).
+    /// The credentials were refused with HTTP 401: the request was not processed.
     Auth(String),
+    /// A GraphQL error saying the caller is not authenticated: the server ran the operation
+    /// at least in part, so a mutation may have taken effect.
+    GraphQlAuth(String),
     /// Anything else, classified already.
     Vendor(VendorError),
 }
@@ -107,6 +110,20 @@ impl std::fmt::Debug for RenderedAiApi {
             .field("credentials", &self.credentials)
             .finish()
     }
+}
+
+/// Whether a GraphQL error answer marks an error `extensions.code: "UNAUTHENTICATED"` (Apollo's
+/// code for a missing or refused credential).
+fn unauthenticated_code(resp: &Response) -> bool {
+    resp.json().ok().is_some_and(|body| {
+        body.get("errors")
+            .and_then(Value::as_array)
+            .is_some_and(|errors| {
+                errors.iter().take(10).any(|e| {
+                    e.pointer("/extensions/code").and_then(Value::as_str) == Some("UNAUTHENTICATED")
+                })
+            })
+    })
 }
 
 /// The items of one page and the cursor of the next (`None` after a short page).
@@ -418,8 +435,10 @@ impl RenderedAiApi {
                     resp.decode_error(format!("an answer without {}", op.name)),
                 ))),
             },
-            Err(HttpError::GraphQl { detail, .. }) if is_auth_failure(&detail) => {
-                Err(Fail::Auth(detail))
+            Err(HttpError::GraphQl { detail, .. })
+                if is_auth_failure(&detail) || unauthenticated_code(&resp) =>
+            {
+                Err(Fail::GraphQlAuth(detail))
             }
             Err(HttpError::GraphQl { detail, .. }) => Err(Fail::GraphQl(detail)),
             Err(e) => Err(Fail::Vendor(VendorError::Http(e))),
@@ -427,22 +446,35 @@ impl RenderedAiApi {
     }
 
     /// Runs `attempt` with the current credential; once more with a new session when a
-    /// password session was refused (a refused request was not processed).
-    async fn with_credential<T, F, Fut>(&self, attempt: F) -> Result<T, Fail>
+    /// password session was refused: on HTTP 401 (the request was not processed), or, for a
+    /// `read`, on an unauthenticated GraphQL error. A mutation refused by a GraphQL error is not
+    /// sent again (it may have taken effect before the error); the session is dropped, so the
+    /// next call signs in afresh.
+    async fn with_credential<T, F, Fut>(&self, read: bool, attempt: F) -> Result<T, Fail>
     where
         F: Fn(SecretString) -> Fut,
         Fut: Future<Output = Result<T, Fail>>,
     {
         let credential = self.credential().await?;
         let first = attempt(credential.clone()).await;
-        if matches!(first, Err(Fail::Auth(_))) {
+        if matches!(first, Err(Fail::Auth(_) | Fail::GraphQlAuth(_))) {
             self.refused.fetch_add(1, Ordering::Relaxed);
         }
+        let password = matches!(self.login, Login::Password { .. });
         match first {
-            Err(Fail::Auth(_)) if matches!(self.login, Login::Password { .. }) => {
+            Err(Fail::Auth(_)) if password => {
                 self.tokens.invalidate(&(), &credential).await;
                 let fresh = self.credential().await?;
                 attempt(fresh).await
+            }
+            Err(Fail::GraphQlAuth(_)) if password && read => {
+                self.tokens.invalidate(&(), &credential).await;
+                let fresh = self.credential().await?;
+                attempt(fresh).await
+            }
+            Err(Fail::GraphQlAuth(detail)) if password => {
+                self.tokens.invalidate(&(), &credential).await;
+                Err(Fail::GraphQlAuth(detail))
             }
             other => other,
         }
@@ -450,7 +482,7 @@ impl RenderedAiApi {
 
     /// One operation, unclassified errors kept apart (the caller reads some itself).
     async fn run_raw(&self, op: &Op, variables: Value, read: bool) -> Result<Value, Fail> {
-        self.with_credential(|c| {
+        self.with_credential(read, |c| {
             let variables = &variables;
             async move { self.send_once(op, variables, read, &c).await }
         })
@@ -462,6 +494,15 @@ impl RenderedAiApi {
         match fail {
             Fail::Vendor(e) => e,
             Fail::Auth(detail) => self.invalid(format!("{}: {}", op.name, detail)),
+            // A create may have been stored before the error: the engine observes first.
+            Fail::GraphQlAuth(detail) if op.is_create() => {
+                VendorError::Http(HttpError::OutcomeUnknown {
+                    method: Method::POST,
+                    path: op.name.to_string(),
+                    cause: format!("refused as unauthenticated after sending: {}", clip(&detail)),
+                })
+            }
+            Fail::GraphQlAuth(detail) => self.invalid(format!("{}: {}", op.name, detail)),
             Fail::GraphQl(detail) if is_unknown_operation(&detail) => VendorError::Unsupported {
                 vendor: VENDOR,
                 what: format!(
@@ -515,7 +556,7 @@ impl RenderedAiApi {
 
     /// [`Self::list`] with unclassified errors kept apart (the caller reads some itself).
     async fn list_raw(&self, op: &Op, variables: Value, id_key: &str) -> Result<Vec<Value>, Fail> {
-        self.with_credential(|c| {
+        self.with_credential(true, |c| {
             let variables = &variables;
             async move {
                 let pages = self
@@ -538,7 +579,7 @@ impl RenderedAiApi {
                         ..
                     }) => Err(Fail::Auth(detail)),
                     Err(HttpError::GraphQl { detail, .. }) if is_auth_failure(&detail) => {
-                        Err(Fail::Auth(detail))
+                        Err(Fail::GraphQlAuth(detail))
                     }
                     Err(HttpError::GraphQl { detail, .. }) => Err(Fail::GraphQl(detail)),
                     Err(e) => Err(Fail::Vendor(VendorError::Http(e))),

@@ -297,6 +297,14 @@ pub struct Op {
     pub query: &'static str,
 }
 
+impl Op {
+    /// Whether this is a mutation creating an object (`create…`): repeating one after an
+    /// unclear answer could make a duplicate.
+    pub fn is_create(&self) -> bool {
+        self.name.starts_with("create")
+    }
+}
+
 /// The request body anatools sends: `{operationName, variables, query}`.
 pub fn body(op: &Op, variables: Value) -> Value {
     json!({ "operationName": op.name, "variables": variables, "query": op.query })
@@ -470,22 +478,28 @@ pub fn is_unknown_operation(message: &str) -> bool {
         || (m.contains("field") && m.contains("is not defined"))
 }
 
-/// True when a GraphQL error says the credentials were refused (the SDK's own list, api/
-/// handlers.py, plus `unauthenticated`).
+/// True when a GraphQL error says the credentials were refused: one of the messages (joined
+/// with `; `) is, as a whole, one of the SDK's own phrases (api/handlers.py) or
+/// `unauthenticated`/`not authenticated`. Matched whole, not as a substring: "User is
+/// unauthorized to access channel X" is a refused permission, not a refused credential.
 pub fn is_auth_failure(message: &str) -> bool {
-    let m = message.to_ascii_lowercase();
-    [
-        "unauthorized",
-        "unauthenticated",
-        "not authenticated",
-        "invalid token",
-        "token is invalid",
-        "token expired",
-        "authentication failed",
-        "invalid api key",
-    ]
-    .iter()
-    .any(|s| m.contains(s))
+    message.split("; ").any(|one| {
+        let m = one
+            .trim()
+            .trim_end_matches(['.', '!'])
+            .to_ascii_lowercase();
+        [
+            "unauthorized",
+            "unauthenticated",
+            "not authenticated",
+            "invalid token",
+            "token is invalid",
+            "token expired",
+            "authentication failed",
+            "invalid api key",
+        ]
+        .contains(&m.as_str())
+    })
 }
 
 /// True when a GraphQL error says the caller lacks a permission.
@@ -497,6 +511,7 @@ pub fn is_permission_failure(message: &str) -> bool {
         "not allowed",
         "access denied",
         "must be an admin",
+        "unauthorized to",
     ]
     .iter()
     .any(|s| m.contains(s))
@@ -681,7 +696,13 @@ mod tests {
             "Unknown argument \"bad\" on field \"Query.getMembers\"."
         ));
         assert!(is_auth_failure("Unauthorized"));
-        assert!(is_auth_failure("Token expired, sign in again"));
+        assert!(is_auth_failure("Token expired."));
+        assert!(is_auth_failure("Workspace not found; Not authenticated"));
+        assert!(!is_auth_failure("Token expired, sign in again"));
+        assert!(!is_auth_failure("User is unauthorized to access channel X"));
+        assert!(is_permission_failure(
+            "User is unauthorized to access channel X"
+        ));
         assert!(!is_auth_failure(
             "The Datasets limit has been reached by this workspace"
         ));
