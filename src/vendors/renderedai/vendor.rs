@@ -319,8 +319,9 @@ pub fn settings_patch(desired: &OrgDesired, observed: &OrgInfo) -> Option<Value>
         patch.insert("name".into(), json!(desired.display_name));
     }
     if let Some(rules) = &s.rules
-        // Unread rules are read again before they are written.
-        && observed.raw["rules"].as_str() != Some(rules.as_str())
+        // Unread rules are read again before they are written. Trailing whitespace does not
+        // count: a YAML `|` block ends with "\n", which a server may trim (a write every pass).
+        && observed.raw["rules"].as_str().map(str::trim_end) != Some(rules.trim_end())
     {
         patch.insert("rules".into(), json!(rules));
     }
@@ -387,17 +388,22 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
     v
 }
 
-/// A volume in the copy shape; `shared` when another organization owns it.
+/// A volume in the copy shape; `shared` when another organization owns it. A null
+/// `permission` is left out: `editVolume` reads null as "unchanged", so planning it would be a
+/// write that changes nothing, every pass.
 pub fn volume_object(v: Volume, org: &str) -> Value {
     let shared = v.organization_id.as_deref().is_some_and(|o| o != org);
-    json!({
+    let mut out = json!({
         "id": v.volume_id,
         "name": v.name,
         "description": text(v.description),
-        "permission": v.permission,
         "tags": v.tags,
         "shared": shared,
-    })
+    });
+    if let Some(permission) = v.permission {
+        out["permission"] = json!(permission);
+    }
+    out
 }
 
 /// A workspace in the copy shape, with its channels and its volumes split into the org's own
@@ -791,6 +797,9 @@ impl RenderedAiClient {
         let mut out = Vec::new();
         for w in self.api.workspaces(org).await? {
             let rules = self.api.workspace_rules(&w.workspace_id).await?;
+            // Trailing whitespace does not count (a server may trim what it stores): without
+            // this a template's "rules\n" against a stored "rules" is a write every pass.
+            let rules = rules.trim_end();
             out.push(
                 json!({ "id": w.workspace_id, "workspaceId": w.workspace_id, "rules": rules }),
             );
@@ -1178,6 +1187,25 @@ impl VendorClient for RenderedAiClient {
     }
 }
 
+/// The roles of a member or invitation as observed: lowercased (the server may answer `Admin`
+/// for the `admin` a spec names), none when the role is missing or empty.
+fn observed_roles(role: Option<&str>) -> BTreeSet<String> {
+    role.map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(|r| clip(&r.to_lowercase()))
+        .into_iter()
+        .collect()
+}
+
+/// Why an invitation's roles cannot be compared: it shows no role. Re-inviting would not make
+/// one appear, so the difference is reported instead of removing and inviting every pass.
+fn role_unknown(role: Option<&str>) -> Option<String> {
+    role.map(str::trim)
+        .filter(|r| !r.is_empty())
+        .is_none()
+        .then(|| "the invitation shows no role; it is set when the invitation is accepted".into())
+}
+
 #[async_trait::async_trait]
 impl MemberClient for RenderedAiClient {
     async fn observe_member(&self, org: &str, email: &str) -> Result<MemberObserved, VendorError> {
@@ -1198,7 +1226,7 @@ impl MemberClient for RenderedAiClient {
             return Ok(MemberObserved {
                 presence: Presence::Active,
                 id: Some(clip(&m.user_id)).filter(|u| !u.is_empty()),
-                roles: m.role.iter().map(|r| clip(r)).collect(),
+                roles: observed_roles(m.role.as_deref()),
                 scopes,
                 vendor_state: json!({ "email": m.email, "invited": false }),
                 ..MemberObserved::absent()
@@ -1222,7 +1250,8 @@ impl MemberClient for RenderedAiClient {
                             .unwrap_or(email)
                     )
                 )),
-                roles: i.role.iter().map(|r| clip(r)).collect(),
+                roles: observed_roles(i.role.as_deref()),
+                roles_fixed: role_unknown(i.role.as_deref()),
                 vendor_state: json!({ "email": i.email, "invited": true }),
                 ..MemberObserved::absent()
             });
@@ -1501,6 +1530,35 @@ mod tests {
             graph_object(g3, "w", "not json".into())["graph"],
             "not json"
         );
+    }
+
+    #[test]
+    fn what_the_server_cannot_hold_or_normalises_is_not_written_every_pass() {
+        // A null permission is not planned (editVolume reads null as unchanged).
+        let volume = |permission: Value| -> Value {
+            let v: Volume = serde_json::from_value(json!({
+                "volumeId": "v1", "organizationId": "T", "name": "V", "permission": permission,
+            }))
+            .unwrap();
+            let mut o = volume_object(v, "T");
+            o.as_object_mut().unwrap().remove("id");
+            o
+        };
+        assert!(volume(Value::Null).get("permission").is_none());
+        assert_eq!(volume(json!("view"))["permission"], json!("view"));
+        assert_eq!(
+            crate::engine::copy::plan::diff(&VOLUMES, &volume(Value::Null), &volume(json!("view"))),
+            None
+        );
+        // Rules from a YAML `|` block against a server that trims them.
+        let want = desired("Acme", json!({"rules": "be nice\n"}));
+        let seen = org_info(&org("Acme"), Some("be nice".into()), &LimitsSeen::Unread);
+        assert_eq!(settings_patch(&want, &seen), None);
+        // Roles are compared lowercased; an invitation without a role is reported, not redone.
+        assert_eq!(observed_roles(Some(" Admin")), BTreeSet::from(["admin".to_string()]));
+        assert!(observed_roles(None).is_empty() && observed_roles(Some("")).is_empty());
+        assert!(role_unknown(None).is_some() && role_unknown(Some(" ")).is_some());
+        assert_eq!(role_unknown(Some("member")), None);
     }
 
     #[test]
