@@ -1402,3 +1402,46 @@ async fn a_create_refused_as_unauthenticated_after_sending_is_not_sent_again() {
     assert_ne!(e.category(), "CredentialsInvalid", "{e}");
     assert_eq!(*count.lock().unwrap(), 1);
 }
+
+/// The marker tag of a copied volume is in the tenant's hands: retagged to name a volume the
+/// named organization does not hold, or given a second marker, its files are refused, and
+/// nothing is read from the volume it names nor uploaded.
+#[tokio::test]
+async fn a_retagged_volume_copies_nothing_from_the_volume_it_names() {
+    let sim = start(Options::default()).await;
+    let client = admin(&sim);
+    let sink = MemorySink::default();
+    let plain = desired(Some(&sim.target_org_id), TARGET_ORG_NAME, Value::Null);
+    let with_data = including(plain, Some(&["volume_data"]));
+    reconcile_until_ready(&client, &with_data, &sink, 4).await;
+    let pairs = volume_pairs(&client, &sim).await;
+    let copy = pairs[0].2.clone().unwrap();
+    let other = pairs[1].1.clone();
+    let (_, key, _) = VOLUME_FILES[0];
+    let file = orgops::vendors::renderedai::volume_data::file_id(&copy, key);
+    let legit = format!("orgops:{}:volumes:{}", sim.template_org_id, pairs[0].1);
+    for tags in [
+        // The organization named does not hold the volume named.
+        vec![format!("orgops:{}:volumes:{other}", sim.target_org_id)],
+        // A second marker next to the real one.
+        vec![format!("orgops:{}:volumes:{other}", sim.template_org_id), legit],
+    ] {
+        client
+            .update_object(&sim.target_org_id, &VOLUMES, &copy, json!({"tags": tags}))
+            .await
+            .unwrap();
+        let uploads = sim.volume_uploads();
+        let e = client
+            .update_object(
+                &sim.target_org_id,
+                &VOLUME_DATA,
+                &file,
+                json!({"size": 1, "hash": "00000000000000000000000000000000"}),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.category(), "VendorRejected", "{e}");
+        assert!(e.to_string().contains(&copy), "{e}");
+        assert_eq!(sim.volume_uploads(), uploads);
+    }
+}

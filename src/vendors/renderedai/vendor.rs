@@ -1002,7 +1002,7 @@ impl VendorClient for RenderedAiClient {
                     "a volume file needs a volume and a key".into(),
                 ));
             };
-            return self.api.copy_volume_file(org, volume, key).await;
+            return self.api.copy_volume_file(org, volume, key, &body).await;
         }
         let name = str_at(&body, "name").unwrap_or_default();
         let tags = string_list(&body, "tags");
@@ -1093,7 +1093,7 @@ impl VendorClient for RenderedAiClient {
                 let (volume, key) = super::volume_data::split_file_id(id).ok_or_else(|| {
                     VendorError::Rejected(format!("{} is not a volume file id", clip(id)))
                 })?;
-                self.api.copy_volume_file(org, volume, key).await
+                self.api.copy_volume_file(org, volume, key, &patch).await
             }
             "volumes" => {
                 let mut fields = Map::new();

@@ -620,33 +620,42 @@ impl RenderedAiApi {
     /// Makes file `key` of the copied volume `volume` what the template holds: finds the
     /// template volume from the copy's marker tag, and uploads the template's file unless the
     /// copy already has its size and hash. Returns the file as listed afterwards.
+    ///
+    /// The tag is in the tenant's hands, so it is not trusted alone (a confused deputy would
+    /// copy another organization's file): the volume must carry one marker only, the volume
+    /// it names must belong to the organization the marker names, and the file found there
+    /// must have the `size` and `hash` of `want` (the body or patch planned from the template's
+    /// own listing). Otherwise nothing is read or written and the file is refused.
     pub async fn copy_volume_file(
         &self,
         org: &str,
         volume: &str,
         key: &str,
+        want: &Value,
     ) -> Result<Value, VendorError> {
         let tags = self
             .volume_tags(volume)
             .await?
             .filter(|t| t.organization_id.as_deref().is_none_or(|o| o == org))
             .ok_or_else(|| VendorError::NotFound(format!("volume {} vanished", clip(volume))))?;
-        let source_volume = tags
-            .tags
-            .unwrap_or_default()
-            .into_iter()
-            .flatten()
-            .find_map(|t| {
-                let rest = t.strip_prefix("orgops:")?;
-                let (_, source) = rest.split_once(":volumes:")?;
-                (!source.is_empty()).then(|| source.to_string())
-            })
-            .ok_or_else(|| {
-                VendorError::Rejected(format!(
-                    "volume {} is not a copy of a template volume (no orgops marker tag)",
-                    clip(volume)
-                ))
-            })?;
+        let tags: Vec<String> = tags.tags.unwrap_or_default().into_iter().flatten().collect();
+        let (template, source_volume) =
+            volume_marker(&tags).map_err(|why| refused(volume, key, &why))?;
+        let owner = self
+            .volume_tags(&source_volume)
+            .await?
+            .and_then(|t| t.organization_id);
+        if owner.as_deref() != Some(template.as_str()) {
+            return Err(refused(
+                volume,
+                key,
+                &format!(
+                    "its marker names volume {} of organization {}, which does not hold it",
+                    clip(&source_volume),
+                    clip(&template)
+                ),
+            ));
+        }
         let source = self
             .volume_file(&source_volume, key)
             .await?
@@ -657,6 +666,16 @@ impl RenderedAiApi {
                     clip(&source_volume)
                 ))
             })?;
+        if let Err(why) = matches_want(&source, want) {
+            return Err(refused(
+                volume,
+                key,
+                &format!(
+                    "volume {} named by its marker holds {why} than the template lists",
+                    clip(&source_volume)
+                ),
+            ));
+        }
         let have = self.volume_file(volume, key).await?;
         let same = have.as_ref().is_some_and(|h| {
             h.bytes() == source.bytes() && h.hash.is_some() && h.hash == source.hash
@@ -677,9 +696,78 @@ impl RenderedAiApi {
     }
 }
 
+/// The (template org, template volume) of a copied volume's marker tags
+/// (`orgops:<template>:volumes:<source>`): exactly one, or why not.
+fn volume_marker(tags: &[String]) -> Result<(String, String), String> {
+    let mut found: Vec<(String, String)> = tags
+        .iter()
+        .filter_map(|t| {
+            let rest = t.strip_prefix("orgops:")?;
+            let (template, source) = rest.split_once(":volumes:")?;
+            (!template.is_empty() && !source.is_empty())
+                .then(|| (template.to_string(), source.to_string()))
+        })
+        .collect();
+    found.sort();
+    found.dedup();
+    match found.len() {
+        1 => Ok(found.remove(0)),
+        0 => Err("it is not a copy of a template volume (no orgops marker tag)".into()),
+        _ => Err("it carries more than one orgops volume marker tag".into()),
+    }
+}
+
+/// Whether `file` has the `size` and `hash` that `want` (a planned body or patch) gives.
+fn matches_want(file: &VolumeFile, want: &Value) -> Result<(), &'static str> {
+    if let Some(size) = want.get("size").and_then(Value::as_u64)
+        && file.bytes() != Some(size)
+    {
+        return Err("another size");
+    }
+    if let Some(hash) = want.get("hash").and_then(Value::as_str)
+        && file.hash.as_deref().map(clip).as_deref() != Some(hash)
+    {
+        return Err("other content");
+    }
+    Ok(())
+}
+
+/// A volume file orgops will not copy, and why.
+fn refused(volume: &str, key: &str, why: &str) -> VendorError {
+    VendorError::Rejected(format!(
+        "file {} of volume {} is not copied: {why}",
+        clip(key),
+        clip(volume)
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_copy_names_its_template_volume_with_one_marker_and_the_template_content() {
+        let tags = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            volume_marker(&tags(&["x", "orgops:T:volumes:v1"])),
+            Ok(("T".into(), "v1".into()))
+        );
+        assert!(volume_marker(&tags(&["x"])).is_err());
+        // A second marker the tenant added is refused, whichever comes first.
+        let two = volume_marker(&tags(&["orgops:V:volumes:victim", "orgops:T:volumes:v1"]));
+        assert!(two.unwrap_err().contains("more than one"));
+        let file = |size: f64, hash: &str| VolumeFile {
+            key: "a".into(),
+            size: Some(size),
+            hash: Some(hash.into()),
+            url: None,
+        };
+        let want = json!({"size": 3, "hash": "abc"});
+        assert_eq!(matches_want(&file(3.0, "abc"), &want), Ok(()));
+        assert!(matches_want(&file(4.0, "abc"), &want).is_err());
+        assert!(matches_want(&file(3.0, "abd"), &want).is_err());
+        assert_eq!(matches_want(&file(4.0, "x"), &json!({"hash": null})), Ok(()));
+    }
 
     #[test]
     fn transfer_urls_never_reach_internal_addresses() {
