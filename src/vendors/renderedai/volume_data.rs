@@ -23,7 +23,8 @@
 //! - **URL policy** ([`transfer_url`]): download and part URLs come from the server, so a
 //!   hostile server could aim them at internal addresses. Only `http`/`https` without user
 //!   info; plain `http` only to the API's own host; no loopback, private, link-local, shared,
-//!   unspecified or multicast IP literal and no `localhost`/`.internal`/`.local` name
+//!   unspecified, multicast, benchmarking or reserved IP literal (nor an IPv6 one that embeds
+//!   IPv4: NAT64, 6to4, IPv4-compatible) and no `localhost`/`.internal`/`.local`/`.svc` name
 //!   elsewhere. Transfers carry no credential (a bare client, [`Transport::raw_client`]), follow
 //!   no redirect, respect the write fence, and are bounded ([`MAX_FILE_BYTES`]).
 //!
@@ -175,18 +176,31 @@ fn internal_ip(ip: IpAddr) -> bool {
                 || a == 0
                 // 100.64.0.0/10, carrier-grade NAT (cloud metadata lives nearby on some clouds).
                 || (a == 100 && (64..128).contains(&b))
+                // 198.18.0.0/15, benchmarking (used inside some networks).
+                || (a == 198 && (b & 0xfe) == 18)
+                // 240.0.0.0/4, reserved.
+                || a >= 240
         }
         IpAddr::V6(v6) => {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return internal_ip(IpAddr::V4(v4));
             }
-            let first = v6.segments()[0];
+            let seg = v6.segments();
+            let first = seg[0];
             v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
                 // fc00::/7 unique local, fe80::/10 link-local.
                 || (first & 0xfe00) == 0xfc00
                 || (first & 0xffc0) == 0xfe80
+                // ::a.b.c.d (IPv4-compatible, deprecated) and every address under ::/96.
+                || seg[..6].iter().all(|s| *s == 0)
+                // 64:ff9b::/96 NAT64 and 64:ff9b:1::/48 local NAT64: they reach IPv4
+                // addresses, internal ones included.
+                || seg[..6] == [0x64, 0xff9b, 0, 0, 0, 0]
+                || seg[..3] == [0x64, 0xff9b, 1]
+                // 2002::/16 6to4: an IPv4 address in the next 32 bits.
+                || first == 0x2002
         }
     }
 }
@@ -220,9 +234,16 @@ pub fn transfer_url(raw: &str, api: &Url) -> Result<Url, String> {
         url::Host::Domain(name) => {
             let name = name.trim_end_matches('.').to_ascii_lowercase();
             name == "localhost"
-                || [".localhost", ".internal", ".local", ".localdomain"]
-                    .iter()
-                    .any(|s| name.ends_with(s))
+                || [
+                    ".localhost",
+                    ".internal",
+                    ".local",
+                    ".localdomain",
+                    ".svc",
+                    ".cluster.local",
+                ]
+                .iter()
+                .any(|s| name.ends_with(s))
                 || !name.contains('.')
         }
     };
@@ -638,7 +659,12 @@ impl RenderedAiApi {
             .await?
             .filter(|t| t.organization_id.as_deref().is_none_or(|o| o == org))
             .ok_or_else(|| VendorError::NotFound(format!("volume {} vanished", clip(volume))))?;
-        let tags: Vec<String> = tags.tags.unwrap_or_default().into_iter().flatten().collect();
+        let tags: Vec<String> = tags
+            .tags
+            .unwrap_or_default()
+            .into_iter()
+            .flatten()
+            .collect();
         let (template, source_volume) =
             volume_marker(&tags).map_err(|why| refused(volume, key, &why))?;
         let owner = self
@@ -766,7 +792,10 @@ mod tests {
         assert_eq!(matches_want(&file(3.0, "abc"), &want), Ok(()));
         assert!(matches_want(&file(4.0, "abc"), &want).is_err());
         assert!(matches_want(&file(3.0, "abd"), &want).is_err());
-        assert_eq!(matches_want(&file(4.0, "x"), &json!({"hash": null})), Ok(()));
+        assert_eq!(
+            matches_want(&file(4.0, "x"), &json!({"hash": null})),
+            Ok(())
+        );
     }
 
     #[test]
@@ -777,6 +806,8 @@ mod tests {
             "https://bucket.s3.amazonaws.com/a/b.png?X-Amz-Signature=abc"
         ));
         assert!(ok("https://api.rendered.ai:8443/files/x"));
+        assert!(ok("https://198.20.0.1/x"));
+        assert!(ok("https://[2600:1f18::1]/x"));
         for bad in [
             "ftp://bucket.s3.amazonaws.com/x",
             "file:///etc/passwd",
@@ -793,6 +824,18 @@ mod tests {
             "https://metadata.google.internal/x",
             "https://kubernetes/x",
             "https://0.0.0.0/x",
+            "https://198.18.0.1/x",
+            "https://198.19.255.254/x",
+            "https://240.0.0.1/x",
+            "https://255.255.255.255/x",
+            "https://[64:ff9b::a9fe:a9fe]/x",
+            "https://[64:ff9b:1::a00:1]/x",
+            "https://[2002:a9fe:a9fe::1]/x",
+            "https://[::169.254.169.254]/x",
+            "https://[::10.0.0.1]/x",
+            "https://minio.storage.svc/x",
+            "https://minio.storage.svc.cluster.local/x",
+            "https://minio.storage.svc.cluster.local./x",
             "not a url",
         ] {
             assert!(!ok(bad), "{bad} accepted");
