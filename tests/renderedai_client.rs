@@ -1375,7 +1375,10 @@ async fn a_create_refused_as_unauthenticated_after_sending_is_not_sent_again() {
             let creds = json!({"uid": "u1", "idtoken": "token-0123456789", "expires": 3600});
             (StatusCode::OK, json!({"data": {"signIn": creds}}))
         } else {
-            (StatusCode::OK, json!({"errors": [{"message": "Unauthorized"}]}))
+            (
+                StatusCode::OK,
+                json!({"errors": [{"message": "Unauthorized"}]}),
+            )
         }
     })
     .await;
@@ -1424,7 +1427,10 @@ async fn a_retagged_volume_copies_nothing_from_the_volume_it_names() {
         // The organization named does not hold the volume named.
         vec![format!("orgops:{}:volumes:{other}", sim.target_org_id)],
         // A second marker next to the real one.
-        vec![format!("orgops:{}:volumes:{other}", sim.template_org_id), legit],
+        vec![
+            format!("orgops:{}:volumes:{other}", sim.template_org_id),
+            legit,
+        ],
     ] {
         client
             .update_object(&sim.target_org_id, &VOLUMES, &copy, json!({"tags": tags}))

@@ -499,7 +499,10 @@ impl RenderedAiApi {
                 VendorError::Http(HttpError::OutcomeUnknown {
                     method: Method::POST,
                     path: op.name.to_string(),
-                    cause: format!("refused as unauthenticated after sending: {}", clip(&detail)),
+                    cause: format!(
+                        "refused as unauthenticated after sending: {}",
+                        clip(&detail)
+                    ),
                 })
             }
             Fail::GraphQlAuth(detail) => self.invalid(format!("{}: {}", op.name, detail)),

@@ -484,10 +484,7 @@ pub fn is_unknown_operation(message: &str) -> bool {
 /// unauthorized to access channel X" is a refused permission, not a refused credential.
 pub fn is_auth_failure(message: &str) -> bool {
     message.split("; ").any(|one| {
-        let m = one
-            .trim()
-            .trim_end_matches(['.', '!'])
-            .to_ascii_lowercase();
+        let m = one.trim().trim_end_matches(['.', '!']).to_ascii_lowercase();
         [
             "unauthorized",
             "unauthenticated",

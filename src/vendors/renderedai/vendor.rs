@@ -1555,7 +1555,10 @@ mod tests {
         let seen = org_info(&org("Acme"), Some("be nice".into()), &LimitsSeen::Unread);
         assert_eq!(settings_patch(&want, &seen), None);
         // Roles are compared lowercased; an invitation without a role is reported, not redone.
-        assert_eq!(observed_roles(Some(" Admin")), BTreeSet::from(["admin".to_string()]));
+        assert_eq!(
+            observed_roles(Some(" Admin")),
+            BTreeSet::from(["admin".to_string()])
+        );
         assert!(observed_roles(None).is_empty() && observed_roles(Some("")).is_empty());
         assert!(role_unknown(None).is_some() && role_unknown(Some(" ")).is_some());
         assert_eq!(role_unknown(Some("member")), None);
