@@ -400,6 +400,18 @@ async fn name_cache_and_plan_are_set_and_a_403_on_plan_names_the_setting() {
     assert!(gate.seen().is_empty());
 }
 
+/// The person `email` in `org`, as a desired membership to observe (scopes unmanaged).
+fn who(org: &str, email: &str) -> MemberDesired {
+    MemberDesired {
+        org: org.into(),
+        email: email.into(),
+        first_name: None,
+        last_name: None,
+        roles: BTreeSet::new(),
+        scopes: None,
+    }
+}
+
 #[tokio::test]
 async fn members_are_invited_changed_and_removed_by_the_listed_id() {
     let (c, gate, _) = with_key().await;
@@ -423,7 +435,10 @@ async fn members_are_invited_changed_and_removed_by_the_listed_id() {
         ok(projects.clone()),
         ok(p1_members.clone()),
     ]);
-    let bob = m.observe_member(ORG, "Bob@Acme.example").await.unwrap();
+    let bob = m
+        .observe_member(&who(ORG, "Bob@Acme.example"))
+        .await
+        .unwrap();
     assert_eq!(
         gate.lines(),
         [
@@ -537,13 +552,19 @@ async fn members_are_invited_changed_and_removed_by_the_listed_id() {
     let accepted =
         json!([{"id": "bob@acme.example", "email": "bob@acme.example", "role": "admin"}]);
     gate.push([ok(accepted), ok(projects), ok(json!([]))]);
-    let bob = m.observe_member(ORG, "bob@acme.example").await.unwrap();
+    let bob = m
+        .observe_member(&who(ORG, "bob@acme.example"))
+        .await
+        .unwrap();
     assert_eq!(bob.presence, Presence::Active);
     assert_eq!(bob.id.as_deref(), Some("bob@acme.example"));
     assert!(bob.scopes.is_empty());
     // Nobody: absent.
     gate.push([ok(members), ok(json!([]))]);
-    let nobody = m.observe_member(ORG, "zed@acme.example").await.unwrap();
+    let nobody = m
+        .observe_member(&who(ORG, "zed@acme.example"))
+        .await
+        .unwrap();
     assert_eq!(nobody.presence, Presence::Absent);
 }
 
@@ -1517,7 +1538,7 @@ mod against_the_simulator {
         let observed = client
             .members()
             .unwrap()
-            .observe_member(TARGET_ORG_ID, "frank@orgops.example")
+            .observe_member(&person)
             .await
             .unwrap();
         assert_eq!(observed.roles, ["admin".to_string()].into());
@@ -1543,10 +1564,7 @@ mod against_the_simulator {
             .remove_member(TARGET_ORG_ID, &observed)
             .await
             .unwrap();
-        let gone = members
-            .observe_member(TARGET_ORG_ID, "frank@orgops.example")
-            .await
-            .unwrap();
+        let gone = members.observe_member(&person).await.unwrap();
         assert!(!gone.holds_access() && gone.scopes.is_empty(), "{gone:?}");
         // Removing again is success.
         members.remove_member(TARGET_ORG_ID, &gone).await.unwrap();

@@ -100,7 +100,7 @@ async fn one_person_in_two_orgs_is_one_user_plus_a_membership() {
     // Removing FR access removes only that.
     let members = c.members().unwrap();
     let observed = members
-        .observe_member(&fr.to_string(), "george@acme.example")
+        .observe_member(&george(fr, "manager", &[]))
         .await
         .unwrap();
     members
@@ -109,7 +109,7 @@ async fn one_person_in_two_orgs_is_one_user_plus_a_membership() {
         .unwrap();
     assert_eq!(memberships_of(&sim, fr), 0);
     let de_access = members
-        .observe_member(&de.to_string(), "george@acme.example")
+        .observe_member(&george(de, "manager", &[]))
         .await
         .unwrap();
     assert_eq!(de_access.presence, orgops::vendors::Presence::Active);

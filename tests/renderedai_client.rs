@@ -19,7 +19,7 @@ use axum::response::IntoResponse;
 use axum::routing::any;
 use orgops::api::Vendor;
 use orgops::api::conditions::types;
-use orgops::engine::membership::reconcile_member;
+use orgops::engine::membership::{MemberPlan, plan_member, reconcile_member};
 use orgops::engine::{DesiredOrg, Mode, Requeue, TemplateSelector, TemplateSpec};
 use orgops::simulator::kit::SimulatorHandle;
 use orgops::simulator::renderedai::seed::{
@@ -555,10 +555,7 @@ async fn a_member_is_invited_accepted_changed_and_removed() {
     let r = reconcile_member(&client, &person, Mode::Apply).await;
     assert_eq!(r.ready_reason(), "Invited", "{}", r.ready_message());
     let members = client.members().unwrap();
-    let seen = members
-        .observe_member(&org, "newbie@orgops.example")
-        .await
-        .unwrap();
+    let seen = members.observe_member(&person).await.unwrap();
     assert_eq!(seen.presence, Presence::Invited);
     assert_eq!(seen.roles, ["admin".to_string()].into());
 
@@ -566,20 +563,14 @@ async fn a_member_is_invited_accepted_changed_and_removed() {
         .unwrap();
     let r = reconcile_member(&client, &person, Mode::Apply).await;
     assert!(r.ready, "{} {}", r.ready_reason(), r.ready_message());
-    let seen = members
-        .observe_member(&org, "newbie@orgops.example")
-        .await
-        .unwrap();
+    let seen = members.observe_member(&person).await.unwrap();
     assert_eq!(seen.presence, Presence::Active);
     assert_eq!(seen.roles, ["admin".to_string()].into());
 
     person.roles = ["member".to_string()].into();
     let r = reconcile_member(&client, &person, Mode::Apply).await;
     assert!(r.ready, "{} {}", r.ready_reason(), r.ready_message());
-    let seen = members
-        .observe_member(&org, "newbie@orgops.example")
-        .await
-        .unwrap();
+    let seen = members.observe_member(&person).await.unwrap();
     assert_eq!(seen.roles, ["member".to_string()].into());
     let writes = sim.total_writes();
     assert!(reconcile_member(&client, &person, Mode::Apply).await.ready);
@@ -592,10 +583,7 @@ async fn a_member_is_invited_accepted_changed_and_removed() {
     assert_eq!(sim.total_writes(), writes);
 
     members.remove_member(&org, &seen).await.unwrap();
-    let gone = members
-        .observe_member(&org, "newbie@orgops.example")
-        .await
-        .unwrap();
+    let gone = members.observe_member(&person).await.unwrap();
     assert!(!gone.holds_access(), "{gone:?}");
     members.remove_member(&org, &gone).await.unwrap();
 
@@ -611,14 +599,11 @@ async fn a_member_is_invited_accepted_changed_and_removed() {
             .ready_reason(),
         "Invited"
     );
-    let inv = members
-        .observe_member(&org, "later@orgops.example")
-        .await
-        .unwrap();
+    let inv = members.observe_member(&invited).await.unwrap();
     members.remove_member(&org, &inv).await.unwrap();
     assert!(
         !members
-            .observe_member(&org, "later@orgops.example")
+            .observe_member(&invited)
             .await
             .unwrap()
             .holds_access()
@@ -899,8 +884,9 @@ async fn add_workspace(client: &RenderedAiClient, org: &str, name: &str) -> Stri
         .unwrap_or_else(|e| panic!("workspace {name}: {e}"))
 }
 
-/// Workspace guest places are a membership's scopes: given, changed, emptied, set again by a
-/// client that never saw the spec before (an operator restart), refused for an unknown or
+/// Workspace guest places are a membership's scopes: given, changed, emptied, seen settled
+/// (no drift, no change) and set again by a client that never saw the spec before (an
+/// operator restart), refused for an unknown or
 /// ambiguous workspace name without writing, and ended with the membership.
 #[tokio::test]
 async fn workspace_guests_are_scopes_given_changed_and_removed() {
@@ -925,7 +911,7 @@ async fn workspace_guests_are_scopes_given_changed_and_removed() {
         "guest places given"
     );
     let members = client.members().unwrap();
-    let seen = members.observe_member(&org, ANALYST_EMAIL).await.unwrap();
+    let seen = members.observe_member(&person).await.unwrap();
     assert_eq!(Some(seen.scopes), person.scopes);
     let writes = sim.total_writes();
     let r = reconcile_member(&client, &person, Mode::Apply).await;
@@ -942,11 +928,35 @@ async fn workspace_guests_are_scopes_given_changed_and_removed() {
     assert!(r.ready, "{} {}", r.ready_reason(), r.ready_message());
     assert!(guest_of(&sim, &org, ANALYST_EMAIL).is_empty(), "emptied");
 
-    // A guest place left over from before a restart: a new client, whose first observation
-    // does not read guest places, still empties them for `scopes: []`.
+    // After a restart (a new client, which remembers nothing): a settled membership with
+    // scopes is observed as it is, so nothing is planned (no false drift, no change), and a
+    // guest place left over is still emptied for `scopes: []`.
     person.scopes = scopes(&["Blue"]);
     assert!(reconcile_member(&client, &person, Mode::Apply).await.ready);
     let restarted = admin(&sim);
+    let seen = restarted
+        .members()
+        .unwrap()
+        .observe_member(&person)
+        .await
+        .unwrap();
+    assert_eq!(Some(seen.scopes.clone()), person.scopes);
+    assert_eq!(
+        plan_member(&person, &seen),
+        MemberPlan::default(),
+        "a settled membership with scopes planned a change after a restart"
+    );
+    // A suspended Organization's membership (observe only) reports no drift either.
+    let r = reconcile_member(&admin(&sim), &person, Mode::ObserveOnly).await;
+    assert_eq!(r.ready_reason(), "Ready", "{}", r.ready_message());
+    let writes = sim.total_writes();
+    let r = reconcile_member(&admin(&sim), &person, Mode::Apply).await;
+    assert!(r.ready && !r.changed, "{}", r.ready_message());
+    assert_eq!(
+        sim.total_writes(),
+        writes,
+        "settled scopes wrote after a restart"
+    );
     person.scopes = scopes(&[]);
     let r = reconcile_member(&restarted, &person, Mode::Apply).await;
     assert!(r.ready, "{} {}", r.ready_reason(), r.ready_message());
@@ -981,13 +991,13 @@ async fn workspace_guests_are_scopes_given_changed_and_removed() {
     // Removal ends the guest places too.
     person.scopes = scopes(&["Blue"]);
     assert!(reconcile_member(&client, &person, Mode::Apply).await.ready);
-    let seen = members.observe_member(&org, ANALYST_EMAIL).await.unwrap();
+    let seen = members.observe_member(&person).await.unwrap();
     members.remove_member(&org, &seen).await.unwrap();
     assert!(
         guest_of(&sim, &org, ANALYST_EMAIL).is_empty(),
         "guest places left"
     );
-    let gone = members.observe_member(&org, ANALYST_EMAIL).await.unwrap();
+    let gone = members.observe_member(&person).await.unwrap();
     assert!(!gone.holds_access(), "{gone:?}");
 }
 
@@ -1062,7 +1072,7 @@ async fn guests_not_served_fail_only_memberships_with_scopes() {
     assert_eq!(sim.total_writes(), writes);
     // The person's guest places (none) are observed without failing.
     let members = client.members().unwrap();
-    let seen = members.observe_member(&org, ANALYST_EMAIL).await.unwrap();
+    let seen = members.observe_member(&person).await.unwrap();
     assert!(seen.scopes.is_empty(), "{:?}", seen.scopes);
     person.scopes = scopes(&[]);
     let r = reconcile_member(&client, &person, Mode::Apply).await;
@@ -1070,11 +1080,11 @@ async fn guests_not_served_fail_only_memberships_with_scopes() {
     person.scopes = None;
     let r = reconcile_member(&client, &person, Mode::Apply).await;
     assert!(r.ready, "{} {}", r.ready_reason(), r.ready_message());
-    let seen = members.observe_member(&org, ANALYST_EMAIL).await.unwrap();
+    let seen = members.observe_member(&person).await.unwrap();
     members.remove_member(&org, &seen).await.unwrap();
     assert!(
         !members
-            .observe_member(&org, ANALYST_EMAIL)
+            .observe_member(&person)
             .await
             .unwrap()
             .holds_access()

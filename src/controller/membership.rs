@@ -21,7 +21,7 @@ use crate::api::{
 };
 use crate::engine::Mode;
 use crate::engine::membership::{DesiredMembership, reconcile_member};
-use crate::vendors::VendorClient;
+use crate::vendors::{MemberDesired, VendorClient};
 
 const KIND: &str = "orgmembership";
 const PARKED: Duration = Duration::from_secs(3600);
@@ -468,20 +468,24 @@ async fn cleanup(
         message: e.to_string(),
     };
     // Observed by e-mail, not by a stored id: a create whose response was lost left none, and
-    // the finalizer stays until the vendor is seen to grant nothing.
-    let observed = members
-        .observe_member(&org_id, email)
-        .await
-        .map_err(transient)?;
+    // the finalizer stays until the vendor is seen to grant nothing. Only the person matters
+    // here (the spec may not even be valid): no scopes are read, `remove_member` ends whatever
+    // access the vendor holds.
+    let who = MemberDesired {
+        org: org_id.clone(),
+        email: email.to_string(),
+        first_name: None,
+        last_name: None,
+        roles: Default::default(),
+        scopes: None,
+    };
+    let observed = members.observe_member(&who).await.map_err(transient)?;
     if observed.holds_access() {
         members
             .remove_member(&org_id, &observed)
             .await
             .map_err(transient)?;
-        let after = members
-            .observe_member(&org_id, email)
-            .await
-            .map_err(transient)?;
+        let after = members.observe_member(&who).await.map_err(transient)?;
         if after.holds_access() {
             return Err(Error::Transient {
                 reason: "AccessStillGranted".into(),

@@ -289,7 +289,7 @@ pub async fn reconcile_member(
     // An add whose outcome is unknown — or that lost a race with another reconcile of the
     // same person — is resolved by observing again, never by re-sending blindly.
     for _round in 0..3 {
-        let observed = match members.observe_member(&desired.org, &desired.email).await {
+        let observed = match members.observe_member(desired).await {
             Ok(o) => o,
             Err(e) => return MemberReport::failed(e.category(), e.to_string(), e.is_transient()),
         };

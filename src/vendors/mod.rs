@@ -715,8 +715,10 @@ pub struct RoleModel {
 /// roles and scopes they carry are declared in [`Capabilities::members`].
 #[async_trait::async_trait]
 pub trait MemberClient: Send + Sync {
-    /// The person with `email` and what the vendor holds for them in `org`.
-    async fn observe_member(&self, org: &str, email: &str) -> Result<MemberObserved, VendorError>;
+    /// What the vendor holds for the person `desired` names (`desired.email` in
+    /// `desired.org`). A vendor may read only what the desired membership manages, e.g. scopes
+    /// only when `desired.scopes` is `Some`.
+    async fn observe_member(&self, desired: &MemberDesired) -> Result<MemberObserved, VendorError>;
     /// Carries out one change decided from `observed`.
     async fn change_member(
         &self,

@@ -1255,7 +1255,8 @@ fn state_projects(observed: &MemberObserved) -> Vec<ProjectRole> {
 
 #[async_trait::async_trait]
 impl MemberClient for DataloopClient {
-    async fn observe_member(&self, org: &str, email: &str) -> Result<MemberObserved, VendorError> {
+    async fn observe_member(&self, desired: &MemberDesired) -> Result<MemberObserved, VendorError> {
+        let (org, email) = (desired.org.as_str(), desired.email.as_str());
         let members = self.api.members(org).await?;
         // An accepted membership wins over a stale invitation for the same address.
         let row = members

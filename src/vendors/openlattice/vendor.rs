@@ -535,7 +535,8 @@ fn check_kind(kind: &KindSpec) -> Result<(), VendorError> {
 
 #[async_trait::async_trait]
 impl MemberClient for OpenLatticeClient {
-    async fn observe_member(&self, org: &str, email: &str) -> Result<MemberObserved, VendorError> {
+    async fn observe_member(&self, desired: &MemberDesired) -> Result<MemberObserved, VendorError> {
+        let (org, email) = (desired.org.as_str(), desired.email.as_str());
         let org = org_uuid(org)?;
         let o = self.org(org).await?;
         let admin_roles: BTreeSet<Uuid> = o

@@ -37,19 +37,15 @@
 //!   reach) by removing it and inviting again.
 //! - **Scopes are workspace guest places** (3.3.4 `workspaceId` on the member calls, design
 //!   §2.5): `spec.scopes` names the organization's workspaces the person is a guest of. Reading
-//!   them costs one `getMembers(workspaceId)` per workspace, and the contract's
-//!   `observe_member` is not told whether the spec has scopes, so the client reads them only
-//!   for people whose spec has scopes: a `change_member` with `spec.scopes` set marks the
-//!   person ([`RenderedAiClient`]'s scoped set), and until then an active member's scopes are
-//!   reported as "not read" ([`GUESTS_UNREAD`], never equal to any spec), which makes the
-//!   engine plan `SetScopes`, which reads and sets them and marks the person. A membership
+//!   them costs one `getMembers(workspaceId)` per workspace, so `observe_member` reads them
+//!   only when the desired membership has `spec.scopes` (otherwise an active member's scopes
+//!   are reported empty, which the engine ignores without `spec.scopes`). A membership
 //!   without scopes never sends a guest call. Where the server no longer serves guests
 //!   (`workspaceId` an unknown argument), no guest places are read (an empty set), and a
 //!   non-empty `spec.scopes` is `Unsupported`. Removing a person ends their guest places in the
 //!   organization's workspaces first, then their membership or invitation.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::sync::{Mutex, PoisonError};
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -71,17 +67,6 @@ const MAX_LIMITS: usize = 100;
 /// Most workspaces of one organization whose guests are read for a person (one `getMembers`
 /// each): the bound on what observing a membership with scopes costs.
 pub const MAX_GUEST_WORKSPACES: usize = 500;
-
-/// Most people a client remembers as having `spec.scopes` (past it, the set starts again:
-/// a forgotten person's scopes read as [`GUESTS_UNREAD`] once more, which costs a round).
-const MAX_SCOPED: usize = 10_000;
-
-/// The scope an observation reports for an active member whose guest places it did not read
-/// (their spec was not seen to have scopes). Never a workspace name (names read from the
-/// server have control characters blanked), so any `spec.scopes`, even an empty one, differs
-/// and the engine plans `SetScopes`, which reads the guest places; without `spec.scopes` the
-/// engine ignores it.
-pub const GUESTS_UNREAD: &str = "\u{0}guest places not read";
 
 fn str_at<'v>(v: &'v Value, key: &str) -> Option<&'v str> {
     v.get(key)?.as_str()
@@ -563,9 +548,6 @@ fn check_kind(kind: &KindSpec) -> Result<(), VendorError> {
 #[derive(Debug)]
 pub struct RenderedAiClient {
     api: RenderedAiApi,
-    /// `(org, lower-case e-mail)` of the people whose spec was seen with `spec.scopes`: their
-    /// guest places are read when they are observed (see the module docs).
-    scoped: Mutex<HashSet<(String, String)>>,
 }
 
 impl RenderedAiClient {
@@ -579,36 +561,7 @@ impl RenderedAiClient {
     ) -> Result<Self, VendorError> {
         Ok(Self {
             api: RenderedAiApi::new(endpoint, credentials, config, endpoints)?,
-            scoped: Mutex::new(HashSet::new()),
         })
-    }
-
-    fn scoped_key(org: &str, email: &str) -> (String, String) {
-        (org.to_string(), email.trim().to_ascii_lowercase())
-    }
-
-    /// Whether `email`'s spec in `org` was seen with scopes.
-    fn is_scoped(&self, org: &str, email: &str) -> bool {
-        self.scoped
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains(&Self::scoped_key(org, email))
-    }
-
-    /// Remembers whether `email`'s spec in `org` has scopes.
-    fn set_scoped(&self, org: &str, email: &str, scoped: bool) {
-        let mut set = self.scoped.lock().unwrap_or_else(PoisonError::into_inner);
-        let key = Self::scoped_key(org, email);
-        if !scoped {
-            set.remove(&key);
-            return;
-        }
-        if set.len() >= MAX_SCOPED && !set.contains(&key) {
-            // Forgetting is safe: a forgotten person's scopes read as unread, and the next
-            // SetScopes reads them and remembers the person again.
-            set.clear();
-        }
-        set.insert(key);
     }
 
     /// `email`'s guest places in the workspaces of `org`: one `getWorkspaces` (paged) and one
@@ -1208,7 +1161,8 @@ fn role_unknown(role: Option<&str>) -> Option<String> {
 
 #[async_trait::async_trait]
 impl MemberClient for RenderedAiClient {
-    async fn observe_member(&self, org: &str, email: &str) -> Result<MemberObserved, VendorError> {
+    async fn observe_member(&self, desired: &MemberDesired) -> Result<MemberObserved, VendorError> {
+        let (org, email) = (desired.org.as_str(), desired.email.as_str());
         // A membership wins over a stale invitation for the same address.
         if let Some(m) = self
             .api
@@ -1218,10 +1172,10 @@ impl MemberClient for RenderedAiClient {
             .find(|m| m.email.as_deref().is_some_and(|e| same_email(e, email)))
         {
             // Guest places are read only for a spec with scopes (see the module docs).
-            let scopes = if self.is_scoped(org, email) {
+            let scopes = if desired.scopes.is_some() {
                 self.guest_places(org, email).await?.scopes()
             } else {
-                BTreeSet::from([GUESTS_UNREAD.to_string()])
+                BTreeSet::new()
             };
             return Ok(MemberObserved {
                 presence: Presence::Active,
@@ -1269,8 +1223,6 @@ impl MemberClient for RenderedAiClient {
         let email = observed.vendor_state["email"]
             .as_str()
             .unwrap_or(&desired.email);
-        // From now on this person's guest places are read when observed, or no longer.
-        self.set_scoped(org, &desired.email, desired.scopes.is_some());
         match change {
             MemberChange::Add => {
                 self.api
@@ -1307,7 +1259,6 @@ impl MemberClient for RenderedAiClient {
         // workspaces first, so that a removal cut short leaves the membership to be found and
         // removed again (a person without one is not observed as holding access).
         self.leave_workspaces(org, email).await?;
-        self.set_scoped(org, email, false);
         match self.api.remove_member(org, email).await {
             // Gone already (removed by hand, or a repeat after a lost answer).
             Err(VendorError::NotFound(_)) => Ok(()),
@@ -1644,7 +1595,6 @@ mod tests {
         assert_eq!(all_out.remove, vec!["w1".to_string(), "w2".to_string()]);
         assert!(all_out.add.is_empty());
         // The unread marker is never a workspace name, so it can never be planned as one.
-        assert!(guest_plan("o1", &ws, &BTreeSet::new(), &names(&[GUESTS_UNREAD])).is_err());
     }
 
     #[test]
@@ -1674,25 +1624,6 @@ mod tests {
         };
         assert_eq!(seen.scopes(), names(&["Beta"]));
         assert!(GuestsSeen::NotServed.scopes().is_empty());
-    }
-
-    #[test]
-    fn the_scoped_set_follows_the_spec_and_stays_bounded() {
-        let c = client();
-        assert!(!c.is_scoped("o", "A@B.c"));
-        c.set_scoped("o", " A@B.c", true);
-        assert!(
-            c.is_scoped("o", "a@b.c"),
-            "e-mails compare case-insensitively"
-        );
-        assert!(!c.is_scoped("p", "a@b.c"), "per organization");
-        c.set_scoped("o", "a@b.c", false);
-        assert!(!c.is_scoped("o", "a@b.c"));
-        for n in 0..MAX_SCOPED + 5 {
-            c.set_scoped("o", &format!("p{n}@x.io"), true);
-        }
-        assert!(c.scoped.lock().unwrap().len() <= MAX_SCOPED);
-        assert!(c.is_scoped("o", &format!("p{}@x.io", MAX_SCOPED + 4)));
     }
 
     #[test]

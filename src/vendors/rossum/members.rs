@@ -145,7 +145,8 @@ impl Held {
 
 #[async_trait::async_trait]
 impl MemberClient for RossumClient {
-    async fn observe_member(&self, org: &str, email: &str) -> Result<MemberObserved, VendorError> {
+    async fn observe_member(&self, desired: &MemberDesired) -> Result<MemberObserved, VendorError> {
+        let (org, email) = (desired.org.as_str(), desired.email.as_str());
         let target = org_id(org)?;
         let group = self.group_id().await?;
         let found = self

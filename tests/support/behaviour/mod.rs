@@ -1024,7 +1024,7 @@ pub async fn member_removed<R: Row>() {
     };
     let m = add(&env, &org).await;
     let members = env.client.members().expect("the client has memberships");
-    let observed = members.observe_member(&org, &m.email).await.unwrap();
+    let observed = members.observe_member(&m).await.unwrap();
     assert_eq!(observed.presence, Presence::Active);
     members.remove_member(&org, &observed).await.unwrap();
     assert_eq!(
@@ -1032,7 +1032,7 @@ pub async fn member_removed<R: Row>() {
         None,
         "still has access at the vendor"
     );
-    let gone = members.observe_member(&org, &m.email).await.unwrap();
+    let gone = members.observe_member(&m).await.unwrap();
     assert_eq!(gone.presence, Presence::Absent);
     let writes = env.h.total_writes();
     members.remove_member(&org, &gone).await.unwrap();
