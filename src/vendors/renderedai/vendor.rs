@@ -23,8 +23,8 @@
 //! - **Graphs** are read with `getGraphs` per workspace and `downloadGraph` for their JSON;
 //!   the volume files they use (`"<volumeId>:/path"` strings anywhere in it) are rewritten to
 //!   the copied volumes ([`RefField::embedded`]). A graph that uses a volume the template does
-//!   not own waits, naming it. The schema has no call that edits a graph, so a copy that
-//!   drifted is reported, not changed.
+//!   not own waits, naming it. anatools 6.1.2 has `editGraph`, but this client (and the
+//!   simulator's schema) does not use it yet, so a copy that drifted is reported, not changed.
 //! - **Volumes** copy their metadata (name, description, permission, tags); their files are the
 //!   opt-in kind `volume_data` ([`VOLUME_DATA`], copied only when `spec.template.include`
 //!   names it): one object per file, matched by (copied volume, key), uploaded again only when
@@ -1115,7 +1115,7 @@ impl VendorClient for RenderedAiClient {
                 Err(VendorError::Unsupported {
                     vendor: VENDOR,
                     what: format!(
-                        "changing graph {id} ({}): the API has no call that edits a graph; delete the copy in the target organization to have it copied again",
+                        "changing graph {id} ({}): orgops does not edit graphs yet; delete the copy in the target organization to have it copied again",
                         fields
                             .iter()
                             .map(|k| k.as_str())
