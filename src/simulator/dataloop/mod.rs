@@ -210,14 +210,7 @@ impl DataloopSimulator {
 }
 
 fn kind_of(kind: &str) -> Result<&'static str, HandError> {
-    KINDS
-        .iter()
-        .copied()
-        .find(|k| *k == kind)
-        .ok_or_else(|| HandError::UnknownKind {
-            vendor: "dataloop",
-            kind: kind.to_string(),
-        })
+    crate::simulator::kit::handle::known_kind("dataloop", KINDS, kind)
 }
 
 impl SimulatorHandle for DataloopSimulator {

@@ -44,6 +44,22 @@ impl From<StoreError> for HandError {
     }
 }
 
+/// `kind` as one of a simulator's `kinds`, or [`HandError::UnknownKind`].
+pub fn known_kind(
+    vendor: &'static str,
+    kinds: &[&'static str],
+    kind: &str,
+) -> Result<&'static str, HandError> {
+    kinds
+        .iter()
+        .copied()
+        .find(|k| *k == kind)
+        .ok_or_else(|| HandError::UnknownKind {
+            vendor,
+            kind: kind.to_string(),
+        })
+}
+
 /// A running vendor simulator, seen by a test that works for every vendor: count what the
 /// vendor was asked to do, read its objects, change them behind the client's back, inject
 /// faults. Object-safe: tests hold a `Box<dyn SimulatorHandle>`.

@@ -173,14 +173,7 @@ impl OpenLatticeSimulator {
 }
 
 fn kind_of(kind: &str) -> Result<&'static str, HandError> {
-    KINDS
-        .iter()
-        .copied()
-        .find(|k| *k == kind)
-        .ok_or_else(|| HandError::UnknownKind {
-            vendor: "openlattice",
-            kind: kind.to_string(),
-        })
+    crate::simulator::kit::handle::known_kind("openlattice", KINDS, kind)
 }
 
 impl SimulatorHandle for OpenLatticeSimulator {

@@ -222,14 +222,7 @@ impl RenderedAiSimulator {
 }
 
 fn kind_of(kind: &str) -> Result<&'static str, HandError> {
-    KINDS
-        .iter()
-        .copied()
-        .find(|k| *k == kind)
-        .ok_or_else(|| HandError::UnknownKind {
-            vendor: "renderedai",
-            kind: kind.to_string(),
-        })
+    crate::simulator::kit::handle::known_kind("renderedai", KINDS, kind)
 }
 
 impl SimulatorHandle for RenderedAiSimulator {
