@@ -8,7 +8,7 @@
 //! Mutating *requests* are counted apart again ([`Store::note_write_request`]): a request that
 //! fails still shows that a client tried to write.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
 
@@ -78,6 +78,63 @@ pub enum StoreError {
     BadPatch,
 }
 
+/// The objects of one kind, with the orders listings need kept as indexes, so that a
+/// listing (or one organization's share of it) costs what it returns rather than a sort of
+/// the whole kind: simulators serve thousands of organizations in benchmarks.
+#[derive(Debug, Default)]
+struct Table {
+    records: HashMap<String, Record>,
+    /// Creation order: seq → id.
+    order: BTreeMap<u64, String>,
+    /// Creation order within each organization: org → seq → id.
+    by_org: HashMap<String, BTreeMap<u64, String>>,
+}
+
+impl Table {
+    fn insert(&mut self, id: &str, record: Record) {
+        self.order.insert(record.seq, id.to_string());
+        self.by_org
+            .entry(record.org.clone())
+            .or_default()
+            .insert(record.seq, id.to_string());
+        self.records.insert(id.to_string(), record);
+    }
+
+    fn remove(&mut self, id: &str) -> Option<Record> {
+        let record = self.records.remove(id)?;
+        self.order.remove(&record.seq);
+        self.unindex_org(&record.org, record.seq);
+        Some(record)
+    }
+
+    fn unindex_org(&mut self, org: &str, seq: u64) {
+        if let Some(ids) = self.by_org.get_mut(org) {
+            ids.remove(&seq);
+            if ids.is_empty() {
+                self.by_org.remove(org);
+            }
+        }
+    }
+
+    /// Every object, in creation order.
+    fn iter(&self) -> impl Iterator<Item = (&str, &Record)> {
+        self.order
+            .values()
+            .filter_map(|id| self.records.get_key_value(id))
+            .map(|(id, r)| (id.as_str(), r))
+    }
+
+    /// The objects of `org`, in creation order.
+    fn iter_org<'a>(&'a self, org: &str) -> impl Iterator<Item = (&'a str, &'a Record)> {
+        self.by_org
+            .get(org)
+            .into_iter()
+            .flat_map(|ids| ids.values())
+            .filter_map(|id| self.records.get_key_value(id))
+            .map(|(id, r)| (id.as_str(), r))
+    }
+}
+
 /// Collections by kind; see the module docs.
 #[derive(Debug)]
 pub struct Store {
@@ -86,7 +143,7 @@ pub struct Store {
     next_id: u64,
     next_numbers: BTreeMap<String, u64>,
     next_seq: u64,
-    kinds: BTreeMap<String, BTreeMap<String, Record>>,
+    kinds: BTreeMap<String, Table>,
     counts: BTreeMap<String, WriteCounts>,
     write_requests: u64,
 }
@@ -121,7 +178,7 @@ impl Store {
                 }
                 IdStyle::Uuid => ids::uuid_v4(&mut self.rng),
             };
-            if !self.kinds.values().any(|t| t.contains_key(&id)) {
+            if !self.kinds.values().any(|t| t.records.contains_key(&id)) {
                 return id;
             }
         }
@@ -140,7 +197,7 @@ impl Store {
             let taken = self
                 .kinds
                 .get(kind)
-                .is_some_and(|t| t.contains_key(&n.to_string()));
+                .is_some_and(|t| t.records.contains_key(&n.to_string()));
             if !taken {
                 return *n;
             }
@@ -188,7 +245,7 @@ impl Store {
         }
         let seq = self.seq();
         self.kinds.entry(kind.to_string()).or_default().insert(
-            id.to_string(),
+            id,
             Record {
                 org: org.to_string(),
                 value,
@@ -200,7 +257,7 @@ impl Store {
 
     /// Object `id` of `kind`.
     pub fn get(&self, kind: &str, id: &str) -> Option<&Record> {
-        self.kinds.get(kind)?.get(id)
+        self.kinds.get(kind)?.records.get(id)
     }
 
     /// Whether object `id` of `kind` exists.
@@ -210,22 +267,30 @@ impl Store {
 
     /// All objects of `kind` with their ids, in creation order.
     pub fn list(&self, kind: &str) -> Vec<(&str, &Record)> {
-        let mut out: Vec<(&str, &Record)> = self
-            .kinds
-            .get(kind)
-            .into_iter()
-            .flatten()
-            .map(|(id, r)| (id.as_str(), r))
-            .collect();
-        out.sort_by_key(|(_, r)| r.seq);
-        out
+        self.iter(kind).collect()
     }
 
-    /// Objects of `kind` owned by `org`, in creation order.
+    /// All objects of `kind` with their ids, in creation order, without collecting them.
+    pub fn iter(&self, kind: &str) -> impl Iterator<Item = (&str, &Record)> {
+        self.kinds.get(kind).into_iter().flat_map(Table::iter)
+    }
+
+    /// Objects of `kind` owned by `org`, in creation order (from an index: the cost is the
+    /// organization's objects, not the kind's).
     pub fn in_org(&self, kind: &str, org: &str) -> Vec<(&str, &Record)> {
-        let mut out = self.list(kind);
-        out.retain(|(_, r)| r.org == org);
-        out
+        self.iter_org(kind, org).collect()
+    }
+
+    /// Objects of `kind` owned by `org`, in creation order, without collecting them.
+    pub fn iter_org<'a>(
+        &'a self,
+        kind: &str,
+        org: &str,
+    ) -> impl Iterator<Item = (&'a str, &'a Record)> {
+        self.kinds
+            .get(kind)
+            .into_iter()
+            .flat_map(move |t| t.iter_org(org))
     }
 
     /// The first object of `kind` (in creation order) that `pred` accepts.
@@ -234,7 +299,7 @@ impl Store {
         kind: &str,
         mut pred: impl FnMut(&str, &Record) -> bool,
     ) -> Option<(&str, &Record)> {
-        self.list(kind).into_iter().find(|(id, r)| pred(id, r))
+        self.iter(kind).find(|(id, r)| pred(id, r))
     }
 
     /// Changes object `id` through `f` (counted as an update).
@@ -262,7 +327,7 @@ impl Store {
         let rec = self
             .kinds
             .get_mut(kind)
-            .and_then(|t| t.get_mut(id))
+            .and_then(|t| t.records.get_mut(id))
             .ok_or_else(|| StoreError::NotFound {
                 kind: kind.into(),
                 id: id.into(),
@@ -287,15 +352,18 @@ impl Store {
     /// organization (a Dataloop project) move its record, and what hangs off it, with it. The
     /// client's one write (the move) is counted where it was addressed.
     pub fn reassign(&mut self, kind: &str, id: &str, org: &str) -> Result<(), StoreError> {
-        let rec = self
+        let table = self
             .kinds
             .get_mut(kind)
-            .and_then(|t| t.get_mut(id))
+            .filter(|t| t.records.contains_key(id))
             .ok_or_else(|| StoreError::NotFound {
                 kind: kind.into(),
                 id: id.into(),
             })?;
-        rec.org = org.to_string();
+        if let Some(mut rec) = table.remove(id) {
+            rec.org = org.to_string();
+            table.insert(id, rec);
+        }
         Ok(())
     }
 
@@ -414,7 +482,7 @@ impl Store {
         let rec = self
             .kinds
             .get_mut(kind)
-            .and_then(|t| t.get_mut(id))
+            .and_then(|t| t.records.get_mut(id))
             .ok_or_else(|| StoreError::NotFound {
                 kind: kind.into(),
                 id: id.into(),
@@ -606,6 +674,56 @@ mod tests {
             }
         );
         assert_eq!(s.writes("members"), WriteCounts::default());
+    }
+
+    #[test]
+    fn indexes_follow_every_change_of_membership_and_order() {
+        let mut s = Store::with_seed(IdStyle::Sequential, 8);
+        let ids: Vec<String> = (0..30)
+            .map(|i| {
+                let org = ["a", "b", "c"][i % 3];
+                s.create("things", None, org, json!({ "i": i })).unwrap()
+            })
+            .collect();
+        s.delete("things", &ids[3]);
+        s.hand_remove("things", &ids[4]).unwrap();
+        s.delete_where_uncounted("things", |_, r| r.value["i"] == 5);
+        s.delete_where("things", |_, r| r.value["i"] == 6);
+        s.reassign("things", &ids[0], "c").unwrap();
+        s.reassign("things", &ids[29], "a").unwrap();
+        s.hand_insert("things", "late", "b", json!({"i": 30}))
+            .unwrap();
+        // What the indexes answer must be what a scan of every object in creation order says.
+        let all: Vec<i64> = s
+            .list("things")
+            .into_iter()
+            .map(|(_, r)| r.value["i"].as_i64().unwrap())
+            .collect();
+        let expected: Vec<i64> = (0..31).filter(|i| !(3..=6).contains(i)).collect();
+        assert_eq!(all, expected);
+        for org in ["a", "b", "c", "none"] {
+            let indexed: Vec<&str> = s
+                .in_org("things", org)
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect();
+            let scanned: Vec<&str> = s
+                .list("things")
+                .into_iter()
+                .filter(|(_, r)| r.org == org)
+                .map(|(id, _)| id)
+                .collect();
+            assert_eq!(indexed, scanned, "{org}");
+        }
+        assert_eq!(
+            s.in_org("things", "c").first().map(|(id, _)| *id),
+            Some(ids[0].as_str())
+        );
+        assert_eq!(
+            s.in_org("things", "a").last().map(|(id, _)| *id),
+            Some(ids[29].as_str())
+        );
+        assert!(s.in_org("things", "none").is_empty());
     }
 
     #[test]

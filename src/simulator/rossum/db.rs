@@ -135,7 +135,10 @@ impl Db {
 
     /// The first object of `kind` (in creation order) that `pred` accepts.
     pub fn find(&self, kind: &str, mut pred: impl FnMut(&Rec<'_>) -> bool) -> Option<Rec<'_>> {
-        self.all(kind).into_iter().find(|r| pred(r))
+        // Lazily: a lookup by name stops at the match instead of collecting the whole kind.
+        self.store
+            .find(kind, |id, r| pred(&rec(id, &r.org, &r.value)))
+            .map(|(id, r)| rec(id, &r.org, &r.value))
     }
 
     /// Stores a new object (an API write: counted as a create of `kind`).
@@ -245,6 +248,28 @@ impl Db {
                     .map(str::to_string)
             })
             .collect()
+    }
+
+    /// Whether `user` may reach organization `org`: the same answer as
+    /// `reachable_orgs(user).contains(&org)`, without listing every organization of the group
+    /// (a group admin's token is checked on every request of every organization).
+    pub fn can_reach(&self, user: u64, org: u64) -> bool {
+        let Some(u) = self.get("users", user) else {
+            return false;
+        };
+        if self.is_group_admin(user) {
+            return self.get("organizations", org).is_some()
+                && self.group_of(org) == self.group_of(u.org);
+        }
+        org == u.org
+            || self.store.iter("memberships").any(|(_, m)| {
+                m.value.get("user").and_then(Value::as_str).and_then(id_in) == Some(user)
+                    && m.value
+                        .get("organization")
+                        .and_then(Value::as_str)
+                        .and_then(id_in)
+                        == Some(org)
+            })
     }
 
     /// Organizations `user` may reach: primary, through memberships, or the whole group.
