@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, PostParams};
@@ -143,9 +143,11 @@ fn main() {
             async move {
                 let mut phases: HashMap<String, bool> = HashMap::new();
                 let mut events = watcher(orgs, watcher::Config::default()).boxed();
-                while let Ok(Some(event)) = events.try_next().await {
+                // A watch error (a 410 once the watch falls behind) is followed by a fresh
+                // list: keep going.
+                while let Some(event) = events.next().await {
                     let o = match event {
-                        watcher::Event::Apply(o) | watcher::Event::InitApply(o) => o,
+                        Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => o,
                         _ => continue,
                     };
                     let is_ready = o.status.as_ref().and_then(|s| s.phase) == Some(OrgPhase::Ready);

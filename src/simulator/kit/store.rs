@@ -78,6 +78,9 @@ pub enum StoreError {
     BadPatch,
 }
 
+/// Ids by the value of one field, in creation order: value → seq → id.
+type FieldIndex = HashMap<String, BTreeMap<u64, String>>;
+
 /// The objects of one kind, with the orders listings need kept as indexes, so that a
 /// listing (or one organization's share of it) costs what it returns rather than a sort of
 /// the whole kind: simulators serve thousands of organizations in benchmarks.
@@ -88,6 +91,13 @@ struct Table {
     order: BTreeMap<u64, String>,
     /// Creation order within each organization: org → seq → id.
     by_org: HashMap<String, BTreeMap<u64, String>>,
+    /// Declared string fields ([`Store::index_field`]), kept exact on every change.
+    fields: BTreeMap<&'static str, FieldIndex>,
+}
+
+/// The value `field` of `v` has, when it is a string (the only values indexed).
+fn field_key<'v>(v: &'v Value, field: &str) -> Option<&'v str> {
+    v.get(field).and_then(Value::as_str)
 }
 
 impl Table {
@@ -97,6 +107,7 @@ impl Table {
             .entry(record.org.clone())
             .or_default()
             .insert(record.seq, id.to_string());
+        self.index_fields(id, &record, true);
         self.records.insert(id.to_string(), record);
     }
 
@@ -104,7 +115,57 @@ impl Table {
         let record = self.records.remove(id)?;
         self.order.remove(&record.seq);
         self.unindex_org(&record.org, record.seq);
+        self.index_fields(id, &record, false);
         Some(record)
+    }
+
+    /// Adds `record` to (or takes it out of) the field indexes.
+    fn index_fields(&mut self, id: &str, record: &Record, add: bool) {
+        for (field, index) in &mut self.fields {
+            let Some(key) = field_key(&record.value, field) else {
+                continue;
+            };
+            if add {
+                index
+                    .entry(key.to_string())
+                    .or_default()
+                    .insert(record.seq, id.to_string());
+            } else if let Some(ids) = index.get_mut(key) {
+                ids.remove(&record.seq);
+                if ids.is_empty() {
+                    index.remove(key);
+                }
+            }
+        }
+    }
+
+    /// Changes the object `id` through `f`, keeping the field indexes exact.
+    fn modify<T>(&mut self, id: &str, f: impl FnOnce(&mut Value) -> T) -> Option<T> {
+        if self.fields.is_empty() {
+            return self.records.get_mut(id).map(|r| f(&mut r.value));
+        }
+        let record = self.records.remove(id)?;
+        self.index_fields(id, &record, false);
+        let mut record = record;
+        let out = f(&mut record.value);
+        self.index_fields(id, &record, true);
+        self.records.insert(id.to_string(), record);
+        Some(out)
+    }
+
+    /// The objects whose `field` is the string `value`, in creation order.
+    fn by_field<'a>(
+        &'a self,
+        field: &str,
+        value: &str,
+    ) -> impl Iterator<Item = (&'a str, &'a Record)> + use<'a> {
+        self.fields
+            .get(field)
+            .and_then(|index| index.get(value))
+            .into_iter()
+            .flat_map(|ids| ids.values())
+            .filter_map(|id| self.records.get_key_value(id))
+            .map(|(id, r)| (id.as_str(), r))
     }
 
     fn unindex_org(&mut self, org: &str, seq: u64) {
@@ -302,6 +363,47 @@ impl Store {
         self.iter(kind).find(|(id, r)| pred(id, r))
     }
 
+    /// Keeps an index of the string values of `field` in objects of `kind` (a username, an
+    /// inbox address), so that [`Store::by_field`] answers without a scan. Every change goes
+    /// through the store, so the index is exact; objects stored before the call are indexed
+    /// too.
+    pub fn index_field(&mut self, kind: &str, field: &'static str) {
+        let table = self.kinds.entry(kind.to_string()).or_default();
+        if table.fields.contains_key(field) {
+            return;
+        }
+        let mut index = FieldIndex::new();
+        for (id, r) in table.iter() {
+            if let Some(key) = field_key(&r.value, field) {
+                index
+                    .entry(key.to_string())
+                    .or_default()
+                    .insert(r.seq, id.to_string());
+            }
+        }
+        table.fields.insert(field, index);
+    }
+
+    /// Objects of `kind` whose `field` is the string `value`, in creation order: from the index
+    /// when [`Store::index_field`] declared one, else by a scan (the same answer).
+    pub fn by_field<'a>(
+        &'a self,
+        kind: &str,
+        field: &'a str,
+        value: &'a str,
+    ) -> Vec<(&'a str, &'a Record)> {
+        let Some(table) = self.kinds.get(kind) else {
+            return Vec::new();
+        };
+        if table.fields.contains_key(field) {
+            return table.by_field(field, value).collect();
+        }
+        table
+            .iter()
+            .filter(|(_, r)| field_key(&r.value, field) == Some(value))
+            .collect()
+    }
+
     /// Changes object `id` through `f` (counted as an update).
     pub fn update<T>(
         &mut self,
@@ -324,15 +426,13 @@ impl Store {
         id: &str,
         f: impl FnOnce(&mut Value) -> T,
     ) -> Result<T, StoreError> {
-        let rec = self
-            .kinds
+        self.kinds
             .get_mut(kind)
-            .and_then(|t| t.records.get_mut(id))
+            .and_then(|t| t.modify(id, f))
             .ok_or_else(|| StoreError::NotFound {
                 kind: kind.into(),
                 id: id.into(),
-            })?;
-        Ok(f(&mut rec.value))
+            })
     }
 
     /// Marks object `id` deleted through `f` and keeps it (vendors that delete asynchronously,
@@ -479,16 +579,13 @@ impl Store {
         if !patch.is_object() {
             return Err(StoreError::BadPatch);
         }
-        let rec = self
-            .kinds
+        self.kinds
             .get_mut(kind)
-            .and_then(|t| t.records.get_mut(id))
+            .and_then(|t| t.modify(id, |v| json_patch::merge(v, patch)))
             .ok_or_else(|| StoreError::NotFound {
                 kind: kind.into(),
                 id: id.into(),
-            })?;
-        json_patch::merge(&mut rec.value, patch);
-        Ok(())
+            })
     }
 
     /// Test hand edit: removes object `id` (uncounted).
@@ -724,6 +821,60 @@ mod tests {
             Some(ids[29].as_str())
         );
         assert!(s.in_org("things", "none").is_empty());
+    }
+
+    #[test]
+    fn field_indexes_answer_what_a_scan_answers_through_every_change() {
+        let mut indexed = Store::with_seed(IdStyle::Sequential, 9);
+        let mut scanned = Store::with_seed(IdStyle::Sequential, 9);
+        indexed
+            .create("users", None, "o", json!({"username": "early"}))
+            .unwrap();
+        scanned
+            .create("users", None, "o", json!({"username": "early"}))
+            .unwrap();
+        // Declared after an object exists: that object is indexed too.
+        indexed.index_field("users", "username");
+        for s in [&mut indexed, &mut scanned] {
+            let a = s
+                .create("users", None, "o", json!({"username": "a"}))
+                .unwrap();
+            let b = s
+                .create("users", None, "o", json!({"username": "b"}))
+                .unwrap();
+            let c = s
+                .create("users", None, "p", json!({"username": "a"}))
+                .unwrap();
+            s.create("users", None, "p", json!({"username": 7}))
+                .unwrap();
+            s.update("users", &b, |v| v["username"] = json!("a"))
+                .unwrap();
+            s.update_uncounted("users", &a, |v| v["username"] = json!("z"))
+                .unwrap();
+            s.hand_patch("users", &c, &json!({"username": null}))
+                .unwrap();
+            s.hand_patch("users", &c, &json!({"username": "c"}))
+                .unwrap();
+            s.reassign("users", &c, "o").unwrap();
+            s.soft_delete("users", &a, |v| v["deleted"] = json!(true))
+                .unwrap();
+            s.hand_insert("users", "h", "o", json!({"username": "a"}))
+                .unwrap();
+            s.delete("users", "h");
+            s.hand_insert("users", "h2", "o", json!({"username": "a"}))
+                .unwrap();
+        }
+        for name in ["early", "a", "b", "c", "z", "7", "missing"] {
+            let ids = |s: &Store| -> Vec<String> {
+                s.by_field("users", "username", name)
+                    .into_iter()
+                    .map(|(id, _)| id.to_string())
+                    .collect()
+            };
+            assert_eq!(ids(&indexed), ids(&scanned), "{name}");
+        }
+        assert_eq!(indexed.by_field("users", "username", "a").len(), 2);
+        assert!(indexed.by_field("nothing", "username", "a").is_empty());
     }
 
     #[test]

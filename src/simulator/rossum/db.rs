@@ -79,10 +79,14 @@ fn rec<'a>(id: &str, org: &str, value: &'a Value) -> Rec<'a> {
 impl Db {
     /// An empty database served under `base`.
     pub fn new(base: &str) -> Self {
+        // Ids come from `new_numeric_id`; the style is never used.
+        let mut store = Store::new(IdStyle::Sequential);
+        // Looked up on every organization or inbox created: by index, not by a scan.
+        store.index_field("users", "username");
+        store.index_field("inboxes", "email");
         Self {
             base: base.trim_end_matches('/').to_string(),
-            // Ids come from `new_numeric_id`; the style is never used.
-            store: Store::new(IdStyle::Sequential),
+            store,
             org_groups: BTreeMap::new(),
             passwords: HashMap::new(),
             tokens: TokenRegistry::new(),
@@ -139,6 +143,16 @@ impl Db {
         self.store
             .find(kind, |id, r| pred(&rec(id, &r.org, &r.value)))
             .map(|(id, r)| rec(id, &r.org, &r.value))
+    }
+
+    /// Objects of `kind` whose string `field` is `value`, in creation order (indexed for users'
+    /// `username` and inboxes' `email`; any other field is scanned).
+    pub fn by_field<'a>(&'a self, kind: &str, field: &'a str, value: &'a str) -> Vec<Rec<'a>> {
+        self.store
+            .by_field(kind, field, value)
+            .into_iter()
+            .map(|(id, r)| rec(id, &r.org, &r.value))
+            .collect()
     }
 
     /// Stores a new object (an API write: counted as a create of `kind`).
@@ -354,10 +368,7 @@ impl Db {
 
     /// Whether a (non-deleted) user already has this username.
     pub fn username_taken(&self, username: &str) -> bool {
-        self.find("users", |u| {
-            u.value.get("username").and_then(Value::as_str) == Some(username)
-        })
-        .is_some()
+        !self.by_field("users", "username", username).is_empty()
     }
 
     /// Adds a user with roles (by name) to `org`.
