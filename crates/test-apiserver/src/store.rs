@@ -871,3 +871,60 @@ fn crd_status(crd: &Value) -> Value {
         "storedVersions": versions,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OPTS: WriteOpts = WriteOpts {
+        fields: FieldValidation::Ignore,
+        dry_run: false,
+    };
+
+    fn names(list: Vec<Value>) -> Vec<String> {
+        list.iter()
+            .map(|o| format!("{}/{}", stored_ns(o), name_of(o)))
+            .collect()
+    }
+
+    #[test]
+    fn a_list_holds_its_kind_and_namespace_only() {
+        // Lists read a range of the store; neighbours in key order must stay out.
+        let mut s = Store::new();
+        let namespaces = s.find("", "v1", "namespaces").cloned().unwrap();
+        let config_maps = s.find("", "v1", "configmaps").cloned().unwrap();
+        let secrets = s.find("", "v1", "secrets").cloned().unwrap();
+        for ns in ["a", "a-b", "ab", "b"] {
+            s.create(&namespaces, "", json!({"metadata": {"name": ns}}), OPTS)
+                .unwrap();
+            for name in ["y", "x"] {
+                for rt in [&config_maps, &secrets] {
+                    s.create(rt, ns, json!({"metadata": {"name": name}}), OPTS)
+                        .unwrap();
+                }
+            }
+        }
+        assert_eq!(names(s.list(&config_maps, Some("a"))), ["a/x", "a/y"]);
+        assert_eq!(names(s.list(&secrets, Some("ab"))), ["ab/x", "ab/y"]);
+        assert!(s.list(&config_maps, Some("a-")).is_empty());
+        let all = s.list(&config_maps, None);
+        assert_eq!(
+            names(all.clone()),
+            ["a/x", "a/y", "a-b/x", "a-b/y", "ab/x", "ab/y", "b/x", "b/y"]
+        );
+        assert!(all.iter().all(|o| o["kind"] == "ConfigMap"));
+        let cluster = names(s.list(&namespaces, None));
+        assert_eq!(
+            cluster,
+            [
+                "/a",
+                "/a-b",
+                "/ab",
+                "/b",
+                "/default",
+                "/kube-public",
+                "/kube-system"
+            ]
+        );
+    }
+}

@@ -124,6 +124,13 @@ impl Db {
             .collect()
     }
 
+    /// Every object of `kind`, in creation (and id) order, without collecting them.
+    pub fn iter<'a>(&'a self, kind: &str) -> impl Iterator<Item = Rec<'a>> {
+        self.store
+            .iter(kind)
+            .map(|(id, r)| rec(id, &r.org, &r.value))
+    }
+
     /// Objects of `kind` in `org`, in creation (and id) order.
     pub fn in_org(&self, kind: &str, org: u64) -> Vec<Rec<'_>> {
         self.store
