@@ -858,7 +858,7 @@ async fn watch(
                         if !matches(object) {
                             continue;
                         }
-                        let line = event_line(kind, &watch_object(&st.rt, &object, st.out));
+                        let line = event_line(kind, &watch_object(&st.rt, object, st.out));
                         return Some((Ok::<_, std::io::Error>(line), (st, matches)));
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
