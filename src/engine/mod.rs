@@ -6,7 +6,9 @@
 //! - [`org`]: organization reconcile (observe → create or adopt → settings → copy → report).
 //! - [`copy`]: deep copy (kind graph, per-object plans, executor).
 //! - [`report`]: conditions, phase and requeue from what happened.
+//! - [`changes`]: what an observe-only reconcile would change (`orgops plan`).
 
+pub mod changes;
 pub mod copy;
 pub mod desired;
 pub mod membership;

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::changes::Change;
 use super::copy::CopyReport;
 use super::desired::{DesiredOrg, Mode};
 use super::org::Failure;
@@ -66,6 +67,10 @@ pub struct OrgReport {
     pub requeue: Requeue,
     /// True when Ready.
     pub ready: bool,
+    /// Observe-only: what applying would change, in order (organization, settings, copies).
+    pub changes: Vec<Change>,
+    /// The reconcile stopped at a failure (not merely drift): a plan of it is incomplete.
+    pub failed: bool,
     sync_interval: Duration,
     mode: Mode,
 }
@@ -83,6 +88,8 @@ impl OrgReport {
             settings_updated: false,
             requeue: Requeue::Backoff,
             ready: false,
+            changes: Vec::new(),
+            failed: false,
             sync_interval: desired.sync_interval,
             mode: desired.mode,
         }
@@ -167,9 +174,10 @@ impl OrgReport {
         ));
     }
 
-    pub(crate) fn copied(&mut self, copy: CopyReport) {
+    pub(crate) fn copied(&mut self, mut copy: CopyReport) {
         let t = copy.totals();
-        let condition = if t.failed == 0 && t.done == t.total {
+        self.changes.append(&mut copy.changes);
+        let condition = if t.failed == 0 && t.done == t.total && copy.prune_failed == 0 {
             ConditionSpec::new(
                 types::TEMPLATE_COPIED,
                 true,
@@ -260,6 +268,8 @@ impl OrgReport {
     }
 
     pub(crate) fn finish_err(&mut self, failure: Failure) {
+        // Suspended before a create is where an observe-only reconcile ends, not a failure.
+        self.failed = failure.reason != super::org::SUSPENDED;
         self.set(ConditionSpec::new(
             failure.step.condition_type(),
             false,
