@@ -399,8 +399,8 @@ mod tests {
         assert_eq!(
             lines,
             vec![
-                "~ setting name: \"Old\" → \"New\"",
                 "~ setting metadata.orgops.owner: \"x\" → \"ns/de\"",
+                "~ setting name: \"Old\" → \"New\"",
             ]
         );
     }
