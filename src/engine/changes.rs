@@ -5,8 +5,10 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+/// Lines of a plan kept in an Organization's status.
+pub const STATUS_LINES: usize = 20;
 
 /// Longest value shown for a setting; longer ones are cut (a diff line stays one line).
 const MAX_VALUE_CHARS: usize = 80;
@@ -204,37 +206,24 @@ impl fmt::Display for Change {
 }
 
 /// Counts of a plan, by what would happen.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PlanSummary {
     /// Organizations to create.
-    #[serde(default, skip_serializing_if = "is_zero")]
     pub orgs_to_create: u32,
     /// Settings that differ.
-    #[serde(default, skip_serializing_if = "is_zero")]
     pub settings_to_change: u32,
     /// Copies to create.
-    #[serde(default, skip_serializing_if = "is_zero")]
     pub copies_to_create: u32,
     /// Copies to update.
-    #[serde(default, skip_serializing_if = "is_zero")]
     pub copies_to_update: u32,
     /// Copies to delete (prune).
-    #[serde(default, skip_serializing_if = "is_zero")]
     pub copies_to_prune: u32,
     /// Template objects that cannot be copied.
-    #[serde(default, skip_serializing_if = "is_zero")]
     pub blocked: u32,
     /// Members to add or invite.
-    #[serde(default, skip_serializing_if = "is_zero")]
     pub members_to_add: u32,
     /// Members whose roles or scopes change.
-    #[serde(default, skip_serializing_if = "is_zero")]
     pub members_to_change: u32,
-}
-
-fn is_zero(n: &u32) -> bool {
-    *n == 0
 }
 
 impl PlanSummary {

@@ -311,6 +311,11 @@ impl OrgReport {
         }
     }
 
+    /// Whether the reconcile applied or only observed.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
     /// `done/total` of the copy, for the printer column.
     pub fn progress(&self) -> Option<String> {
         self.copy.as_ref().map(|c| {
