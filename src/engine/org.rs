@@ -66,6 +66,9 @@ pub struct EngineOptions {
     /// marker: the cost of a create does not grow with the fleet. Without durable state (the
     /// CLI), an org renamed at the vendor is still found by its marker.
     pub durable_state: bool,
+    /// Template listings shared across organizations (the operator, per connection); `None`:
+    /// each reconcile lists the template itself.
+    pub templates: Option<copy::TemplateSource>,
 }
 
 impl Default for EngineOptions {
@@ -74,6 +77,7 @@ impl Default for EngineOptions {
             concurrency: 16,
             clock_skew: Duration::from_secs(120),
             durable_state: false,
+            templates: None,
         }
     }
 }
@@ -323,6 +327,7 @@ async fn copy_template(
             "the template is this organization itself; choose another template",
         ));
     }
+    report.template_org = Some(template_org.id.clone());
     let caps = vendor.capabilities();
     let kinds = graph::selected(caps.kinds, template.include.as_deref()).map_err(|e| {
         Failure::permanent(
@@ -345,6 +350,7 @@ async fn copy_template(
         prune: template.prune,
         concurrency: options.concurrency,
         inputs: &inputs,
+        templates: options.templates.as_ref(),
     };
     let copy: CopyReport = copy::copy_template(vendor, &job, sink)
         .await

@@ -59,6 +59,8 @@ pub struct OrgReport {
     pub copy: Option<CopyReport>,
     /// The vendor's usage snapshot.
     pub usage: Option<Value>,
+    /// The template organization's id, once found.
+    pub template_org: Option<String>,
     /// This reconcile created the organization.
     pub org_created: bool,
     /// This reconcile patched the organization's settings.
@@ -84,6 +86,7 @@ impl OrgReport {
             conditions: Vec::new(),
             copy: None,
             usage: None,
+            template_org: None,
             org_created: false,
             settings_updated: false,
             requeue: Requeue::Backoff,
