@@ -179,27 +179,40 @@ impl TemplateFanOut {
         orgs.len()
     }
 
-    /// Re-reads every template in use once per interval and fans out its changes. Runs until
-    /// the operator stops.
+    /// Re-reads every template in use once per interval and fans out its changes, until
+    /// SIGTERM or Ctrl-C (as the controllers).
     pub async fn run(self: Arc<Self>, ctx: Arc<Context>) {
         if self.interval.is_zero() {
             return;
         }
         let mut tick = tokio::time::interval(self.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let stop = super::shutdown_signal();
+        tokio::pin!(stop);
         loop {
-            tick.tick().await;
-            for (scope, template, client) in self.in_use() {
-                match self.cache.refresh(&scope, client.as_ref(), &template).await {
-                    Ok(false) => {}
-                    Ok(true) => {
-                        let n = self.fan_out(&ctx, &scope, &template);
-                        ctx.metrics.template_changes.inc();
-                        tracing::info!(%template, organizations = n, "template changed; re-syncing every organization made from it");
-                    }
-                    Err(e) => {
-                        tracing::debug!(%template, error = %e, "template not re-read; its organizations re-sync on their own schedule");
-                    }
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = tick.tick() => {}
+            }
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = self.round(&ctx) => {}
+            }
+        }
+    }
+
+    /// One round: every template in use read once; changes fanned out.
+    async fn round(&self, ctx: &Context) {
+        for (scope, template, client) in self.in_use() {
+            match self.cache.refresh(&scope, client.as_ref(), &template).await {
+                Ok(false) => {}
+                Ok(true) => {
+                    let n = self.fan_out(ctx, &scope, &template);
+                    ctx.metrics.template_changes.inc();
+                    tracing::info!(%template, organizations = n, "template changed; re-syncing every organization made from it");
+                }
+                Err(e) => {
+                    tracing::debug!(%template, error = %e, "template not re-read; its organizations re-sync on their own schedule");
                 }
             }
         }
