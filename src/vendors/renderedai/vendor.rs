@@ -1138,6 +1138,44 @@ impl VendorClient for RenderedAiClient {
             }
         }
     }
+
+    /// Deletes a copy (pruning). Volumes, workspaces (their graphs and rules go with them),
+    /// graphs (found in the organization's workspaces first: `deleteGraph` names the
+    /// workspace) and volume files; workspace rules are no object of their own and go with
+    /// their workspace. Something already gone counts as deleted.
+    async fn delete_object(&self, org: &str, kind: &KindSpec, id: &str) -> Result<(), VendorError> {
+        check_kind(kind)?;
+        match kind.name {
+            "volumes" => self.api.delete_volume(org, id).await,
+            "workspaces" => self.api.delete_workspace(id).await,
+            "graphs" => {
+                for w in self.api.workspaces(org).await? {
+                    if self.api.has_graph(&w.workspace_id, id).await? {
+                        return self.api.delete_graph(&w.workspace_id, id).await;
+                    }
+                }
+                Ok(())
+            }
+            "volume_data" => {
+                let (volume, key) = super::volume_data::split_file_id(id)
+                    .filter(|(_, key)| !key.is_empty() && !key.ends_with('/'))
+                    .ok_or_else(|| {
+                        VendorError::Rejected(format!("{} is not a volume file id", clip(id)))
+                    })?;
+                match self.api.delete_volume_data(volume, &[key]).await {
+                    Err(VendorError::NotFound(_)) => Ok(()),
+                    other => other,
+                }
+            }
+            _ => Err(VendorError::Unsupported {
+                vendor: VENDOR,
+                what: format!(
+                    "deleting the rules of workspace {} on their own: rules have no delete at Rendered.ai and go with their workspace",
+                    clip(id)
+                ),
+            }),
+        }
+    }
 }
 
 /// The roles of a member or invitation as observed: lowercased (the server may answer `Admin`

@@ -234,6 +234,27 @@ impl VendorClient for RossumClient {
         self.patch_raw(Scope::Org(org), &format!("{}/{id}", kind.name), patch)
             .await
     }
+
+    /// `DELETE /v1/<kind>/{id}` → 204 (pruning); a 404 counts as deleted. Rossum answers for
+    /// itself where a delete cannot go through: 409 for a workspace that still holds queues or
+    /// a schema still linked, 400 for a default e-mail template, and a queue delete is
+    /// asynchronous (`status: deletion_requested`, which `list_objects` callers skip).
+    async fn delete_object(&self, org: &str, kind: &KindSpec, id: &str) -> Result<(), VendorError> {
+        let org = parse_org_id(org)?;
+        if !kinds::ALL.iter().any(|k| k.name == kind.name) {
+            return Err(VendorError::Unsupported {
+                vendor: "rossum",
+                what: format!("deleting {}", kind.name),
+            });
+        }
+        // An id is a number: anything else would put a path into the URL.
+        let id: u64 = id
+            .trim()
+            .parse()
+            .map_err(|_| VendorError::Rejected(format!("{id:?} is not a Rossum object id")))?;
+        self.delete_raw(Scope::Org(org), &format!("{}/{id}", kind.name))
+            .await
+    }
 }
 
 impl RefCodec for RossumClient {
