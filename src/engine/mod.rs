@@ -6,6 +6,7 @@
 //! - [`org`]: organization reconcile (observe → create or adopt → settings → copy → report).
 //! - [`copy`]: deep copy (kind graph, per-object plans, executor).
 //! - [`report`]: conditions, phase and requeue from what happened.
+//! - [`usage`]: usage in status, read on its own slower clock.
 
 pub mod copy;
 pub mod desired;
@@ -13,6 +14,7 @@ pub mod membership;
 pub mod org;
 pub mod report;
 pub mod status;
+pub mod usage;
 
 pub use desired::{DesiredOrg, InvalidSpec, Mode, TemplateSelector, TemplateSpec};
 pub use org::{EngineOptions, OrgState, PendingCreate, Sink, reconcile_org};
