@@ -1,11 +1,13 @@
 //! The Rossum client's object deletes (pruning) and usage reads end to end against the Rossum
 //! simulator: `DELETE /v1/<kind>/{id}` → 204 for every copied kind, a second delete of the
 //! same object still succeeds, and the vendor's refusals (a default e-mail template) stay
-//! errors.
+//! errors; usage is the e-mail limits plus the current billing period, read only when due.
 
 mod support;
 
+use orgops::engine::{EngineOptions, OrgState, reconcile_org};
 use orgops::simulator::kit::SimulatorHandle;
+use orgops::simulator::rossum::billing_period;
 use orgops::vendors::rossum::kinds;
 use orgops::vendors::{Endpoints, KindSpec, VendorClient, VendorError};
 use serde_json::Value;
@@ -157,4 +159,148 @@ async fn every_copied_kind_is_deleted_and_a_second_delete_is_ok() {
         .unwrap_err();
     assert!(matches!(bad, VendorError::Rejected(_)), "{bad}");
     assert_eq!(sim.total_writes(), requests);
+}
+
+/// Usage reads the organization's e-mail limits and the current period of its billing history
+/// (`GET organizations/{id}/limits`, `GET organizations/{id}/billing_history`), and the engine
+/// puts both, with a one-line summary, in the report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_is_the_email_limits_and_the_current_billing_period() {
+    let sim = simulator("").await;
+    let client = client(&sim, &Endpoints::default());
+    let sink = MemorySink::default();
+    let want = desired("billed", "Billed department");
+    let first = reconcile_until_ready(client.as_ref(), &want, &sink, 3).await;
+    let org = first.external_id.clone().unwrap();
+    let org_id: u64 = org.parse().unwrap();
+    // The copy created objects: usage was read with it.
+    assert!(first.usage_observed_at.is_some());
+    assert!(first.usage.as_ref().unwrap()["billing"].is_object());
+
+    sim.with_db(|db| {
+        db.billing_history.insert(
+            org_id,
+            vec![
+                billing_period(
+                    "2025",
+                    serde_json::json!({"billable_pages": 1200, "purchased_pages": 5000}),
+                ),
+                billing_period(
+                    "2024",
+                    serde_json::json!({"billable_pages": 4999, "purchased_pages": 5000, "is_current": false}),
+                ),
+            ],
+        )
+    });
+    let info = client.get_org(&org).await.unwrap().unwrap();
+    let usage = client.usage(&info).await.unwrap().unwrap();
+    assert_eq!(usage["billing"]["billable_pages"], 1200, "{usage}");
+    assert_eq!(usage["billing"]["purchased_pages"], 5000, "{usage}");
+    assert_eq!(usage["billing"]["begin_date"], "2025-01-01");
+    assert_eq!(
+        usage["email_limits"]["email_per_day_limit"], 1000,
+        "{usage}"
+    );
+    assert_eq!(
+        client.usage_summary(&usage).as_deref(),
+        Some("pages 1200/5000 (2025-01-01..2025-12-31), emails today 0/1000")
+    );
+
+    // Through the engine (the CLI's options: usage read on every apply).
+    let r = reconcile(client.as_ref(), &want, &sink).await;
+    assert!(r.ready, "{}", r.ready_message());
+    assert_eq!(r.usage.as_ref().unwrap()["billing"]["billable_pages"], 1200);
+    assert_eq!(
+        r.usage_summary.as_deref(),
+        Some("pages 1200/5000 (2025-01-01..2025-12-31), emails today 0/1000")
+    );
+}
+
+/// Usage costs two requests (limits, billing history), spent only when due: with a fresh
+/// `usageObservedTime` a reconcile sends none; once it is older than the interval, or never
+/// recorded, it sends them again. An hour of 10-minute drift checks costs 2 usage requests
+/// instead of 12.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_is_read_only_when_due() {
+    let sim = simulator("").await;
+    let client = client(&sim, &Endpoints::default());
+    let sink = MemorySink::default();
+    let want = desired("counted", "Counted department");
+    let first = reconcile_until_ready(client.as_ref(), &want, &sink, 3).await;
+    let org = first.external_id.clone().unwrap();
+    let reads = || sim.with_db(|db| db.usage_reads);
+    let hourly = EngineOptions {
+        usage_interval: std::time::Duration::from_secs(3600),
+        ..EngineOptions::default()
+    };
+    let state = |observed: Option<jiff::Timestamp>| OrgState {
+        external_id: Some(org.clone()),
+        pending_create: None,
+        usage_observed_at: observed,
+    };
+    let pass = |observed| {
+        let state = state(observed);
+        let want = &want;
+        let sink = &sink;
+        let client = &client;
+        let hourly = &hourly;
+        async move {
+            let r = reconcile_org(client.as_ref(), want, &state, sink, hourly).await;
+            assert!(r.ready, "{}", r.ready_message());
+            r
+        }
+    };
+    let now = jiff::Timestamp::now();
+
+    // Fresh: nothing read, and the report carries no usage (status keeps the stored one).
+    let before = reads();
+    let r = pass(Some(now)).await;
+    assert_eq!(reads(), before, "usage read although it was fresh");
+    assert!(r.usage.is_none() && r.usage_observed_at.is_none());
+
+    // Stale, or never recorded: read again, both requests.
+    let r = pass(Some(now - jiff::SignedDuration::from_hours(2))).await;
+    assert_eq!(reads(), before + 2);
+    assert!(r.usage_observed_at.is_some());
+    assert!(r.usage_summary.as_deref().unwrap().contains("emails today"));
+    pass(None).await;
+    assert_eq!(reads(), before + 4);
+
+    // An hour of drift checks every 10 minutes, status fed back as the controller does.
+    let hour_start = reads();
+    let mut observed = None;
+    for minute in (0..60).step_by(10) {
+        let at = now + jiff::SignedDuration::from_mins(minute);
+        // The engine reads the clock itself; what it compares is the recorded time, so an
+        // hour is played by moving the record back instead of waiting.
+        let shifted = observed.map(|o: jiff::Timestamp| o - (at - now));
+        let r = pass(shifted).await;
+        if let Some(t) = r.usage_observed_at {
+            observed = Some(t + (at - now));
+        }
+    }
+    let with_interval = reads() - hour_start;
+    let every_time = {
+        let start = reads();
+        for _ in 0..6 {
+            let r = reconcile_org(
+                client.as_ref(),
+                &want,
+                &state(None),
+                &sink,
+                &EngineOptions::default(),
+            )
+            .await;
+            assert!(r.ready);
+        }
+        reads() - start
+    };
+    assert_eq!(
+        with_interval, 2,
+        "usage requests in an org-hour with --usage-interval 1h"
+    );
+    assert_eq!(
+        every_time, 12,
+        "usage requests in an org-hour read on every check"
+    );
 }

@@ -48,7 +48,9 @@ pub fn due(
 /// `usage` as status keeps it: itself when its JSON is at most [`MAX_USAGE_BYTES`], else a
 /// note with its size. Pure.
 pub fn bounded(usage: Value) -> Value {
-    let size = serde_json::to_vec(&usage).map(|b| b.len()).unwrap_or(usize::MAX);
+    let size = serde_json::to_vec(&usage)
+        .map(|b| b.len())
+        .unwrap_or(usize::MAX);
     if size <= MAX_USAGE_BYTES {
         return usage;
     }
@@ -96,10 +98,15 @@ pub(crate) async fn refresh(
     if vendor.capabilities().usage.is_none() {
         return;
     }
-    let changed =
-        report.settings_updated || report.copy.as_ref().is_some_and(|c| c.created > 0);
+    let changed = report.settings_updated || report.copy.as_ref().is_some_and(|c| c.created > 0);
     let now = jiff::Timestamp::now();
-    if !changed && !due(state.usage_observed_at, now, options.usage_interval, options.clock_skew)
+    if !changed
+        && !due(
+            state.usage_observed_at,
+            now,
+            options.usage_interval,
+            options.clock_skew,
+        )
     {
         return;
     }
@@ -172,7 +179,10 @@ mod tests {
         assert_eq!(bounded(small.clone()), small);
         let huge = json!({"junk": "x".repeat(MAX_USAGE_BYTES)});
         let kept = bounded(huge);
-        assert!(kept["omitted"].as_str().unwrap().contains("16 KiB"), "{kept}");
+        assert!(
+            kept["omitted"].as_str().unwrap().contains("16 KiB"),
+            "{kept}"
+        );
         assert!(serde_json::to_vec(&kept).unwrap().len() < 200);
     }
 

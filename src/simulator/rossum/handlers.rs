@@ -150,12 +150,18 @@ fn authed(db: &mut Db, req: &Req<'_>, token: &Session) -> Answer {
             let id = parse_id(id)?;
             visible_org(db, token, id)?;
             db.usage_reads += 1;
-            let entries = db
-                .billing_history
-                .get(&id)
-                .cloned()
-                .unwrap_or_else(|| vec![billing_period(&jiff::Timestamp::now().to_string()[..4], json!({}))]);
-            let mut page = paginate(db, req, &format!("organizations/{id}/billing_history"), entries.clone())?;
+            let entries = db.billing_history.get(&id).cloned().unwrap_or_else(|| {
+                vec![billing_period(
+                    &jiff::Timestamp::now().to_string()[..4],
+                    json!({}),
+                )]
+            });
+            let mut page = paginate(
+                db,
+                req,
+                &format!("organizations/{id}/billing_history"),
+                entries.clone(),
+            )?;
             page.1["totals"] = billing_totals(&entries);
             page.1["updated_at"] = json!(jiff::Timestamp::now().to_string()[..10]);
             Ok(page)

@@ -315,7 +315,10 @@ pub fn limits_summary(usage: &Value) -> Option<String> {
         .iter()
         .take(MAX_LIMITS)
         .map(|(setting, l)| {
-            let used = l.get("usage").and_then(number).unwrap_or_else(|| "?".into());
+            let used = l
+                .get("usage")
+                .and_then(number)
+                .unwrap_or_else(|| "?".into());
             match l.get("limit").and_then(number) {
                 Some(limit) => format!("{setting} {used}/{limit}"),
                 None => format!("{setting} {used}"),

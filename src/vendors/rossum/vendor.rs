@@ -326,7 +326,12 @@ fn scalars(v: Option<&Value>) -> Option<Value> {
 /// The current contracted period of a billing history (`values.is_current`, else the one
 /// ending last): its dates and counters, flat.
 fn current_period(entries: &[Value]) -> Option<Value> {
-    let date = |e: &Value, k: &str| e.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+    let date = |e: &Value, k: &str| {
+        e.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
     let entry = entries
         .iter()
         .filter(|e| e.get("values").is_some_and(Value::is_object))
@@ -421,7 +426,10 @@ mod tests {
         let docs = json!({"billing": {"billable_documents": 7, "purchased_documents": 100}});
         assert_eq!(usage_summary(&docs).as_deref(), Some("documents 7/100"));
         assert_eq!(usage_summary(&json!({})), None);
-        assert_eq!(usage_summary(&json!({"billing": "junk"})).as_deref(), Some("documents 0"));
+        assert_eq!(
+            usage_summary(&json!({"billing": "junk"})).as_deref(),
+            Some("documents 0")
+        );
     }
 
     #[test]
