@@ -520,6 +520,44 @@ async fn drift_is_repaired_within_sync_interval_and_only_reported_when_suspended
             .iter()
             .any(|q| q["name"] == "changed again")
     );
+    // The status says what resuming would do: the plan `orgops plan` prints, and a wide column.
+    assert_eq!(
+        jsonpath(&c, &ns, "{.status.plan.summary}").await,
+        "Plan: 1 copy to update."
+    );
+    assert_eq!(
+        jsonpath(&c, &ns, "{.status.plan.changes[0]}").await,
+        format!("~ queues/{qid} \"changed again\": name")
+    );
+    let wide = c.kubectl(&["get", "orgs", "-n", &ns, "-o", "wide"]).await;
+    let wide = String::from_utf8_lossy(&wide.stdout).to_string();
+    assert!(
+        wide.contains("PLAN") && wide.contains("Plan: 1 copy to update."),
+        "{wide}"
+    );
+
+    // Resumed: the drift is repaired and the plan leaves the status.
+    let p = c
+        .kubectl(&[
+            "patch",
+            "org",
+            "german-department",
+            "-n",
+            &ns,
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"suspend":false}}"#,
+        ])
+        .await;
+    assert!(p.status.success());
+    wait_for(&c, &ns, "jsonpath={.status.observedGeneration}=3").await;
+    wait_for(&c, &ns, "condition=Ready").await;
+    assert_eq!(jsonpath(&c, &ns, "{.status.plan}").await, "");
+    assert!(
+        sim.objects("queues", org_id)
+            .iter()
+            .all(|q| q["name"] != "changed again")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -98,6 +98,7 @@ fn desired(external_id: Option<&str>, name: &str, settings: Value) -> DesiredOrg
             selector: TemplateSelector::Name(TEMPLATE_ORG_NAME.into()),
             include: None,
             secrets: Default::default(),
+            prune: false,
         }),
         settings,
         mode: Mode::Apply,

@@ -264,7 +264,11 @@ pub(super) async fn write_status(
             return Ok(());
         }
     }
-    let patch = json!({"status": status});
+    let mut patch = json!({"status": status});
+    if status.plan.is_none() && org.status.as_ref().is_some_and(|s| s.plan.is_some()) {
+        // A merge patch keeps what it does not name: a plan left from a suspension is removed.
+        patch["status"]["plan"] = serde_json::Value::Null;
+    }
     api.patch_status(
         &org.name_any(),
         &PatchParams::default(),

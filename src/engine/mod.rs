@@ -6,8 +6,10 @@
 //! - [`org`]: organization reconcile (observe → create or adopt → settings → copy → report).
 //! - [`copy`]: deep copy (kind graph, per-object plans, executor).
 //! - [`report`]: conditions, phase and requeue from what happened.
+//! - [`changes`]: what an observe-only reconcile would change (`orgops plan`).
 //! - [`usage`]: usage in status, read on its own slower clock.
 
+pub mod changes;
 pub mod copy;
 pub mod desired;
 pub mod membership;

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::changes::Change;
 use super::copy::CopyReport;
 use super::desired::{DesiredOrg, Mode};
 use super::org::Failure;
@@ -71,6 +72,10 @@ pub struct OrgReport {
     pub requeue: Requeue,
     /// True when Ready.
     pub ready: bool,
+    /// Observe-only: what applying would change, in order (organization, settings, copies).
+    pub changes: Vec<Change>,
+    /// The reconcile stopped at a failure (not merely drift): a plan of it is incomplete.
+    pub failed: bool,
     sync_interval: Duration,
     mode: Mode,
 }
@@ -90,6 +95,8 @@ impl OrgReport {
             settings_updated: false,
             requeue: Requeue::Backoff,
             ready: false,
+            changes: Vec::new(),
+            failed: false,
             sync_interval: desired.sync_interval,
             mode: desired.mode,
         }
@@ -174,9 +181,10 @@ impl OrgReport {
         ));
     }
 
-    pub(crate) fn copied(&mut self, copy: CopyReport) {
+    pub(crate) fn copied(&mut self, mut copy: CopyReport) {
         let t = copy.totals();
-        let condition = if t.failed == 0 && t.done == t.total {
+        self.changes.append(&mut copy.changes);
+        let condition = if t.failed == 0 && t.done == t.total && copy.prune_failed == 0 {
             ConditionSpec::new(
                 types::TEMPLATE_COPIED,
                 true,
@@ -267,6 +275,8 @@ impl OrgReport {
     }
 
     pub(crate) fn finish_err(&mut self, failure: Failure) {
+        // Suspended before a create is where an observe-only reconcile ends, not a failure.
+        self.failed = failure.reason != super::org::SUSPENDED;
         self.set(ConditionSpec::new(
             failure.step.condition_type(),
             false,
@@ -306,6 +316,11 @@ impl OrgReport {
             self.requeue = Requeue::OnChange;
             self.phase = OrgPhase::Failed;
         }
+    }
+
+    /// Whether the reconcile applied or only observed.
+    pub fn mode(&self) -> Mode {
+        self.mode
     }
 
     /// `done/total` of the copy, for the printer column.

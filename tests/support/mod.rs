@@ -103,6 +103,7 @@ pub fn desired(name: &str, display: &str) -> DesiredOrg {
             selector: TemplateSelector::Name(TEMPLATE_ORG.into()),
             include: None,
             secrets: Default::default(),
+            prune: false,
         }),
         settings: serde_json::json!({"firstUser": {"email": format!("{name}@tenants.example"), "fullName": "First User"}}),
         mode: Mode::Apply,

@@ -5,4 +5,4 @@ pub mod exec;
 pub mod graph;
 pub mod plan;
 
-pub use exec::{CopyInputs, CopyReport, KindProgress, ProgressSink, copy_template};
+pub use exec::{CopyInputs, CopyJob, CopyReport, KindProgress, ProgressSink, copy_template};
