@@ -941,3 +941,105 @@ async fn kubectl_get_orgs_shows_ready_n_of_n_throughout_resyncs_that_change_noth
         "usage read by drift re-checks"
     );
 }
+
+/// Organizations copying one template, with an hour between their own drift checks.
+fn fleet(ns: &str, endpoint: &str, n: usize) -> String {
+    let mut text = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: rossum-admin, namespace: {ns}}}\nstringData:\n  username: {ADMIN}\n  password: {PASSWORD}\n  createKey: {CREATE_KEY}\n---\napiVersion: orgops.io/v1alpha1\nkind: VendorConnection\nmetadata: {{name: rossum, namespace: {ns}}}\nspec:\n  vendor: rossum\n  endpoint: {endpoint}\n  credentialsSecretRef: {{name: rossum-admin}}\n  rateLimit: 200\n"
+    );
+    for i in 0..n {
+        text.push_str(&format!(
+            "---\napiVersion: orgops.io/v1alpha1\nkind: Organization\nmetadata: {{name: tenant-{i}, namespace: {ns}}}\nspec:\n  vendor: rossum\n  displayName: Tenant {i}\n  connectionRef: {{name: rossum}}\n  syncInterval: 1h\n  template: {{displayName: Small template}}\n  settings: {{rossum: {{firstUser: {{email: t{i}-{ns}@tenants.example}}}}}}\n"
+        ));
+    }
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_change_reaches_every_copy_at_once_and_the_template_is_read_once_per_interval() {
+    let c = Cluster::start().await;
+    c.install_crds().await;
+    let ns = c.namespace("fanout").await;
+    let seed = orgops::simulator::rossum::Seed::from_json(SMALL_TEMPLATE).unwrap();
+    let sim = orgops::simulator::rossum::RossumSimulator::start(
+        0,
+        &seed,
+        &[admin()],
+        orgops::simulator::ServeOptions::default(),
+    )
+    .await
+    .unwrap();
+    let op = support::operator::start(
+        &c,
+        &[&ns],
+        &ns,
+        "replica-0",
+        15,
+        &[
+            "--allowed-endpoints",
+            "rossum=http://127.0.0.1:*",
+            "--template-interval",
+            "1s",
+        ],
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let orgs = 4;
+    apply(&c, dir.path(), &fleet(&ns, &sim.base_url, orgs)).await;
+    let ready = c
+        .kubectl(&[
+            "wait",
+            "--for=condition=Ready",
+            "orgs",
+            "--all",
+            "-n",
+            &ns,
+            "--timeout=60s",
+        ])
+        .await;
+    assert!(ready.status.success(), "{}", stderr(&ready));
+
+    // Idle: the operator reads the template once per interval for all four, and nothing else
+    // (each Organization's own drift check is an hour away).
+    let requests = || sim.running.stats.requests.load(Ordering::SeqCst);
+    let template = sim.org_id("Small template").unwrap();
+    let template_kinds = 9; // at most: every Rossum kind the template holds listed once
+    let (before, started) = (requests(), Instant::now());
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let idle = requests() - before;
+    let rounds = started.elapsed().as_secs() + 1;
+    assert!(
+        idle <= template_kinds * rounds,
+        "{idle} requests in {rounds} fan-out rounds while idle: more than one template read per round"
+    );
+
+    // A template object renamed: every copy follows within a few rounds, not within the hour.
+    let queue = sim
+        .objects("queues", template)
+        .into_iter()
+        .find(|q| q["name"] == "Invoices")
+        .unwrap();
+    let qid = queue["id"].as_u64().unwrap();
+    sim.with_db(|db| db.hand_patch("queues", qid, &serde_json::json!({"name": "Invoices 2027"})))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let followed = (0..orgs)
+            .filter(|i| {
+                let id = sim.org_id(&format!("Tenant {i}")).unwrap();
+                sim.objects("queues", id)
+                    .iter()
+                    .any(|q| q["name"] == "Invoices 2027")
+            })
+            .count();
+        if followed == orgs {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{followed}/{orgs} organizations followed the template change in 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(op.metric("orgops_template_changes_total").await >= 1);
+}

@@ -29,6 +29,7 @@ pub mod metrics;
 pub mod metrics_auth;
 pub mod organization;
 pub mod sink;
+pub mod templates;
 pub mod tls;
 pub mod watched;
 
@@ -86,6 +87,9 @@ pub struct RunOptions {
     pub metrics_tls: Option<tls::TlsFiles>,
     /// The operator's RoleBinding in each watched namespace, guarded by [`access_guard`].
     pub rbac_binding: Option<String>,
+    /// Each template in use is read once per this interval, shared by every Organization
+    /// copying it, and a change re-syncs them all (zero: each reads its own, on its own sync).
+    pub template_interval: std::time::Duration,
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
@@ -153,6 +157,7 @@ pub async fn run(client: Client, opts: RunOptions) -> Result<(), Error> {
             min: opts.min_sync_interval,
         },
         opts.connection_check_interval,
+        opts.template_interval,
     ));
     let ready = Arc::new(AtomicBool::new(false));
     let bound = http::serve(
@@ -239,6 +244,7 @@ pub async fn run(client: Client, opts: RunOptions) -> Result<(), Error> {
             binding.clone(),
         )));
     }
+    controllers.push(Box::pin(ctx.templates.clone().run(ctx.clone())));
     tracing::info!("orgops controllers running");
     let result = match (&leases, leading_since) {
         (Some((api, lease)), Some(since)) => {
@@ -442,6 +448,8 @@ fn organizations(
                     uses(o, ConnectionKind::ClusterVendorConnection, &c.name_any())
                 })
             })
+            // Their template changed: every Organization copying it, now.
+            .reconcile_on(ctx.templates.triggers(scope.clone()))
             .with_config(Config::default().concurrency(concurrency))
             .shutdown_on_signal()
             .run(

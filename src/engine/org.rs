@@ -71,6 +71,9 @@ pub struct EngineOptions {
     /// How long usage read from the vendor stays in status before it is read again
     /// ([`super::usage`]); zero: every reconcile (the CLI).
     pub usage_interval: Duration,
+    /// Template listings shared across organizations (the operator, per connection); `None`:
+    /// each reconcile lists the template itself.
+    pub templates: Option<copy::TemplateSource>,
 }
 
 impl Default for EngineOptions {
@@ -80,6 +83,7 @@ impl Default for EngineOptions {
             clock_skew: Duration::from_secs(120),
             durable_state: false,
             usage_interval: Duration::ZERO,
+            templates: None,
         }
     }
 }
@@ -318,6 +322,7 @@ async fn copy_template(
             "the template is this organization itself; choose another template",
         ));
     }
+    report.template_org = Some(template_org.id.clone());
     let caps = vendor.capabilities();
     let kinds = graph::selected(caps.kinds, template.include.as_deref()).map_err(|e| {
         Failure::permanent(
@@ -340,6 +345,7 @@ async fn copy_template(
         prune: template.prune,
         concurrency: options.concurrency,
         inputs: &inputs,
+        templates: options.templates.as_ref(),
     };
     let copy: CopyReport = copy::copy_template(vendor, &job, sink)
         .await

@@ -64,6 +64,8 @@ pub struct OrgReport {
     pub usage_summary: Option<String>,
     /// When this reconcile read usage.
     pub usage_observed_at: Option<jiff::Timestamp>,
+    /// The template organization's id, once found.
+    pub template_org: Option<String>,
     /// This reconcile created the organization.
     pub org_created: bool,
     /// This reconcile patched the organization's settings.
@@ -91,6 +93,7 @@ impl OrgReport {
             usage: None,
             usage_summary: None,
             usage_observed_at: None,
+            template_org: None,
             org_created: false,
             settings_updated: false,
             requeue: Requeue::Backoff,

@@ -125,6 +125,8 @@ pub struct CopyJob<'a> {
     pub concurrency: usize,
     /// Write-only values per template object.
     pub inputs: &'a CopyInputs,
+    /// Shared template listings (the operator); `None`: the template is listed here.
+    pub templates: Option<&'a super::TemplateSource>,
 }
 
 /// Stands in for the id of an organization that does not exist yet, in planned bodies.
@@ -138,6 +140,7 @@ struct Shared<'a> {
     owner: &'a str,
     mode: Mode,
     prune: bool,
+    templates: Option<&'a super::TemplateSource>,
     permits: Semaphore,
     concurrency: usize,
     inputs: &'a CopyInputs,
@@ -191,6 +194,7 @@ pub async fn copy_template(
         owner: job.owner,
         mode: job.mode,
         prune: job.prune,
+        templates: job.templates,
         permits: Semaphore::new(job.concurrency.max(1)),
         concurrency: job.concurrency.max(1),
         progress: Mutex::new(BTreeMap::new()),
@@ -550,10 +554,15 @@ async fn list_source(
     kind: &'static KindSpec,
 ) -> (&'static KindSpec, Result<Vec<Value>, VendorError>) {
     let _permit = shared.permits.acquire().await;
-    (
-        kind,
-        shared.vendor.list_objects(shared.template_org, kind).await,
-    )
+    let listing = match shared.templates {
+        Some(source) => source
+            .cache
+            .list(&source.scope, shared.vendor, shared.template_org, kind)
+            .await
+            .map(|objects| objects.as_ref().clone()),
+        None => shared.vendor.list_objects(shared.template_org, kind).await,
+    };
+    (kind, listing)
 }
 
 async fn execute_planned(
