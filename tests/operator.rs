@@ -883,9 +883,28 @@ async fn kubectl_get_orgs_shows_ready_n_of_n_throughout_resyncs_that_change_noth
     let progress = rest.split_whitespace().next().unwrap();
     let (done, total) = progress.split_once('/').unwrap();
     assert_eq!((phase, done), ("Ready", total), "{settled}");
+    // Usage and billing are in status, summarised in the wide table only.
+    assert_eq!(
+        jsonpath(&c, &ns, "{.status.usage.email_limits.email_per_day_limit}").await,
+        "1000"
+    );
+    assert!(
+        !jsonpath(&c, &ns, "{.status.usage.billing.begin_date}")
+            .await
+            .is_empty()
+    );
+    let wide = stdout(&c.kubectl(&["get", "orgs", "-n", &ns, "-o", "wide"]).await);
+    assert!(
+        wide.lines().next().unwrap_or_default().contains("USAGE"),
+        "{wide}"
+    );
+    assert!(wide.contains("emails today 0/1000"), "{wide}");
+    let narrow = stdout(&c.kubectl(&["get", "orgs", "-n", &ns]).await);
+    assert!(!narrow.contains("USAGE"), "{narrow}");
 
     // Poll what kubectl shows while at least four re-syncs run (counted, not slept).
     let series = "orgops_reconciles_total{kind=\"organization\",result=\"ready\"}";
+    let usage_reads = sim.with_db(|db| db.usage_reads);
     let start = op.metric(series).await;
     let deadline = Instant::now() + Duration::from_secs(40);
     let mut samples = 0;
@@ -914,6 +933,12 @@ async fn kubectl_get_orgs_shows_ready_n_of_n_throughout_resyncs_that_change_noth
         patches(&c),
         before,
         "status written by re-syncs that changed nothing"
+    );
+    // Drift re-checks every second; usage waits for --usage-interval (1h).
+    assert_eq!(
+        sim.with_db(|db| db.usage_reads),
+        usage_reads,
+        "usage read by drift re-checks"
     );
 }
 

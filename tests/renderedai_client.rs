@@ -1462,3 +1462,110 @@ async fn a_retagged_volume_copies_nothing_from_the_volume_it_names() {
         assert_eq!(sim.volume_uploads(), uploads);
     }
 }
+
+/// Pruning deletes: a graph, a workspace (its graphs go with it), a volume and a volume file
+/// are gone at the simulator after `delete_object`, and a second delete is still Ok; workspace
+/// rules have no delete of their own.
+#[tokio::test]
+async fn copies_are_deleted_and_a_second_delete_is_ok() {
+    let sim = start(Options::default()).await;
+    let client = admin(&sim);
+    let sink = MemorySink::default();
+    let want = including(
+        desired(Some(&sim.target_org_id), TARGET_ORG_NAME, Value::Null),
+        Some(&["volumes", "workspaces", "graphs", "volume_data"]),
+    );
+    reconcile_until_ready(&client, &want, &sink, 4).await;
+    let target = sim.target_org_id.clone();
+    let marked = |objects: Vec<Value>| -> Vec<Value> {
+        objects
+            .into_iter()
+            .filter(|o| o["tags"].to_string().contains("orgops:"))
+            .collect()
+    };
+    let listed = |kind| {
+        let client = &client;
+        let target = &target;
+        async move { client.list_objects(target, kind).await.unwrap() }
+    };
+
+    // A graph, found in its workspace first.
+    let graphs = marked(listed(&GRAPHS).await);
+    let graph = graphs[0]["id"].as_str().unwrap().to_string();
+    let before = sim.writes("graphs").unwrap().deletes;
+    client
+        .delete_object(&target, &GRAPHS, &graph)
+        .await
+        .unwrap();
+    assert_eq!(sim.writes("graphs").unwrap().deletes, before + 1);
+    assert!(!ids(&listed(&GRAPHS).await).contains(&graph));
+    let mutations = client.api().mutations();
+    client
+        .delete_object(&target, &GRAPHS, &graph)
+        .await
+        .unwrap();
+    assert_eq!(
+        client.api().mutations(),
+        mutations,
+        "a graph no workspace holds is not deleted again"
+    );
+
+    // A volume file.
+    let files = listed(&VOLUME_DATA).await;
+    let file = files[0]["id"].as_str().unwrap().to_string();
+    client
+        .delete_object(&target, &VOLUME_DATA, &file)
+        .await
+        .unwrap();
+    assert!(!ids(&listed(&VOLUME_DATA).await).contains(&file));
+    client
+        .delete_object(&target, &VOLUME_DATA, &file)
+        .await
+        .unwrap();
+
+    // A workspace, with its graphs.
+    let workspaces = marked(listed(&WORKSPACES).await);
+    let ws = workspaces[0]["id"].as_str().unwrap().to_string();
+    client
+        .delete_object(&target, &WORKSPACES, &ws)
+        .await
+        .unwrap();
+    assert!(!ids(&listed(&WORKSPACES).await).contains(&ws));
+    assert!(
+        listed(&GRAPHS)
+            .await
+            .iter()
+            .all(|g| g["workspaceId"] != ws.as_str()),
+        "graphs outlived their workspace"
+    );
+    client
+        .delete_object(&target, &WORKSPACES, &ws)
+        .await
+        .unwrap();
+
+    // A volume.
+    let volumes = marked(listed(&VOLUMES).await);
+    let volume = volumes[0]["id"].as_str().unwrap().to_string();
+    client
+        .delete_object(&target, &VOLUMES, &volume)
+        .await
+        .unwrap();
+    assert!(!ids(&listed(&VOLUMES).await).contains(&volume));
+    assert!(
+        sim.objects("volumes", &target)
+            .unwrap()
+            .iter()
+            .all(|v| v["volumeId"] != volume.as_str())
+    );
+    client
+        .delete_object(&target, &VOLUMES, &volume)
+        .await
+        .unwrap();
+
+    // Rules go with their workspace.
+    let rules = client
+        .delete_object(&target, &WORKSPACE_RULES, &ws)
+        .await
+        .unwrap_err();
+    assert_eq!(rules.category(), "Unsupported", "{rules}");
+}

@@ -28,6 +28,7 @@ use super::{ConnectionRef, DeletionPolicy, Vendor};
     printcolumn = r#"{"name":"Progress","type":"string","jsonPath":".status.progress"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    printcolumn = r#"{"name":"Usage","type":"string","priority":1,"jsonPath":".status.usageSummary"}"#,
     printcolumn = r#"{"name":"Plan","type":"string","priority":1,"jsonPath":".status.plan.summary"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -294,6 +295,16 @@ pub struct OrganizationStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
     pub usage: Option<serde_json::Value>,
+    /// One line summarising `usage` (`kubectl get orgs -o wide`), e.g.
+    /// `pages 1200/5000 (2025-01-01..2025-12-31), emails today 3/1000`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub usage_summary: Option<String>,
+    /// When `usage` was read from the vendor (RFC 3339). Usage is read again after the
+    /// operator's `--usage-interval` (default 1h), or at once when a reconcile changes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub usage_observed_time: Option<String>,
     /// When the vendor was last compared with the spec (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sync_time: Option<String>,

@@ -77,6 +77,8 @@ pub struct RunOptions {
     pub default_sync_interval: std::time::Duration,
     /// No Organization is re-checked more often, whatever its `spec.syncInterval`.
     pub min_sync_interval: std::time::Duration,
+    /// How long usage in status stays before it is read again from the vendor.
+    pub usage_interval: std::time::Duration,
     /// Leader election (`None`: this replica always acts).
     pub lease: Option<leader::LeaseConfig>,
     /// Only callers the Kubernetes API authorizes may read `/metrics`.
@@ -142,6 +144,7 @@ pub async fn run(client: Client, opts: RunOptions) -> Result<(), Error> {
         concurrency: opts.copy_concurrency.max(1),
         // Create intents and ids live on the resources.
         durable_state: true,
+        usage_interval: opts.usage_interval,
         ..EngineOptions::default()
     };
     let ctx = Arc::new(context::Context::new(

@@ -114,6 +114,11 @@ pub async fn reconcile(org: Arc<Organization>, ctx: Arc<Context>) -> Result<Acti
     let state = OrgState {
         external_id: org.status.as_ref().and_then(|s| s.external_id.clone()),
         pending_create: pending_create(&org),
+        usage_observed_at: org
+            .status
+            .as_ref()
+            .and_then(|s| s.usage_observed_time.as_deref())
+            .and_then(|t| t.parse().ok()),
     };
     let was_ready = org
         .status

@@ -29,6 +29,8 @@ pub struct OrgState {
     pub external_id: Option<String>,
     /// An unresolved create.
     pub pending_create: Option<PendingCreate>,
+    /// When usage was last read from the vendor (`status.usageObservedTime`).
+    pub usage_observed_at: Option<jiff::Timestamp>,
 }
 
 /// Where the engine persists its state and reports progress.
@@ -66,6 +68,9 @@ pub struct EngineOptions {
     /// marker: the cost of a create does not grow with the fleet. Without durable state (the
     /// CLI), an org renamed at the vendor is still found by its marker.
     pub durable_state: bool,
+    /// How long usage read from the vendor stays in status before it is read again
+    /// ([`super::usage`]); zero: every reconcile (the CLI).
+    pub usage_interval: Duration,
     /// Template listings shared across organizations (the operator, per connection); `None`:
     /// each reconcile lists the template itself.
     pub templates: Option<copy::TemplateSource>,
@@ -77,6 +82,7 @@ impl Default for EngineOptions {
             concurrency: 16,
             clock_skew: Duration::from_secs(120),
             durable_state: false,
+            usage_interval: Duration::ZERO,
             templates: None,
         }
     }
@@ -218,7 +224,6 @@ async fn run(
         ));
     };
     report.external_id = Some(org.id.clone());
-    report.usage = org.usage.clone();
 
     // Settings (name, ownership marker, vendor block). A failure here is reported, but does
     // not hold back the copy: the two are independent at every vendor.
@@ -233,11 +238,7 @@ async fn run(
             Ok(())
         }
         Some(patch) => match vendor.patch_org(&org.id, patch).await {
-            Ok(patched) => {
-                // Usage as the patch left it (a new plan shows now, not one sync later).
-                if patched.usage.is_some() {
-                    report.usage = patched.usage;
-                }
+            Ok(_) => {
                 report.settings_in_sync(true);
                 Ok(())
             }
@@ -245,15 +246,9 @@ async fn run(
         },
     };
     copy_template(vendor, desired, Some(&org), sink, options, report).await?;
-    // Usage counts what the copy just made (Rendered.ai's workspaces, …): read again, once,
-    // only when the copy created something and the vendor reports usage at all.
-    if report.usage.is_some() && report.copy.as_ref().is_some_and(|c| c.created > 0) {
-        match vendor.get_org(&org.id).await {
-            Ok(Some(after)) if after.usage.is_some() => report.usage = after.usage,
-            Ok(_) => {}
-            Err(e) => tracing::debug!(org = %org.id, error = %e, "usage not refreshed"),
-        }
-    }
+    // Usage when due, or when the settings or the copy just changed what it counts (a new plan,
+    // Rendered.ai's workspaces): after the copy, so it counts what the copy made.
+    super::usage::refresh(vendor, &org, state, options, report).await;
     settings
 }
 
@@ -663,6 +658,7 @@ mod tests {
         let s = OrgState {
             external_id: Some("5".into()),
             pending_create: None,
+            usage_observed_at: None,
         };
         assert_eq!(
             locate(&d, &s),

@@ -57,8 +57,13 @@ pub struct OrgReport {
     pub conditions: Vec<ConditionSpec>,
     /// Copy result, when a template is set.
     pub copy: Option<CopyReport>,
-    /// The vendor's usage snapshot.
+    /// The vendor's usage snapshot, when this reconcile read it (`None`: not due; status
+    /// keeps the stored one).
     pub usage: Option<Value>,
+    /// One line summarising [`usage`](Self::usage).
+    pub usage_summary: Option<String>,
+    /// When this reconcile read usage.
+    pub usage_observed_at: Option<jiff::Timestamp>,
     /// The template organization's id, once found.
     pub template_org: Option<String>,
     /// This reconcile created the organization.
@@ -86,6 +91,8 @@ impl OrgReport {
             conditions: Vec::new(),
             copy: None,
             usage: None,
+            usage_summary: None,
+            usage_observed_at: None,
             template_org: None,
             org_created: false,
             settings_updated: false,

@@ -53,7 +53,20 @@ pub fn organization_status(
         progress: report.progress(),
         conditions: merge(old_conditions, &report.conditions, generation, now),
         copy,
-        usage: report.usage.clone(),
+        // Usage is read on its own, slower clock: a reconcile that did not read it keeps the
+        // stored one (and writes nothing for it).
+        usage: report
+            .usage
+            .clone()
+            .or_else(|| previous.and_then(|p| p.usage.clone())),
+        usage_summary: report
+            .usage_summary
+            .clone()
+            .or_else(|| previous.and_then(|p| p.usage_summary.clone())),
+        usage_observed_time: report
+            .usage_observed_at
+            .map(|t| t.to_string())
+            .or_else(|| previous.and_then(|p| p.usage_observed_time.clone())),
         last_sync_time: Some(now.to_string()),
         plan: plan_status(report),
     }

@@ -127,6 +127,7 @@ impl MemorySink {
         OrgState {
             external_id: self.external_id.lock().unwrap().clone(),
             pending_create: self.pending.lock().unwrap().clone(),
+            usage_observed_at: None,
         }
     }
 }
