@@ -723,6 +723,16 @@ async fn plan_shows_what_apply_would_do_exits_like_terraform_and_writes_nothing(
             .all(|h| h["id"] != hook_id)
     );
 
+    // Applied with prune: the copy whose template object is gone is deleted, and only it.
+    let hooks_before = sim.objects("hooks", nordics).len();
+    let pruned = orgops(&["apply", "-f", &path, "--rate-limit", "200"]).await;
+    assert_eq!(pruned.code, 0, "{}\n{}", pruned.stdout, pruned.stderr);
+    let hooks_after = sim.objects("hooks", nordics);
+    assert_eq!(hooks_after.len(), hooks_before - 1);
+    assert!(hooks_after.iter().all(|h| h["id"] != copy_id));
+    let clean = plan(path.clone()).await;
+    assert_eq!(clean.code, 0, "{}\n{}", clean.stdout, clean.stderr);
+
     // A plan that cannot read the vendor is an error, not "no changes".
     write(dir.path(), "secret.yaml", &secret("wrong-password"));
     let broken = plan(path).await;
