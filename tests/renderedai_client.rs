@@ -1569,3 +1569,55 @@ async fn copies_are_deleted_and_a_second_delete_is_ok() {
         .unwrap_err();
     assert_eq!(rules.category(), "Unsupported", "{rules}");
 }
+
+/// `spec.template.prune`: a copy whose template workspace is gone is deleted, and nothing else
+/// is — not a workspace made by hand in the target, not without `prune`.
+#[tokio::test]
+async fn prune_deletes_only_marked_copies_whose_template_object_is_gone() {
+    let sim = start(Options::default()).await;
+    let client = admin(&sim);
+    let sink = MemorySink::default();
+    let mut want = desired(None, TARGET_ORG_NAME, Value::Null);
+    let extra = add_workspace(&client, &sim.template_org_id, "Seasonal study").await;
+    let by_hand = add_workspace(&client, &sim.target_org_id, "Made by hand").await;
+    reconcile_until_ready(&client, &want, &sink, 4).await;
+    let workspaces = &WORKSPACES;
+    let target_names = |objects: Vec<Value>| names(&objects);
+    let listed = client
+        .list_objects(&sim.target_org_id, workspaces)
+        .await
+        .unwrap();
+    assert!(target_names(listed).contains(&"Seasonal study".to_string()));
+
+    client
+        .delete_object(&sim.template_org_id, workspaces, &extra)
+        .await
+        .unwrap();
+    // Without prune the copy stays.
+    reconcile_until_ready(&client, &want, &sink, 2).await;
+    let listed = client
+        .list_objects(&sim.target_org_id, workspaces)
+        .await
+        .unwrap();
+    assert!(target_names(listed).contains(&"Seasonal study".to_string()));
+
+    want.template.as_mut().unwrap().prune = true;
+    let report = reconcile_until_ready(&client, &want, &sink, 2).await;
+    assert_eq!(report.copy.as_ref().unwrap().pruned, 1);
+    let listed = client
+        .list_objects(&sim.target_org_id, workspaces)
+        .await
+        .unwrap();
+    let left = target_names(listed.clone());
+    assert!(!left.contains(&"Seasonal study".to_string()), "{left:?}");
+    assert!(
+        ids(&listed).contains(&by_hand),
+        "a hand-made workspace was pruned"
+    );
+    // Settled: a second pass prunes and writes nothing.
+    let writes = changes(&sim);
+    let again = reconcile(&client, &want, &sink).await;
+    assert!(again.ready);
+    assert_eq!(again.copy.as_ref().unwrap().pruned, 0);
+    assert_eq!(changes(&sim), writes);
+}
