@@ -521,16 +521,19 @@ async fn resource(
         }
         (&Method::DELETE, None) => {
             let mut store = lock(s);
-            let items = filtered(&store, &target, q)?;
-            for o in &items {
-                let n = o
-                    .pointer("/metadata/name")
-                    .and_then(Value::as_str)
-                    .unwrap_or("");
-                let ons = o
-                    .pointer("/metadata/namespace")
-                    .and_then(Value::as_str)
-                    .unwrap_or("");
+            let doomed: Vec<(String, String)> = filtered(&store, &target, q)?
+                .into_iter()
+                .map(|o| {
+                    let field = |p: &str| {
+                        o.pointer(p)
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string()
+                    };
+                    (field("/metadata/namespace"), field("/metadata/name"))
+                })
+                .collect();
+            for (ons, n) in &doomed {
                 let _ = store.delete(&rt, ons, n, None, dry_run);
             }
             Ok(json_response(
@@ -542,11 +545,13 @@ async fn resource(
     }
 }
 
-fn filtered(
-    store: &Store,
-    target: &Target,
+/// The objects a list (or collection delete) selects, as stored: they are rendered (copied)
+/// only once a page of them is served.
+fn filtered<'a>(
+    store: &'a Store,
+    target: &'a Target,
     q: &HashMap<String, String>,
-) -> Result<Vec<Value>, ApiError> {
+) -> Result<Vec<&'a Value>, ApiError> {
     let labels = q
         .get("labelSelector")
         .map(|l| LabelSelector::parse(l))
@@ -557,11 +562,20 @@ fn filtered(
         .map(|f| FieldSelector::parse(f))
         .transpose()
         .map_err(ApiError::bad_request)?;
+    let rt = &target.rt;
     Ok(store
-        .list(&target.rt, target.namespace.as_deref())
-        .into_iter()
+        .stored(rt, target.namespace.as_deref())
         .filter(|o| labels.as_ref().is_none_or(|l| l.matches(o)))
-        .filter(|o| fields.as_ref().is_none_or(|f| f.matches(o)))
+        .filter(|o| {
+            fields.as_ref().is_none_or(|f| {
+                // A stored object carries the version it was written as.
+                if f.reads_type() {
+                    f.matches(&Store::present(rt, o))
+                } else {
+                    f.matches(o)
+                }
+            })
+        })
         .collect())
 }
 
@@ -593,7 +607,7 @@ fn list(
         .and_then(|l| l.parse::<usize>().ok())
         .filter(|l| *l > 0);
     let total = items.len();
-    items = items.into_iter().skip(start).collect();
+    items.drain(..start.min(total));
     let mut meta = json!({"resourceVersion": rv.to_string()});
     if let Some(limit) = limit
         && items.len() > limit
@@ -604,6 +618,10 @@ fn list(
             json!(base64::engine::general_purpose::STANDARD.encode(next.to_string()));
         meta["remainingItemCount"] = json!(total - start - limit);
     }
+    let items: Vec<Value> = items
+        .into_iter()
+        .map(|o| Store::present(&target.rt, o))
+        .collect();
     Ok(json_response(
         StatusCode::OK,
         &out.list(&target.rt, &items, meta)?,
@@ -832,14 +850,15 @@ async fn watch(
                 _ = tokio::time::sleep_until(st.deadline) => return None,
                 ev = st.rx.recv() => match ev {
                     Ok(Event { rv, key, namespace, kind, object }) => {
+                        let object: &Value = &object;
                         if rv <= st.last_rv || key != st.key || st.ns.as_deref().is_some_and(|n| n != namespace) {
                             continue;
                         }
                         st.last_rv = rv;
-                        if !matches(&object) {
+                        if !matches(object) {
                             continue;
                         }
-                        let line = event_line(kind, &watch_object(&st.rt, &object, st.out));
+                        let line = event_line(kind, &watch_object(&st.rt, object, st.out));
                         return Some((Ok::<_, std::io::Error>(line), (st, matches)));
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {

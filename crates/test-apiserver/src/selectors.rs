@@ -132,6 +132,14 @@ impl FieldSelector {
         Ok(Self(out))
     }
 
+    /// Whether it reads `apiVersion` or `kind`, which a stored object holds as written, not
+    /// as the request's version presents it.
+    pub fn reads_type(&self) -> bool {
+        self.0
+            .iter()
+            .any(|(k, _, _)| k == "apiVersion" || k == "kind")
+    }
+
     /// Whether an object matches.
     pub fn matches(&self, object: &Value) -> bool {
         self.0.iter().all(|(k, eq, v)| {

@@ -2,6 +2,7 @@
 //! the apiserver (optimistic concurrency, status subresource, generation, finalizers).
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
@@ -24,8 +25,9 @@ pub struct Event {
     pub namespace: String,
     /// `ADDED`, `MODIFIED`, `DELETED`.
     pub kind: &'static str,
-    /// The object after the change (before, for DELETED).
-    pub object: Value,
+    /// The object after the change (before, for DELETED), shared with the store, the event
+    /// log and every watch: a change is not copied once per watcher.
+    pub object: Arc<Value>,
 }
 
 /// How unknown fields are treated (`fieldValidation`).
@@ -52,7 +54,8 @@ pub struct WriteOpts {
 pub struct Store {
     /// Current resourceVersion.
     pub rv: u64,
-    objects: BTreeMap<(String, String, String), Value>,
+    /// By (storage key, namespace, name); shared with the events that carry them.
+    objects: BTreeMap<(String, String, String), Arc<Value>>,
     log: VecDeque<Event>,
     /// Events at or below this rv are gone (410).
     pub compacted: u64,
@@ -173,7 +176,13 @@ impl Store {
             .find(|r| r.group == group && r.version == version && r.plural == plural)
     }
 
-    fn record(&mut self, rt: &ResourceType, namespace: &str, kind: &'static str, object: Value) {
+    fn record(
+        &mut self,
+        rt: &ResourceType,
+        namespace: &str,
+        kind: &'static str,
+        object: Arc<Value>,
+    ) {
         let e = Event {
             rv: self.rv,
             key: rt.storage_key(),
@@ -232,12 +241,23 @@ impl Store {
 
     /// Objects of `rt` (in `ns`, if given), sorted by namespace and name.
     pub fn list(&self, rt: &ResourceType, ns: Option<&str>) -> Vec<Value> {
+        self.stored(rt, ns).map(|v| Self::present(rt, v)).collect()
+    }
+
+    /// Objects of `rt` (in `ns`, if given) as stored (not yet [presented](Self::present)),
+    /// sorted by namespace and name: a range of the store, so that a list costs what it
+    /// returns, not the size of the whole store.
+    pub fn stored<'a>(
+        &'a self,
+        rt: &ResourceType,
+        ns: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a Value> + use<'a> {
         let key = rt.storage_key();
+        let from = (key.clone(), ns.unwrap_or("").to_string(), String::new());
         self.objects
-            .iter()
-            .filter(|((k, n, _), _)| *k == key && ns.is_none_or(|x| x == n))
-            .map(|(_, v)| Self::present(rt, v))
-            .collect()
+            .range(from..)
+            .take_while(move |((k, n, _), _)| *k == key && ns.is_none_or(|x| x == n))
+            .map(|(_, v)| v.as_ref())
     }
 
     fn validate(
@@ -413,13 +433,13 @@ impl Store {
         }
         self.rv += 1;
         obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
-        let stored = Self::present(rt, &obj);
+        let stored = Arc::new(Self::present(rt, &obj));
         self.objects.insert(key, stored.clone());
         self.record(rt, &stored_ns(&stored), "ADDED", stored.clone());
         if rt.plural == "customresourcedefinitions" {
             self.register_crd(&stored);
         }
-        Ok(stored)
+        Ok(Arc::unwrap_or_clone(stored))
     }
 
     /// Replaces an object (PUT), on the main resource or the `status` subresource.
@@ -441,11 +461,12 @@ impl Store {
             },
             name.to_string(),
         );
-        let old = self
+        let old_shared = self
             .objects
             .get(&key)
             .cloned()
             .ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
+        let old: &Value = &old_shared;
         if !new.is_object() || !new["metadata"].is_object() {
             return Err(ApiError::bad_request(
                 "the body must be an object with metadata",
@@ -524,12 +545,12 @@ impl Store {
                 }]));
             }
         }
-        let mut new = self.validate(rt, new, Some(&old), opts.fields)?;
+        let mut new = self.validate(rt, new, Some(old), opts.fields)?;
         if rt.plural == "events" {
             fill_event_views(&mut new);
         }
         if (rt.custom || rt.plural == "customresourcedefinitions")
-            && spec_part(&new) != spec_part(&old)
+            && spec_part(&new) != spec_part(old)
         {
             let g = old
                 .pointer("/metadata/generation")
@@ -545,7 +566,7 @@ impl Store {
         }
         new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();
         let new = Self::present(rt, &new);
-        if new == Self::present(rt, &old) {
+        if new == Self::present(rt, old) {
             // A no-op write changes nothing: same resourceVersion, no event.
             return Ok(new);
         }
@@ -560,18 +581,19 @@ impl Store {
         self.rv += 1;
         let mut new = new;
         new["metadata"]["resourceVersion"] = json!(self.rv.to_string());
+        let new = Arc::new(new);
         if finalized {
             self.objects.remove(&key);
             self.record(rt, &stored_ns(&new), "DELETED", new.clone());
             self.after_delete(rt, &new);
-            return Ok(new);
+            return Ok(Arc::unwrap_or_clone(new));
         }
         self.objects.insert(key, new.clone());
         self.record(rt, &stored_ns(&new), "MODIFIED", new.clone());
         if rt.plural == "customresourcedefinitions" {
             self.register_crd(&new);
         }
-        Ok(new)
+        Ok(Arc::unwrap_or_clone(new))
     }
 
     /// Deletes an object: with finalizers it only gets a deletionTimestamp.
@@ -592,11 +614,12 @@ impl Store {
             },
             name.to_string(),
         );
-        let old = self
+        let old_shared = self
             .objects
             .get(&key)
             .cloned()
             .ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
+        let old: &Value = &old_shared;
         if let Some(rv) = precondition_rv
             && Some(rv)
                 != old
@@ -606,10 +629,10 @@ impl Store {
             return Err(ApiError::conflict(&rt.group, &rt.plural, name));
         }
         if dry_run {
-            return Ok(old);
+            return Ok(old.clone());
         }
         if rt.plural == "namespaces" && rt.group.is_empty() {
-            return Ok(self.terminate_namespace(rt, key, old));
+            return Ok(self.terminate_namespace(rt, key, old.clone()));
         }
         let has_finalizers = old
             .pointer("/metadata/finalizers")
@@ -617,24 +640,26 @@ impl Store {
             .is_some_and(|f| !f.is_empty());
         if has_finalizers {
             if old["metadata"].get("deletionTimestamp").is_some() {
-                return Ok(old);
+                return Ok(old.clone());
             }
             let mut new = old.clone();
             new["metadata"]["deletionTimestamp"] = json!(now());
             new["metadata"]["deletionGracePeriodSeconds"] = json!(0);
             self.rv += 1;
             new["metadata"]["resourceVersion"] = json!(self.rv.to_string());
+            let new = Arc::new(new);
             self.objects.insert(key, new.clone());
             self.record(rt, &stored_ns(&new), "MODIFIED", new.clone());
-            return Ok(new);
+            return Ok(Arc::unwrap_or_clone(new));
         }
         self.objects.remove(&key);
         self.rv += 1;
         let mut gone = old.clone();
         gone["metadata"]["resourceVersion"] = json!(self.rv.to_string());
+        let gone = Arc::new(gone);
         self.record(rt, &stored_ns(&gone), "DELETED", gone.clone());
         self.after_delete(rt, &gone);
-        Ok(gone)
+        Ok(Arc::unwrap_or_clone(gone))
     }
 
     /// Namespace deletion as the namespace controller does it: the namespace turns
@@ -657,8 +682,9 @@ impl Store {
             new["status"]["phase"] = json!("Terminating");
             self.rv += 1;
             new["metadata"]["resourceVersion"] = json!(self.rv.to_string());
-            self.objects.insert(key, new.clone());
-            self.record(rt, "", "MODIFIED", new.clone());
+            let shared = Arc::new(new.clone());
+            self.objects.insert(key, shared.clone());
+            self.record(rt, "", "MODIFIED", shared);
             new
         };
         let mut doomed: Vec<(String, String, String)> = self
@@ -682,7 +708,7 @@ impl Store {
         self.finish_namespace(&ns);
         self.objects
             .get(&("/namespaces".to_string(), String::new(), ns))
-            .cloned()
+            .map(|n| Value::clone(n))
             .unwrap_or(current)
     }
 
@@ -699,11 +725,12 @@ impl Store {
         let Some(rt) = self.find("", "v1", "namespaces").cloned() else {
             return;
         };
-        if let Some(mut gone) = self.objects.remove(&key) {
+        if let Some(gone) = self.objects.remove(&key) {
+            let mut gone = Arc::unwrap_or_clone(gone);
             self.rv += 1;
             gone["metadata"]["resourceVersion"] = json!(self.rv.to_string());
             gone["spec"]["finalizers"] = json!([]);
-            self.record(&rt, "", "DELETED", gone);
+            self.record(&rt, "", "DELETED", Arc::new(gone));
         }
     }
 
@@ -735,9 +762,9 @@ impl Store {
             for k in doomed {
                 if let Some(v) = self.objects.remove(&k) {
                     self.rv += 1;
-                    let mut v = v;
+                    let mut v = Arc::unwrap_or_clone(v);
                     v["metadata"]["resourceVersion"] = json!(self.rv.to_string());
-                    self.record(&first, &k.1, "DELETED", v);
+                    self.record(&first, &k.1, "DELETED", Arc::new(v));
                 }
             }
             self.registry
@@ -843,4 +870,61 @@ fn crd_status(crd: &Value) -> Value {
         ],
         "storedVersions": versions,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OPTS: WriteOpts = WriteOpts {
+        fields: FieldValidation::Ignore,
+        dry_run: false,
+    };
+
+    fn names(list: Vec<Value>) -> Vec<String> {
+        list.iter()
+            .map(|o| format!("{}/{}", stored_ns(o), name_of(o)))
+            .collect()
+    }
+
+    #[test]
+    fn a_list_holds_its_kind_and_namespace_only() {
+        // Lists read a range of the store; neighbours in key order must stay out.
+        let mut s = Store::new();
+        let namespaces = s.find("", "v1", "namespaces").cloned().unwrap();
+        let config_maps = s.find("", "v1", "configmaps").cloned().unwrap();
+        let secrets = s.find("", "v1", "secrets").cloned().unwrap();
+        for ns in ["a", "a-b", "ab", "b"] {
+            s.create(&namespaces, "", json!({"metadata": {"name": ns}}), OPTS)
+                .unwrap();
+            for name in ["y", "x"] {
+                for rt in [&config_maps, &secrets] {
+                    s.create(rt, ns, json!({"metadata": {"name": name}}), OPTS)
+                        .unwrap();
+                }
+            }
+        }
+        assert_eq!(names(s.list(&config_maps, Some("a"))), ["a/x", "a/y"]);
+        assert_eq!(names(s.list(&secrets, Some("ab"))), ["ab/x", "ab/y"]);
+        assert!(s.list(&config_maps, Some("a-")).is_empty());
+        let all = s.list(&config_maps, None);
+        assert_eq!(
+            names(all.clone()),
+            ["a/x", "a/y", "a-b/x", "a-b/y", "ab/x", "ab/y", "b/x", "b/y"]
+        );
+        assert!(all.iter().all(|o| o["kind"] == "ConfigMap"));
+        let cluster = names(s.list(&namespaces, None));
+        assert_eq!(
+            cluster,
+            [
+                "/a",
+                "/a-b",
+                "/ab",
+                "/b",
+                "/default",
+                "/kube-public",
+                "/kube-system"
+            ]
+        );
+    }
 }

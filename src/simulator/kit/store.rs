@@ -8,7 +8,7 @@
 //! Mutating *requests* are counted apart again ([`Store::note_write_request`]): a request that
 //! fails still shows that a client tried to write.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
 
@@ -78,6 +78,124 @@ pub enum StoreError {
     BadPatch,
 }
 
+/// Ids by the value of one field, in creation order: value → seq → id.
+type FieldIndex = HashMap<String, BTreeMap<u64, String>>;
+
+/// The objects of one kind, with the orders listings need kept as indexes, so that a
+/// listing (or one organization's share of it) costs what it returns rather than a sort of
+/// the whole kind: simulators serve thousands of organizations in benchmarks.
+#[derive(Debug, Default)]
+struct Table {
+    records: HashMap<String, Record>,
+    /// Creation order: seq → id.
+    order: BTreeMap<u64, String>,
+    /// Creation order within each organization: org → seq → id.
+    by_org: HashMap<String, BTreeMap<u64, String>>,
+    /// Declared string fields ([`Store::index_field`]), kept exact on every change.
+    fields: BTreeMap<&'static str, FieldIndex>,
+}
+
+/// The value `field` of `v` has, when it is a string (the only values indexed).
+fn field_key<'v>(v: &'v Value, field: &str) -> Option<&'v str> {
+    v.get(field).and_then(Value::as_str)
+}
+
+impl Table {
+    fn insert(&mut self, id: &str, record: Record) {
+        self.order.insert(record.seq, id.to_string());
+        self.by_org
+            .entry(record.org.clone())
+            .or_default()
+            .insert(record.seq, id.to_string());
+        self.index_fields(id, &record, true);
+        self.records.insert(id.to_string(), record);
+    }
+
+    fn remove(&mut self, id: &str) -> Option<Record> {
+        let record = self.records.remove(id)?;
+        self.order.remove(&record.seq);
+        self.unindex_org(&record.org, record.seq);
+        self.index_fields(id, &record, false);
+        Some(record)
+    }
+
+    /// Adds `record` to (or takes it out of) the field indexes.
+    fn index_fields(&mut self, id: &str, record: &Record, add: bool) {
+        for (field, index) in &mut self.fields {
+            let Some(key) = field_key(&record.value, field) else {
+                continue;
+            };
+            if add {
+                index
+                    .entry(key.to_string())
+                    .or_default()
+                    .insert(record.seq, id.to_string());
+            } else if let Some(ids) = index.get_mut(key) {
+                ids.remove(&record.seq);
+                if ids.is_empty() {
+                    index.remove(key);
+                }
+            }
+        }
+    }
+
+    /// Changes the object `id` through `f`, keeping the field indexes exact.
+    fn modify<T>(&mut self, id: &str, f: impl FnOnce(&mut Value) -> T) -> Option<T> {
+        if self.fields.is_empty() {
+            return self.records.get_mut(id).map(|r| f(&mut r.value));
+        }
+        let record = self.records.remove(id)?;
+        self.index_fields(id, &record, false);
+        let mut record = record;
+        let out = f(&mut record.value);
+        self.index_fields(id, &record, true);
+        self.records.insert(id.to_string(), record);
+        Some(out)
+    }
+
+    /// The objects whose `field` is the string `value`, in creation order.
+    fn by_field<'a>(
+        &'a self,
+        field: &str,
+        value: &str,
+    ) -> impl Iterator<Item = (&'a str, &'a Record)> + use<'a> {
+        self.fields
+            .get(field)
+            .and_then(|index| index.get(value))
+            .into_iter()
+            .flat_map(|ids| ids.values())
+            .filter_map(|id| self.records.get_key_value(id))
+            .map(|(id, r)| (id.as_str(), r))
+    }
+
+    fn unindex_org(&mut self, org: &str, seq: u64) {
+        if let Some(ids) = self.by_org.get_mut(org) {
+            ids.remove(&seq);
+            if ids.is_empty() {
+                self.by_org.remove(org);
+            }
+        }
+    }
+
+    /// Every object, in creation order.
+    fn iter(&self) -> impl Iterator<Item = (&str, &Record)> {
+        self.order
+            .values()
+            .filter_map(|id| self.records.get_key_value(id))
+            .map(|(id, r)| (id.as_str(), r))
+    }
+
+    /// The objects of `org`, in creation order.
+    fn iter_org<'a>(&'a self, org: &str) -> impl Iterator<Item = (&'a str, &'a Record)> {
+        self.by_org
+            .get(org)
+            .into_iter()
+            .flat_map(|ids| ids.values())
+            .filter_map(|id| self.records.get_key_value(id))
+            .map(|(id, r)| (id.as_str(), r))
+    }
+}
+
 /// Collections by kind; see the module docs.
 #[derive(Debug)]
 pub struct Store {
@@ -86,7 +204,7 @@ pub struct Store {
     next_id: u64,
     next_numbers: BTreeMap<String, u64>,
     next_seq: u64,
-    kinds: BTreeMap<String, BTreeMap<String, Record>>,
+    kinds: BTreeMap<String, Table>,
     counts: BTreeMap<String, WriteCounts>,
     write_requests: u64,
 }
@@ -121,7 +239,7 @@ impl Store {
                 }
                 IdStyle::Uuid => ids::uuid_v4(&mut self.rng),
             };
-            if !self.kinds.values().any(|t| t.contains_key(&id)) {
+            if !self.kinds.values().any(|t| t.records.contains_key(&id)) {
                 return id;
             }
         }
@@ -140,7 +258,7 @@ impl Store {
             let taken = self
                 .kinds
                 .get(kind)
-                .is_some_and(|t| t.contains_key(&n.to_string()));
+                .is_some_and(|t| t.records.contains_key(&n.to_string()));
             if !taken {
                 return *n;
             }
@@ -188,7 +306,7 @@ impl Store {
         }
         let seq = self.seq();
         self.kinds.entry(kind.to_string()).or_default().insert(
-            id.to_string(),
+            id,
             Record {
                 org: org.to_string(),
                 value,
@@ -200,7 +318,7 @@ impl Store {
 
     /// Object `id` of `kind`.
     pub fn get(&self, kind: &str, id: &str) -> Option<&Record> {
-        self.kinds.get(kind)?.get(id)
+        self.kinds.get(kind)?.records.get(id)
     }
 
     /// Whether object `id` of `kind` exists.
@@ -210,22 +328,30 @@ impl Store {
 
     /// All objects of `kind` with their ids, in creation order.
     pub fn list(&self, kind: &str) -> Vec<(&str, &Record)> {
-        let mut out: Vec<(&str, &Record)> = self
-            .kinds
-            .get(kind)
-            .into_iter()
-            .flatten()
-            .map(|(id, r)| (id.as_str(), r))
-            .collect();
-        out.sort_by_key(|(_, r)| r.seq);
-        out
+        self.iter(kind).collect()
     }
 
-    /// Objects of `kind` owned by `org`, in creation order.
+    /// All objects of `kind` with their ids, in creation order, without collecting them.
+    pub fn iter(&self, kind: &str) -> impl Iterator<Item = (&str, &Record)> {
+        self.kinds.get(kind).into_iter().flat_map(Table::iter)
+    }
+
+    /// Objects of `kind` owned by `org`, in creation order (from an index: the cost is the
+    /// organization's objects, not the kind's).
     pub fn in_org(&self, kind: &str, org: &str) -> Vec<(&str, &Record)> {
-        let mut out = self.list(kind);
-        out.retain(|(_, r)| r.org == org);
-        out
+        self.iter_org(kind, org).collect()
+    }
+
+    /// Objects of `kind` owned by `org`, in creation order, without collecting them.
+    pub fn iter_org<'a>(
+        &'a self,
+        kind: &str,
+        org: &str,
+    ) -> impl Iterator<Item = (&'a str, &'a Record)> {
+        self.kinds
+            .get(kind)
+            .into_iter()
+            .flat_map(move |t| t.iter_org(org))
     }
 
     /// The first object of `kind` (in creation order) that `pred` accepts.
@@ -234,7 +360,48 @@ impl Store {
         kind: &str,
         mut pred: impl FnMut(&str, &Record) -> bool,
     ) -> Option<(&str, &Record)> {
-        self.list(kind).into_iter().find(|(id, r)| pred(id, r))
+        self.iter(kind).find(|(id, r)| pred(id, r))
+    }
+
+    /// Keeps an index of the string values of `field` in objects of `kind` (a username, an
+    /// inbox address), so that [`Store::by_field`] answers without a scan. Every change goes
+    /// through the store, so the index is exact; objects stored before the call are indexed
+    /// too.
+    pub fn index_field(&mut self, kind: &str, field: &'static str) {
+        let table = self.kinds.entry(kind.to_string()).or_default();
+        if table.fields.contains_key(field) {
+            return;
+        }
+        let mut index = FieldIndex::new();
+        for (id, r) in table.iter() {
+            if let Some(key) = field_key(&r.value, field) {
+                index
+                    .entry(key.to_string())
+                    .or_default()
+                    .insert(r.seq, id.to_string());
+            }
+        }
+        table.fields.insert(field, index);
+    }
+
+    /// Objects of `kind` whose `field` is the string `value`, in creation order: from the index
+    /// when [`Store::index_field`] declared one, else by a scan (the same answer).
+    pub fn by_field<'a>(
+        &'a self,
+        kind: &str,
+        field: &'a str,
+        value: &'a str,
+    ) -> Vec<(&'a str, &'a Record)> {
+        let Some(table) = self.kinds.get(kind) else {
+            return Vec::new();
+        };
+        if table.fields.contains_key(field) {
+            return table.by_field(field, value).collect();
+        }
+        table
+            .iter()
+            .filter(|(_, r)| field_key(&r.value, field) == Some(value))
+            .collect()
     }
 
     /// Changes object `id` through `f` (counted as an update).
@@ -259,15 +426,13 @@ impl Store {
         id: &str,
         f: impl FnOnce(&mut Value) -> T,
     ) -> Result<T, StoreError> {
-        let rec = self
-            .kinds
+        self.kinds
             .get_mut(kind)
-            .and_then(|t| t.get_mut(id))
+            .and_then(|t| t.modify(id, f))
             .ok_or_else(|| StoreError::NotFound {
                 kind: kind.into(),
                 id: id.into(),
-            })?;
-        Ok(f(&mut rec.value))
+            })
     }
 
     /// Marks object `id` deleted through `f` and keeps it (vendors that delete asynchronously,
@@ -287,15 +452,18 @@ impl Store {
     /// organization (a Dataloop project) move its record, and what hangs off it, with it. The
     /// client's one write (the move) is counted where it was addressed.
     pub fn reassign(&mut self, kind: &str, id: &str, org: &str) -> Result<(), StoreError> {
-        let rec = self
+        let table = self
             .kinds
             .get_mut(kind)
-            .and_then(|t| t.get_mut(id))
+            .filter(|t| t.records.contains_key(id))
             .ok_or_else(|| StoreError::NotFound {
                 kind: kind.into(),
                 id: id.into(),
             })?;
-        rec.org = org.to_string();
+        if let Some(mut rec) = table.remove(id) {
+            rec.org = org.to_string();
+            table.insert(id, rec);
+        }
         Ok(())
     }
 
@@ -411,16 +579,13 @@ impl Store {
         if !patch.is_object() {
             return Err(StoreError::BadPatch);
         }
-        let rec = self
-            .kinds
+        self.kinds
             .get_mut(kind)
-            .and_then(|t| t.get_mut(id))
+            .and_then(|t| t.modify(id, |v| json_patch::merge(v, patch)))
             .ok_or_else(|| StoreError::NotFound {
                 kind: kind.into(),
                 id: id.into(),
-            })?;
-        json_patch::merge(&mut rec.value, patch);
-        Ok(())
+            })
     }
 
     /// Test hand edit: removes object `id` (uncounted).
@@ -606,6 +771,110 @@ mod tests {
             }
         );
         assert_eq!(s.writes("members"), WriteCounts::default());
+    }
+
+    #[test]
+    fn indexes_follow_every_change_of_membership_and_order() {
+        let mut s = Store::with_seed(IdStyle::Sequential, 8);
+        let ids: Vec<String> = (0..30)
+            .map(|i| {
+                let org = ["a", "b", "c"][i % 3];
+                s.create("things", None, org, json!({ "i": i })).unwrap()
+            })
+            .collect();
+        s.delete("things", &ids[3]);
+        s.hand_remove("things", &ids[4]).unwrap();
+        s.delete_where_uncounted("things", |_, r| r.value["i"] == 5);
+        s.delete_where("things", |_, r| r.value["i"] == 6);
+        s.reassign("things", &ids[0], "c").unwrap();
+        s.reassign("things", &ids[29], "a").unwrap();
+        s.hand_insert("things", "late", "b", json!({"i": 30}))
+            .unwrap();
+        // What the indexes answer must be what a scan of every object in creation order says.
+        let all: Vec<i64> = s
+            .list("things")
+            .into_iter()
+            .map(|(_, r)| r.value["i"].as_i64().unwrap())
+            .collect();
+        let expected: Vec<i64> = (0..31).filter(|i| !(3..=6).contains(i)).collect();
+        assert_eq!(all, expected);
+        for org in ["a", "b", "c", "none"] {
+            let indexed: Vec<&str> = s
+                .in_org("things", org)
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect();
+            let scanned: Vec<&str> = s
+                .list("things")
+                .into_iter()
+                .filter(|(_, r)| r.org == org)
+                .map(|(id, _)| id)
+                .collect();
+            assert_eq!(indexed, scanned, "{org}");
+        }
+        assert_eq!(
+            s.in_org("things", "c").first().map(|(id, _)| *id),
+            Some(ids[0].as_str())
+        );
+        assert_eq!(
+            s.in_org("things", "a").last().map(|(id, _)| *id),
+            Some(ids[29].as_str())
+        );
+        assert!(s.in_org("things", "none").is_empty());
+    }
+
+    #[test]
+    fn field_indexes_answer_what_a_scan_answers_through_every_change() {
+        let mut indexed = Store::with_seed(IdStyle::Sequential, 9);
+        let mut scanned = Store::with_seed(IdStyle::Sequential, 9);
+        indexed
+            .create("users", None, "o", json!({"username": "early"}))
+            .unwrap();
+        scanned
+            .create("users", None, "o", json!({"username": "early"}))
+            .unwrap();
+        // Declared after an object exists: that object is indexed too.
+        indexed.index_field("users", "username");
+        for s in [&mut indexed, &mut scanned] {
+            let a = s
+                .create("users", None, "o", json!({"username": "a"}))
+                .unwrap();
+            let b = s
+                .create("users", None, "o", json!({"username": "b"}))
+                .unwrap();
+            let c = s
+                .create("users", None, "p", json!({"username": "a"}))
+                .unwrap();
+            s.create("users", None, "p", json!({"username": 7}))
+                .unwrap();
+            s.update("users", &b, |v| v["username"] = json!("a"))
+                .unwrap();
+            s.update_uncounted("users", &a, |v| v["username"] = json!("z"))
+                .unwrap();
+            s.hand_patch("users", &c, &json!({"username": null}))
+                .unwrap();
+            s.hand_patch("users", &c, &json!({"username": "c"}))
+                .unwrap();
+            s.reassign("users", &c, "o").unwrap();
+            s.soft_delete("users", &a, |v| v["deleted"] = json!(true))
+                .unwrap();
+            s.hand_insert("users", "h", "o", json!({"username": "a"}))
+                .unwrap();
+            s.delete("users", "h");
+            s.hand_insert("users", "h2", "o", json!({"username": "a"}))
+                .unwrap();
+        }
+        for name in ["early", "a", "b", "c", "z", "7", "missing"] {
+            let ids = |s: &Store| -> Vec<String> {
+                s.by_field("users", "username", name)
+                    .into_iter()
+                    .map(|(id, _)| id.to_string())
+                    .collect()
+            };
+            assert_eq!(ids(&indexed), ids(&scanned), "{name}");
+        }
+        assert_eq!(indexed.by_field("users", "username", "a").len(), 2);
+        assert!(indexed.by_field("nothing", "username", "a").is_empty());
     }
 
     #[test]

@@ -85,10 +85,14 @@ fn rec<'a>(id: &str, org: &str, value: &'a Value) -> Rec<'a> {
 impl Db {
     /// An empty database served under `base`.
     pub fn new(base: &str) -> Self {
+        // Ids come from `new_numeric_id`; the style is never used.
+        let mut store = Store::new(IdStyle::Sequential);
+        // Looked up on every organization or inbox created: by index, not by a scan.
+        store.index_field("users", "username");
+        store.index_field("inboxes", "email");
         Self {
             base: base.trim_end_matches('/').to_string(),
-            // Ids come from `new_numeric_id`; the style is never used.
-            store: Store::new(IdStyle::Sequential),
+            store,
             org_groups: BTreeMap::new(),
             passwords: HashMap::new(),
             tokens: TokenRegistry::new(),
@@ -128,6 +132,13 @@ impl Db {
             .collect()
     }
 
+    /// Every object of `kind`, in creation (and id) order, without collecting them.
+    pub fn iter<'a>(&'a self, kind: &str) -> impl Iterator<Item = Rec<'a>> {
+        self.store
+            .iter(kind)
+            .map(|(id, r)| rec(id, &r.org, &r.value))
+    }
+
     /// Objects of `kind` in `org`, in creation (and id) order.
     pub fn in_org(&self, kind: &str, org: u64) -> Vec<Rec<'_>> {
         self.store
@@ -143,7 +154,20 @@ impl Db {
 
     /// The first object of `kind` (in creation order) that `pred` accepts.
     pub fn find(&self, kind: &str, mut pred: impl FnMut(&Rec<'_>) -> bool) -> Option<Rec<'_>> {
-        self.all(kind).into_iter().find(|r| pred(r))
+        // Lazily: a lookup by name stops at the match instead of collecting the whole kind.
+        self.store
+            .find(kind, |id, r| pred(&rec(id, &r.org, &r.value)))
+            .map(|(id, r)| rec(id, &r.org, &r.value))
+    }
+
+    /// Objects of `kind` whose string `field` is `value`, in creation order (indexed for users'
+    /// `username` and inboxes' `email`; any other field is scanned).
+    pub fn by_field<'a>(&'a self, kind: &str, field: &'a str, value: &'a str) -> Vec<Rec<'a>> {
+        self.store
+            .by_field(kind, field, value)
+            .into_iter()
+            .map(|(id, r)| rec(id, &r.org, &r.value))
+            .collect()
     }
 
     /// Stores a new object (an API write: counted as a create of `kind`).
@@ -255,6 +279,28 @@ impl Db {
             .collect()
     }
 
+    /// Whether `user` may reach organization `org`: the same answer as
+    /// `reachable_orgs(user).contains(&org)`, without listing every organization of the group
+    /// (a group admin's token is checked on every request of every organization).
+    pub fn can_reach(&self, user: u64, org: u64) -> bool {
+        let Some(u) = self.get("users", user) else {
+            return false;
+        };
+        if self.is_group_admin(user) {
+            return self.get("organizations", org).is_some()
+                && self.group_of(org) == self.group_of(u.org);
+        }
+        org == u.org
+            || self.store.iter("memberships").any(|(_, m)| {
+                m.value.get("user").and_then(Value::as_str).and_then(id_in) == Some(user)
+                    && m.value
+                        .get("organization")
+                        .and_then(Value::as_str)
+                        .and_then(id_in)
+                        == Some(org)
+            })
+    }
+
     /// Organizations `user` may reach: primary, through memberships, or the whole group.
     pub fn reachable_orgs(&self, user: u64) -> Vec<u64> {
         let Some(u) = self.get("users", user) else {
@@ -337,10 +383,7 @@ impl Db {
 
     /// Whether a (non-deleted) user already has this username.
     pub fn username_taken(&self, username: &str) -> bool {
-        self.find("users", |u| {
-            u.value.get("username").and_then(Value::as_str) == Some(username)
-        })
-        .is_some()
+        !self.by_field("users", "username", username).is_empty()
     }
 
     /// Adds a user with roles (by name) to `org`.

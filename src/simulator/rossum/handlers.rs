@@ -1,6 +1,6 @@
 //! Request handling: body decoding, auth, scoping, lists, and per-endpoint logic.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 
 use super::db::{Db, Rec, Session, id_in, now_iso};
 use super::error::ApiError;
-use super::kinds::{Api, served};
+use super::kinds::{Api, computed_fields, served};
 use crate::simulator::kit::auth::{self, AuthFailure};
 use crate::simulator::kit::paging::{self, PageError};
 
@@ -135,10 +135,7 @@ fn authed(db: &mut Db, req: &Req<'_>, token: &Session) -> Answer {
             .map(ok)
             .unwrap_or_else(|| Err(ApiError::not_found())),
         ["auth", "membership_token"] if m == Method::POST => membership_token(db, token, &req.body),
-        ["organizations"] if get => {
-            let orgs = db.reachable_orgs(token.user);
-            list(db, req, "organizations", |r| orgs.contains(&r.org))
-        }
+        ["organizations"] if get => organizations(db, req, token),
         ["organizations", id] if get => {
             let id = parse_id(id)?;
             visible_org(db, token, id)?;
@@ -160,7 +157,8 @@ fn authed(db: &mut Db, req: &Req<'_>, token: &Session) -> Answer {
                 db,
                 req,
                 &format!("organizations/{id}/billing_history"),
-                entries.clone(),
+                &entries,
+                Value::clone,
             )?;
             page.1["totals"] = billing_totals(&entries);
             page.1["updated_at"] = json!(jiff::Timestamp::now().to_string()[..10]);
@@ -184,7 +182,7 @@ fn authed(db: &mut Db, req: &Req<'_>, token: &Session) -> Answer {
                 .filter(|(id, _)| Some(**id) == g)
                 .map(|(_, v)| v.clone())
                 .collect();
-            paginate(db, req, "organization_groups", items)
+            paginate(db, req, "organization_groups", &items, Value::clone)
         }
         ["organization_groups", g] if get => {
             let g = parse_id(g)?;
@@ -198,7 +196,7 @@ fn authed(db: &mut Db, req: &Req<'_>, token: &Session) -> Answer {
                 .unwrap_or_else(|| Err(ApiError::not_found()))
         }
         ["organization_groups", g, rest @ ..] => group_views(db, req, token, parse_id(g)?, rest),
-        ["groups"] if get => list(db, req, "groups", |r| r.org == token.org),
+        ["groups"] if get => list(db, req, "groups", db.in_org("groups", token.org), 0),
         ["groups", id] if get => {
             let id = parse_id(id)?;
             scoped(db, "groups", id, token.org)?;
@@ -207,16 +205,22 @@ fn authed(db: &mut Db, req: &Req<'_>, token: &Session) -> Answer {
                 .unwrap_or_else(|| Err(ApiError::not_found()))
         }
         ["users"] if get => {
-            let members = member_user_ids(db, token.org);
-            list(db, req, "users", |r| {
-                r.org == token.org || members.contains(&r.id)
-            })
+            let members: HashSet<u64> = member_user_ids(db, token.org).into_iter().collect();
+            let recs = if members.is_empty() {
+                db.in_org("users", token.org)
+            } else {
+                db.all("users")
+                    .into_iter()
+                    .filter(|r| r.org == token.org || members.contains(&r.id))
+                    .collect()
+            };
+            list(db, req, "users", recs, 0)
         }
         ["users"] if m == Method::POST => create_user(db, token, &req.body),
         ["users", id] if get || write || m == Method::DELETE => {
             user_detail(db, req, token, parse_id(id)?)
         }
-        [kind] if get && readable(kind) => list(db, req, kind, |r| r.org == token.org),
+        [kind] if get && readable(kind) => list(db, req, kind, db.in_org(kind, token.org), 0),
         [kind] if m == Method::POST && served(kind, Api::Crud).is_some() => {
             require_writer(db, token)?;
             created(db.create_object(kind, token.org, req.body.clone())?)
@@ -356,9 +360,9 @@ fn login(db: &mut Db, body: &Value) -> Answer {
         ));
     };
     let user = db
-        .find("users", |u| {
-            u.value["username"].as_str() == Some(username) && u.value["is_active"] == json!(true)
-        })
+        .by_field("users", "username", username)
+        .into_iter()
+        .find(|u| u.value["is_active"] == json!(true))
         .map(|u| (u.id, u.org));
     let Some((uid, org)) =
         user.filter(|(uid, _)| db.passwords.get(uid).map(String::as_str) == Some(password))
@@ -400,7 +404,7 @@ fn membership_token(db: &mut Db, token: &Session, body: &Value) -> Answer {
             "Invalid hyperlink - Object does not exist.",
         ));
     }
-    if !db.reachable_orgs(token.user).contains(&org) {
+    if !db.can_reach(token.user, org) {
         return Err(ApiError::forbidden(
             "You do not have permission to access this organization.",
         ));
@@ -475,8 +479,43 @@ fn create_org(db: &mut Db, body: &Value) -> Answer {
     created(json!({"organization": db.render("organizations", id)}))
 }
 
+/// `GET organizations`: those the token's user reaches (a group admin: every organization of
+/// the group). The operator looks its organizations up by name here, once per organization it
+/// creates, so a name filter runs before the (costlier) reach check: both are plain filters,
+/// and the filter reads the field the first reachable organization has, as [`list`] decides.
+fn organizations(db: &Db, req: &Req<'_>, token: &Session) -> Answer {
+    let reach: Box<dyn Fn(&Rec<'_>) -> bool + '_> = if db.is_group_admin(token.user) {
+        let group = db.get("users", token.user).and_then(|u| db.group_of(u.org));
+        Box::new(move |r: &Rec<'_>| {
+            db.get("organizations", r.org).is_some() && db.group_of(r.org) == group
+        })
+    } else {
+        let orgs: HashSet<u64> = db.reachable_orgs(token.user).into_iter().collect();
+        Box::new(move |r: &Rec<'_>| orgs.contains(&r.org))
+    };
+    let (filters, _) = list_params(req.query);
+    let first = filters
+        .first()
+        .filter(|(k, _)| !computed_filter("organizations", k));
+    let field = first.and_then(|(k, _)| {
+        let first_reached = db.iter("organizations").find(|r| reach(r))?;
+        filter_field(first_reached.value, k)
+    });
+    let (Some(&(_, wants)), Some(field)) = (first, field) else {
+        let recs = db.iter("organizations").filter(|r| reach(r)).collect();
+        return list(db, req, "organizations", recs, 0);
+    };
+    let wants: Vec<&str> = wants.split(',').collect();
+    let recs = db
+        .iter("organizations")
+        .filter(|r| filter_matches(r.value, &field, &wants))
+        .filter(|r| reach(r))
+        .collect();
+    list(db, req, "organizations", recs, 1)
+}
+
 fn visible_org(db: &Db, token: &Session, org: u64) -> Result<(), ApiError> {
-    if db.reachable_orgs(token.user).contains(&org) {
+    if db.can_reach(token.user, org) {
         Ok(())
     } else {
         Err(ApiError::not_found())
@@ -545,7 +584,7 @@ fn create_user(db: &mut Db, token: &Session, body: &Value) -> Answer {
     let Some(org) = str_field(body, "organization").and_then(id_in) else {
         return Err(ApiError::field("organization", "This field is required."));
     };
-    if !db.reachable_orgs(token.user).contains(&org) {
+    if !db.can_reach(token.user, org) {
         return Err(ApiError::field(
             "organization",
             "Invalid hyperlink - Object does not exist.",
@@ -696,7 +735,8 @@ fn group_views(db: &mut Db, req: &Req<'_>, token: &Session, g: u64, rest: &[&str
                 db,
                 req,
                 &format!("organization_groups/{g}/memberships"),
-                items,
+                &items,
+                Value::clone,
             )
         }
         ["memberships"] if *m == Method::POST => {
@@ -790,7 +830,13 @@ fn group_views(db: &mut Db, req: &Req<'_>, token: &Session, g: u64, rest: &[&str
                 .map(|u| group_user(&base, u))
                 .collect();
             let items = filter_items(items, req.query);
-            paginate(db, req, &format!("organization_groups/{g}/users"), items)
+            paginate(
+                db,
+                req,
+                &format!("organization_groups/{g}/users"),
+                &items,
+                Value::clone,
+            )
         }
         // Every group view is served by id too, as at the real API.
         ["users", id] if *m == Method::GET => {
@@ -812,7 +858,8 @@ fn group_views(db: &mut Db, req: &Req<'_>, token: &Session, g: u64, rest: &[&str
                 db,
                 req,
                 &format!("organization_groups/{g}/organizations"),
-                items,
+                &items,
+                Value::clone,
             )
         }
         ["organizations", id] if *m == Method::GET => {
@@ -843,15 +890,33 @@ fn parse_id(s: &str) -> Result<u64, ApiError> {
     s.parse().map_err(|_| ApiError::not_found())
 }
 
-fn list(db: &Db, req: &Req<'_>, kind: &str, visible: impl Fn(&Rec<'_>) -> bool) -> Answer {
-    let items: Vec<Value> = db
-        .all(kind)
-        .into_iter()
-        .filter(|r| visible(r))
-        .map(|r| db.render_rec(kind, r))
-        .collect();
-    let items = filter_items(items, req.query);
-    paginate(db, req, kind, items)
+/// A list of `kind` from the visible objects `recs` (in creation order): filtered, ordered
+/// and paged as Rossum does. Rendering fills in reverse lists (a queue's hooks, an
+/// organization's users), which costs a look at the organization's other objects; so filters
+/// and orderings on stored fields run on the stored objects and only the page served is
+/// rendered. A filter or ordering that names a computed field (and every one after it, so
+/// that each sees the same items as before) runs on rendered objects.
+/// `applied`: how many of the query's filters the caller applied to `recs` already.
+fn list(db: &Db, req: &Req<'_>, kind: &str, recs: Vec<Rec<'_>>, applied: usize) -> Answer {
+    let (filters, ordering) = list_params(req.query);
+    let filters = &filters[applied.min(filters.len())..];
+    let is_computed = |k: &str| computed_filter(kind, k);
+    let split = filters
+        .iter()
+        .position(|&(k, _)| is_computed(k))
+        .unwrap_or(filters.len());
+    let recs = apply_filters(recs, &filters[..split], |r| r.value);
+    let order_computed =
+        ordering.is_some_and(|o| o.split(',').any(|k| is_computed(k.trim_start_matches('-'))));
+    if split < filters.len() || order_computed {
+        let items: Vec<Value> = recs.into_iter().map(|r| db.render_rec(kind, r)).collect();
+        let mut items = apply_filters(items, &filters[split..], |v| v);
+        apply_ordering(&mut items, ordering, |v| v);
+        return paginate(db, req, kind, &items, |v| v.clone());
+    }
+    let mut recs = recs;
+    apply_ordering(&mut recs, ordering, |r| r.value);
+    paginate(db, req, kind, &recs, |r| db.render_rec(kind, *r))
 }
 
 fn value_matches(field: &Value, want: &str) -> bool {
@@ -865,8 +930,10 @@ fn value_matches(field: &Value, want: &str) -> bool {
     }
 }
 
-fn filter_items(mut items: Vec<Value>, query: &[(String, String)]) -> Vec<Value> {
+/// A list query's field filters, in order, and its ordering (the last `ordering` given).
+fn list_params(query: &[(String, String)]) -> (Vec<(&str, &str)>, Option<&str>) {
     let mut ordering: Option<&str> = None;
+    let mut filters = Vec::new();
     for (k, v) in query {
         if k == "ordering" {
             ordering = Some(v.as_str()).filter(|o| !o.is_empty());
@@ -875,25 +942,62 @@ fn filter_items(mut items: Vec<Value>, query: &[(String, String)]) -> Vec<Value>
         if IGNORED_PARAMS.contains(&k.as_str()) {
             continue;
         }
+        filters.push((k.as_str(), v.as_str()));
+    }
+    (filters, ordering)
+}
+
+fn filter_items(items: Vec<Value>, query: &[(String, String)]) -> Vec<Value> {
+    let (filters, ordering) = list_params(query);
+    let mut items = apply_filters(items, &filters, |v| v);
+    apply_ordering(&mut items, ordering, |v| v);
+    items
+}
+
+/// Whether a filter (or ordering) on `k` may read a field rendering computes: a filter on `k`
+/// reads `k`, or `ks` when the first item has no `k`.
+fn computed_filter(kind: &str, k: &str) -> bool {
+    computed_fields(kind)
+        .iter()
+        .any(|c| *c == k || c.strip_suffix('s') == Some(k))
+}
+
+/// The field a filter on `k` reads, decided by the first item: `k`, else `ks`; `None`: the
+/// filter is ignored, as Rossum ignores unknown query parameters.
+fn filter_field(first: &Value, k: &str) -> Option<String> {
+    if first.get(k).is_some() {
+        Some(k.to_string())
+    } else {
+        let plural = format!("{k}s");
+        first.get(&plural).is_some().then_some(plural)
+    }
+}
+
+/// Whether `item`'s `field` matches one of `wants`.
+fn filter_matches(item: &Value, field: &str, wants: &[&str]) -> bool {
+    wants
+        .iter()
+        .any(|w| value_matches(item.get(field).unwrap_or(&Value::Null), w))
+}
+
+/// Keeps the items every filter accepts; `object` is the JSON an item stands for.
+fn apply_filters<T>(
+    mut items: Vec<T>,
+    filters: &[(&str, &str)],
+    object: impl Fn(&T) -> &Value,
+) -> Vec<T> {
+    for (k, v) in filters {
         let wants: Vec<&str> = v.split(',').collect();
-        let field_name = |item: &Value| -> Option<String> {
-            if item.get(k.as_str()).is_some() {
-                Some(k.clone())
-            } else {
-                let plural = format!("{k}s");
-                item.get(&plural).is_some().then_some(plural)
-            }
-        };
-        let Some(f) = items.first().and_then(field_name) else {
-            // Unknown filters are ignored, as Rossum ignores unknown query parameters.
+        let Some(f) = items.first().and_then(|i| filter_field(object(i), k)) else {
             continue;
         };
-        items.retain(|item| {
-            wants
-                .iter()
-                .any(|w| value_matches(item.get(&f).unwrap_or(&Value::Null), w))
-        });
+        items.retain(|item| filter_matches(object(item), &f, &wants));
     }
+    items
+}
+
+/// Sorts by `ordering` (`a,-b`), stably, as Django orders.
+fn apply_ordering<T>(items: &mut [T], ordering: Option<&str>, object: impl Fn(&T) -> &Value) {
     if let Some(ordering) = ordering {
         for key in ordering.split(',').rev() {
             let (desc, key) = key
@@ -901,12 +1005,11 @@ fn filter_items(mut items: Vec<Value>, query: &[(String, String)]) -> Vec<Value>
                 .map(|k| (true, k))
                 .unwrap_or((false, key));
             items.sort_by(|a, b| {
-                let o = cmp_values(a.get(key), b.get(key));
+                let o = cmp_values(object(a).get(key), object(b).get(key));
                 if desc { o.reverse() } else { o }
             });
         }
     }
-    items
 }
 
 fn cmp_values(a: Option<&Value>, b: Option<&Value>) -> std::cmp::Ordering {
@@ -922,8 +1025,6 @@ fn cmp_values(a: Option<&Value>, b: Option<&Value>) -> std::cmp::Ordering {
     }
 }
 
-/// Rossum's page envelope: `page`/`page_size` (default 20, at most 100), absolute
-/// `next`/`previous` links, 404 past the last page.
 /// Counters of a billing history entry, as the API reference's example shows them.
 const BILLING_COUNTERS: &[&str] = &[
     "billable_documents",
@@ -971,9 +1072,18 @@ fn billing_totals(entries: &[Value]) -> Value {
     Value::Object(totals)
 }
 
-fn paginate(db: &Db, req: &Req<'_>, path: &str, items: Vec<Value>) -> Answer {
+/// Rossum's page envelope: `page`/`page_size` (default 20, at most 100), absolute
+/// `next`/`previous` links, 404 past the last page; `render` makes the served JSON of the
+/// page's items only.
+fn paginate<T>(
+    db: &Db,
+    req: &Req<'_>,
+    path: &str,
+    items: &[T],
+    render: impl Fn(&T) -> Value,
+) -> Answer {
     let params = paging::numbered_params(req.query, 20, 100);
-    let page = paging::numbered(&items, params).map_err(|PageError::InvalidPage| ApiError {
+    let page = paging::numbered(items, params).map_err(|PageError::InvalidPage| ApiError {
         status: 404,
         body: json!({"detail": "Invalid page."}),
     })?;
@@ -985,6 +1095,6 @@ fn paginate(db: &Db, req: &Req<'_>, path: &str, items: Vec<Value>) -> Answer {
             "next": page.next().map(link),
             "previous": page.previous().map(link),
         },
-        "results": page.items,
+        "results": page.items.iter().map(render).collect::<Vec<Value>>(),
     }))
 }

@@ -18,6 +18,10 @@ impl KindRules for Organizations {
         Api::Custom
     }
 
+    fn computed(&self) -> &'static [&'static str] {
+        &["workspaces", "users"]
+    }
+
     fn render(&self, db: &Db, rec: Rec<'_>, v: &mut Value) {
         for (field, kind) in [("workspaces", "workspaces"), ("users", "users")] {
             let urls: Vec<String> = db

@@ -69,11 +69,7 @@ impl KindRules for Inboxes {
             Some(e) if !e.is_empty() => e.to_string(),
             _ => generated_address(db, new.org, v)?,
         };
-        let taken = db
-            .find("inboxes", |i| {
-                i.value.get("email").and_then(Value::as_str) == Some(&email)
-            })
-            .is_some();
+        let taken = !db.by_field("inboxes", "email", &email).is_empty();
         if taken {
             return Err(ApiError::field(
                 "email",

@@ -125,8 +125,26 @@ pub trait KindRules: Sync {
         Ok(Deletion::Remove)
     }
 
+    /// The fields [`KindRules::render`] sets (lists filter and order on stored objects, and
+    /// render only what they serve, unless a query names one of these).
+    fn computed(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// Computed fields on render, beyond the reverse lists of [`REFS`].
     fn render(&self, _db: &Db, _rec: Rec<'_>, _v: &mut Value) {}
+}
+
+/// Every field of `kind` that rendering sets: the reverse lists of [`REFS`] and the kind's own
+/// [`KindRules::computed`]. Every other field is served as stored.
+pub fn computed_fields(kind: &str) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = REFS
+        .iter()
+        .filter(|r| r.to == kind)
+        .flat_map(|r| r.reverse.iter().copied())
+        .collect();
+    out.extend(rules(kind).map(|k| k.computed()).unwrap_or_default());
+    out
 }
 
 /// What happens to a reference when the object it points to is deleted.
@@ -329,7 +347,7 @@ impl Db {
         if !write_only.is_empty() {
             self.write_only.insert((kind, id), write_only);
         }
-        self.set_links(&new.url, &links);
+        self.set_links(&new.url, org, &links);
         rules.created(self, &new);
         Ok(self.render(kind, id).unwrap_or(Value::Null))
     }
@@ -374,7 +392,7 @@ impl Db {
                 .or_default()
                 .extend(write_only);
         }
-        self.set_links(&self.url(kind, id), &links);
+        self.set_links(&self.url(kind, id), org, &links);
         self.render(kind, id).ok_or_else(ApiError::not_found)
     }
 
@@ -395,9 +413,11 @@ impl Db {
             }
         }
         let current = self.get(kind, id).ok_or_else(ApiError::not_found)?;
+        let owner = current.org;
         let deletion = rules.delete(current)?;
         for r in refs().filter(|r| matches!(r.on_delete, OnDelete::Unlink)) {
-            let holders: Vec<u64> = self.all(r.from).iter().map(|h| h.id).collect();
+            // As in `set_links`: only the organization's objects can hold the reference.
+            let holders: Vec<u64> = self.in_org(r.from, owner).iter().map(|h| h.id).collect();
             for h in holders {
                 // The referrer did not change by itself: not counted.
                 self.update_uncounted(r.from, h, |v| {
@@ -543,11 +563,14 @@ impl Db {
         Ok(links)
     }
 
-    /// Makes exactly the `links` referrers refer to `url` (the other side of a relation: not
-    /// counted as writes of the referrers).
-    fn set_links(&mut self, url: &str, links: &Links) {
+    /// Makes exactly the `links` referrers refer to `url`, an object of `org` (the other side
+    /// of a relation: not counted as writes of the referrers).
+    fn set_links(&mut self, url: &str, org: u64, links: &Links) {
+        // Only objects of the organization can hold the reference (writes check that every
+        // reference stays inside it, and render lists referrers of the organization only), so
+        // only those are visited: a write costs the organization's size, not the fleet's.
         for (r, wanted) in links {
-            let holders: Vec<u64> = self.all(r.from).iter().map(|h| h.id).collect();
+            let holders: Vec<u64> = self.in_org(r.from, org).iter().map(|h| h.id).collect();
             for h in holders {
                 let want = wanted.contains(&h);
                 self.update_uncounted(r.from, h, |v| {

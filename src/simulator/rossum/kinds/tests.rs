@@ -288,3 +288,47 @@ fn creates_check_required_fields_references_and_types() {
     assert_eq!(label["color"], Value::Null);
     assert_eq!(db.writes("labels").creates, 1);
 }
+
+#[test]
+fn rendering_changes_only_the_fields_lists_treat_as_computed() {
+    // Lists filter and order stored objects and render only the page they serve, unless a
+    // query names a computed field; that is right only while rendering changes nothing else.
+    let (mut db, org) = db();
+    let h1 = url_of(&db, "hooks", org, "H1");
+    let rule_queue = queue(&mut db, org, json!({"hooks": [h1]}));
+    db.create_object(
+        "rules",
+        org,
+        json!({"name": "R", "queues": [rule_queue["url"]], "trigger_condition": "True"}),
+    )
+    .unwrap();
+    let mut reverse_lists_seen = 0;
+    for kind in super::names() {
+        let computed = super::computed_fields(kind);
+        for r in db.all(kind) {
+            let rendered = db.render_rec(kind, r);
+            let (Some(stored), Some(served)) = (r.value.as_object(), rendered.as_object()) else {
+                panic!("{kind} {} is not an object", r.id);
+            };
+            for (field, value) in served {
+                if stored.get(field) != Some(value) {
+                    assert!(
+                        computed.contains(&field.as_str()),
+                        "{kind}.{field} changes on render but is not declared computed"
+                    );
+                    reverse_lists_seen += 1;
+                }
+            }
+            for field in stored.keys() {
+                assert!(
+                    served.contains_key(field),
+                    "{kind}.{field} dropped on render"
+                );
+            }
+        }
+    }
+    assert!(
+        reverse_lists_seen >= 4,
+        "the fixture renders reverse lists (queue.hooks, schema.queues, …): {reverse_lists_seen}"
+    );
+}
