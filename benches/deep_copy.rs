@@ -90,6 +90,7 @@ async fn run(scale: usize, latency: Duration, rate: u32, concurrency: usize) -> 
             selector: TemplateSelector::Name("Template org".into()),
             include: None,
             secrets: Default::default(),
+            prune: false,
         }),
         settings: serde_json::json!({"firstUser": {"email": "bench-first@orgops.example"}}),
         mode: Mode::Apply,

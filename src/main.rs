@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use orgops::cli::{Cli, Command, apply, run, simulate};
+use orgops::cli::{Cli, Command, apply, plan, run, simulate};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -55,6 +55,13 @@ fn main() -> ExitCode {
                 Err(e) => {
                     eprintln!("error: {e}");
                     ExitCode::from(2)
+                }
+            },
+            Command::Plan(args) => match plan::run(args).await {
+                Ok(outcome) => ExitCode::from(outcome.exit_code()),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
                 }
             },
             Command::Apply(args) => match apply::run(args).await {

@@ -598,3 +598,149 @@ async fn two_organizations_adopting_one_unmarked_org_are_refused_but_one() {
         run.stderr
     );
 }
+
+/// A hook of the template org that no other hook runs after, as (id, name).
+fn template_hook(sim: &RossumSimulator) -> (u64, String) {
+    let template = sim.org_id(orgops::simulator::rossum::TEMPLATE_ORG).unwrap();
+    let hooks = sim.objects("hooks", template);
+    let hook = hooks
+        .iter()
+        .find(|h| {
+            hooks.iter().all(|other| {
+                other["run_after"]
+                    .as_array()
+                    .is_none_or(|after| !after.contains(&h["url"]))
+            })
+        })
+        .expect("the template has a hook nothing runs after");
+    (
+        hook["id"].as_u64().unwrap(),
+        hook["name"].as_str().unwrap().to_string(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_shows_what_apply_would_do_exits_like_terraform_and_writes_nothing() {
+    let sim = simulator("").await;
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "secret.yaml", &secret(PASSWORD));
+    let manifest = org("nordics", "Nordics", &sim.base_url);
+    write(dir.path(), "org.yaml", &manifest);
+    let path = dir.path().display().to_string();
+    let plan =
+        |path: String| async move { orgops(&["plan", "-f", &path, "--rate-limit", "200"]).await };
+
+    // Nothing exists yet: the org and every copy are to be created; nothing is written.
+    let before = writes(&sim);
+    let first = plan(path.clone()).await;
+    assert_eq!(first.code, 2, "{}\n{}", first.stdout, first.stderr);
+    assert!(
+        first.stdout.contains("+ organization \"Nordics\" (create)"),
+        "{}",
+        first.stdout
+    );
+    let (hook_id, hook_name) = template_hook(&sim);
+    assert!(
+        first.stdout.contains(&format!(
+            "+ hooks {hook_name:?} (copy of template hooks/{hook_id})"
+        )),
+        "{}",
+        first.stdout
+    );
+    assert!(
+        first
+            .stdout
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("Plan: 1 organization to create, "),
+        "{}",
+        first.stdout
+    );
+    assert_eq!(writes(&sim), before, "plan wrote to the vendor");
+    assert!(sim.org_ids("Nordics").is_empty());
+
+    // Applied: nothing left to do.
+    let applied = orgops(&["apply", "-f", &path, "--rate-limit", "200"]).await;
+    assert_eq!(applied.code, 0, "{}\n{}", applied.stdout, applied.stderr);
+    let after_apply = writes(&sim);
+    let clean = plan(path.clone()).await;
+    assert_eq!(clean.code, 0, "{}\n{}", clean.stdout, clean.stderr);
+    assert!(clean.stdout.ends_with("No changes.\n"), "{}", clean.stdout);
+
+    // Drift: a copy renamed by hand shows as one field to update; the template losing a hook
+    // shows as a prune only when the spec asks for pruning.
+    let nordics = sim.org_id("Nordics").unwrap();
+    let copy = sim
+        .objects("hooks", nordics)
+        .into_iter()
+        .find(|h| h["name"].as_str() == Some(hook_name.as_str()))
+        .expect("the hook was copied");
+    let copy_id = copy["id"].as_u64().unwrap();
+    sim.with_db(|db| db.hand_patch("hooks", copy_id, &serde_json::json!({"name": "renamed"})))
+        .unwrap();
+    let drifted = plan(path.clone()).await;
+    assert_eq!(drifted.code, 2, "{}\n{}", drifted.stdout, drifted.stderr);
+    assert!(
+        drifted
+            .stdout
+            .contains(&format!("~ hooks/{copy_id} \"renamed\": name")),
+        "{}",
+        drifted.stdout
+    );
+    assert!(
+        drifted.stdout.ends_with("Plan: 1 copy to update.\n"),
+        "{}",
+        drifted.stdout
+    );
+    let template = sim.org_id(orgops::simulator::rossum::TEMPLATE_ORG).unwrap();
+    sim.with_db(|db| db.hand_remove("hooks", hook_id)).unwrap();
+    let kept = plan(path.clone()).await;
+    assert!(!kept.stdout.contains("- hooks/"), "{}", kept.stdout);
+    let pruning = manifest.replace(
+        "template: {displayName: Template org}",
+        "template: {displayName: Template org, prune: true}",
+    );
+    write(dir.path(), "org.yaml", &pruning);
+    let prune = plan(path.clone()).await;
+    assert_eq!(prune.code, 2, "{}\n{}", prune.stdout, prune.stderr);
+    assert!(
+        prune.stdout.contains(&format!(
+            "- hooks/{copy_id} \"renamed\" (prune: its template object is gone)"
+        )),
+        "{}",
+        prune.stdout
+    );
+    assert!(
+        prune.stdout.ends_with("Plan: 1 copy to prune.\n"),
+        "{}",
+        prune.stdout
+    );
+    assert_eq!(writes(&sim), after_apply, "plan wrote to the vendor");
+    assert!(
+        sim.objects("hooks", template)
+            .iter()
+            .all(|h| h["id"] != hook_id)
+    );
+
+    // Applied with prune: the copy whose template object is gone is deleted, and only it.
+    let hooks_before = sim.objects("hooks", nordics).len();
+    let pruned = orgops(&["apply", "-f", &path, "--rate-limit", "200"]).await;
+    assert_eq!(pruned.code, 0, "{}\n{}", pruned.stdout, pruned.stderr);
+    let hooks_after = sim.objects("hooks", nordics);
+    assert_eq!(hooks_after.len(), hooks_before - 1);
+    assert!(hooks_after.iter().all(|h| h["id"] != copy_id));
+    let clean = plan(path.clone()).await;
+    assert_eq!(clean.code, 0, "{}\n{}", clean.stdout, clean.stderr);
+
+    // A plan that cannot read the vendor is an error, not "no changes".
+    write(dir.path(), "secret.yaml", &secret("wrong-password"));
+    let broken = plan(path).await;
+    assert_eq!(broken.code, 1, "{}\n{}", broken.stdout, broken.stderr);
+    assert!(
+        broken.stdout.contains("error: CredentialsInvalid"),
+        "{}",
+        broken.stdout
+    );
+    assert!(!broken.stdout.contains("wrong-password"));
+}

@@ -1216,6 +1216,7 @@ mod against_the_simulator {
                 selector: TemplateSelector::Id(TEMPLATE_ORG_ID.into()),
                 include: None,
                 secrets: Default::default(),
+                prune: false,
             }),
             settings,
             mode: Mode::Apply,

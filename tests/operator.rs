@@ -520,6 +520,44 @@ async fn drift_is_repaired_within_sync_interval_and_only_reported_when_suspended
             .iter()
             .any(|q| q["name"] == "changed again")
     );
+    // The status says what resuming would do: the plan `orgops plan` prints, and a wide column.
+    assert_eq!(
+        jsonpath(&c, &ns, "{.status.plan.summary}").await,
+        "Plan: 1 copy to update."
+    );
+    assert_eq!(
+        jsonpath(&c, &ns, "{.status.plan.changes[0]}").await,
+        format!("~ queues/{qid} \"changed again\": name")
+    );
+    let wide = c.kubectl(&["get", "orgs", "-n", &ns, "-o", "wide"]).await;
+    let wide = String::from_utf8_lossy(&wide.stdout).to_string();
+    assert!(
+        wide.contains("PLAN") && wide.contains("Plan: 1 copy to update."),
+        "{wide}"
+    );
+
+    // Resumed: the drift is repaired and the plan leaves the status.
+    let p = c
+        .kubectl(&[
+            "patch",
+            "org",
+            "german-department",
+            "-n",
+            &ns,
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"suspend":false}}"#,
+        ])
+        .await;
+    assert!(p.status.success());
+    wait_for(&c, &ns, "jsonpath={.status.observedGeneration}=3").await;
+    wait_for(&c, &ns, "condition=Ready").await;
+    assert_eq!(jsonpath(&c, &ns, "{.status.plan}").await, "");
+    assert!(
+        sim.objects("queues", org_id)
+            .iter()
+            .all(|q| q["name"] != "changed again")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -845,9 +883,28 @@ async fn kubectl_get_orgs_shows_ready_n_of_n_throughout_resyncs_that_change_noth
     let progress = rest.split_whitespace().next().unwrap();
     let (done, total) = progress.split_once('/').unwrap();
     assert_eq!((phase, done), ("Ready", total), "{settled}");
+    // Usage and billing are in status, summarised in the wide table only.
+    assert_eq!(
+        jsonpath(&c, &ns, "{.status.usage.email_limits.email_per_day_limit}").await,
+        "1000"
+    );
+    assert!(
+        !jsonpath(&c, &ns, "{.status.usage.billing.begin_date}")
+            .await
+            .is_empty()
+    );
+    let wide = stdout(&c.kubectl(&["get", "orgs", "-n", &ns, "-o", "wide"]).await);
+    assert!(
+        wide.lines().next().unwrap_or_default().contains("USAGE"),
+        "{wide}"
+    );
+    assert!(wide.contains("emails today 0/1000"), "{wide}");
+    let narrow = stdout(&c.kubectl(&["get", "orgs", "-n", &ns]).await);
+    assert!(!narrow.contains("USAGE"), "{narrow}");
 
     // Poll what kubectl shows while at least four re-syncs run (counted, not slept).
     let series = "orgops_reconciles_total{kind=\"organization\",result=\"ready\"}";
+    let usage_reads = sim.with_db(|db| db.usage_reads);
     let start = op.metric(series).await;
     let deadline = Instant::now() + Duration::from_secs(40);
     let mut samples = 0;
@@ -877,4 +934,112 @@ async fn kubectl_get_orgs_shows_ready_n_of_n_throughout_resyncs_that_change_noth
         before,
         "status written by re-syncs that changed nothing"
     );
+    // Drift re-checks every second; usage waits for --usage-interval (1h).
+    assert_eq!(
+        sim.with_db(|db| db.usage_reads),
+        usage_reads,
+        "usage read by drift re-checks"
+    );
+}
+
+/// Organizations copying one template, with an hour between their own drift checks.
+fn fleet(ns: &str, endpoint: &str, n: usize) -> String {
+    let mut text = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: rossum-admin, namespace: {ns}}}\nstringData:\n  username: {ADMIN}\n  password: {PASSWORD}\n  createKey: {CREATE_KEY}\n---\napiVersion: orgops.io/v1alpha1\nkind: VendorConnection\nmetadata: {{name: rossum, namespace: {ns}}}\nspec:\n  vendor: rossum\n  endpoint: {endpoint}\n  credentialsSecretRef: {{name: rossum-admin}}\n  rateLimit: 200\n"
+    );
+    for i in 0..n {
+        text.push_str(&format!(
+            "---\napiVersion: orgops.io/v1alpha1\nkind: Organization\nmetadata: {{name: tenant-{i}, namespace: {ns}}}\nspec:\n  vendor: rossum\n  displayName: Tenant {i}\n  connectionRef: {{name: rossum}}\n  syncInterval: 1h\n  template: {{displayName: Small template}}\n  settings: {{rossum: {{firstUser: {{email: t{i}-{ns}@tenants.example}}}}}}\n"
+        ));
+    }
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_change_reaches_every_copy_at_once_and_the_template_is_read_once_per_interval() {
+    let c = Cluster::start().await;
+    c.install_crds().await;
+    let ns = c.namespace("fanout").await;
+    let seed = orgops::simulator::rossum::Seed::from_json(SMALL_TEMPLATE).unwrap();
+    let sim = orgops::simulator::rossum::RossumSimulator::start(
+        0,
+        &seed,
+        &[admin()],
+        orgops::simulator::ServeOptions::default(),
+    )
+    .await
+    .unwrap();
+    let op = support::operator::start(
+        &c,
+        &[&ns],
+        &ns,
+        "replica-0",
+        15,
+        &[
+            "--allowed-endpoints",
+            "rossum=http://127.0.0.1:*",
+            "--template-interval",
+            "1s",
+        ],
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let orgs = 4;
+    apply(&c, dir.path(), &fleet(&ns, &sim.base_url, orgs)).await;
+    let ready = c
+        .kubectl(&[
+            "wait",
+            "--for=condition=Ready",
+            "orgs",
+            "--all",
+            "-n",
+            &ns,
+            "--timeout=60s",
+        ])
+        .await;
+    assert!(ready.status.success(), "{}", stderr(&ready));
+
+    // Idle: the operator reads the template once per interval for all four, and nothing else
+    // (each Organization's own drift check is an hour away).
+    let requests = || sim.running.stats.requests.load(Ordering::SeqCst);
+    let template = sim.org_id("Small template").unwrap();
+    let template_kinds = 9; // at most: every Rossum kind the template holds listed once
+    let (before, started) = (requests(), Instant::now());
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let idle = requests() - before;
+    let rounds = started.elapsed().as_secs() + 1;
+    assert!(
+        idle <= template_kinds * rounds,
+        "{idle} requests in {rounds} fan-out rounds while idle: more than one template read per round"
+    );
+
+    // A template object renamed: every copy follows within a few rounds, not within the hour.
+    let queue = sim
+        .objects("queues", template)
+        .into_iter()
+        .find(|q| q["name"] == "Invoices")
+        .unwrap();
+    let qid = queue["id"].as_u64().unwrap();
+    sim.with_db(|db| db.hand_patch("queues", qid, &serde_json::json!({"name": "Invoices 2027"})))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let followed = (0..orgs)
+            .filter(|i| {
+                let id = sim.org_id(&format!("Tenant {i}")).unwrap();
+                sim.objects("queues", id)
+                    .iter()
+                    .any(|q| q["name"] == "Invoices 2027")
+            })
+            .count();
+        if followed == orgs {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{followed}/{orgs} organizations followed the template change in 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(op.metric("orgops_template_changes_total").await >= 1);
 }

@@ -98,6 +98,7 @@ fn desired(external_id: Option<&str>, name: &str, settings: Value) -> DesiredOrg
             selector: TemplateSelector::Name(TEMPLATE_ORG_NAME.into()),
             include: None,
             secrets: Default::default(),
+            prune: false,
         }),
         settings,
         mode: Mode::Apply,
@@ -1460,4 +1461,163 @@ async fn a_retagged_volume_copies_nothing_from_the_volume_it_names() {
         assert!(e.to_string().contains(&copy), "{e}");
         assert_eq!(sim.volume_uploads(), uploads);
     }
+}
+
+/// Pruning deletes: a graph, a workspace (its graphs go with it), a volume and a volume file
+/// are gone at the simulator after `delete_object`, and a second delete is still Ok; workspace
+/// rules have no delete of their own.
+#[tokio::test]
+async fn copies_are_deleted_and_a_second_delete_is_ok() {
+    let sim = start(Options::default()).await;
+    let client = admin(&sim);
+    let sink = MemorySink::default();
+    let want = including(
+        desired(Some(&sim.target_org_id), TARGET_ORG_NAME, Value::Null),
+        Some(&["volumes", "workspaces", "graphs", "volume_data"]),
+    );
+    reconcile_until_ready(&client, &want, &sink, 4).await;
+    let target = sim.target_org_id.clone();
+    let marked = |objects: Vec<Value>| -> Vec<Value> {
+        objects
+            .into_iter()
+            .filter(|o| o["tags"].to_string().contains("orgops:"))
+            .collect()
+    };
+    let listed = |kind| {
+        let client = &client;
+        let target = &target;
+        async move { client.list_objects(target, kind).await.unwrap() }
+    };
+
+    // A graph, found in its workspace first.
+    let graphs = marked(listed(&GRAPHS).await);
+    let graph = graphs[0]["id"].as_str().unwrap().to_string();
+    let before = sim.writes("graphs").unwrap().deletes;
+    client
+        .delete_object(&target, &GRAPHS, &graph)
+        .await
+        .unwrap();
+    assert_eq!(sim.writes("graphs").unwrap().deletes, before + 1);
+    assert!(!ids(&listed(&GRAPHS).await).contains(&graph));
+    let mutations = client.api().mutations();
+    client
+        .delete_object(&target, &GRAPHS, &graph)
+        .await
+        .unwrap();
+    assert_eq!(
+        client.api().mutations(),
+        mutations,
+        "a graph no workspace holds is not deleted again"
+    );
+
+    // A volume file.
+    let files = listed(&VOLUME_DATA).await;
+    let file = files[0]["id"].as_str().unwrap().to_string();
+    client
+        .delete_object(&target, &VOLUME_DATA, &file)
+        .await
+        .unwrap();
+    assert!(!ids(&listed(&VOLUME_DATA).await).contains(&file));
+    client
+        .delete_object(&target, &VOLUME_DATA, &file)
+        .await
+        .unwrap();
+
+    // A workspace, with its graphs.
+    let workspaces = marked(listed(&WORKSPACES).await);
+    let ws = workspaces[0]["id"].as_str().unwrap().to_string();
+    client
+        .delete_object(&target, &WORKSPACES, &ws)
+        .await
+        .unwrap();
+    assert!(!ids(&listed(&WORKSPACES).await).contains(&ws));
+    assert!(
+        listed(&GRAPHS)
+            .await
+            .iter()
+            .all(|g| g["workspaceId"] != ws.as_str()),
+        "graphs outlived their workspace"
+    );
+    client
+        .delete_object(&target, &WORKSPACES, &ws)
+        .await
+        .unwrap();
+
+    // A volume.
+    let volumes = marked(listed(&VOLUMES).await);
+    let volume = volumes[0]["id"].as_str().unwrap().to_string();
+    client
+        .delete_object(&target, &VOLUMES, &volume)
+        .await
+        .unwrap();
+    assert!(!ids(&listed(&VOLUMES).await).contains(&volume));
+    assert!(
+        sim.objects("volumes", &target)
+            .unwrap()
+            .iter()
+            .all(|v| v["volumeId"] != volume.as_str())
+    );
+    client
+        .delete_object(&target, &VOLUMES, &volume)
+        .await
+        .unwrap();
+
+    // Rules go with their workspace.
+    let rules = client
+        .delete_object(&target, &WORKSPACE_RULES, &ws)
+        .await
+        .unwrap_err();
+    assert_eq!(rules.category(), "Unsupported", "{rules}");
+}
+
+/// `spec.template.prune`: a copy whose template workspace is gone is deleted, and nothing else
+/// is — not a workspace made by hand in the target, not without `prune`.
+#[tokio::test]
+async fn prune_deletes_only_marked_copies_whose_template_object_is_gone() {
+    let sim = start(Options::default()).await;
+    let client = admin(&sim);
+    let sink = MemorySink::default();
+    let mut want = desired(None, TARGET_ORG_NAME, Value::Null);
+    let extra = add_workspace(&client, &sim.template_org_id, "Seasonal study").await;
+    let by_hand = add_workspace(&client, &sim.target_org_id, "Made by hand").await;
+    reconcile_until_ready(&client, &want, &sink, 4).await;
+    let workspaces = &WORKSPACES;
+    let target_names = |objects: Vec<Value>| names(&objects);
+    let listed = client
+        .list_objects(&sim.target_org_id, workspaces)
+        .await
+        .unwrap();
+    assert!(target_names(listed).contains(&"Seasonal study".to_string()));
+
+    client
+        .delete_object(&sim.template_org_id, workspaces, &extra)
+        .await
+        .unwrap();
+    // Without prune the copy stays.
+    reconcile_until_ready(&client, &want, &sink, 2).await;
+    let listed = client
+        .list_objects(&sim.target_org_id, workspaces)
+        .await
+        .unwrap();
+    assert!(target_names(listed).contains(&"Seasonal study".to_string()));
+
+    want.template.as_mut().unwrap().prune = true;
+    let report = reconcile_until_ready(&client, &want, &sink, 2).await;
+    assert_eq!(report.copy.as_ref().unwrap().pruned, 1);
+    let listed = client
+        .list_objects(&sim.target_org_id, workspaces)
+        .await
+        .unwrap();
+    let left = target_names(listed.clone());
+    assert!(!left.contains(&"Seasonal study".to_string()), "{left:?}");
+    assert!(
+        ids(&listed).contains(&by_hand),
+        "a hand-made workspace was pruned"
+    );
+    // Settled: a second pass prunes and writes nothing.
+    let writes = changes(&sim);
+    let again = reconcile(&client, &want, &sink).await;
+    assert!(again.ready);
+    assert_eq!(again.copy.as_ref().unwrap().pruned, 0);
+    assert_eq!(changes(&sim), writes);
 }

@@ -27,7 +27,9 @@ use super::{ConnectionRef, DeletionPolicy, Vendor};
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"Progress","type":"string","jsonPath":".status.progress"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    printcolumn = r#"{"name":"Usage","type":"string","priority":1,"jsonPath":".status.usageSummary"}"#,
+    printcolumn = r#"{"name":"Plan","type":"string","priority":1,"jsonPath":".status.plan.summary"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct OrganizationSpec {
@@ -103,6 +105,11 @@ pub struct TemplateRef {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 100))]
     pub secrets: Vec<TemplateSecret>,
+    /// Delete copies whose template object is gone (and second copies of one template
+    /// object). Only objects that carry orgops' ownership marker for this template are ever
+    /// deleted; kinds recognised by name alone are never pruned. Default: false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub prune: bool,
 }
 
 /// A Secret holding the write-only values of one template object's copy.
@@ -288,9 +295,41 @@ pub struct OrganizationStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
     pub usage: Option<serde_json::Value>,
+    /// One line summarising `usage` (`kubectl get orgs -o wide`), e.g.
+    /// `pages 1200/5000 (2025-01-01..2025-12-31), emails today 3/1000`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub usage_summary: Option<String>,
+    /// When `usage` was read from the vendor (RFC 3339). Usage is read again after the
+    /// operator's `--usage-interval` (default 1h), or at once when a reconcile changes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub usage_observed_time: Option<String>,
     /// When the vendor was last compared with the spec (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sync_time: Option<String>,
+    /// While `suspend` is true: what orgops would change at the vendor if it were false (the
+    /// same plan `orgops plan` prints). Absent when not suspended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<PlanStatus>,
+}
+
+/// What a suspended Organization would change at the vendor.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanStatus {
+    /// One line: `Plan: 3 copies to create, 1 setting to change.` or `No changes.`
+    pub summary: String,
+    /// The first changes, one line each (`+ queues "Invoices" (copy of template queues/12)`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<String>,
+    /// Changes left out of `changes`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub omitted: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Coarse lifecycle phase of an organization.

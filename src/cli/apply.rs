@@ -80,35 +80,201 @@ pub enum ApplyError {
     State(String),
 }
 
-struct Planned {
-    origin: Origin,
-    org: Organization,
-    desired: DesiredOrg,
-    client: Arc<dyn VendorClient>,
+/// One Organization of the manifests, checked and connected.
+pub(crate) struct Planned {
+    pub(crate) origin: Origin,
+    pub(crate) org: Organization,
+    pub(crate) desired: DesiredOrg,
+    pub(crate) client: Arc<dyn VendorClient>,
     /// Key of the organization in the state file.
-    key: String,
+    pub(crate) key: String,
     /// The manifests' Secrets in the organization's namespace, by name
     /// (`spec.template.secrets`).
-    secrets: BTreeMap<String, Credentials>,
+    pub(crate) secrets: BTreeMap<String, Credentials>,
+}
+
+/// The manifests, checked, with one client per connection: everything before the first
+/// vendor request.
+pub(crate) struct Prepared {
+    pub(crate) manifests: Manifests,
+    pub(crate) orgs: Vec<Planned>,
+    pub(crate) memberships: Vec<crate::engine::membership::DesiredMembership>,
+    pub(crate) state: Arc<StateFile>,
+    /// Kept alive while the run lasts.
+    pub(crate) simulator: Option<Simulators>,
+}
+
+/// Whether the state file may be written.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StateAccess {
+    /// `apply`: intents and ids are written.
+    ReadWrite,
+    /// `plan`: what earlier runs recorded is read, nothing is written.
+    ReadOnly,
 }
 
 /// Runs apply; `Ok(true)` when every resource is Ready, memberships possibly Invited (the
 /// rest is the person's to do: running apply again would not change it).
 pub async fn run(args: ApplyArgs) -> Result<bool, ApplyError> {
-    let m = manifests::load(&args.files)?;
     let display = Display::detect(args.quiet || args.output == Output::Yaml);
+    let Prepared {
+        manifests: m,
+        orgs: planned,
+        memberships,
+        state,
+        simulator,
+    } = prepare(&args, &display, StateAccess::ReadWrite).await?;
+
+    let options = EngineOptions {
+        concurrency: args.concurrency.max(1),
+        ..EngineOptions::default()
+    };
+    let claims = crate::cli::progress::Claims::default();
+    let results = futures::future::join_all(planned.iter().map(|p| {
+        let display = display.clone();
+        let options = options.clone();
+        let state = state.clone();
+        let claims = claims.clone();
+        async move {
+            reconcile_until_settled(p, display, state, claims, &options, args.attempts.max(1)).await
+        }
+    }))
+    .await;
+
+    let mut all_ready = true;
+    let mut orgs_out = Vec::new();
+    for (p, report) in planned.iter().zip(&results) {
+        all_ready &= report.ready;
+        display.println(&summary(p, report));
+        let mut org = p.org.clone();
+        org.status = Some(organization_status(
+            report,
+            None,
+            org.metadata.generation,
+            jiff::Timestamp::now(),
+        ));
+        orgs_out.push((p.origin.clone(), org));
+    }
+    // Memberships after their organizations, one at a time: the same person in two orgs must
+    // not race to be created twice.
+    let mut memberships_out = Vec::new();
+    let mut claimed: Vec<(String, String, String)> = Vec::new();
+    for ((origin, mem), desired) in m.memberships.iter().zip(&memberships) {
+        let name = mem.metadata.name.clone().unwrap_or_default();
+        let organization = planned.iter().zip(&results).find(|(p, _)| {
+            let ns = p.org.metadata.namespace.as_deref().unwrap_or("default");
+            format!("{ns}/{}", p.org.metadata.name.as_deref().unwrap_or("")) == desired.organization
+        });
+        let first_claim = claimed
+            .iter()
+            .find(|(o, e, _)| *o == desired.organization && e.eq_ignore_ascii_case(&desired.email))
+            .map(|(_, _, n)| n.clone());
+        let report = match organization {
+            _ if first_claim.is_some() => member_status(
+                MembershipPhase::Failed,
+                None,
+                "Conflict",
+                &format!(
+                    "OrgMembership {} already gives {} access to {}; this one is ignored ({origin})",
+                    first_claim.unwrap_or_default(),
+                    desired.email,
+                    desired.organization
+                ),
+            ),
+            Some((p, org_report))
+                if org_report.ready
+                    || org_report.external_id.is_some()
+                        && p.desired.mode == crate::engine::Mode::ObserveOnly =>
+            {
+                claimed.push((
+                    desired.organization.clone(),
+                    desired.email.clone(),
+                    name.clone(),
+                ));
+                let id = org_report.external_id.clone().unwrap_or_default();
+                let r = crate::engine::membership::reconcile_member(
+                    p.client.as_ref(),
+                    &desired.member(&id),
+                    p.desired.mode,
+                )
+                .await;
+                display.println(&if r.ready {
+                    format!(
+                        "{name}: {} has access to {} ({})",
+                        desired.email,
+                        desired.organization,
+                        if r.changed { "granted" } else { "unchanged" }
+                    )
+                } else {
+                    format!(
+                        "{name}: NOT READY ({}): {}",
+                        r.ready_reason(),
+                        r.ready_message()
+                    )
+                });
+                OrgMembershipStatus {
+                    observed_generation: mem.metadata.generation,
+                    external_id: r.external_id.clone(),
+                    phase: Some(r.phase),
+                    conditions: merge(
+                        &[],
+                        &r.conditions,
+                        mem.metadata.generation,
+                        jiff::Timestamp::now(),
+                    ),
+                }
+            }
+            _ => member_status(
+                MembershipPhase::WaitingForOrganization,
+                None,
+                "WaitingForOrganization",
+                &format!("Organization {} is not Ready", desired.organization),
+            ),
+        };
+        // An invitation sent is as far as apply can go: it succeeded, and the table says
+        // Invited (accepting is the person's part; another run would change nothing).
+        all_ready &= matches!(
+            report.phase,
+            Some(MembershipPhase::Ready | MembershipPhase::Invited)
+        );
+        let mut mem = mem.clone();
+        mem.status = Some(report);
+        memberships_out.push(mem);
+    }
+    match args.output {
+        Output::Table => print!("{}", table(&orgs_out, &memberships_out)),
+        Output::Yaml => {
+            for (_, o) in &orgs_out {
+                println!("---\n{}", serde_saphyr::to_string(o).unwrap_or_default());
+            }
+            for mem in &memberships_out {
+                println!("---\n{}", serde_saphyr::to_string(mem).unwrap_or_default());
+            }
+        }
+    }
+    drop(simulator);
+    Ok(all_ready)
+}
+
+/// Loads and checks the manifests, starts the simulators (`--simulate`) and connects one
+/// client per connection. Bad input fails here, before any vendor request.
+pub(crate) async fn prepare(
+    args: &ApplyArgs,
+    display: &Display,
+    access: StateAccess,
+) -> Result<Prepared, ApplyError> {
+    let m = manifests::load(&args.files)?;
     let endpoints = Endpoints::default();
     let state = Arc::new(if args.simulate {
         // A fresh simulator each run: nothing to remember.
-        crate::cli::state::StateFile::in_memory()
+        StateFile::in_memory()
     } else {
-        match args
-            .state_file
-            .clone()
-            .or_else(crate::cli::state::StateFile::default_path)
-        {
-            Some(path) => crate::cli::state::StateFile::open(&path).map_err(ApplyError::State)?,
-            None => crate::cli::state::StateFile::in_memory(),
+        match args.state_file.clone().or_else(StateFile::default_path) {
+            Some(path) if access == StateAccess::ReadOnly => {
+                StateFile::read_only(&path).map_err(ApplyError::State)?
+            }
+            Some(path) => StateFile::open(&path).map_err(ApplyError::State)?,
+            None => StateFile::in_memory(),
         }
     });
 
@@ -258,136 +424,13 @@ pub async fn run(args: ApplyArgs) -> Result<bool, ApplyError> {
             })?;
         memberships.push(desired);
     }
-
-    let options = EngineOptions {
-        concurrency: args.concurrency.max(1),
-        ..EngineOptions::default()
-    };
-    let claims = crate::cli::progress::Claims::default();
-    let results = futures::future::join_all(planned.iter().map(|p| {
-        let display = display.clone();
-        let options = options.clone();
-        let state = state.clone();
-        let claims = claims.clone();
-        async move {
-            reconcile_until_settled(p, display, state, claims, &options, args.attempts.max(1)).await
-        }
-    }))
-    .await;
-
-    let mut all_ready = true;
-    let mut orgs_out = Vec::new();
-    for (p, report) in planned.iter().zip(&results) {
-        all_ready &= report.ready;
-        display.println(&summary(p, report));
-        let mut org = p.org.clone();
-        org.status = Some(organization_status(
-            report,
-            None,
-            org.metadata.generation,
-            jiff::Timestamp::now(),
-        ));
-        orgs_out.push((p.origin.clone(), org));
-    }
-    // Memberships after their organizations, one at a time: the same person in two orgs must
-    // not race to be created twice.
-    let mut memberships_out = Vec::new();
-    let mut claimed: Vec<(String, String, String)> = Vec::new();
-    for ((origin, mem), desired) in m.memberships.iter().zip(&memberships) {
-        let name = mem.metadata.name.clone().unwrap_or_default();
-        let organization = planned.iter().zip(&results).find(|(p, _)| {
-            let ns = p.org.metadata.namespace.as_deref().unwrap_or("default");
-            format!("{ns}/{}", p.org.metadata.name.as_deref().unwrap_or("")) == desired.organization
-        });
-        let first_claim = claimed
-            .iter()
-            .find(|(o, e, _)| *o == desired.organization && e.eq_ignore_ascii_case(&desired.email))
-            .map(|(_, _, n)| n.clone());
-        let report = match organization {
-            _ if first_claim.is_some() => member_status(
-                MembershipPhase::Failed,
-                None,
-                "Conflict",
-                &format!(
-                    "OrgMembership {} already gives {} access to {}; this one is ignored ({origin})",
-                    first_claim.unwrap_or_default(),
-                    desired.email,
-                    desired.organization
-                ),
-            ),
-            Some((p, org_report))
-                if org_report.ready
-                    || org_report.external_id.is_some()
-                        && p.desired.mode == crate::engine::Mode::ObserveOnly =>
-            {
-                claimed.push((
-                    desired.organization.clone(),
-                    desired.email.clone(),
-                    name.clone(),
-                ));
-                let id = org_report.external_id.clone().unwrap_or_default();
-                let r = crate::engine::membership::reconcile_member(
-                    p.client.as_ref(),
-                    &desired.member(&id),
-                    p.desired.mode,
-                )
-                .await;
-                display.println(&if r.ready {
-                    format!(
-                        "{name}: {} has access to {} ({})",
-                        desired.email,
-                        desired.organization,
-                        if r.changed { "granted" } else { "unchanged" }
-                    )
-                } else {
-                    format!(
-                        "{name}: NOT READY ({}): {}",
-                        r.ready_reason(),
-                        r.ready_message()
-                    )
-                });
-                OrgMembershipStatus {
-                    observed_generation: mem.metadata.generation,
-                    external_id: r.external_id.clone(),
-                    phase: Some(r.phase),
-                    conditions: merge(
-                        &[],
-                        &r.conditions,
-                        mem.metadata.generation,
-                        jiff::Timestamp::now(),
-                    ),
-                }
-            }
-            _ => member_status(
-                MembershipPhase::WaitingForOrganization,
-                None,
-                "WaitingForOrganization",
-                &format!("Organization {} is not Ready", desired.organization),
-            ),
-        };
-        // An invitation sent is as far as apply can go: it succeeded, and the table says
-        // Invited (accepting is the person's part; another run would change nothing).
-        all_ready &= matches!(
-            report.phase,
-            Some(MembershipPhase::Ready | MembershipPhase::Invited)
-        );
-        let mut mem = mem.clone();
-        mem.status = Some(report);
-        memberships_out.push(mem);
-    }
-    match args.output {
-        Output::Table => print!("{}", table(&orgs_out, &memberships_out)),
-        Output::Yaml => {
-            for (_, o) in &orgs_out {
-                println!("---\n{}", serde_saphyr::to_string(o).unwrap_or_default());
-            }
-            for mem in &memberships_out {
-                println!("---\n{}", serde_saphyr::to_string(mem).unwrap_or_default());
-            }
-        }
-    }
-    drop(simulator);
-    Ok(all_ready)
+    Ok(Prepared {
+        manifests: m,
+        orgs: planned,
+        memberships,
+        state,
+        simulator,
+    })
 }
 
 fn member_status(
@@ -584,7 +627,7 @@ fn columns(rows: &[Vec<String>]) -> String {
 }
 
 /// The simulators `--simulate` runs: one per vendor the manifests' connections use.
-struct Simulators {
+pub(crate) struct Simulators {
     rossum: Option<RossumSimulator>,
     openlattice: Option<OpenLatticeSimulator>,
     dataloop: Option<DataloopSimulator>,

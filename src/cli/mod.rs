@@ -1,7 +1,8 @@
-//! The `orgops` command line: `apply`, `simulate`, `crds`.
+//! The `orgops` command line: `apply`, `plan`, `run`, `simulate`, `crds`.
 
 pub mod apply;
 pub mod manifests;
+pub mod plan;
 pub mod progress;
 pub mod run;
 pub mod schema;
@@ -27,6 +28,9 @@ pub enum Command {
     Run(Box<run::RunArgs>),
     /// Reconcile Organization manifests against the vendor, without a cluster.
     Apply(apply::ApplyArgs),
+    /// Show what `apply` would change at each vendor, without changing anything. Exit code 0:
+    /// no changes, 2: changes, 1: error (as `terraform plan -detailed-exitcode`).
+    Plan(plan::PlanArgs),
     /// Run a vendor simulator (for demos, tests and benchmarks).
     Simulate(simulate::SimulateArgs),
     /// Print the CustomResourceDefinitions (what crds/ holds).

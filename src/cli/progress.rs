@@ -136,6 +136,8 @@ impl CliSink {
         crate::engine::OrgState {
             external_id: self.external_id(),
             pending_create: self.pending_create(),
+            // The CLI reads usage on every apply.
+            usage_observed_at: None,
         }
     }
 

@@ -101,6 +101,15 @@ pub struct RunArgs {
     /// limit (1s to 24h).
     #[arg(long, env = "ORGOPS_MIN_SYNC_INTERVAL", default_value = "30s", value_parser = parse_interval)]
     pub min_sync_interval: Duration,
+    /// How often usage, limits and billing are read into status (`kubectl get orgs -o wide`),
+    /// e.g. `1h`: a slower clock than drift, since some vendors charge extra requests for it
+    /// (1s to 24h; a reconcile that changes settings or creates copies reads it at once).
+    #[arg(long, env = "ORGOPS_USAGE_INTERVAL", default_value = "1h", value_parser = parse_interval)]
+    pub usage_interval: Duration,
+    /// How often each template in use is read, once for every Organization copying it; a
+    /// change re-syncs all of them at once (1s to 24h).
+    #[arg(long, env = "ORGOPS_TEMPLATE_INTERVAL", default_value = "1m", value_parser = parse_interval)]
+    pub template_interval: Duration,
     /// Log format.
     #[arg(long, env = "ORGOPS_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -180,6 +189,8 @@ fn options(args: &RunArgs) -> Result<RunOptions, controller::Error> {
         copy_concurrency: args.copy_concurrency,
         default_sync_interval: args.default_sync_interval.max(args.min_sync_interval),
         min_sync_interval: args.min_sync_interval,
+        usage_interval: args.usage_interval,
+        template_interval: args.template_interval,
         lease,
     })
 }

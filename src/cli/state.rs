@@ -58,6 +58,14 @@ impl StateFile {
         })
     }
 
+    /// The intents stored at `path`, kept in memory only: what this process records is never
+    /// written back (`orgops plan`).
+    pub fn read_only(path: &Path) -> Result<Self, String> {
+        let mut state = Self::open(path)?;
+        state.path = None;
+        Ok(state)
+    }
+
     /// The default location: `$XDG_STATE_HOME/orgops/apply-state.json`, else
     /// `~/.local/state/orgops/apply-state.json`.
     pub fn default_path() -> Option<PathBuf> {

@@ -73,6 +73,8 @@ pub struct Context {
     /// controllers start): answers which resource manages an org of a vendor without ownership
     /// markers, and feeds the readiness metrics.
     pub watched: WatchedResources,
+    /// Shared template listings and the fan-out of template changes.
+    pub templates: Arc<super::templates::TemplateFanOut>,
     seen: Mutex<HashMap<String, Seen>>,
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -86,6 +88,7 @@ impl Context {
         policy: ConnectionPolicy,
         sync: SyncIntervals,
         connection_check_interval: Duration,
+        template_interval: Duration,
     ) -> Self {
         let reporter = Reporter {
             controller: "orgops".into(),
@@ -103,6 +106,7 @@ impl Context {
             connections: Connections::new(policy, endpoints.clone(), http),
             fence,
             watched,
+            templates: Arc::new(super::templates::TemplateFanOut::new(template_interval)),
             client,
             endpoints,
             engine,

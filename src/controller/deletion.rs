@@ -83,6 +83,7 @@ pub async fn cleanup(
     let state = OrgState {
         external_id: org.status.as_ref().and_then(|s| s.external_id.clone()),
         pending_create: pending_create(org),
+        usage_observed_at: None,
     };
     if state.external_id.is_none() && state.pending_create.is_none() {
         // Nothing was ever asked of the vendor.

@@ -53,6 +53,8 @@ pub struct Metrics {
     pub objects_copied: Family<KindLabels, Counter>,
     /// 1 while this replica leads.
     pub leader: Gauge,
+    /// Template changes seen and fanned out to every Organization copying the template.
+    pub template_changes: Counter,
     registry: Registry,
 }
 
@@ -148,6 +150,12 @@ impl Metrics {
         });
         let objects_copied = Family::<KindLabels, Counter>::default();
         let leader = Gauge::default();
+        let template_changes = Counter::default();
+        registry.register(
+            "template_changes",
+            "Template changes seen and fanned out to every Organization copying the template",
+            template_changes.clone(),
+        );
         registry.register(
             "reconciles",
             "Reconciles by kind and result",
@@ -181,6 +189,7 @@ impl Metrics {
             duration,
             objects_copied,
             leader,
+            template_changes,
             registry,
         }
     }

@@ -29,6 +29,7 @@ pub mod metrics;
 pub mod metrics_auth;
 pub mod organization;
 pub mod sink;
+pub mod templates;
 pub mod tls;
 pub mod watched;
 
@@ -76,6 +77,8 @@ pub struct RunOptions {
     pub default_sync_interval: std::time::Duration,
     /// No Organization is re-checked more often, whatever its `spec.syncInterval`.
     pub min_sync_interval: std::time::Duration,
+    /// How long usage in status stays before it is read again from the vendor.
+    pub usage_interval: std::time::Duration,
     /// Leader election (`None`: this replica always acts).
     pub lease: Option<leader::LeaseConfig>,
     /// Only callers the Kubernetes API authorizes may read `/metrics`.
@@ -84,6 +87,9 @@ pub struct RunOptions {
     pub metrics_tls: Option<tls::TlsFiles>,
     /// The operator's RoleBinding in each watched namespace, guarded by [`access_guard`].
     pub rbac_binding: Option<String>,
+    /// Each template in use is read once per this interval, shared by every Organization
+    /// copying it, and a change re-syncs them all (zero: each reads its own, on its own sync).
+    pub template_interval: std::time::Duration,
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
@@ -138,6 +144,7 @@ pub async fn run(client: Client, opts: RunOptions) -> Result<(), Error> {
         concurrency: opts.copy_concurrency.max(1),
         // Create intents and ids live on the resources.
         durable_state: true,
+        usage_interval: opts.usage_interval,
         ..EngineOptions::default()
     };
     let ctx = Arc::new(context::Context::new(
@@ -150,6 +157,7 @@ pub async fn run(client: Client, opts: RunOptions) -> Result<(), Error> {
             min: opts.min_sync_interval,
         },
         opts.connection_check_interval,
+        opts.template_interval,
     ));
     let ready = Arc::new(AtomicBool::new(false));
     let bound = http::serve(
@@ -236,6 +244,7 @@ pub async fn run(client: Client, opts: RunOptions) -> Result<(), Error> {
             binding.clone(),
         )));
     }
+    controllers.push(Box::pin(ctx.templates.clone().run(ctx.clone())));
     tracing::info!("orgops controllers running");
     let result = match (&leases, leading_since) {
         (Some((api, lease)), Some(since)) => {
@@ -439,6 +448,8 @@ fn organizations(
                     uses(o, ConnectionKind::ClusterVendorConnection, &c.name_any())
                 })
             })
+            // Their template changed: every Organization copying it, now.
+            .reconcile_on(ctx.templates.triggers(scope.clone()))
             .with_config(Config::default().concurrency(concurrency))
             .shutdown_on_signal()
             .run(

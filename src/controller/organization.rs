@@ -37,6 +37,7 @@ pub async fn reconcile(org: Arc<Organization>, ctx: Arc<Context>) -> Result<Acti
     let api: Api<Organization> = Api::namespaced(ctx.client.clone(), &ns);
 
     if org.meta().deletion_timestamp.is_some() {
+        ctx.templates.unregister(&org);
         return super::deletion::cleanup(&org, &api, &ctx).await;
     }
     if !org.finalizers().iter().any(|f| f == FINALIZER) {
@@ -83,6 +84,10 @@ pub async fn reconcile(org: Arc<Organization>, ctx: Arc<Context>) -> Result<Acti
             return Ok(Action::requeue(PARKED));
         }
     };
+    let scope = connection
+        .as_ref()
+        .map(|c| format!("{} {}", c.config.id, c.version))
+        .unwrap_or_default();
     let client = match connection {
         Ok(c) => c.client,
         Err(e) if e.is_permanent() => {
@@ -109,6 +114,11 @@ pub async fn reconcile(org: Arc<Organization>, ctx: Arc<Context>) -> Result<Acti
     let state = OrgState {
         external_id: org.status.as_ref().and_then(|s| s.external_id.clone()),
         pending_create: pending_create(&org),
+        usage_observed_at: org
+            .status
+            .as_ref()
+            .and_then(|s| s.usage_observed_time.as_deref())
+            .and_then(|t| t.parse().ok()),
     };
     let was_ready = org
         .status
@@ -120,11 +130,24 @@ pub async fn reconcile(org: Arc<Organization>, ctx: Arc<Context>) -> Result<Acti
         .with_secrets(Api::namespaced(ctx.client.clone(), &ns));
     // One flow per Organization: a connection's requests are admitted round-robin across the
     // Organizations using it, so one big copy cannot starve the others.
+    let engine = crate::engine::EngineOptions {
+        templates: ctx.templates.source(&scope),
+        ..ctx.engine.clone()
+    };
     let report = in_flow(
         format!("{ns}/{name}"),
-        reconcile_org(client.as_ref(), &desired, &state, &sink, &ctx.engine),
+        reconcile_org(client.as_ref(), &desired, &state, &sink, &engine),
     )
     .await;
+    if let Some(template) = &report.template_org {
+        ctx.templates.register(
+            &scope,
+            template,
+            client.clone(),
+            &org,
+            desired.sync_interval,
+        );
+    }
     let status = organization_status(
         &report,
         org.status.as_ref(),
@@ -259,7 +282,11 @@ pub(super) async fn write_status(
             return Ok(());
         }
     }
-    let patch = json!({"status": status});
+    let mut patch = json!({"status": status});
+    if status.plan.is_none() && org.status.as_ref().is_some_and(|s| s.plan.is_some()) {
+        // A merge patch keeps what it does not name: a plan left from a suspension is removed.
+        patch["status"]["plan"] = serde_json::Value::Null;
+    }
     api.patch_status(
         &org.name_any(),
         &PatchParams::default(),

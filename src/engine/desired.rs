@@ -34,6 +34,8 @@ pub struct TemplateSpec {
     pub include: Option<Vec<String>>,
     /// Secret name per template object (`kind/name`) whose copy takes write-only values.
     pub secrets: std::collections::BTreeMap<String, String>,
+    /// Delete marked copies whose template object is gone (`spec.template.prune`).
+    pub prune: bool,
 }
 
 /// The desired organization, vendor-neutral.
@@ -288,6 +290,7 @@ impl DesiredOrg {
                     selector,
                     include: t.include.clone(),
                     secrets,
+                    prune: t.prune,
                 })
             }
         };

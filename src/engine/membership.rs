@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use crate::api::MembershipPhase;
 use crate::api::conditions::{ConditionSpec, ready_of, types};
 use crate::engine::Mode;
+use crate::engine::changes::Change;
 use crate::vendors::{
     MemberChange, MemberDesired, MemberObserved, Presence, RoleModel, VendorClient,
 };
@@ -234,6 +235,8 @@ pub struct MemberReport {
     pub changed: bool,
     /// A failure retrying may fix.
     pub transient: bool,
+    /// Observe-only: what applying would change.
+    pub changes: Vec<Change>,
 }
 
 impl MemberReport {
@@ -245,6 +248,7 @@ impl MemberReport {
             ready: false,
             changed: false,
             transient,
+            changes: Vec::new(),
         }
     }
 
@@ -295,7 +299,11 @@ pub async fn reconcile_member(
         };
         let plan = plan_member(desired, &observed);
         if plan.changes.is_empty() || mode == Mode::ObserveOnly {
-            return finish(&observed, &plan, changed, mode);
+            let mut report = finish(&observed, &plan, changed, mode);
+            if mode == Mode::ObserveOnly {
+                report.changes = planned_changes(desired, &plan.changes);
+            }
+            return report;
         }
         for change in &plan.changes {
             match members.change_member(desired, &observed, change).await {
@@ -324,6 +332,28 @@ pub async fn reconcile_member(
             true,
         ),
     }
+}
+
+/// The changes `plan` would make, as plan lines. Pure.
+pub fn planned_changes(desired: &MemberDesired, plan: &[MemberChange]) -> Vec<Change> {
+    plan.iter()
+        .map(|c| match c {
+            MemberChange::Add => Change::AddMember {
+                email: desired.email.clone(),
+                roles: desired.roles.clone(),
+                scopes: desired.scopes.clone(),
+            },
+            MemberChange::SetRoles { grant, revoke } => Change::SetRoles {
+                email: desired.email.clone(),
+                grant: grant.clone(),
+                revoke: revoke.clone(),
+            },
+            MemberChange::SetScopes => Change::SetScopes {
+                email: desired.email.clone(),
+                scopes: desired.scopes_to_give(),
+            },
+        })
+        .collect()
 }
 
 fn finish(observed: &MemberObserved, plan: &MemberPlan, changed: bool, mode: Mode) -> MemberReport {
@@ -378,6 +408,7 @@ fn finish(observed: &MemberObserved, plan: &MemberPlan, changed: bool, mode: Mod
         ready,
         changed,
         transient: false,
+        changes: Vec::new(),
     }
 }
 

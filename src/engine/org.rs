@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::copy::{self, CopyReport, ProgressSink, graph};
+use super::changes::{Change, setting_changes};
+use super::copy::{self, CopyJob, CopyReport, ProgressSink, graph};
 use super::desired::{DesiredOrg, Mode, TemplateSelector};
 use super::report::{OrgReport, Requeue, Step};
 use crate::vendors::{Credentials, OrgIdentity, OrgInfo, VendorClient, VendorError};
@@ -28,6 +29,8 @@ pub struct OrgState {
     pub external_id: Option<String>,
     /// An unresolved create.
     pub pending_create: Option<PendingCreate>,
+    /// When usage was last read from the vendor (`status.usageObservedTime`).
+    pub usage_observed_at: Option<jiff::Timestamp>,
 }
 
 /// Where the engine persists its state and reports progress.
@@ -65,6 +68,12 @@ pub struct EngineOptions {
     /// marker: the cost of a create does not grow with the fleet. Without durable state (the
     /// CLI), an org renamed at the vendor is still found by its marker.
     pub durable_state: bool,
+    /// How long usage read from the vendor stays in status before it is read again
+    /// ([`super::usage`]); zero: every reconcile (the CLI).
+    pub usage_interval: Duration,
+    /// Template listings shared across organizations (the operator, per connection); `None`:
+    /// each reconcile lists the template itself.
+    pub templates: Option<copy::TemplateSource>,
 }
 
 impl Default for EngineOptions {
@@ -73,6 +82,8 @@ impl Default for EngineOptions {
             concurrency: 16,
             clock_skew: Duration::from_secs(120),
             durable_state: false,
+            usage_interval: Duration::ZERO,
+            templates: None,
         }
     }
 }
@@ -150,6 +161,9 @@ pub async fn reconcile_org(
     report
 }
 
+/// The reason an observe-only reconcile stops at an organization it would create.
+pub const SUSPENDED: &str = "Suspended";
+
 /// Why a reconcile stopped, and which step it stopped at.
 #[derive(Debug)]
 pub struct Failure {
@@ -197,9 +211,19 @@ async fn run(
         .map_err(|e| Failure::vendor(Step::Credentials, &e))?;
     report.credentials_ok();
 
-    let org = observe_or_create(vendor, desired, state, sink, options, report).await?;
+    let Some(org) = observe_or_create(vendor, desired, state, sink, options, report).await? else {
+        // Observe-only, and the organization would be created: plan every copy as new.
+        report.changes.push(Change::CreateOrg {
+            name: desired.display_name.clone(),
+        });
+        copy_template(vendor, desired, None, sink, options, report).await?;
+        return Err(Failure::permanent(
+            Step::Create,
+            SUSPENDED,
+            "the organization does not exist yet and suspend is true: nothing is created",
+        ));
+    };
     report.external_id = Some(org.id.clone());
-    report.usage = org.usage.clone();
 
     // Settings (name, ownership marker, vendor block). A failure here is reported, but does
     // not hold back the copy: the two are independent at every vendor.
@@ -208,39 +232,32 @@ async fn run(
             report.settings_in_sync(false);
             Ok(())
         }
-        Some(_) if desired.mode == Mode::ObserveOnly => {
+        Some(patch) if desired.mode == Mode::ObserveOnly => {
             report.settings_drifted();
+            report.changes.extend(setting_changes(&patch, &org.raw));
             Ok(())
         }
         Some(patch) => match vendor.patch_org(&org.id, patch).await {
-            Ok(patched) => {
-                // Usage as the patch left it (a new plan shows now, not one sync later).
-                if patched.usage.is_some() {
-                    report.usage = patched.usage;
-                }
+            Ok(_) => {
                 report.settings_in_sync(true);
                 Ok(())
             }
             Err(e) => Err(Failure::vendor(Step::Settings, &e)),
         },
     };
-    copy_template(vendor, desired, &org, sink, options, report).await?;
-    // Usage counts what the copy just made (Rendered.ai's workspaces, …): read again, once,
-    // only when the copy created something and the vendor reports usage at all.
-    if report.usage.is_some() && report.copy.as_ref().is_some_and(|c| c.created > 0) {
-        match vendor.get_org(&org.id).await {
-            Ok(Some(after)) if after.usage.is_some() => report.usage = after.usage,
-            Ok(_) => {}
-            Err(e) => tracing::debug!(org = %org.id, error = %e, "usage not refreshed"),
-        }
-    }
+    copy_template(vendor, desired, Some(&org), sink, options, report).await?;
+    // Usage when due, or when the settings or the copy just changed what it counts (a new plan,
+    // Rendered.ai's workspaces): after the copy, so it counts what the copy made.
+    super::usage::refresh(vendor, &org, state, options, report).await;
     settings
 }
 
+/// Copies the template into `org`; `None`: the organization does not exist yet (observe-only),
+/// so the copy is only planned.
 async fn copy_template(
     vendor: &dyn VendorClient,
     desired: &DesiredOrg,
-    org: &OrgInfo,
+    org: Option<&OrgInfo>,
     sink: &dyn Sink,
     options: &EngineOptions,
     report: &mut OrgReport,
@@ -298,13 +315,14 @@ async fn copy_template(
             }
         }
     };
-    if template_org.id == org.id {
+    if org.is_some_and(|o| o.id == template_org.id) {
         return Err(Failure::permanent(
             Step::Copy,
             "TemplateIsTarget",
             "the template is this organization itself; choose another template",
         ));
     }
+    report.template_org = Some(template_org.id.clone());
     let caps = vendor.capabilities();
     let kinds = graph::selected(caps.kinds, template.include.as_deref()).map_err(|e| {
         Failure::permanent(
@@ -318,19 +336,20 @@ async fn copy_template(
     for (object, secret) in &template.secrets {
         inputs.insert(object.clone(), sink.template_secret(secret).await);
     }
-    let copy: CopyReport = copy::copy_template(
-        vendor,
-        &template_org.id,
-        &org.id,
-        &desired.owner.key,
-        &kinds,
-        desired.mode,
-        options.concurrency,
-        &inputs,
-        sink,
-    )
-    .await
-    .map_err(|e| Failure::vendor(Step::Copy, &e))?;
+    let job = CopyJob {
+        template_org: &template_org.id,
+        target_org: org.map(|o| o.id.as_str()),
+        owner: &desired.owner.key,
+        kinds: &kinds,
+        mode: desired.mode,
+        prune: template.prune,
+        concurrency: options.concurrency,
+        inputs: &inputs,
+        templates: options.templates.as_ref(),
+    };
+    let copy: CopyReport = copy::copy_template(vendor, &job, sink)
+        .await
+        .map_err(|e| Failure::vendor(Step::Copy, &e))?;
     report.copied(copy);
     Ok(())
 }
@@ -342,7 +361,7 @@ async fn observe_or_create(
     sink: &dyn Sink,
     options: &EngineOptions,
     report: &mut OrgReport,
-) -> Result<OrgInfo, Failure> {
+) -> Result<Option<OrgInfo>, Failure> {
     match locate(desired, state) {
         Locate::ById { id, adopt } => {
             let org = vendor
@@ -383,11 +402,17 @@ async fn observe_or_create(
                 report.found();
             }
             if state.external_id.as_deref() != Some(org.id.as_str()) {
+                if adopt && desired.mode == Mode::ObserveOnly {
+                    report.changes.push(Change::AdoptOrg {
+                        id: org.id.clone(),
+                        how: "by spec.externalId".into(),
+                    });
+                }
                 sink.save_external_id(&org.id)
                     .await
                     .map_err(|e| Failure::permanent(Step::Create, "StatusWriteFailed", e))?;
             }
-            Ok(org)
+            Ok(Some(org))
         }
         Locate::Search => {
             let found = search(vendor, desired, state.pending_create.as_ref(), options)
@@ -396,19 +421,17 @@ async fn observe_or_create(
             if let Some(org) = found {
                 report.found();
                 record_found(sink, &org.id, state.pending_create.is_some()).await?;
-                return Ok(org);
+                return Ok(Some(org));
             }
             if !vendor.capabilities().create_org {
-                return adopt_by_name(vendor, desired, sink, report).await;
+                return adopt_by_name(vendor, desired, sink, report).await.map(Some);
             }
             if desired.mode == Mode::ObserveOnly {
-                return Err(Failure::permanent(
-                    Step::Create,
-                    "Suspended",
-                    "the organization does not exist yet and suspend is true: nothing is created",
-                ));
+                return Ok(None);
             }
-            create(vendor, desired, sink, options, report).await
+            create(vendor, desired, sink, options, report)
+                .await
+                .map(Some)
         }
     }
 }
@@ -454,9 +477,14 @@ async fn adopt_by_name(
         }
     };
     claim(vendor, sink, &org.id).await?;
-    report.adopted(&format!(
-        "by spec.displayName (the only visible organization named {name:?})"
-    ));
+    let how = format!("by spec.displayName (the only visible organization named {name:?})");
+    if desired.mode == Mode::ObserveOnly {
+        report.changes.push(Change::AdoptOrg {
+            id: org.id.clone(),
+            how: how.clone(),
+        });
+    }
+    report.adopted(&how);
     sink.save_external_id(&org.id)
         .await
         .map_err(|e| Failure::permanent(Step::Create, "StatusWriteFailed", e))?;
@@ -630,6 +658,7 @@ mod tests {
         let s = OrgState {
             external_id: Some("5".into()),
             pending_create: None,
+            usage_observed_at: None,
         };
         assert_eq!(
             locate(&d, &s),

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::changes::Change;
 use super::copy::CopyReport;
 use super::desired::{DesiredOrg, Mode};
 use super::org::Failure;
@@ -56,8 +57,15 @@ pub struct OrgReport {
     pub conditions: Vec<ConditionSpec>,
     /// Copy result, when a template is set.
     pub copy: Option<CopyReport>,
-    /// The vendor's usage snapshot.
+    /// The vendor's usage snapshot, when this reconcile read it (`None`: not due; status
+    /// keeps the stored one).
     pub usage: Option<Value>,
+    /// One line summarising [`usage`](Self::usage).
+    pub usage_summary: Option<String>,
+    /// When this reconcile read usage.
+    pub usage_observed_at: Option<jiff::Timestamp>,
+    /// The template organization's id, once found.
+    pub template_org: Option<String>,
     /// This reconcile created the organization.
     pub org_created: bool,
     /// This reconcile patched the organization's settings.
@@ -66,6 +74,10 @@ pub struct OrgReport {
     pub requeue: Requeue,
     /// True when Ready.
     pub ready: bool,
+    /// Observe-only: what applying would change, in order (organization, settings, copies).
+    pub changes: Vec<Change>,
+    /// The reconcile stopped at a failure (not merely drift): a plan of it is incomplete.
+    pub failed: bool,
     sync_interval: Duration,
     mode: Mode,
 }
@@ -79,10 +91,15 @@ impl OrgReport {
             conditions: Vec::new(),
             copy: None,
             usage: None,
+            usage_summary: None,
+            usage_observed_at: None,
+            template_org: None,
             org_created: false,
             settings_updated: false,
             requeue: Requeue::Backoff,
             ready: false,
+            changes: Vec::new(),
+            failed: false,
             sync_interval: desired.sync_interval,
             mode: desired.mode,
         }
@@ -167,9 +184,10 @@ impl OrgReport {
         ));
     }
 
-    pub(crate) fn copied(&mut self, copy: CopyReport) {
+    pub(crate) fn copied(&mut self, mut copy: CopyReport) {
         let t = copy.totals();
-        let condition = if t.failed == 0 && t.done == t.total {
+        self.changes.append(&mut copy.changes);
+        let condition = if t.failed == 0 && t.done == t.total && copy.prune_failed == 0 {
             ConditionSpec::new(
                 types::TEMPLATE_COPIED,
                 true,
@@ -260,6 +278,8 @@ impl OrgReport {
     }
 
     pub(crate) fn finish_err(&mut self, failure: Failure) {
+        // Suspended before a create is where an observe-only reconcile ends, not a failure.
+        self.failed = failure.reason != super::org::SUSPENDED;
         self.set(ConditionSpec::new(
             failure.step.condition_type(),
             false,
@@ -299,6 +319,11 @@ impl OrgReport {
             self.requeue = Requeue::OnChange;
             self.phase = OrgPhase::Failed;
         }
+    }
+
+    /// Whether the reconcile applied or only observed.
+    pub fn mode(&self) -> Mode {
+        self.mode
     }
 
     /// `done/total` of the copy, for the printer column.

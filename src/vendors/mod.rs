@@ -427,6 +427,21 @@ pub trait VendorClient: RefCodec {
     /// The organization with this id, or `None` when it does not exist (or is not visible).
     async fn get_org(&self, id: &str) -> Result<Option<OrgInfo>, VendorError>;
 
+    /// The organization's usage, limits or billing (`status.usage`), or `None` where the vendor
+    /// reports none. The engine asks only when usage is due (`--usage-interval`) or something
+    /// changed it, so a vendor that needs extra requests for it (Rossum: limits and billing)
+    /// spends them at that slower pace. Default: what [`get_org`](Self::get_org) read.
+    async fn usage(&self, org: &OrgInfo) -> Result<Option<Value>, VendorError> {
+        Ok(org.usage.clone())
+    }
+
+    /// One short line for `kubectl get -o wide` (`status.usageSummary`) from what
+    /// [`usage`](Self::usage) returned, e.g. `pages 1200/5000, emails today 3/100`. Pure.
+    fn usage_summary(&self, usage: &Value) -> Option<String> {
+        let _ = usage;
+        None
+    }
+
     /// Organizations visible to the credentials: those named exactly `name`, or all of them.
     async fn find_orgs(&self, name: Option<&str>) -> Result<Vec<OrgInfo>, VendorError>;
 

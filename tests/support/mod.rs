@@ -103,6 +103,7 @@ pub fn desired(name: &str, display: &str) -> DesiredOrg {
             selector: TemplateSelector::Name(TEMPLATE_ORG.into()),
             include: None,
             secrets: Default::default(),
+            prune: false,
         }),
         settings: serde_json::json!({"firstUser": {"email": format!("{name}@tenants.example"), "fullName": "First User"}}),
         mode: Mode::Apply,
@@ -126,6 +127,7 @@ impl MemorySink {
         OrgState {
             external_id: self.external_id.lock().unwrap().clone(),
             pending_create: self.pending.lock().unwrap().clone(),
+            usage_observed_at: None,
         }
     }
 }

@@ -1,15 +1,16 @@
 //! The thin executor of copy plans: lists, runs creates/updates concurrently under the
 //! vendor's rate limit, re-observes after unknown outcomes, and reports progress.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 
 use futures::{StreamExt, stream};
 use serde_json::Value;
 use tokio::sync::{Semaphore, watch};
 
-use super::plan::{Action, CopyContext, IdMap, Pass, Planned, plan_kind};
+use super::plan::{Action, CopyContext, IdMap, Pass, Planned, plan_kind, prune_candidates};
 use crate::engine::Mode;
+use crate::engine::changes::{Change, object_name};
 use crate::vendors::{Credentials, KindSpec, VendorClient, VendorError};
 
 /// Rounds of observe → act per kind before giving up on objects whose outcome stays unknown.
@@ -45,6 +46,12 @@ pub struct CopyReport {
     pub updated: u32,
     /// Observe-only: copies missing or differing.
     pub drifted: u32,
+    /// Copies deleted because their template object is gone (`spec.template.prune`).
+    pub pruned: u32,
+    /// Copies that should have been pruned but could not be deleted.
+    pub prune_failed: u32,
+    /// Observe-only: what applying would do, object by object.
+    pub changes: Vec<Change>,
     /// The first failure messages, `kind/id: reason`.
     pub failures: Vec<String>,
     /// Some failure may go away by itself (vendor unavailable, outcome unknown): retry soon.
@@ -98,12 +105,42 @@ enum State {
     Failed(String, bool),
 }
 
+/// One copy of a template organization into another.
+#[derive(Clone, Copy)]
+pub struct CopyJob<'a> {
+    /// The template organization's id.
+    pub template_org: &'a str,
+    /// The target organization's id; `None` when it does not exist yet (the plan of a
+    /// create, observe-only): every copy is then one to create, and nothing is listed there.
+    pub target_org: Option<&'a str>,
+    /// Owner key written into markers.
+    pub owner: &'a str,
+    /// The kinds to copy.
+    pub kinds: &'a [&'static KindSpec],
+    /// Apply, or only record what applying would do.
+    pub mode: Mode,
+    /// Delete marked copies whose template object is gone.
+    pub prune: bool,
+    /// Requests in flight.
+    pub concurrency: usize,
+    /// Write-only values per template object.
+    pub inputs: &'a CopyInputs,
+    /// Shared template listings (the operator); `None`: the template is listed here.
+    pub templates: Option<&'a super::TemplateSource>,
+}
+
+/// Stands in for the id of an organization that does not exist yet, in planned bodies.
+const NEW_ORG: &str = "(new organization)";
+
 struct Shared<'a> {
     vendor: &'a dyn VendorClient,
     template_org: &'a str,
     target_org: &'a str,
+    target_exists: bool,
     owner: &'a str,
     mode: Mode,
+    prune: bool,
+    templates: Option<&'a super::TemplateSource>,
     permits: Semaphore,
     concurrency: usize,
     inputs: &'a CopyInputs,
@@ -113,6 +150,9 @@ struct Shared<'a> {
 
 impl Shared<'_> {
     async fn list_target(&self, kind: &KindSpec) -> Result<Vec<Value>, VendorError> {
+        if !self.target_exists {
+            return Ok(Vec::new());
+        }
         let _permit = self.permits.acquire().await;
         self.vendor.list_objects(self.target_org, kind).await
     }
@@ -137,28 +177,26 @@ impl Shared<'_> {
     }
 }
 
-/// Copies the setup of `template_org` into `target_org`: every selected kind, wave by wave.
-#[allow(clippy::too_many_arguments)]
+/// Copies the setup of the template into the target: every selected kind, each as soon as
+/// the kinds it references are done.
 pub async fn copy_template(
     vendor: &dyn VendorClient,
-    template_org: &str,
-    target_org: &str,
-    owner: &str,
-    kinds: &[&'static KindSpec],
-    mode: Mode,
-    concurrency: usize,
-    inputs: &CopyInputs,
+    job: &CopyJob<'_>,
     sink: &dyn ProgressSink,
 ) -> Result<CopyReport, VendorError> {
+    let kinds = job.kinds;
     let shared = Shared {
-        inputs,
+        inputs: job.inputs,
         vendor,
-        template_org,
-        target_org,
-        owner,
-        mode,
-        permits: Semaphore::new(concurrency.max(1)),
-        concurrency: concurrency.max(1),
+        template_org: job.template_org,
+        target_org: job.target_org.unwrap_or(NEW_ORG),
+        target_exists: job.target_org.is_some(),
+        owner: job.owner,
+        mode: job.mode,
+        prune: job.prune,
+        templates: job.templates,
+        permits: Semaphore::new(job.concurrency.max(1)),
+        concurrency: job.concurrency.max(1),
         progress: Mutex::new(BTreeMap::new()),
         sink,
     };
@@ -252,6 +290,9 @@ pub async fn copy_template(
         report.created += kind.created;
         report.updated += kind.updated;
         report.drifted += kind.drifted;
+        report.pruned += kind.pruned;
+        report.prune_failed += kind.prune_failed;
+        report.changes.extend(kind.changes);
         for f in kind.failures {
             if report.failures.len() < MAX_FAILURE_MESSAGES {
                 report.failures.push(f);
@@ -272,6 +313,9 @@ struct KindResult {
     created: u32,
     updated: u32,
     drifted: u32,
+    pruned: u32,
+    prune_failed: u32,
+    changes: Vec<Change>,
     failures: Vec<String>,
     transient: bool,
 }
@@ -284,6 +328,9 @@ impl KindResult {
             created: 0,
             updated: 0,
             drifted: 0,
+            pruned: 0,
+            prune_failed: 0,
+            changes: Vec::new(),
             failures: Vec::new(),
             transient: false,
         }
@@ -360,6 +407,15 @@ async fn copy_kind(
                 ids: &ids,
             };
             let plan = plan_kind(kind, sources, &targets, &ctx, pass);
+            let made_with_new: HashSet<String> = if shared.mode == Mode::ObserveOnly {
+                plan.iter()
+                    .filter(|p| matches!(p.action, Action::Blocked(_)))
+                    .filter(|p| made_with_a_new_copy(kind, &p.source_id, sources, &ctx, pass))
+                    .map(|p| p.source_id.clone())
+                    .collect()
+            } else {
+                HashSet::new()
+            };
             let mut work: Vec<Planned> = Vec::new();
             for p in plan {
                 match &p.action {
@@ -368,6 +424,16 @@ async fn copy_kind(
                         states.insert(p.source_id.clone(), State::Done);
                     }
                     Action::Blocked(reason) => {
+                        if shared.mode == Mode::ObserveOnly
+                            && !matches!(states.get(&p.source_id), Some(State::Failed(..)))
+                            && !made_with_new.contains(&p.source_id)
+                        {
+                            result.changes.push(Change::Blocked {
+                                kind: kind.name,
+                                source: p.source_id.clone(),
+                                reason: reason.clone(),
+                            });
+                        }
                         states.insert(p.source_id.clone(), State::Failed(reason.clone(), false));
                     }
                     Action::Update { target_id, .. } => {
@@ -379,8 +445,18 @@ async fn copy_kind(
             }
             shared.publish(kind.name, &states);
             if shared.mode == Mode::ObserveOnly {
-                result.drifted += work.len() as u32;
                 for p in &work {
+                    let first = !matches!(states.get(&p.source_id), Some(State::Failed(..)));
+                    result.drifted += u32::from(first);
+                    record_change(&mut result.changes, kind, p, sources, &targets, vendor);
+                    if matches!(p.action, Action::Create(_)) {
+                        // What depends on it is planned against the copy to come.
+                        ids.insert(
+                            kind.name,
+                            p.source_id.clone(),
+                            format!("{NEW_COPY}{} copy of {})", kind.name, p.source_id),
+                        );
+                    }
                     states.insert(
                         p.source_id.clone(),
                         State::Failed("drifted (suspended: not repaired)".into(), false),
@@ -433,6 +509,9 @@ async fn copy_kind(
             }
         }
     }
+    if shared.prune {
+        prune(shared, kind, sources, &targets, &ids, &mut result).await;
+    }
     for (source, state) in &states {
         match state {
             State::Failed(reason, transient) => {
@@ -475,10 +554,15 @@ async fn list_source(
     kind: &'static KindSpec,
 ) -> (&'static KindSpec, Result<Vec<Value>, VendorError>) {
     let _permit = shared.permits.acquire().await;
-    (
-        kind,
-        shared.vendor.list_objects(shared.template_org, kind).await,
-    )
+    let listing = match shared.templates {
+        Some(source) => source
+            .cache
+            .list(&source.scope, shared.vendor, shared.template_org, kind)
+            .await
+            .map(|objects| objects.as_ref().clone()),
+        None => shared.vendor.list_objects(shared.template_org, kind).await,
+    };
+    (kind, listing)
 }
 
 async fn execute_planned(
@@ -536,4 +620,154 @@ async fn execute(shared: &Shared<'_>, kind: &'static KindSpec, action: &Action) 
         }
         Err(e) => ExecOutcome::Failed(e.to_string()),
     }
+}
+
+/// Starts the stand-in id of a copy an observe-only plan would create.
+const NEW_COPY: &str = "(new ";
+
+/// Observe-only: whether a template object that cannot be created on its own references a
+/// copy the plan creates, so the vendor makes it together with that one (Rossum creates a
+/// queue's email templates with the queue); the plan then has nothing to say about it.
+fn made_with_a_new_copy(
+    kind: &KindSpec,
+    source_id: &str,
+    sources: &[Value],
+    ctx: &CopyContext<'_>,
+    pass: Pass,
+) -> bool {
+    sources
+        .iter()
+        .find(|o| ctx.codec.object_id(o).as_deref() == Some(source_id))
+        .and_then(|o| super::plan::desired_copy(kind, o, ctx, pass).ok())
+        .is_some_and(|body| body.to_string().contains(NEW_COPY))
+}
+
+/// Records what applying `p` would do, once per object (a deferred pass adds its fields to
+/// the first pass's line).
+fn record_change(
+    changes: &mut Vec<Change>,
+    kind: &'static KindSpec,
+    p: &Planned,
+    sources: &[Value],
+    targets: &[Value],
+    vendor: &dyn VendorClient,
+) {
+    match &p.action {
+        Action::Create(_) => {
+            if changes.iter().any(|c| {
+                matches!(c, Change::CreateCopy { kind: k, source, .. } if *k == kind.name && *source == p.source_id)
+            }) {
+                return;
+            }
+            let name = sources
+                .iter()
+                .find(|o| vendor.object_id(o).as_deref() == Some(p.source_id.as_str()))
+                .and_then(object_name);
+            changes.push(Change::CreateCopy {
+                kind: kind.name,
+                source: p.source_id.clone(),
+                name,
+            });
+        }
+        Action::Update { target_id, patch } => {
+            let fields = patch
+                .as_object()
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default();
+            let existing = changes.iter_mut().find_map(|c| match c {
+                Change::UpdateCopy {
+                    kind: k,
+                    target,
+                    fields,
+                    ..
+                } if *k == kind.name && target == target_id => Some(fields),
+                _ => None,
+            });
+            match existing {
+                Some(have) => have.extend(fields),
+                None => {
+                    let name = targets
+                        .iter()
+                        .find(|o| vendor.object_id(o).as_deref() == Some(target_id.as_str()))
+                        .and_then(object_name);
+                    changes.push(Change::UpdateCopy {
+                        kind: kind.name,
+                        target: target_id.clone(),
+                        name,
+                        fields,
+                    });
+                }
+            }
+        }
+        Action::InSync { .. } | Action::Blocked(_) => {}
+    }
+}
+
+/// Deletes (or, observe-only, records) the marked copies whose template object is gone.
+async fn prune(
+    shared: &Shared<'_>,
+    kind: &'static KindSpec,
+    sources: &[Value],
+    targets: &[Value],
+    ids: &IdMap,
+    result: &mut KindResult,
+) {
+    let ctx = CopyContext {
+        codec: shared.vendor,
+        owner: shared.owner,
+        template_org: shared.template_org,
+        target_org: shared.target_org,
+        ids,
+    };
+    let doomed = prune_candidates(kind, sources, targets, &ctx);
+    if doomed.is_empty() {
+        return;
+    }
+    if shared.mode == Mode::ObserveOnly {
+        for (target, why) in doomed {
+            result.changes.push(Change::PruneCopy {
+                kind: kind.name,
+                target: shared.vendor.object_id(target).unwrap_or_default(),
+                name: object_name(target),
+                why,
+            });
+        }
+        return;
+    }
+    let deletes: Vec<_> = doomed
+        .into_iter()
+        .filter_map(|(target, _)| shared.vendor.object_id(target))
+        .map(|id| delete_copy(shared, kind, id))
+        .collect();
+    let outcomes: Vec<(String, Result<(), VendorError>)> = stream::iter(deletes)
+        .buffer_unordered(shared.concurrency)
+        .collect()
+        .await;
+    for (id, outcome) in outcomes {
+        match outcome {
+            Ok(()) => result.pruned += 1,
+            Err(e) => {
+                result.prune_failed += 1;
+                result.transient |= e.is_transient() || e.is_outcome_unknown();
+                if result.failures.len() < MAX_FAILURE_MESSAGES {
+                    result
+                        .failures
+                        .push(format!("{}/{id}: not pruned: {e}", kind.name));
+                }
+            }
+        }
+    }
+}
+
+async fn delete_copy(
+    shared: &Shared<'_>,
+    kind: &'static KindSpec,
+    id: String,
+) -> (String, Result<(), VendorError>) {
+    let _permit = shared.permits.acquire().await;
+    let outcome = shared
+        .vendor
+        .delete_object(shared.target_org, kind, &id)
+        .await;
+    (id, outcome)
 }

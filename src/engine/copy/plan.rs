@@ -386,6 +386,66 @@ pub fn plan_kind(
     out
 }
 
+/// Why a copy is pruned: its template object is gone.
+pub const GONE: &str = "its template object is gone";
+/// Why a copy is pruned: another copy of the same template object is kept.
+pub const DUPLICATE: &str = "a second copy of one template object";
+
+/// The copies `spec.template.prune` deletes, each with why: copies made from this template
+/// by this owner whose template object is gone (or skipped, e.g. deleted there), and second
+/// copies of one template object (the one [`plan_kind`] keeps is the first by id). Only
+/// kinds whose copies carry a marker: an object found by its natural key carries no proof
+/// that orgops made it, so it is never deleted. Pure.
+pub fn prune_candidates<'t>(
+    kind: &KindSpec,
+    sources: &[Value],
+    targets: &'t [Value],
+    ctx: &CopyContext<'_>,
+) -> Vec<(&'t Value, &'static str)> {
+    let Identity::Marker(at) = kind.identity else {
+        return Vec::new();
+    };
+    let live = |v: &&Value| kind.skip.is_none_or(|skip| !skip(v));
+    let wanted: std::collections::HashSet<String> = sources
+        .iter()
+        .filter(live)
+        .filter_map(|s| ctx.codec.object_id(s))
+        .collect();
+    let mut targets: Vec<&Value> = targets.iter().filter(live).collect();
+    targets.sort_by_key(|v| id_sort_key(ctx, v));
+    let mut kept: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for t in targets {
+        let Some(source) = marker_source(kind, at, ctx.template_org, t) else {
+            continue;
+        };
+        if !marked_by(at, ctx.owner, t) {
+            continue;
+        }
+        if !wanted.contains(source) {
+            out.push((t, GONE));
+        } else if !kept.insert(source) {
+            out.push((t, DUPLICATE));
+        }
+    }
+    out
+}
+
+/// Whether `owner` wrote the marker: a map marker names its owner; a tag marker lives in an
+/// organization that only its one owner copies into.
+fn marked_by(at: MarkerAt, owner: &str, v: &Value) -> bool {
+    match at {
+        MarkerAt::Map(field) => {
+            v.get(field)
+                .and_then(|m| m.get(MARKER_KEY))
+                .and_then(|m| m.get("owner"))
+                .and_then(Value::as_str)
+                == Some(owner)
+        }
+        MarkerAt::Tag(_) => true,
+    }
+}
+
 fn id_sort_key(ctx: &CopyContext<'_>, v: &Value) -> (u64, String) {
     let id = ctx.codec.object_id(v).unwrap_or_default();
     (id.parse().unwrap_or(u64::MAX), id)
@@ -573,6 +633,51 @@ mod tests {
                 patch: json!({"name": "Q5"})
             }
         );
+    }
+
+    #[test]
+    fn prune_takes_only_our_marked_copies_of_gone_objects_and_second_copies() {
+        let mut ids = IdMap::default();
+        ids.insert("workspaces", "10".into(), "110".into());
+        ids.insert("schemas", "20".into(), "120".into());
+        let c = ctx(&ids);
+        let copy_of = |source: u64, id: u64| {
+            let mut v =
+                desired_copy(&kinds::QUEUES, &queue(source, 10, 20), &c, Pass::First).unwrap();
+            v["id"] = json!(id);
+            v
+        };
+        let kept = copy_of(5, 500);
+        let second = copy_of(5, 501);
+        let gone = copy_of(6, 600);
+        let mut someone_elses = copy_of(7, 700);
+        someone_elses["metadata"]["orgops"]["owner"] = json!("other/ns");
+        let mut other_template = copy_of(8, 800);
+        other_template["metadata"]["orgops"]["template"] = json!("999");
+        let hand_made = json!({"id": 900, "name": "made by hand", "metadata": {}});
+        let targets = vec![
+            gone.clone(),
+            second,
+            kept,
+            someone_elses,
+            other_template,
+            hand_made,
+        ];
+        let doomed: Vec<(String, &str)> =
+            prune_candidates(&kinds::QUEUES, &[queue(5, 10, 20)], &targets, &c)
+                .into_iter()
+                .map(|(t, why)| (t["id"].to_string(), why))
+                .collect();
+        assert_eq!(
+            doomed,
+            vec![("501".to_string(), DUPLICATE), ("600".to_string(), GONE)]
+        );
+        // Natural-key kinds carry no proof of who made them: never pruned.
+        let natural = KindSpec {
+            identity: Identity::NaturalKey(|v| v.get("name")?.as_str().map(str::to_string)),
+            ..kinds::QUEUES
+        };
+        assert!(prune_candidates(&natural, &[], &[gone], &c).is_empty());
     }
 
     #[test]

@@ -783,6 +783,7 @@ impl State {
             "addWorkspaceVolumes" => self.workspace_volumes(&c, args, true),
             "removeWorkspaceVolumes" => self.workspace_volumes(&c, args, false),
             "createGraph" => self.create_graph(&c, args),
+            "deleteGraph" => self.delete_graph(&c, args),
             "getVolumeData" => self.get_volume_data(&c, args),
             "uploadVolumeData" => self.upload_volume_data(&c, args),
             "uploadVolumeDataFinalizer" => self.finalize_volume_data(&c, args),
@@ -1758,6 +1759,22 @@ impl State {
             .create(GRAPHS, Some(id.clone()), &org, value)
             .map_err(|_| err("The graph could not be created."))?;
         Ok(json!(id))
+    }
+
+    /// `deleteGraph` (anatools 6.1.2 `delete_graph`): the graph of that workspace, `true`.
+    fn delete_graph(&mut self, c: &Caller, args: &Map<String, Value>) -> Answer {
+        let ws = required(args, "workspaceId")?;
+        self.need_workspace(c, &ws)?;
+        let id = required(args, "graphId")?;
+        if self
+            .store
+            .get(GRAPHS, &id)
+            .is_none_or(|r| r.value["workspaceId"] != ws.as_str())
+        {
+            return Err(err("Graph not found."));
+        }
+        self.store.delete(GRAPHS, &id);
+        Ok(json!(true))
     }
 }
 

@@ -65,6 +65,12 @@ pub struct Db {
     pub write_only: HashMap<(&'static str, u64), Map<String, Value>>,
     /// Successful logins (`POST auth/login`).
     pub logins: u64,
+    /// Usage reads answered: `GET organizations/{id}/limits` and `…/billing_history` (tests
+    /// count what a reconcile spends on usage).
+    pub usage_reads: u64,
+    /// Billing history entries by organization (`GET organizations/{id}/billing_history`);
+    /// an organization without any has one current, unused contract period.
+    pub billing_history: HashMap<u64, Vec<Value>>,
 }
 
 fn rec<'a>(id: &str, org: &str, value: &'a Value) -> Rec<'a> {
@@ -93,6 +99,8 @@ impl Db {
             create_keys: HashMap::new(),
             write_only: HashMap::new(),
             logins: 0,
+            usage_reads: 0,
+            billing_history: HashMap::new(),
         }
     }
 

@@ -9,7 +9,7 @@
 //! | `POST auth/logout`, `GET auth/user` | |
 //! | `POST auth/membership_token` | primary org, membership orgs, any group org for group admins; else 403 |
 //! | `POST organizations/create` | no auth; `create_key` → group; 201 `{"organization"}`; first user (admin) + a workspace |
-//! | `GET organizations[/{id}]`, `PATCH/PUT organizations/{id}`, `GET organizations/{id}/limits` | group admins see the whole group |
+//! | `GET organizations[/{id}]`, `PATCH/PUT organizations/{id}`, `GET organizations/{id}/limits`, `GET organizations/{id}/billing_history` (one current contract period unless a test sets [`Db::billing_history`]) | group admins see the whole group |
 //! | `GET organization_groups[/{id}]` | |
 //! | `… organization_groups/{g}/memberships[/{id}]` | list/get/POST 201/PATCH/PUT/DELETE 204; plain or membership-form URLs in, membership form out |
 //! | `GET organization_groups/{g}/users|organizations` | membership views |
@@ -46,6 +46,7 @@ use axum::Router;
 use serde_json::Value;
 
 pub use db::{Db, Rec};
+pub use handlers::billing_period;
 pub use seed::{Admin, Seed};
 
 use super::{Running, ServeOptions};

@@ -888,6 +888,10 @@ impl VendorClient for DataloopClient {
         Ok(Some(Self::info(&org, cache)))
     }
 
+    fn usage_summary(&self, usage: &Value) -> Option<String> {
+        plan_summary(usage)
+    }
+
     async fn find_orgs(&self, name: Option<&str>) -> Result<Vec<OrgInfo>, VendorError> {
         Ok(self
             .api
@@ -1197,6 +1201,23 @@ fn sent_projects(body: &Value) -> HashSet<String> {
     linked_projects(body).into_iter().collect()
 }
 
+/// `plan premium, account Acme`: the org's plan and billing account (`status.usageSummary`).
+pub fn plan_summary(usage: &Value) -> Option<String> {
+    let text = |v: Option<&Value>| {
+        v.and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(|s| s.chars().take(64).collect::<String>())
+    };
+    let parts: Vec<String> = [
+        text(usage.get("plan")).map(|p| format!("plan {p}")),
+        text(usage.pointer("/account/name")).map(|a| format!("account {a}")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
 /// The desired project roles: project name → role, from `"<project>:<role>"` scopes.
 pub fn parse_scopes(scopes: &BTreeSet<String>) -> Result<BTreeMap<String, String>, VendorError> {
     let mut out: BTreeMap<String, String> = BTreeMap::new();
@@ -1393,6 +1414,20 @@ impl MemberClient for DataloopClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_plan_summary_names_plan_and_account() {
+        let usage = json!({"plan": "premium", "account": {"id": "a1", "name": "Acme"}});
+        assert_eq!(
+            plan_summary(&usage).as_deref(),
+            Some("plan premium, account Acme")
+        );
+        assert_eq!(
+            plan_summary(&json!({"plan": null, "account": {"name": "Acme"}})).as_deref(),
+            Some("account Acme")
+        );
+        assert_eq!(plan_summary(&json!({"plan": 5})), None);
+    }
 
     fn client() -> DataloopClient {
         let creds = Credentials::new(

@@ -1042,6 +1042,54 @@ impl RenderedAiApi {
         created_id(&CREATE_GRAPH, v)
     }
 
+    /// Deletes a workspace (its graphs, guests and rules go with it); a missing one counts as
+    /// deleted.
+    pub async fn delete_workspace(&self, id: &str) -> Result<(), VendorError> {
+        gone_is_done(
+            self.mutate(&DELETE_WORKSPACE, json!({ "workspaceId": id }))
+                .await
+                .and_then(|v| done(&DELETE_WORKSPACE, v)),
+        )
+    }
+
+    /// Deletes a volume of `org` (anatools 6.1.2 sends `organizationId: null`, which a
+    /// spec-compliant server refuses; the organization is always sent here); a missing one
+    /// counts as deleted.
+    pub async fn delete_volume(&self, org: &str, id: &str) -> Result<(), VendorError> {
+        gone_is_done(
+            self.mutate(
+                &DELETE_VOLUME,
+                json!({ "volumeId": id, "organizationId": org }),
+            )
+            .await
+            .and_then(|v| done(&DELETE_VOLUME, v)),
+        )
+    }
+
+    /// Deletes a graph of `workspace`; a missing one counts as deleted.
+    pub async fn delete_graph(&self, workspace: &str, id: &str) -> Result<(), VendorError> {
+        gone_is_done(
+            self.mutate(
+                &DELETE_GRAPH,
+                json!({ "workspaceId": workspace, "graphId": id }),
+            )
+            .await
+            .and_then(|v| done(&DELETE_GRAPH, v)),
+        )
+    }
+
+    /// Whether workspace `workspace` holds graph `id` (one `getGraphs` filtered by id).
+    pub async fn has_graph(&self, workspace: &str, id: &str) -> Result<bool, VendorError> {
+        let items = self
+            .list(
+                &GET_GRAPHS,
+                json!({ "workspaceId": workspace, "graphId": id, "staged": null, "filters": {} }),
+                "graphId",
+            )
+            .await?;
+        Ok(typed::<Graph>(items).iter().any(|g| g.graph_id == id))
+    }
+
     // ---- workspace rules ----
 
     /// A workspace's rules (`null` reads as empty).
@@ -1065,6 +1113,14 @@ impl RenderedAiApi {
             )
             .await?;
         done(&EDIT_WORKSPACE_RULES, v)
+    }
+}
+
+/// A delete whose object is already gone ("… not found") succeeded: deletes are idempotent.
+fn gone_is_done(result: Result<(), VendorError>) -> Result<(), VendorError> {
+    match result {
+        Err(VendorError::NotFound(_)) => Ok(()),
+        other => other,
     }
 }
 

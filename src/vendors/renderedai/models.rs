@@ -446,6 +446,21 @@ op!(
     "mutation createGraph($workspaceId: String!, $channelId: String!, $graph: String!, $name: String!, $description: String, $staged: Boolean, $tags: [String]) { createGraph(workspaceId: $workspaceId, channelId: $channelId, graph: $graph, name: $name, description: $description, staged: $staged, tags: $tags) }"
 );
 op!(
+    DELETE_WORKSPACE,
+    "deleteWorkspace",
+    "mutation deleteWorkspace($workspaceId: String!) { deleteWorkspace(workspaceId: $workspaceId) }"
+);
+op!(
+    DELETE_VOLUME,
+    "deleteVolume",
+    "mutation deleteVolume($volumeId: String!, $organizationId: String!) { deleteVolume(volumeId: $volumeId, organizationId: $organizationId) }"
+);
+op!(
+    DELETE_GRAPH,
+    "deleteGraph",
+    "mutation deleteGraph($workspaceId: String!, $graphId: String!) { deleteGraph(workspaceId: $workspaceId, graphId: $graphId) }"
+);
+op!(
     GET_WORKSPACE_RULES,
     "getWorkspaceRules",
     "query getWorkspaceRules($workspaceId: String) { getWorkspaceRules(workspaceId: $workspaceId) }"

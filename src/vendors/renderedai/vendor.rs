@@ -296,6 +296,38 @@ pub fn org_info(org: &Organization, rules: Option<String>, limits: &LimitsSeen) 
     }
 }
 
+/// `Workspaces 2/5, Members 3/10`: each legacy limit's usage of its limit, by setting name;
+/// `limits not served` where the server has none.
+pub fn limits_summary(usage: &Value) -> Option<String> {
+    if usage.get("limitsServed") == Some(&Value::Bool(false)) {
+        return Some("limits not served".into());
+    }
+    let limits = usage.get("limits")?.as_object()?;
+    let number = |v: &Value| match v {
+        Value::Number(n) => n
+            .as_i64()
+            .map(|i| i.to_string())
+            .or_else(|| n.as_f64().map(|f| format!("{f}"))),
+        Value::String(s) => Some(clip(s)),
+        _ => None,
+    };
+    let parts: Vec<String> = limits
+        .iter()
+        .take(MAX_LIMITS)
+        .map(|(setting, l)| {
+            let used = l
+                .get("usage")
+                .and_then(number)
+                .unwrap_or_else(|| "?".into());
+            match l.get("limit").and_then(number) {
+                Some(limit) => format!("{setting} {used}/{limit}"),
+                None => format!("{setting} {used}"),
+            }
+        })
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
 /// The settings patch for `desired` against `observed` (see [`org_info`] for `raw`). Pure.
 pub fn settings_patch(desired: &OrgDesired, observed: &OrgInfo) -> Option<Value> {
     let s = settings(desired);
@@ -842,6 +874,10 @@ impl VendorClient for RenderedAiClient {
         }
     }
 
+    fn usage_summary(&self, usage: &Value) -> Option<String> {
+        limits_summary(usage)
+    }
+
     async fn find_orgs(&self, name: Option<&str>) -> Result<Vec<OrgInfo>, VendorError> {
         let orgs: Vec<Organization> = self
             .api
@@ -1138,6 +1174,44 @@ impl VendorClient for RenderedAiClient {
             }
         }
     }
+
+    /// Deletes a copy (pruning). Volumes, workspaces (their graphs and rules go with them),
+    /// graphs (found in the organization's workspaces first: `deleteGraph` names the
+    /// workspace) and volume files; workspace rules are no object of their own and go with
+    /// their workspace. Something already gone counts as deleted.
+    async fn delete_object(&self, org: &str, kind: &KindSpec, id: &str) -> Result<(), VendorError> {
+        check_kind(kind)?;
+        match kind.name {
+            "volumes" => self.api.delete_volume(org, id).await,
+            "workspaces" => self.api.delete_workspace(id).await,
+            "graphs" => {
+                for w in self.api.workspaces(org).await? {
+                    if self.api.has_graph(&w.workspace_id, id).await? {
+                        return self.api.delete_graph(&w.workspace_id, id).await;
+                    }
+                }
+                Ok(())
+            }
+            "volume_data" => {
+                let (volume, key) = super::volume_data::split_file_id(id)
+                    .filter(|(_, key)| !key.is_empty() && !key.ends_with('/'))
+                    .ok_or_else(|| {
+                        VendorError::Rejected(format!("{} is not a volume file id", clip(id)))
+                    })?;
+                match self.api.delete_volume_data(volume, &[key]).await {
+                    Err(VendorError::NotFound(_)) => Ok(()),
+                    other => other,
+                }
+            }
+            _ => Err(VendorError::Unsupported {
+                vendor: VENDOR,
+                what: format!(
+                    "deleting the rules of workspace {} on their own: rules have no delete at Rendered.ai and go with their workspace",
+                    clip(id)
+                ),
+            }),
+        }
+    }
 }
 
 /// The roles of a member or invitation as observed: lowercased (the server may answer `Admin`
@@ -1370,6 +1444,24 @@ mod tests {
         assert_eq!(e.category(), "Unsupported");
         assert!(!e.is_transient(), "no retry loop");
         assert!(e.to_string().contains("spec.settings.renderedai.limits"));
+    }
+
+    #[test]
+    fn the_limits_summary_reads_usage_of_limit() {
+        let usage = json!({"limitsServed": true, "limits": {
+            "Members": {"limit": "10", "usage": 3.0},
+            "Workspaces": {"limit": "5", "usage": 2.5},
+        }});
+        assert_eq!(
+            limits_summary(&usage).as_deref(),
+            Some("Members 3/10, Workspaces 2.5/5")
+        );
+        assert_eq!(
+            limits_summary(&json!({"limitsServed": false})).as_deref(),
+            Some("limits not served")
+        );
+        assert_eq!(limits_summary(&json!({"limits": {}})), None);
+        assert_eq!(limits_summary(&json!(7)), None);
     }
 
     #[test]

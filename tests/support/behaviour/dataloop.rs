@@ -242,6 +242,7 @@ impl Row for DataloopRow {
                 selector: TemplateSelector::Name(TEMPLATE_ORG_NAME.into()),
                 include: None,
                 secrets,
+                prune: false,
             }),
             settings: json!({"plan": "premium"}),
             mode: Mode::Apply,

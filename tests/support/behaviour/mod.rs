@@ -534,6 +534,7 @@ async fn assert_copy_unsupported<R: Row>(env: &Env<R>) {
             selector: orgops::engine::TemplateSelector::Id(env.template.clone()),
             include: None,
             secrets: Default::default(),
+            prune: false,
         });
     t.include = Some(vec!["anything".into()]);
     let r = env.reconcile(&d, &env.sink()).await;

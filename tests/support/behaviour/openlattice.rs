@@ -151,6 +151,7 @@ impl Row for OpenLatticeRow {
                 selector: TemplateSelector::Name(TEMPLATE_ORG_TITLE.into()),
                 include: None,
                 secrets: Default::default(),
+                prune: false,
             }),
             settings: json!({
                 "description": format!("The {key} department's data."),

@@ -409,6 +409,7 @@ impl Row for RenderedAiRow {
                 selector: TemplateSelector::Name(TEMPLATE_ORG_NAME.into()),
                 include: None,
                 secrets: BTreeMap::new(),
+                prune: false,
             }),
             settings: json!({
                 "rules": ORG_RULES,
