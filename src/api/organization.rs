@@ -321,15 +321,13 @@ pub struct PlanStatus {
     /// One line: `Plan: 3 copies to create, 1 setting to change.` or `No changes.`
     pub summary: String,
     /// The first changes, one line each (`+ queues "Invoices" (copy of template queues/12)`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Always written, even empty: status is merge-patched, and an absent list would keep the
+    /// previous plan's lines.
+    #[serde(default)]
     pub changes: Vec<String>,
-    /// Changes left out of `changes`.
-    #[serde(default, skip_serializing_if = "is_zero")]
+    /// Changes left out of `changes` (always written, as `changes`).
+    #[serde(default)]
     pub omitted: u32,
-}
-
-fn is_zero(n: &u32) -> bool {
-    *n == 0
 }
 
 /// Coarse lifecycle phase of an organization.

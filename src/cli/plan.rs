@@ -109,7 +109,18 @@ pub async fn run(args: PlanArgs) -> Result<Outcome, ApplyError> {
         total.add(&summary);
         out.push_str(&format!("Organization {name} ({}):\n", p.org.spec.vendor));
         push_changes(&mut out, &report.changes);
-        if report.failed {
+        let unlisted: Vec<&String> = report
+            .copy
+            .iter()
+            .flat_map(|c| &c.failures)
+            .filter(|f| f.contains("cannot list"))
+            .collect();
+        if report.failed && !unlisted.is_empty() {
+            incomplete = true;
+            for f in unlisted {
+                out.push_str(&format!("  error: {f}\n"));
+            }
+        } else if report.failed {
             incomplete = true;
             out.push_str(&format!(
                 "  error: {}: {}\n",
@@ -200,7 +211,9 @@ async fn plan_org(
             ),
         )
         .await;
-        if !(report.failed && report.requeue == Requeue::Backoff) || attempt >= attempts {
+        let transient =
+            report.requeue == Requeue::Backoff || report.copy.as_ref().is_some_and(|c| c.transient);
+        if !(report.failed && transient) || attempt >= attempts {
             return report;
         }
         tokio::time::sleep(Duration::from_secs(1) * attempt).await;

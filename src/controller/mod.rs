@@ -244,7 +244,9 @@ pub async fn run(client: Client, opts: RunOptions) -> Result<(), Error> {
             binding.clone(),
         )));
     }
-    controllers.push(Box::pin(ctx.templates.clone().run(ctx.clone())));
+    // Stopped with the controllers (not by a signal handler of its own, which a SIGTERM sent
+    // before the task first ran would miss).
+    let fan_out = tokio::spawn(ctx.templates.clone().run(ctx.clone()));
     tracing::info!("orgops controllers running");
     let result = match (&leases, leading_since) {
         (Some((api, lease)), Some(since)) => {
@@ -266,6 +268,7 @@ pub async fn run(client: Client, opts: RunOptions) -> Result<(), Error> {
             Ok(())
         }
     };
+    fan_out.abort();
     ctx.metrics.leader.set(0);
     tracing::info!("orgops stopped");
     result

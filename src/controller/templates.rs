@@ -179,25 +179,17 @@ impl TemplateFanOut {
         orgs.len()
     }
 
-    /// Re-reads every template in use once per interval and fans out its changes, until
-    /// SIGTERM or Ctrl-C (as the controllers).
+    /// Re-reads every template in use once per interval and fans out its changes, until the
+    /// task is aborted (when the controllers stop).
     pub async fn run(self: Arc<Self>, ctx: Arc<Context>) {
         if self.interval.is_zero() {
             return;
         }
         let mut tick = tokio::time::interval(self.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let stop = super::shutdown_signal();
-        tokio::pin!(stop);
         loop {
-            tokio::select! {
-                _ = &mut stop => return,
-                _ = tick.tick() => {}
-            }
-            tokio::select! {
-                _ = &mut stop => return,
-                _ = self.round(&ctx) => {}
-            }
+            tick.tick().await;
+            self.round(&ctx).await;
         }
     }
 

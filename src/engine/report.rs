@@ -187,6 +187,10 @@ impl OrgReport {
     pub(crate) fn copied(&mut self, mut copy: CopyReport) {
         let t = copy.totals();
         self.changes.append(&mut copy.changes);
+        // Observe-only: a kind that could not be listed leaves the plan incomplete.
+        if self.mode == Mode::ObserveOnly && copy.unlisted > 0 {
+            self.failed = true;
+        }
         let condition = if t.failed == 0 && t.done == t.total && copy.prune_failed == 0 {
             ConditionSpec::new(
                 types::TEMPLATE_COPIED,
@@ -346,5 +350,48 @@ impl OrgReport {
         ready_of(&self.conditions)
             .map(|c| c.message.as_str())
             .unwrap_or("")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Vendor;
+    use crate::vendors::Owner;
+
+    fn desired(mode: Mode) -> DesiredOrg {
+        DesiredOrg {
+            owner: Owner {
+                key: "ns/o".into(),
+                uid: None,
+            },
+            generation: Some(1),
+            vendor: Vendor::Rossum,
+            display_name: "O".into(),
+            external_id: None,
+            template: None,
+            settings: Value::Null,
+            mode,
+            sync_interval: Duration::from_secs(600),
+        }
+    }
+
+    #[test]
+    fn a_kind_that_could_not_be_listed_makes_a_plan_incomplete_not_a_clean_one() {
+        let unlisted = CopyReport {
+            unlisted: 1,
+            failures: vec!["hooks: cannot list them in the template: 503".into()],
+            transient: true,
+            ..CopyReport::default()
+        };
+        let mut plan = OrgReport::new(&desired(Mode::ObserveOnly));
+        plan.copied(unlisted.clone());
+        plan.finish_ok();
+        assert!(plan.failed, "an unreadable kind is not 'no changes'");
+        // Applying, it is a copy failure the conditions report, not a plan error.
+        let mut apply = OrgReport::new(&desired(Mode::Apply));
+        apply.copied(unlisted);
+        apply.finish_ok();
+        assert!(!apply.failed);
     }
 }

@@ -50,6 +50,9 @@ pub struct CopyReport {
     pub pruned: u32,
     /// Copies that should have been pruned but could not be deleted.
     pub prune_failed: u32,
+    /// Kinds that could not be listed in the template or the target: what they need is
+    /// unknown (a plan of them is incomplete).
+    pub unlisted: u32,
     /// Observe-only: what applying would do, object by object.
     pub changes: Vec<Change>,
     /// The first failure messages, `kind/id: reason`.
@@ -292,6 +295,7 @@ pub async fn copy_template(
         report.drifted += kind.drifted;
         report.pruned += kind.pruned;
         report.prune_failed += kind.prune_failed;
+        report.unlisted += u32::from(kind.unlisted);
         report.changes.extend(kind.changes);
         for f in kind.failures {
             if report.failures.len() < MAX_FAILURE_MESSAGES {
@@ -315,6 +319,7 @@ struct KindResult {
     drifted: u32,
     pruned: u32,
     prune_failed: u32,
+    unlisted: bool,
     changes: Vec<Change>,
     failures: Vec<String>,
     transient: bool,
@@ -330,6 +335,7 @@ impl KindResult {
             drifted: 0,
             pruned: 0,
             prune_failed: 0,
+            unlisted: false,
             changes: Vec::new(),
             failures: Vec::new(),
             transient: false,
@@ -339,6 +345,7 @@ impl KindResult {
     /// A kind whose objects could not be listed in `org_role` (the template or the target).
     fn unlisted(name: &'static str, org_role: &str, e: &VendorError) -> Self {
         let mut r = Self::new(name);
+        r.unlisted = true;
         r.failures
             .push(format!("{name}: cannot list them in {org_role}: {e}"));
         r.transient = e.is_transient();
@@ -454,7 +461,7 @@ async fn copy_kind(
                         ids.insert(
                             kind.name,
                             p.source_id.clone(),
-                            format!("{NEW_COPY}{} copy of {})", kind.name, p.source_id),
+                            format!("{NEW_COPY}{}/{}", kind.name, p.source_id),
                         );
                     }
                     states.insert(
@@ -622,8 +629,9 @@ async fn execute(shared: &Shared<'_>, kind: &'static KindSpec, action: &Action) 
     }
 }
 
-/// Starts the stand-in id of a copy an observe-only plan would create.
-const NEW_COPY: &str = "(new ";
+/// Starts the stand-in id of a copy an observe-only plan would create: a character no vendor
+/// text carries (DEL), so template text such as "Invoices (new format)" cannot look like one.
+const NEW_COPY: &str = "\u{7f}orgops-new-copy:";
 
 /// Observe-only: whether a template object that cannot be created on its own references a
 /// copy the plan creates, so the vendor makes it together with that one (Rossum creates a

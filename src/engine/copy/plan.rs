@@ -388,14 +388,12 @@ pub fn plan_kind(
 
 /// Why a copy is pruned: its template object is gone.
 pub const GONE: &str = "its template object is gone";
-/// Why a copy is pruned: another copy of the same template object is kept.
-pub const DUPLICATE: &str = "a second copy of one template object";
-
 /// The copies `spec.template.prune` deletes, each with why: copies made from this template
-/// by this owner whose template object is gone (or skipped, e.g. deleted there), and second
-/// copies of one template object (the one [`plan_kind`] keeps is the first by id). Only
-/// kinds whose copies carry a marker: an object found by its natural key carries no proof
-/// that orgops made it, so it is never deleted. Pure.
+/// by this owner whose template object is gone (or skipped, e.g. deleted there). A second
+/// object carrying the marker of a live template object is left alone: it may be a tenant's
+/// duplicate of a copy, and which one orgops made cannot be told. Only kinds whose copies
+/// carry a marker: an object found by its natural key carries no proof that orgops made it,
+/// so it is never deleted. Pure.
 pub fn prune_candidates<'t>(
     kind: &KindSpec,
     sources: &[Value],
@@ -413,7 +411,6 @@ pub fn prune_candidates<'t>(
         .collect();
     let mut targets: Vec<&Value> = targets.iter().filter(live).collect();
     targets.sort_by_key(|v| id_sort_key(ctx, v));
-    let mut kept: std::collections::HashSet<&str> = std::collections::HashSet::new();
     let mut out = Vec::new();
     for t in targets {
         let Some(source) = marker_source(kind, at, ctx.template_org, t) else {
@@ -424,8 +421,6 @@ pub fn prune_candidates<'t>(
         }
         if !wanted.contains(source) {
             out.push((t, GONE));
-        } else if !kept.insert(source) {
-            out.push((t, DUPLICATE));
         }
     }
     out
@@ -636,7 +631,7 @@ mod tests {
     }
 
     #[test]
-    fn prune_takes_only_our_marked_copies_of_gone_objects_and_second_copies() {
+    fn prune_takes_only_our_marked_copies_of_gone_objects() {
         let mut ids = IdMap::default();
         ids.insert("workspaces", "10".into(), "110".into());
         ids.insert("schemas", "20".into(), "120".into());
@@ -668,10 +663,8 @@ mod tests {
                 .into_iter()
                 .map(|(t, why)| (t["id"].to_string(), why))
                 .collect();
-        assert_eq!(
-            doomed,
-            vec![("501".to_string(), DUPLICATE), ("600".to_string(), GONE)]
-        );
+        // 501 duplicates 500's marker: maybe a tenant's copy of the copy, so it stays.
+        assert_eq!(doomed, vec![("600".to_string(), GONE)]);
         // Natural-key kinds carry no proof of who made them: never pruned.
         let natural = KindSpec {
             identity: Identity::NaturalKey(|v| v.get("name")?.as_str().map(str::to_string)),

@@ -27,6 +27,9 @@ struct Listing {
     read_at: Instant,
     objects: Arc<Vec<Value>>,
     fingerprint: u64,
+    /// A reconcile's own read saw a change that no [`TemplateCache::refresh`] reported yet:
+    /// the next refresh reports it, so the other organizations are not left waiting.
+    unreported: bool,
 }
 
 type Slot = Arc<tokio::sync::Mutex<Option<Listing>>>;
@@ -95,17 +98,24 @@ impl TemplateCache {
             return Ok(l.objects.clone());
         }
         let objects = Arc::new(vendor.list_objects(template_org, kind).await?);
+        let print = fingerprint(vendor, kind, &objects);
+        let unreported = listing
+            .as_ref()
+            .is_some_and(|l| l.unreported || l.fingerprint != print);
         *listing = Some(Listing {
             read_at: Instant::now(),
-            fingerprint: fingerprint(vendor, kind, &objects),
+            fingerprint: print,
             objects: objects.clone(),
+            unreported,
         });
         Ok(objects)
     }
 
     /// Reads every kind of `template_org` this cache holds for `scope` again, now, and says
-    /// whether any of them changed since the last read. Kinds no reconcile asked for are not
-    /// read: their organizations list them on their own schedule.
+    /// whether any of them changed since the last refresh (including changes a reconcile's own
+    /// read saw in between). Kinds no reconcile asked for are not read: their organizations
+    /// list them on their own schedule. A kind that cannot be read does not stop the others;
+    /// the first error is returned only when no change was seen.
     pub async fn refresh(
         &self,
         scope: &str,
@@ -122,21 +132,34 @@ impl TemplateCache {
         };
         let kinds = vendor.capabilities().kinds;
         let mut changed = false;
+        let mut first_error = None;
         for (name, slot) in held {
             let Some(kind) = kinds.iter().find(|k| k.name == name) else {
                 continue;
             };
             let mut listing = slot.lock().await;
-            let objects = Arc::new(vendor.list_objects(template_org, kind).await?);
+            let objects = match vendor.list_objects(template_org, kind).await {
+                Ok(o) => Arc::new(o),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                    continue;
+                }
+            };
             let print = fingerprint(vendor, kind, &objects);
-            changed |= listing.as_ref().is_some_and(|l| l.fingerprint != print);
+            changed |= listing
+                .as_ref()
+                .is_some_and(|l| l.unreported || l.fingerprint != print);
             *listing = Some(Listing {
                 read_at: Instant::now(),
                 fingerprint: print,
                 objects,
+                unreported: false,
             });
         }
-        Ok(changed)
+        match first_error {
+            Some(e) if !changed => Err(e),
+            _ => Ok(changed),
+        }
     }
 
     /// Drops every listing of `template_org` for `scope` (no organization copies it any more).
