@@ -105,9 +105,9 @@ pub struct TemplateRef {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 100))]
     pub secrets: Vec<TemplateSecret>,
-    /// Delete copies whose template object is gone (and second copies of one template
-    /// object). Only objects that carry orgops' ownership marker for this template are ever
-    /// deleted; kinds recognised by name alone are never pruned. Default: false.
+    /// Delete copies whose template object is gone. Only objects that carry orgops' ownership
+    /// marker for this template are ever deleted; kinds recognised by name alone are never
+    /// pruned. Default: false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub prune: bool,
 }
