@@ -733,6 +733,24 @@ async fn plan_shows_what_apply_would_do_exits_like_terraform_and_writes_nothing(
     let clean = plan(path.clone()).await;
     assert_eq!(clean.code, 0, "{}\n{}", clean.stdout, clean.stderr);
 
+    // A template that lists no hooks at all would prune every copy: refused, and said so.
+    for h in sim.objects("hooks", template) {
+        let id = h["id"].as_u64().unwrap();
+        sim.with_db(|db| db.hand_remove("hooks", id)).unwrap();
+    }
+    let emptied = plan(path.clone()).await;
+    assert!(
+        emptied
+            .stdout
+            .contains("! hooks/* cannot be copied: not pruned: the template lists no hooks now"),
+        "{}",
+        emptied.stdout
+    );
+    let kept_hooks = sim.objects("hooks", nordics).len();
+    let refused = orgops(&["apply", "-f", &path, "--rate-limit", "200"]).await;
+    assert_eq!(refused.code, 1, "{}\n{}", refused.stdout, refused.stderr);
+    assert_eq!(sim.objects("hooks", nordics).len(), kept_hooks);
+
     // A plan that cannot read the vendor is an error, not "no changes".
     write(dir.path(), "secret.yaml", &secret("wrong-password"));
     let broken = plan(path).await;

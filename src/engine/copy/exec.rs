@@ -731,6 +731,29 @@ async fn prune(
     if doomed.is_empty() {
         return;
     }
+    if sources.is_empty() {
+        // An empty template listing would delete every copy of the kind; a vendor answering
+        // `[]` by mistake (lost permissions, a glitch) must not do that (as Argo CD refuses to
+        // prune to nothing unless told to). A human deletes them, or excludes the kind.
+        let why = format!(
+            "not pruned: the template lists no {} now, and pruning would delete all {} copies; delete them by hand if that is intended",
+            kind.name,
+            doomed.len()
+        );
+        if shared.mode == Mode::ObserveOnly {
+            result.changes.push(Change::Blocked {
+                kind: kind.name,
+                source: "*".into(),
+                reason: why,
+            });
+        } else {
+            result.prune_failed += 1;
+            if result.failures.len() < MAX_FAILURE_MESSAGES {
+                result.failures.push(format!("{}: {why}", kind.name));
+            }
+        }
+        return;
+    }
     if shared.mode == Mode::ObserveOnly {
         for (target, why) in doomed {
             result.changes.push(Change::PruneCopy {
