@@ -84,6 +84,24 @@ async fn wait_for(c: &Cluster, ns: &str, condition: &str) {
     );
 }
 
+/// Sets `spec.suspend` of german-department.
+async fn set_suspend(c: &Cluster, ns: &str, suspend: bool) {
+    let patch = format!(r#"{{"spec":{{"suspend":{suspend}}}}}"#);
+    let p = c
+        .kubectl(&[
+            "patch",
+            "org",
+            "german-department",
+            "-n",
+            ns,
+            "--type=merge",
+            "-p",
+            &patch,
+        ])
+        .await;
+    assert!(p.status.success(), "{}", stderr(&p));
+}
+
 /// Waits until `n` more Organization reconciles have completed with `result` (full passes
 /// over the vendor, not echo skips), so that "nothing happened" covers what could make it happen.
 async fn passes(op: &Operator, result: &str, n: u64) {
@@ -479,19 +497,7 @@ async fn drift_is_repaired_within_sync_interval_and_only_reported_when_suspended
     }
 
     // Suspended: drift is reported, not repaired, and nothing is written.
-    let p = c
-        .kubectl(&[
-            "patch",
-            "org",
-            "german-department",
-            "-n",
-            &ns,
-            "--type=merge",
-            "-p",
-            r#"{"spec":{"suspend":true}}"#,
-        ])
-        .await;
-    assert!(p.status.success());
+    set_suspend(&c, &ns, true).await;
     wait_for(&c, &ns, "jsonpath={.status.observedGeneration}=2").await;
     sim.patch_object(
         "queues",
@@ -537,19 +543,7 @@ async fn drift_is_repaired_within_sync_interval_and_only_reported_when_suspended
     );
 
     // Resumed: the drift is repaired and the plan leaves the status.
-    let p = c
-        .kubectl(&[
-            "patch",
-            "org",
-            "german-department",
-            "-n",
-            &ns,
-            "--type=merge",
-            "-p",
-            r#"{"spec":{"suspend":false}}"#,
-        ])
-        .await;
-    assert!(p.status.success());
+    set_suspend(&c, &ns, false).await;
     wait_for(&c, &ns, "jsonpath={.status.observedGeneration}=3").await;
     wait_for(&c, &ns, "condition=Ready").await;
     assert_eq!(jsonpath(&c, &ns, "{.status.plan}").await, "");

@@ -31,9 +31,9 @@ pub enum Output {
     Yaml,
 }
 
-/// Options of `orgops apply`.
+/// What `apply` and `plan` share: the manifests and how their vendors are reached.
 #[derive(Debug, clap::Args)]
-pub struct ApplyArgs {
+pub struct ManifestArgs {
     /// Manifest files or directories (multi-document YAML).
     #[arg(short = 'f', long = "filename", required = true)]
     pub files: Vec<PathBuf>,
@@ -43,9 +43,6 @@ pub struct ApplyArgs {
     /// replaces the manifests'.
     #[arg(long)]
     pub simulate: bool,
-    /// Output format.
-    #[arg(short = 'o', long, value_enum, default_value = "table")]
-    pub output: Output,
     /// Vendor requests in flight per organization (1 to 1024).
     #[arg(long, default_value_t = 16,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
@@ -57,13 +54,25 @@ pub struct ApplyArgs {
     /// Reconcile attempts per organization while failures are transient (1 to 100).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub attempts: u32,
+    /// Where create intents are kept between runs, so a killed apply never creates an
+    /// organization twice (default: $XDG_STATE_HOME/orgops/apply-state.json); `plan` reads it
+    /// and never writes it.
+    #[arg(long, env = "ORGOPS_STATE_FILE")]
+    pub state_file: Option<PathBuf>,
+}
+
+/// Options of `orgops apply`.
+#[derive(Debug, clap::Args)]
+pub struct ApplyArgs {
+    /// Manifests and vendors.
+    #[command(flatten)]
+    pub manifests: ManifestArgs,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value = "table")]
+    pub output: Output,
     /// No progress output.
     #[arg(short, long)]
     pub quiet: bool,
-    /// Where create intents are kept between runs, so a killed apply never creates an
-    /// organization twice (default: $XDG_STATE_HOME/orgops/apply-state.json).
-    #[arg(long, env = "ORGOPS_STATE_FILE")]
-    pub state_file: Option<PathBuf>,
 }
 
 /// Why apply stopped before touching any vendor.
@@ -123,10 +132,10 @@ pub async fn run(args: ApplyArgs) -> Result<bool, ApplyError> {
         memberships,
         state,
         simulator,
-    } = prepare(&args, &display, StateAccess::ReadWrite).await?;
+    } = prepare(&args.manifests, &display, StateAccess::ReadWrite).await?;
 
     let options = EngineOptions {
-        concurrency: args.concurrency.max(1),
+        concurrency: args.manifests.concurrency.max(1),
         ..EngineOptions::default()
     };
     let claims = crate::cli::progress::Claims::default();
@@ -136,7 +145,8 @@ pub async fn run(args: ApplyArgs) -> Result<bool, ApplyError> {
         let state = state.clone();
         let claims = claims.clone();
         async move {
-            reconcile_until_settled(p, display, state, claims, &options, args.attempts.max(1)).await
+            let attempts = args.manifests.attempts.max(1);
+            reconcile_until_settled(p, display, state, claims, &options, attempts).await
         }
     }))
     .await;
@@ -259,7 +269,7 @@ pub async fn run(args: ApplyArgs) -> Result<bool, ApplyError> {
 /// Loads and checks the manifests, starts the simulators (`--simulate`) and connects one
 /// client per connection. Bad input fails here, before any vendor request.
 pub(crate) async fn prepare(
-    args: &ApplyArgs,
+    args: &ManifestArgs,
     display: &Display,
     access: StateAccess,
 ) -> Result<Prepared, ApplyError> {

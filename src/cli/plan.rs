@@ -3,42 +3,23 @@
 //! write), and what it would change is printed as a diff. Exit codes follow
 //! `terraform plan -detailed-exitcode`: 0 nothing to do, 2 changes, 1 error.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::apply::{ApplyArgs, ApplyError, Output, Planned, Prepared, StateAccess, prepare};
+use super::apply::{ApplyError, ManifestArgs, Planned, Prepared, StateAccess, prepare};
 use super::progress::{CliSink, Display};
 use crate::engine::changes::{Change, PlanSummary};
 use crate::engine::membership::{DesiredMembership, planned_changes, reconcile_member};
 use crate::engine::{EngineOptions, Mode, OrgReport, Requeue, reconcile_org};
 use crate::vendors::MemberChange;
 
-/// Options of `orgops plan`.
+/// Options of `orgops plan`: those of `apply` that choose what is planned against what
+/// (with `--simulate` each simulator starts fresh, so everything is to be created or adopted).
 #[derive(Debug, clap::Args)]
 pub struct PlanArgs {
-    /// Manifest files or directories (multi-document YAML).
-    #[arg(short = 'f', long = "filename", required = true)]
-    pub files: Vec<PathBuf>,
-    /// Plan against embedded simulators, as `apply --simulate` runs (each starts fresh, so
-    /// everything is to be created or adopted).
-    #[arg(long)]
-    pub simulate: bool,
-    /// Vendor requests in flight per organization (1 to 1024).
-    #[arg(long, default_value_t = 16,
-          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
-    pub concurrency: usize,
-    /// Requests per second per vendor endpoint, 1 to 10000 (default: the vendor's documented
-    /// limit; 100 with --simulate).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    pub rate_limit: Option<u32>,
-    /// Read attempts per organization while failures are transient (1 to 100).
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
-    pub attempts: u32,
-    /// The state file `apply` keeps (read, never written), so an interrupted create is
-    /// planned as `apply` would resume it.
-    #[arg(long, env = "ORGOPS_STATE_FILE")]
-    pub state_file: Option<PathBuf>,
+    /// Manifests and vendors.
+    #[command(flatten)]
+    pub manifests: ManifestArgs,
 }
 
 /// What the plan found, for the exit code.
@@ -65,16 +46,7 @@ impl Outcome {
 
 /// Runs the plan and prints it to stdout.
 pub async fn run(args: PlanArgs) -> Result<Outcome, ApplyError> {
-    let apply_args = ApplyArgs {
-        files: args.files,
-        simulate: args.simulate,
-        output: Output::Table,
-        concurrency: args.concurrency,
-        rate_limit: args.rate_limit,
-        attempts: args.attempts,
-        quiet: true,
-        state_file: args.state_file,
-    };
+    let args = args.manifests;
     let display = Display::detect(true);
     let Prepared {
         orgs,
@@ -82,9 +54,9 @@ pub async fn run(args: PlanArgs) -> Result<Outcome, ApplyError> {
         state,
         simulator,
         ..
-    } = prepare(&apply_args, &display, StateAccess::ReadOnly).await?;
+    } = prepare(&args, &display, StateAccess::ReadOnly).await?;
     let options = EngineOptions {
-        concurrency: apply_args.concurrency.max(1),
+        concurrency: args.concurrency.max(1),
         ..EngineOptions::default()
     };
     let claims = crate::cli::progress::Claims::default();
@@ -95,7 +67,7 @@ pub async fn run(args: PlanArgs) -> Result<Outcome, ApplyError> {
             state.clone(),
             claims.clone(),
             &options,
-            apply_args.attempts.max(1),
+            args.attempts.max(1),
         )
     }))
     .await;

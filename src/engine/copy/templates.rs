@@ -168,16 +168,6 @@ impl TemplateCache {
             slots.retain(|k, _| !(k.scope == scope && k.template_org == template_org));
         }
     }
-
-    /// Listings held.
-    pub fn len(&self) -> usize {
-        self.slots.lock().map(|s| s.len()).unwrap_or(0)
-    }
-
-    /// True when no listing is held.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// A fingerprint of what a listing gives its copies: only the fields that copy (a queue's
